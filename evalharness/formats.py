@@ -1,0 +1,104 @@
+"""Reasoning formats: how a prompt opens thinking, what ends it, and how an answer is forced.
+
+Budget forcing needs three strings per model family: the think-start text appended to the
+prompt, the think-end marker (cut thinking here / detect a natural end) and the answer cue put
+after a forced end. Chat models get their prompt through the tokenizer's own chat template.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from evalharness.types import Problem
+
+
+@dataclass(frozen=True)
+class ReasoningFormat:
+    name: str
+    think_start: str  # appended after the (templated) prompt to open thinking
+    think_end: str  # ends thinking: forced when the budget is reached
+    answer_cue: str  # appended after a *forced* end so the model answers at once
+    chat_template: bool  # render the prompt with the tokenizer's chat template
+    extension: str = "Wait"  # s1-style: replaces a natural end to make the model think longer
+    description: str = ""
+
+
+FORMATS: dict[str, ReasoningFormat] = {
+    f.name: f
+    for f in [
+        ReasoningFormat(
+            "zoo", "<think>", "</think>", "", chat_template=False, extension="",
+            description="the built-in zoo: raw prompt, <think> scratchpad </think> answer",
+        ),
+        ReasoningFormat(
+            "think", "<think>\n", "</think>", "\n\nFinal Answer: ", chat_template=True,
+            description="<think>…</think> reasoning models (DeepSeek-R1 distills, Qwen3, QwQ)",
+        ),
+        ReasoningFormat(
+            "s1", "<|im_start|>think\n", "<|im_start|>answer", "\nFinal Answer: ", chat_template=True,
+            description="s1-style Qwen chat: <|im_start|>think … <|im_start|>answer",
+        ),
+        ReasoningFormat(
+            "cot", "", "Therefore, the final answer is", " ", chat_template=True,
+            description="plain instruct models: the chain of thought before the answer cue is the thinking",
+        ),
+        ReasoningFormat(
+            "cot-raw", "", "Therefore, the final answer is", " ", chat_template=False,
+            description="base models without a chat template: raw prompt, cue-ended chain of thought",
+        ),
+    ]
+}
+
+
+class FormatError(ValueError):
+    pass
+
+
+def get_format(name: str) -> ReasoningFormat:
+    if name not in FORMATS:
+        raise FormatError(f"unknown reasoning format {name!r}; choose one of: {', '.join(FORMATS)}")
+    return FORMATS[name]
+
+
+def detect_format(tokenizer) -> ReasoningFormat:
+    """Pick a format from the tokenizer: its vocabulary and chat template say what it speaks."""
+    vocab = tokenizer.get_vocab()
+    template = getattr(tokenizer, "chat_template", None) or ""
+    if "<think>" in vocab and "</think>" in vocab and not template:
+        return FORMATS["zoo"]
+    if "</think>" in vocab or "</think>" in template:
+        return FORMATS["think"]
+    if "<|im_start|>" in vocab and "think" in template and "answer" in template:
+        return FORMATS["s1"]
+    return FORMATS["cot"] if template else FORMATS["cot-raw"]
+
+
+def with_overrides(fmt: ReasoningFormat, **kw: str | None) -> ReasoningFormat:
+    """CLI overrides (--think-end, --answer-cue, --extension …); None means keep."""
+    return replace(fmt, **{k: v for k, v in kw.items() if v is not None})
+
+
+def render_prompt(
+    problem: Problem,
+    fmt: ReasoningFormat,
+    tokenizer,
+    *,
+    system_prompt: str | None = None,
+    few_shot: tuple[tuple[str, str], ...] = (),
+) -> str:
+    """The text the model continues: (templated) prompt followed by the think-start text."""
+    if fmt.chat_template and getattr(tokenizer, "chat_template", None):
+        messages: list[dict[str, str]] = []
+        if system_prompt:
+            messages.append({"role": "system", "content": system_prompt})
+        for q, a in few_shot:
+            messages += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
+        messages.append({"role": "user", "content": problem.prompt})
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    else:
+        shots = "".join(f"{q}{a}\n\n" for q, a in few_shot)
+        text = (system_prompt + "\n\n" if system_prompt else "") + shots + problem.prompt
+    # R1-distill templates already open thinking; do not open it twice.
+    if fmt.think_start and not text.rstrip().endswith(fmt.think_start.strip()):
+        text += fmt.think_start
+    return text

@@ -1,0 +1,883 @@
+"""Figures: one pure function per figure (DataFrames in, ``matplotlib.figure.Figure`` out).
+
+The figure functions take the tables of :class:`evalharness.analysis.Analysis` (``budgets``,
+``fits``, ``coverage``, ``coverage_fits``, ``emergence``, ``sharpness``, ``compute``) filtered to
+one task (and one family for the emergence panel). Figures are built on
+``matplotlib.figure.Figure`` directly: no pyplot, no global state, no backend switch; saving uses
+the Agg canvas. :func:`make_plots` reads ``results/`` through ``scoring.load_scores`` and
+``analysis.analyze`` and writes PNG + SVG; figures that do not apply are skipped (no n > 1
+samples: no pass@k figure; fewer than two model sizes: no emergence panel).
+
+Colour encodes model size everywhere: a sequential colormap ordered by parameter count (light =
+small, dark = large), so one model has one colour across the figures of a report.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib as mpl
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+CMAP = "viridis"
+_CMAP_RANGE = (0.82, 0.05)  # small models light (but no yellow on white), large models dark
+FIGURE_FORMATS = ("png", "svg")
+DPI = 130
+
+_STYLE = {
+    "font.size": 10,
+    "axes.titlesize": 10.5,
+    "axes.labelsize": 10,
+    "figure.titlesize": 11.5,
+    "legend.fontsize": 8.5,
+    "legend.title_fontsize": 8.5,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "grid.linewidth": 0.6,
+    "svg.fonttype": "none",  # text stays text in SVG: smaller, searchable
+    "svg.hashsalt": "evalharness",  # stable ids: same data, same file
+}
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def model_colors(params: Mapping[str, float]) -> dict[str, tuple[float, float, float, float]]:
+    """One colour per model from a sequential colormap, ordered by parameter count (unknown
+    counts last, ties by name). Rank-based, so neighbouring sizes stay distinguishable."""
+    order = _model_order(params)
+    cmap = mpl.colormaps[CMAP]
+    lo, hi = _CMAP_RANGE
+    if len(order) == 1:
+        return {order[0]: cmap(hi)}
+    return {m: cmap(lo + (hi - lo) * i / (len(order) - 1)) for i, m in enumerate(order)}
+
+
+def family_name(models: Iterable[str]) -> str:
+    """A short name for a set of models: their common prefix cut at a separator
+    (``arith-h16, arith-h128`` -> ``arith``; ``Qwen/Qwen3-0.6B, Qwen/Qwen3-8B`` -> ``Qwen/Qwen3``)."""
+    names = sorted({str(m) for m in models})
+    if not names:
+        return ""
+    if len(names) == 1:
+        return names[0]
+    prefix = names[0]
+    for n in names[1:]:
+        while not n.startswith(prefix):
+            prefix = prefix[:-1]
+    cut = max(prefix.rfind(c) for c in "-_/. ")
+    prefix = (prefix[:cut] if cut > 0 else prefix).rstrip("-_/. ")
+    return prefix if len(prefix) >= 2 else f"{len(names)} models"
+
+
+def format_params(p: float | None) -> str:
+    """``21000`` -> ``21k``, ``1.5e9`` -> ``1.5B``."""
+    p = _finite_or(p, math.nan)
+    if not math.isfinite(p):
+        return "?"
+    for div, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if p >= div:
+            return f"{p / div:.3g}{suffix}"
+    return f"{p:.0f}"
+
+
+def _finite_or(x, default):
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return default
+    return x if math.isfinite(x) else default
+
+
+def _params_of(df: pd.DataFrame, given: Mapping[str, float] | None = None) -> dict[str, float]:
+    """model -> params for the models in `df`: from `given` (a report-wide mapping, so colours
+    agree across figures) where it has the model, else from df's ``params`` column."""
+    if df.empty:
+        return {}
+    if given:
+        own = _params_of(df)
+        return {m: _finite_or(given.get(m), own.get(m, math.nan)) for m in own}
+    if "params" not in df:
+        return {str(m): math.nan for m in df["model"].unique()}
+    first = df.groupby("model", sort=False)["params"].first()
+    return {str(m): _finite_or(p, math.nan) for m, p in first.items()}
+
+
+def _model_order(params: Mapping[str, float]) -> list[str]:
+    return sorted(params, key=lambda m: (_finite_or(params[m], math.inf), m))
+
+
+def _label(model: str, params: Mapping[str, float]) -> str:
+    p = params.get(model, math.nan)
+    return f"{model} ({format_params(p)})" if math.isfinite(p) else model
+
+
+def _title(kind: str, family: str | None, task: str | None, extra: str = "") -> str:
+    bits = [b for b in (f"{family} family" if family else "", f"task {task}" if task else "") if b]
+    return kind + (" — " + " · ".join(bits) if bits else "") + extra
+
+
+def _parse_budgets(v) -> list[float]:
+    """Fit budgets as stored by analysis (``"8 16 32"``) or as a sequence."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return []
+    if isinstance(v, str):
+        return [float(t) for t in v.replace(",", " ").split()]
+    if isinstance(v, Sequence | np.ndarray):
+        return [float(t) for t in v]
+    return [float(v)]
+
+
+class _BudgetAxis:
+    """x = log2(T) for T > 0; T = 0 sits 1.5 doublings left of the smallest positive budget,
+    behind a dotted break line, with its own tick "0"."""
+
+    def __init__(self, budgets: Iterable[float]):
+        b = sorted({float(t) for t in budgets if np.isfinite(t) and t >= 0})
+        pos = [t for t in b if t > 0]
+        self.budgets = b
+        self.has_zero = bool(b) and b[0] == 0
+        self.zero_x = (math.log2(pos[0]) if pos else 0.0) - 1.5
+
+    def x(self, t) -> np.ndarray:
+        t = np.asarray(t, dtype=float)
+        return np.where(t > 0, np.log2(np.where(t > 0, t, 1.0)), self.zero_x)
+
+    def apply(self, ax, label: str = "thinking budget T (tokens, log₂ scale)") -> None:
+        ticks = self.budgets
+        pos = [t for t in ticks if t > 0]
+        if len(pos) > 10:  # thin out evenly, keep 0 and the largest budget
+            step = math.ceil(len(pos) / 9)
+            keep = pos[::step] + ([pos[-1]] if (len(pos) - 1) % step else [])
+            ticks = ([0.0] if self.has_zero else []) + keep
+        ax.set_xticks(self.x(ticks))
+        ax.set_xticklabels([f"{t:g}" for t in ticks])
+        ax.xaxis.set_minor_locator(mpl.ticker.NullLocator())
+        ax.set_xlabel(label)
+        if self.has_zero and pos:
+            ax.axvline(self.zero_x + 0.75, color="0.6", lw=0.8, ls=(0, (1, 2)), zorder=0)
+        if self.budgets:
+            lo, hi = float(self.x(self.budgets[0])), float(self.x(self.budgets[-1]))
+            ax.set_xlim(lo - 0.35, hi + 0.35)
+
+
+def _new_figure(w: float, h: float, ncols: int = 1, **kw) -> tuple[Figure, np.ndarray]:
+    fig = Figure(figsize=(w, h), dpi=DPI, layout="constrained")
+    axes = fig.subplots(1, ncols, squeeze=False, **kw)[0]
+    return fig, axes
+
+
+def _legend(ax, **kw) -> None:
+    handles, _ = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(frameon=False, **kw)
+
+
+def _log_params_axis(ax) -> None:
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(mpl.ticker.FuncFormatter(lambda v, _: format_params(v)))
+    ax.xaxis.set_minor_formatter(mpl.ticker.NullFormatter())
+    ax.set_xlabel("parameters (log scale)")
+    lo, hi = ax.get_xlim()
+    ax.set_xlim(lo / 1.25, hi * 1.25)
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+def plot_accuracy_vs_budget(
+    budgets: pd.DataFrame,
+    fits: pd.DataFrame | None = None,
+    *,
+    task: str | None = None,
+    family: str | None = None,
+    params: Mapping[str, float] | None = None,
+) -> Figure:
+    """Accuracy vs thinking budget T (log₂ x axis; T = 0 at its own tick left of a dotted
+    break): one line per model with its bootstrap CI band (over problems), and the fitted
+    a + b·log₂T line (dashed) over the budgets the fit used, its gain per doubling [CI] and R²
+    in the legend.
+
+    `budgets`: analysis ``budgets`` rows of one task (model, budget, accuracy, acc_lo, acc_hi,
+    params). `fits`: analysis ``fits`` rows (model, status, a, b, b_lo, b_hi, r2, budgets)."""
+    with mpl.rc_context(_STYLE):
+        fig, (ax,) = _new_figure(8.4, 4.6)
+        params = _params_of(budgets, params)
+        colors = model_colors(params)
+        bax = _BudgetAxis(budgets["budget"])
+        handles = []
+        for m in _model_order(params):
+            g = budgets[budgets["model"] == m].sort_values("budget")
+            x = bax.x(g["budget"])
+            (h,) = ax.plot(
+                x, g["accuracy"], marker="o", ms=4, lw=1.6, color=colors[m], label=_label(m, params)
+            )
+            handles.append(h)
+            if {"acc_lo", "acc_hi"} <= set(g.columns):
+                ax.fill_between(x, g["acc_lo"], g["acc_hi"], color=colors[m], alpha=0.14, lw=0)
+            fit = _fit_row(fits, m)
+            if fit is not None:
+                tb = [t for t in _parse_budgets(fit.get("budgets")) if t > 0]
+                if len(tb) >= 2:
+                    tt = np.geomspace(min(tb), max(tb), 50)
+                    yy = float(fit["a"]) + float(fit["b"]) * np.log2(tt)
+                    (h,) = ax.plot(
+                        np.log2(tt), yy, ls="--", lw=1.4, color=colors[m], label=_fit_label(fit)
+                    )
+                    handles.append(h)
+        bax.apply(ax)
+        ax.set_ylabel("accuracy (exact match, share of problems)")
+        ax.set_ylim(-0.02, 1.02)
+        fig.suptitle(_title("Accuracy vs thinking budget", family, task))
+        ax.legend(
+            handles=handles,
+            frameon=False,
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1.0),
+            title="model (band: 95% CI)\n   dashed: fit a + b·log₂T",
+        )
+    return fig
+
+
+def _fit_row(fits: pd.DataFrame | None, model: str):
+    if fits is None or fits.empty or "model" not in fits:
+        return None
+    rows = fits[fits["model"] == model]
+    if "status" in rows:
+        rows = rows[rows["status"] == "ok"]
+    if rows.empty or not math.isfinite(_finite_or(rows.iloc[0].get("b"), math.nan)):
+        return None
+    return rows.iloc[0]
+
+
+def _fit_label(fit) -> str:
+    b = float(fit["b"])
+    s = f"   {100 * b:+.1f} pts/doubling"
+    blo, bhi = _finite_or(fit.get("b_lo"), None), _finite_or(fit.get("b_hi"), None)
+    if blo is not None and bhi is not None:
+        s += f" [{100 * blo:+.1f}, {100 * bhi:+.1f}]"
+    r2 = _finite_or(fit.get("r2"), None)
+    if r2 is not None:
+        s += f", R²={r2:.2f}"
+    return s
+
+
+def plot_thinking_usage(
+    budgets: pd.DataFrame,
+    *,
+    task: str | None = None,
+    family: str | None = None,
+    params: Mapping[str, float] | None = None,
+) -> Figure:
+    """Thinking tokens actually used vs the budget T (both log₂; T = 0 at its own tick): mean
+    per model with a p10–p90 band, and the y = x line (a model that used its whole budget).
+    Where a curve leaves y = x, the model stops thinking by itself before the budget.
+
+    `budgets`: analysis ``budgets`` rows of one task (model, budget, think_mean, think_p10,
+    think_p90, params)."""
+    with mpl.rc_context(_STYLE):
+        fig, (ax,) = _new_figure(8.4, 4.6)
+        params = _params_of(budgets, params)
+        colors = model_colors(params)
+        bax = _BudgetAxis(budgets["budget"])
+        pos = [t for t in bax.budgets if t > 0]
+        # p10-p90 bands of many models overlap into a grey mass: bands for up to 4 models
+        band = {"think_p10", "think_p90"} <= set(budgets.columns) and len(params) <= 4
+        if pos:
+            tt = np.geomspace(pos[0], pos[-1], 60)
+            ax.plot(np.log2(tt), tt, color="0.35", lw=1, ls=":", label="y = x (whole budget)")
+        for m in _model_order(params):
+            g = budgets[budgets["model"] == m].sort_values("budget")
+            x = bax.x(g["budget"])
+            ax.plot(
+                x,
+                g["think_mean"],
+                marker="o",
+                ms=4,
+                lw=1.6,
+                color=colors[m],
+                label=_label(m, params),
+            )
+            if band:
+                ax.fill_between(
+                    x, g["think_p10"], g["think_p90"], color=colors[m], alpha=0.12, lw=0
+                )
+        ax.set_yscale("symlog", base=2, linthresh=1, linscale=0.5)
+        cols = ["think_mean"] + (["think_p90"] if band else [])
+        ymax = max(float(np.nanmax(budgets[cols].to_numpy(dtype=float))), max(pos or [1]), 1.0)
+        top = int(math.ceil(math.log2(ymax)))
+        yt = [0] + [2**k for k in range(0, top + 1)]
+        if len(yt) > 10:
+            yt = [0] + [2**k for k in range(top % 2, top + 1, 2)]
+        ax.set_yticks(yt)
+        ax.set_yticklabels([f"{t:g}" for t in yt])
+        ax.yaxis.set_minor_locator(mpl.ticker.NullLocator())
+        ax.set_ylim(-0.15, ymax * 1.4)
+        bax.apply(ax)
+        ax.set_ylabel("thinking tokens used per sample (log₂ scale)")
+        fig.suptitle(_title("Thinking tokens used vs budget", family, task))
+        _legend(
+            ax,
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1.0),
+            title="model: mean" + (", band p10–p90" if band else ""),
+        )
+    return fig
+
+
+_BESTOF_PANELS = (
+    ("pass", "pass@k (unbiased): any of k correct"),
+    ("maj", "maj@k: majority vote of k"),
+    ("bok", "best-of-k: most confident of k"),
+)
+
+
+def plot_pass_maj_at_k(
+    coverage: pd.DataFrame,
+    coverage_fits: pd.DataFrame | None = None,
+    *,
+    task: str | None = None,
+    family: str | None = None,
+    params: Mapping[str, float] | None = None,
+) -> Figure:
+    """Repeated sampling: pass@k, maj@k and best-of-k (selected by the answer's mean token
+    log-prob) vs k (log₂ x), one line per (model, budget) with CI bands; the coverage fit
+    −log pass@k = c·k^(−β) dashed on the pass@k panel, c and β in the legend.
+
+    `coverage`: analysis ``coverage`` rows of one task, only (model, budget) curves with k > 1
+    (model, budget, k, pass_at_k, pass_lo, pass_hi, maj_at_k, ..., bok_at_k, ...).
+    `coverage_fits`: analysis ``coverage_fits`` rows (model, budget, status, c, beta)."""
+    panels = [(key, title) for key, title in _BESTOF_PANELS if f"{key}_at_k" in coverage]
+    with mpl.rc_context(_STYLE):
+        fig, axes = _new_figure(4.0 * len(panels) + 3.2, 4.3, ncols=len(panels), sharey=True)
+        params = _params_of(coverage, params)
+        colors = model_colors(params)
+        budgets = sorted(coverage["budget"].unique())
+        styles, markers = ["-", "-.", ":", (0, (5, 1.5))], ["o", "s", "^", "D"]
+        kmax = float(coverage["k"].max())
+        handles, any_fit = [], False
+        for m in _model_order(params):
+            for j, t in enumerate(budgets):
+                g = coverage[(coverage["model"] == m) & (coverage["budget"] == t)]
+                g = g.sort_values("k")
+                if g.empty:
+                    continue
+                lab = _label(m, params) + (f", T={t:g}" if len(budgets) > 1 else "")
+                st = dict(color=colors[m], ls=styles[j % 4], marker=markers[j % 4], ms=3.5, lw=1.5)
+                for ax, (key, _) in zip(axes, panels, strict=True):
+                    ax.plot(g["k"], g[f"{key}_at_k"], **st)
+                    if {f"{key}_lo", f"{key}_hi"} <= set(g.columns):
+                        ax.fill_between(
+                            g["k"], g[f"{key}_lo"], g[f"{key}_hi"], color=colors[m], alpha=0.1, lw=0
+                        )
+                cov = _coverage_row(coverage_fits, m, t)
+                if cov is not None:
+                    kk = np.geomspace(1, kmax, 60)
+                    c, beta = float(cov["c"]), float(cov["beta"])
+                    axes[0].plot(
+                        kk, np.exp(-c * kk ** (-beta)), color=colors[m], ls="--", lw=1.1, alpha=0.9
+                    )
+                    lab += f"  (c={c:.2f}, β={beta:.2f})"
+                    any_fit = True
+                handles.append(Line2D([], [], label=lab, **st))
+        for ax, (_, title) in zip(axes, panels, strict=True):
+            ax.set_xscale("log", base=2)
+            kvals = sorted(coverage["k"].unique())
+            if len(kvals) <= 10:
+                ax.set_xticks(kvals)
+            else:
+                ax.xaxis.set_major_locator(mpl.ticker.LogLocator(base=2))
+            ax.xaxis.set_major_formatter(mpl.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_minor_formatter(mpl.ticker.NullFormatter())
+            ax.set_xlabel("k (samples per problem, log₂ scale)")
+            ax.set_title(title)
+            ax.set_ylim(-0.02, 1.02)
+        axes[0].set_ylabel("share of problems solved")
+        fig.suptitle(_title("Repeated sampling: accuracy vs number of samples k", family, task))
+        if any_fit:
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    color="0.3",
+                    ls="--",
+                    lw=1.1,
+                    label="coverage fit −log pass@k = c·k^(−β)",
+                )
+            )
+        fig.legend(
+            handles=handles, loc="outside right upper", frameon=False, title="model (band: 95% CI)"
+        )
+    return fig
+
+
+def _coverage_row(coverage_fits: pd.DataFrame | None, model: str, budget):
+    if coverage_fits is None or coverage_fits.empty:
+        return None
+    rows = coverage_fits[(coverage_fits["model"] == model) & (coverage_fits["budget"] == budget)]
+    if "status" in rows:
+        rows = rows[rows["status"] == "ok"]
+    if rows.empty:
+        return None
+    r = rows.iloc[0]
+    if not (
+        math.isfinite(_finite_or(r.get("c"), math.nan))
+        and math.isfinite(_finite_or(r.get("beta"), math.nan))
+    ):
+        return None
+    return r
+
+
+# (panel title, y label, [(column, legend label, style)], y limits)
+_EMERGENCE_PANELS = (
+    (
+        "Exact match",
+        "exact match (share of samples)",
+        [
+            ("em", "observed", "obs"),
+            ("pred_em_ref", "predicted: (per-token acc)^L, answer", "pred"),
+            ("pred_em_gold", "predicted: (per-token acc)^L, gold trace", "pred2"),
+        ],
+        (-0.02, 1.02),
+    ),
+    (
+        "Per-token accuracy (teacher-forced)",
+        "per-token accuracy (argmax = reference)",
+        [
+            ("ref_token_acc", "reference answer tokens", "obs"),
+            ("gold_token_acc", "gold trace tokens (thinking + answer)", "obs2"),
+        ],
+        None,
+    ),
+    (
+        "Log-prob of the correct answer",
+        "log p(correct answer), nats",
+        [
+            ("ref_logprob_sum", "log p(answer) = Σ token log-probs", "obs"),
+        ],
+        None,
+    ),
+)
+_EM_STYLE = {
+    "obs": dict(color="0.2", lw=1.6, ls="-"),
+    "obs2": dict(color="tab:blue", lw=1.3, ls="-."),
+    "pred": dict(color="tab:red", lw=1.3, ls="--", marker="x", ms=5),
+    "pred2": dict(color="tab:orange", lw=1.2, ls=":", marker="+", ms=6),
+}
+
+
+def sharpness_of(sharpness: pd.DataFrame | Mapping[str, float] | None) -> dict[str, float]:
+    """metric -> sharpness from analysis's ``sharpness`` table (one family/task) or a mapping."""
+    if sharpness is None:
+        return {}
+    if isinstance(sharpness, pd.DataFrame):
+        if sharpness.empty:
+            return {}
+        return {
+            str(r["metric"]): _finite_or(r["sharpness"], math.nan) for _, r in sharpness.iterrows()
+        }
+    return {str(k): _finite_or(v, math.nan) for k, v in sharpness.items()}
+
+
+def plot_emergence(
+    emergence: pd.DataFrame,
+    sharpness: pd.DataFrame | Mapping[str, float] | None = None,
+    *,
+    task: str | None = None,
+    family: str | None = None,
+    params: Mapping[str, float] | None = None,
+) -> Figure:
+    """The emergence panel: on the same samples, exact match vs parameters (with the prediction
+    (per-token accuracy)^L dashed) beside teacher-forced per-token accuracy and the log-prob of
+    the correct answer vs parameters (log x). Each line's sharpness — the share of its total
+    rise that happens in the steepest doubling of parameters — is in its legend, so "jumps under
+    EM, smooth under per-token accuracy" reads as two numbers.
+
+    `emergence`: analysis ``emergence`` rows of one (family, task), one per model (params, em,
+    pred_em_ref, ref_token_acc, ref_logprob_sum, optional gold_* columns, budget).
+    `sharpness`: analysis ``sharpness`` rows of the same (family, task), or metric -> share."""
+    sh = sharpness_of(sharpness)
+    e = emergence[np.isfinite(emergence["params"].astype(float))].sort_values("params")
+    with mpl.rc_context(_STYLE):
+        fig, axes = _new_figure(13.5, 4.5, ncols=3)
+        params = _params_of(e, params)
+        colors = model_colors(params)
+        x = e["params"].to_numpy(dtype=float)
+        for ax, (title, ylabel, lines, ylim) in zip(axes, _EMERGENCE_PANELS, strict=True):
+            drawn = False
+            for col, lab, kind in lines:
+                if col not in e or e[col].notna().sum() < 1:
+                    continue
+                y = e[col].to_numpy(dtype=float)
+                s = sh.get(col, math.nan)
+                tag = f" — steepest doubling {100 * s:.0f}% of rise" if math.isfinite(s) else ""
+                ax.plot(x, y, label=lab + tag, zorder=2, **_EM_STYLE[kind])
+                if kind == "obs":
+                    ax.scatter(
+                        x,
+                        y,
+                        c=[colors[m] for m in e["model"]],
+                        s=46,
+                        zorder=3,
+                        edgecolors="white",
+                        linewidths=0.6,
+                    )
+                    for xi, yi in zip(x, y, strict=True):
+                        if math.isfinite(yi):
+                            ax.annotate(
+                                format_params(xi),
+                                (xi, yi),
+                                xytext=(0, 7),
+                                textcoords="offset points",
+                                ha="center",
+                                fontsize=7,
+                                color="0.35",
+                            )
+                drawn = True
+            if not drawn:
+                ax.set_visible(False)
+                continue
+            _log_params_axis(ax)
+            ax.set_ylabel(ylabel)
+            ax.set_title(title)
+            if ylim:
+                ax.set_ylim(*ylim)
+            else:
+                lo, hi = ax.get_ylim()
+                ax.set_ylim(lo, hi + 0.06 * (hi - lo))  # room for the size labels
+            _legend(ax, loc="upper center", bbox_to_anchor=(0.5, -0.2))
+        bud = e["budget"].dropna().unique() if "budget" in e else []
+        extra = (
+            f" (each model at T={bud[0]:g})"
+            if len(bud) == 1
+            else " (each model at its largest budget)"
+        )
+        fig.suptitle(
+            _title(
+                "Emergence across model size: one set of samples, three metrics",
+                family,
+                task,
+                extra,
+            )
+        )
+    return fig
+
+
+def plot_flops_frontier(
+    compute: pd.DataFrame,
+    *,
+    task: str | None = None,
+    family: str | None = None,
+    params: Mapping[str, float] | None = None,
+) -> Figure:
+    """Accuracy vs inference compute per problem (FLOPs ≈ 2·params·tokens·n, log x): every
+    (model, budget, n) point coloured by model (marker shape: n), the Pareto frontier as a
+    step line, its points circled and each run of frontier points of one model labelled
+    "model T=…" — which size and which budget buy the most accuracy at each compute level.
+
+    `compute`: analysis ``compute`` rows of one task (model, budget, n, params, flops,
+    accuracy, on_frontier)."""
+    with mpl.rc_context(_STYLE):
+        fig, (ax,) = _new_figure(9.2, 5.0)
+        pts = compute[np.isfinite(compute["flops"].astype(float)) & (compute["flops"] > 0)]
+        params = _params_of(pts, params)
+        colors = model_colors(params)
+        ns = sorted(pts["n"].unique()) if "n" in pts else [1]
+        shapes = ["o", "s", "^", "D", "v", "P", "X", "h", "*", "<", ">", "p"]
+        markers = {n: shapes[i % len(shapes)] for i, n in enumerate(ns)}
+        for m in _model_order(params):
+            for i, nval in enumerate(ns):
+                g = pts[pts["model"] == m]
+                if "n" in g:
+                    g = g[g["n"] == nval]
+                if g.empty:
+                    continue
+                ax.scatter(
+                    g["flops"],
+                    g["accuracy"],
+                    color=colors[m],
+                    marker=markers[nval],
+                    s=32,
+                    alpha=0.9,
+                    edgecolors="white",
+                    linewidths=0.5,
+                    zorder=2,
+                    label=_label(m, params) if i == 0 else None,
+                )
+        ax.set_xscale("log")
+        ax.set_ylim(-0.02, 1.06)
+        front = _frontier(pts)
+        if not front.empty:
+            fx, fy = front["flops"].to_numpy(float), front["accuracy"].to_numpy(float)
+            ax.step(
+                np.r_[fx, float(pts["flops"].max())],
+                np.r_[fy, fy[-1]],
+                where="post",
+                color="crimson",
+                lw=1.6,
+                alpha=0.8,
+                zorder=1,
+                label="Pareto frontier",
+            )
+            ax.scatter(fx, fy, s=95, facecolors="none", edgecolors="crimson", lw=1.3, zorder=3)
+            _label_frontier(ax, front, multi_n=len(ns) > 1)
+        if len(ns) > 1:
+            for nval in ns:
+                ax.scatter([], [], marker=markers[nval], color="0.4", label=f"n = {nval:g}")
+        ax.set_xlabel("inference compute per problem (FLOPs ≈ 2·params·tokens·n, log scale)")
+        ax.set_ylabel(
+            "accuracy (majority vote of n samples)" if len(ns) > 1 else "accuracy (exact match)"
+        )
+        fig.suptitle(_title("Accuracy vs inference compute", family, task))
+        _legend(ax, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return fig
+
+
+def _frontier(pts: pd.DataFrame) -> pd.DataFrame:
+    if "on_frontier" in pts:
+        f = pts[pts["on_frontier"].astype(bool)]
+    else:  # compute it: strictly better accuracy than every cheaper point
+        s = pts.sort_values(["flops", "accuracy"], ascending=[True, False])
+        best = s["accuracy"].cummax().shift(fill_value=-math.inf)
+        f = s[s["accuracy"] > best]
+    return f.sort_values("flops")
+
+
+def _runs(front: pd.DataFrame) -> list[pd.DataFrame]:
+    """Split the frontier (sorted by compute) into runs of consecutive points that one label
+    can name: one model's single samples over budgets, or one (model, budget) over n."""
+    key = front["model"].astype(str)
+    if "n" in front:
+        key = key + "|" + np.where(front["n"] > 1, "T" + front["budget"].astype(str), "n1")
+    run = (key != key.shift()).cumsum()
+    return [g for _, g in front.groupby(run, sort=True)]
+
+
+def _label_frontier(ax, front: pd.DataFrame, multi_n: bool) -> None:
+    """One label per run of frontier points, placed at the first free spot around its first
+    point (no overlap with other labels or frontier points); dropped if there is none (the
+    report's frontier table lists every point)."""
+    fig = ax.figure
+    if not hasattr(fig.canvas, "get_renderer"):
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        FigureCanvasAgg(fig)
+    fig.draw_without_rendering()  # run the layout so that pixel positions are (nearly) final
+    renderer = fig.canvas.get_renderer()
+    box = ax.get_window_extent(renderer)
+    pts = ax.transData.transform(front[["flops", "accuracy"]].to_numpy(float))
+    taken = [mpl.transforms.Bbox.from_bounds(x - 5, y - 5, 10, 10) for x, y in pts]
+    spots = [((-7, 6), "right", "bottom"), ((7, -6), "left", "top"),
+             ((-7, -6), "right", "top"), ((7, 6), "left", "bottom")]  # fmt: skip
+    for grp in _runs(front):
+        r0, r1 = grp.iloc[0], grp.iloc[-1]
+        text = str(r0["model"])
+        b0, b1 = r0["budget"], r1["budget"]
+        text += f" T={b0:g}" if b0 == b1 else f" T={b0:g}…{b1:g}"
+        if multi_n:
+            n0, n1 = r0["n"], r1["n"]
+            text += f" n={n0:g}" if n0 == n1 else f" n={n0:g}…{n1:g}"
+        for offset, ha, va in spots:
+            ann = ax.annotate(
+                text, (r0["flops"], r0["accuracy"]), xytext=offset, textcoords="offset points",
+                ha=ha, va=va, fontsize=7.5, color="0.1", zorder=4,
+                bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.8),
+            )  # fmt: skip
+            bb = ann.get_window_extent(renderer)
+            inside = bb.x0 >= box.x0 - 30 and bb.x1 <= box.x1 + 5 and bb.y1 <= box.y1 + 5
+            if inside and not any(bb.overlaps(t) for t in taken):
+                taken.append(bb)
+                break
+            ann.remove()
+
+
+# ----------------------------------------------------------------------------- assembly
+
+
+@dataclass
+class FigureSpec:
+    name: str  # file stem, e.g. "accuracy_vs_budget_add_sweep"
+    kind: str  # accuracy_vs_budget | thinking_tokens | pass_maj_at_k | emergence | flops_frontier
+    task: str
+    family: str
+    caption: str
+    figure: Figure
+
+
+def slug(*parts: object) -> str:
+    s = "_".join(str(p) for p in parts if p is not None and str(p) != "")
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", s).strip("-._") or "x"
+
+
+def _base_level(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows of each model's lowest "Wait"-extension level (0 in truncate mode)."""
+    if df.empty or "extensions" not in df:
+        return df
+    least = df.groupby("model")["extensions"].transform("min")
+    return df[df["extensions"] == least]
+
+
+def _families(df: pd.DataFrame, emergence: pd.DataFrame, task: str) -> str:
+    if "family" in emergence and not emergence.empty:
+        fams = emergence.loc[emergence["task"] == task, "family"].dropna().unique()
+        if len(fams):
+            return " + ".join(sorted(map(str, fams)))
+    return family_name(df["model"].unique()) if not df.empty else ""
+
+
+def analysis_params(analysis) -> dict[str, float]:
+    """model -> parameter count, from whichever analysis tables have it."""
+    out: dict[str, float] = {}
+    for name in ("emergence", "budgets", "compute"):
+        df = getattr(analysis, name, None)
+        if df is None or df.empty or "params" not in df:
+            continue
+        for m, p in df.groupby("model")["params"].first().items():
+            if math.isfinite(_finite_or(p, math.nan)):
+                out.setdefault(str(m), float(p))
+    return out
+
+
+def build_figures(analysis) -> list[FigureSpec]:
+    """Every figure that applies to `analysis` (an :class:`evalharness.analysis.Analysis`)."""
+    a = analysis
+    specs: list[FigureSpec] = []
+    P = analysis_params(a)
+    tasks = sorted(set(a.budgets["task"]) if not a.budgets.empty else set())
+    for task in tasks:
+        bud = _base_level(a.budgets[a.budgets["task"] == task])
+        fam = _families(bud, a.emergence, task)
+        fits = a.fits[a.fits["task"] == task] if not a.fits.empty else None
+        if fits is not None and "extensions" in fits:
+            lvl = bud.groupby("model")["extensions"].first()
+            fits = fits[fits["extensions"] == fits["model"].map(lvl)]
+        if bud["budget"].nunique() >= 2:
+            specs.append(
+                FigureSpec(
+                    slug("accuracy_vs_budget", task),
+                    "accuracy_vs_budget",
+                    task,
+                    fam,
+                    "Accuracy vs thinking budget, per model, with 95% bootstrap CI bands over "
+                    "problems and the fitted a + b·log₂T line (dashed) over the budgets it was "
+                    "fitted on.",
+                    plot_accuracy_vs_budget(bud, fits, task=task, family=fam, params=P),
+                )
+            )
+        if (bud["budget"] > 0).any() and "think_mean" in bud:
+            specs.append(
+                FigureSpec(
+                    slug("thinking_tokens", task),
+                    "thinking_tokens",
+                    task,
+                    fam,
+                    "Thinking tokens actually used vs budget (mean, p10–p90 band); the dotted "
+                    "line is y = x.",
+                    plot_thinking_usage(bud, task=task, family=fam, params=P),
+                )
+            )
+        cov = (
+            _base_level(a.coverage[a.coverage["task"] == task])
+            if not a.coverage.empty
+            else a.coverage
+        )
+        if not cov.empty:
+            kmax = cov.groupby(["model", "budget"])["k"].transform("max")
+            cov = cov[kmax > 1]
+        if not cov.empty:
+            cfits = (
+                a.coverage_fits[a.coverage_fits["task"] == task]
+                if not a.coverage_fits.empty
+                else None
+            )
+            specs.append(
+                FigureSpec(
+                    slug("pass_maj_at_k", task),
+                    "pass_maj_at_k",
+                    task,
+                    fam,
+                    "pass@k (unbiased), majority@k and best-of-k (by the answer's mean token "
+                    "log-prob) vs k, expectations over random k-subsets of the n samples; "
+                    "dashed: coverage fit −log pass@k = c·k^(−β).",
+                    plot_pass_maj_at_k(cov, cfits, task=task, family=fam, params=P),
+                )
+            )
+        em = a.emergence[a.emergence["task"] == task] if not a.emergence.empty else a.emergence
+        for family, g in em.groupby("family", sort=True) if not em.empty else []:
+            if g["params"].dropna().nunique() < 2:
+                continue
+            sh = a.sharpness
+            if not sh.empty:
+                sh = sh[(sh["task"] == task) & (sh["family"] == family)]
+            specs.append(
+                FigureSpec(
+                    slug("emergence", family, task),
+                    "emergence",
+                    task,
+                    str(family),
+                    "Emergence panel: exact match vs parameters beside teacher-forced per-token "
+                    "accuracy and log-prob of the correct answer, on the same samples; sharpness "
+                    "= share of the total rise in the steepest doubling of parameters.",
+                    plot_emergence(g, sh, task=task, family=str(family), params=P),
+                )
+            )
+        comp = a.compute[a.compute["task"] == task] if not a.compute.empty else a.compute
+        if not comp.empty and np.isfinite(comp["flops"].astype(float)).sum() >= 2:
+            specs.append(
+                FigureSpec(
+                    slug("flops_frontier", task),
+                    "flops_frontier",
+                    task,
+                    fam,
+                    "Accuracy vs inference FLOPs per problem for every (model, budget, n); the red "
+                    "step line is the Pareto frontier.",
+                    plot_flops_frontier(_base_level(comp), task=task, family=fam, params=P),
+                )
+            )
+    return specs
+
+
+def save_figure(fig: Figure, stem: Path, formats: Sequence[str] = FIGURE_FORMATS) -> list[Path]:
+    """Write `fig` as ``stem.<fmt>`` for each format (no timestamps in the files)."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    out = []
+    for fmt in formats:
+        path = stem.parent / f"{stem.name}.{fmt}"
+        meta = {"Date": None, "Creator": None} if fmt == "svg" else {"Software": None}
+        with mpl.rc_context(_STYLE):
+            fig.savefig(path, format=fmt, dpi=DPI, metadata=meta)
+        out.append(path)
+    return out
+
+
+def load_analysis(results_dir: Path):
+    """(scores, analysis) for a results folder: ``load_scores`` then ``analyze``."""
+    from evalharness.analysis import analyze
+    from evalharness.scoring import load_scores
+
+    scores = load_scores(Path(results_dir))
+    return scores, analyze(scores)
+
+
+def make_plots(results_dir: Path, out_dir: Path | None = None, *, analysis=None) -> list[Path]:
+    """Write every applicable figure as PNG + SVG into `out_dir` (default
+    ``results_dir/plots``) and return the paths. Pure function of ``results_dir``: works on a
+    copy of ``results/`` alone, offline. `analysis` skips re-analysis when the caller has one."""
+    results_dir = Path(results_dir)
+    out_dir = results_dir / "plots" if out_dir is None else Path(out_dir)
+    if analysis is None:
+        _, analysis = load_analysis(results_dir)
+    paths: list[Path] = []
+    for spec in build_figures(analysis):
+        paths += save_figure(spec.figure, out_dir / spec.name)
+    return paths

@@ -1,0 +1,743 @@
+"""The report: one self-contained ``results/report.html`` and ``results/summary.md``.
+
+Both are pure functions of ``results/`` (runs' manifests, samples and scores): figures are
+rendered in memory and embedded as base64 PNG, the CSS is inline, there is no JavaScript and
+nothing is fetched, so the HTML file can be mailed or archived alone. Every piece of text taken
+from the records (prompts, thinking, answers, manifests) is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from evalharness import plots
+
+DRILL_PROBLEMS = 20  # problems per run in the drill-down
+DRILL_SAMPLES = 4  # samples per problem shown (n > 1 runs)
+MAX_TEXT = 6000  # characters of thinking shown per sample (head and tail kept)
+
+# ----------------------------------------------------------------------------- formatting
+
+
+def _num(v) -> float:
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return math.nan
+    return v
+
+
+def fmt_num(v, digits: int = 3) -> str:
+    v = _num(v)
+    if not math.isfinite(v):
+        return "–"
+    if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-3):
+        return f"{v:.{digits - 1}e}"
+    return f"{v:.{digits}g}" if abs(v) >= 1 else f"{v:.{digits}f}"
+
+
+def fmt_pct(v, digits: int = 1) -> str:
+    v = _num(v)
+    return f"{100 * v:.{digits}f}%" if math.isfinite(v) else "–"
+
+
+def fmt_ci(v, lo, hi, f: Callable = fmt_num) -> str:
+    """``v [lo, hi]`` (the CI part only where both bounds are finite)."""
+    s = f(v)
+    if math.isfinite(_num(lo)) and math.isfinite(_num(hi)):
+        s += f" [{f(lo)}, {f(hi)}]"
+    return s
+
+
+def fmt_pts(v) -> str:
+    """A share difference in percentage points: ``0.143`` -> ``+14.3``."""
+    v = _num(v)
+    return f"{100 * v:+.1f}" if math.isfinite(v) else "–"
+
+
+def fmt_flops(v) -> str:
+    v = _num(v)
+    return f"{v:.3g}" if math.isfinite(v) else "–"
+
+
+def esc(v) -> str:
+    return html.escape("" if v is None else str(v), quote=True)
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+class Table:
+    """A small table rendered to both HTML and Markdown (cells are already-formatted text)."""
+
+    def __init__(self, columns: Sequence[str], rows: Iterable[Sequence[object]],
+                 numeric: Iterable[int] = (), caption: str = "", note: str = ""):  # fmt: skip
+        self.columns = list(columns)
+        self.rows = [[("" if c is None else str(c)) for c in r] for r in rows]
+        self.numeric = set(numeric)
+        self.caption = caption
+        self.note = note
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def html(self) -> str:
+        def cls(i: int) -> str:
+            return ' class="num"' if i in self.numeric else ""
+
+        head = "".join(f"<th{cls(i)}>{esc(c)}</th>" for i, c in enumerate(self.columns))
+        body = "\n".join(
+            "<tr>" + "".join(f"<td{cls(i)}>{esc(c)}</td>" for i, c in enumerate(r)) + "</tr>"
+            for r in self.rows
+        )
+        cap = f"<caption>{esc(self.caption)}</caption>" if self.caption else ""
+        note = f'<p class="note">{esc(self.note)}</p>' if self.note else ""
+        return (
+            f'<div class="tablewrap"><table>{cap}<thead><tr>{head}</tr></thead>'
+            f"<tbody>\n{body}\n</tbody></table></div>{note}"
+        )
+
+    def markdown(self) -> str:
+        def cell(c: str) -> str:
+            return c.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+        align = ["---:" if i in self.numeric else ":---" for i in range(len(self.columns))]
+        lines = [
+            "| " + " | ".join(cell(c) for c in self.columns) + " |",
+            "| " + " | ".join(align) + " |",
+        ]
+        lines += ["| " + " | ".join(cell(c) for c in r) + " |" for r in self.rows]
+        out = "\n".join(lines)
+        if self.caption:
+            out = f"**{self.caption}**\n\n" + out
+        if self.note:
+            out += f"\n\n_{self.note}_"
+        return out
+
+
+def _params_map(an) -> dict[str, float]:
+    return plots.analysis_params(an)
+
+
+def _order(models: Iterable[str], params: dict[str, float]) -> list[str]:
+    return sorted(set(models), key=lambda m: (plots._finite_or(params.get(m), math.inf), m))
+
+
+def _ok(df: pd.DataFrame) -> pd.DataFrame:
+    return df[df["status"] == "ok"] if "status" in df else df
+
+
+def _task(df: pd.DataFrame, task: str) -> pd.DataFrame:
+    return df[df["task"] == task] if not df.empty and "task" in df else df.iloc[0:0]
+
+
+def _ext_tag(row) -> str:
+    e = row.get("extensions", 0) if hasattr(row, "get") else 0
+    return f" (+{int(e)} Wait)" if _num(e) > 0 else ""
+
+
+def fit_table(an, task: str) -> Table:
+    """The a + b·log₂T fits of one task: a, b with CI, R², gain per doubling, budgets."""
+    params = _params_map(an)
+    fits = _task(an.fits, task)
+    rows = []
+    for m in _order(fits["model"], params) if not fits.empty else []:
+        for _, f in fits[fits["model"] == m].iterrows():
+            ok = f.get("status") == "ok"
+            rows.append([
+                m + _ext_tag(f), plots.format_params(params.get(m)),
+                fmt_ci(f["a"], f["a_lo"], f["a_hi"]) if ok else "–",
+                fmt_ci(f["b"], f["b_lo"], f["b_hi"]) if ok else "–",
+                fmt_num(f["r2"]) if ok else "–",
+                fmt_pts(f["gain_per_doubling"]) if ok else "–",
+                str(f.get("budgets", "")).replace(" ", ", "),
+                int(_num(f.get("n_problems")) or 0), f.get("status", ""),
+            ])  # fmt: skip
+    rule = ""
+    if not fits.empty and "rule" in fits:
+        rule = "Fit rule: " + str(fits["rule"].iloc[0])
+    return Table(
+        ["model", "params", "a [95% CI]", "b [95% CI]", "R²", "gain per doubling (pts)",
+         "budgets fitted", "problems", "status"],
+        rows, numeric={1, 2, 3, 4, 5, 7},
+        caption=f"accuracy = a + b·log₂T — task {task}", note=rule,
+    )  # fmt: skip
+
+
+def accuracy_table(an, task: str) -> Table:
+    """Accuracy (%) per model and budget with the 95% CI."""
+    params = _params_map(an)
+    b = plots._base_level(_task(an.budgets, task))
+    if b.empty:
+        return Table([], [])
+    budgets = sorted(b["budget"].unique())
+    rows = []
+    for m in _order(b["model"], params):
+        g = b[b["model"] == m].set_index("budget")
+        cells = []
+        for t in budgets:
+            if t in g.index:
+                r = g.loc[t]
+                cells.append(f"{100 * r['accuracy']:.1f} [{100 * r['acc_lo']:.0f}–"
+                             f"{100 * r['acc_hi']:.0f}]")  # fmt: skip
+            else:
+                cells.append("")
+        rows.append([m, plots.format_params(params.get(m)), *cells])
+    return Table(
+        ["model", "params", *[f"T={t:g}" for t in budgets]], rows,
+        numeric=set(range(1, len(budgets) + 2)),
+        caption=f"Accuracy (%) [95% CI] by thinking budget T — task {task}",
+    )  # fmt: skip
+
+
+def thinking_table(an, task: str) -> Table:
+    """Mean thinking tokens used and share of samples cut at the budget."""
+    params = _params_map(an)
+    b = plots._base_level(_task(an.budgets, task))
+    if b.empty or "think_mean" not in b:
+        return Table([], [])
+    budgets = sorted(b["budget"].unique())
+    rows = []
+    for m in _order(b["model"], params):
+        g = b[b["model"] == m].set_index("budget")
+        cells = []
+        for t in budgets:
+            if t in g.index:
+                r = g.loc[t]
+                cells.append(f"{r['think_mean']:.1f} ({100 * _num(r.get('cut_rate')):.0f}% cut)")
+            else:
+                cells.append("")
+        rows.append([m, *cells])
+    return Table(
+        ["model", *[f"T={t:g}" for t in budgets]], rows, numeric=set(range(1, len(budgets) + 1)),
+        caption=f"Thinking tokens used (mean) and share of samples cut at T — task {task}",
+    )  # fmt: skip
+
+
+def sampling_table(an, task: str) -> Table:
+    """Per (model, budget) with n > 1: pass@1, pass@n, maj@n, best-of-n, coverage fit."""
+    params = _params_map(an)
+    cov = plots._base_level(_task(an.coverage, task))
+    if cov.empty:
+        return Table([], [])
+    cf = _task(an.coverage_fits, task)
+    rows = []
+    for (m, t), g in cov.groupby(["model", "budget"]):
+        n = int(g["k"].max())
+        if n < 2:
+            continue
+        one, top = g[g["k"] == 1].iloc[0], g[g["k"] == n].iloc[0]
+        fit = cf[(cf["model"] == m) & (cf["budget"] == t)] if not cf.empty else cf
+        fit = _ok(fit)
+        if fit.empty:
+            c = beta = r2 = "–"
+        else:
+            f = fit.iloc[0]
+            c = fmt_ci(f["c"], f["c_lo"], f["c_hi"])
+            beta = fmt_ci(f["beta"], f["beta_lo"], f["beta_hi"])
+            r2 = fmt_num(f["r2"])
+        rows.append((plots._finite_or(params.get(m), math.inf), m, t, [
+            m, plots.format_params(params.get(m)), f"{t:g}", n, fmt_pct(one["pass_at_k"]),
+            fmt_pct(top["pass_at_k"]), fmt_pct(top["maj_at_k"]), fmt_pct(top["bok_at_k"]),
+            c, beta, r2,
+        ]))  # fmt: skip
+    rows.sort(key=lambda r: r[:3])
+    rule = str(cf["rule"].iloc[0]) if not cf.empty and "rule" in cf else ""
+    return Table(
+        ["model", "params", "T", "n", "pass@1", "pass@n", "maj@n", "best-of-n",
+         "coverage c [CI]", "β [CI]", "R²"],
+        [r[3] for r in rows], numeric=set(range(1, 11)),
+        caption=f"Repeated sampling — task {task}",
+        note=("Coverage fit −log pass@k = c·k^(−β): " + rule) if rule else "",
+    )  # fmt: skip
+
+
+def emergence_table(an, task: str) -> list[Table]:
+    """Per family: EM beside the continuous metrics on the same samples, and sharpness."""
+    em = _task(an.emergence, task)
+    out = []
+    for family, g in em.groupby("family", sort=True) if not em.empty else []:
+        g = g.sort_values("params")
+        gold = "gold_token_acc" in g and g["gold_token_acc"].notna().any()
+        cols = ["model", "params", "T", "samples", "exact match", "predicted (p^L)",
+                "per-token acc", "log p(answer)", "mean log p/token", "edit distance"]
+        if gold:
+            cols += ["gold-trace token acc", "predicted EM (gold trace)"]
+        rows = []
+        for _, r in g.iterrows():
+            row = [r["model"], plots.format_params(r["params"]), f"{r['budget']:g}",
+                   int(r["n_samples"]), fmt_pct(r["em"]), fmt_pct(r["pred_em_ref"]),
+                   fmt_pct(r["ref_token_acc"]), fmt_num(r["ref_logprob_sum"]),
+                   fmt_num(r["ref_logprob_mean"]), fmt_num(r["edit_distance"])]  # fmt: skip
+            if gold:
+                row += [fmt_pct(r["gold_token_acc"]), fmt_pct(r["pred_em_gold"])]
+            rows.append(row)
+        out.append(Table(
+            cols, rows, numeric=set(range(1, len(cols))),
+            caption=f"Emergence — {family} family, task {task} (each model at its largest "
+                    f"budget)",
+        ))  # fmt: skip
+        sh = an.sharpness
+        sh = sh[(sh["task"] == task) & (sh["family"] == family)] if not sh.empty else sh
+        if not sh.empty:
+            srows = [[_METRIC_NAMES.get(r["metric"], r["metric"]), fmt_pct(r["sharpness"], 0),
+                      f"{plots.format_params(r['steepest_from_params'])} → "
+                      f"{plots.format_params(r['steepest_to_params'])}",
+                      fmt_num(r["total_rise"]), int(r["n_models"])]
+                     for _, r in sh.iterrows()]  # fmt: skip
+            rule = an.rules.get("sharpness", "") if hasattr(an, "rules") else ""
+            out.append(Table(
+                ["metric", "sharpness (steepest-doubling share)", "steepest doubling",
+                 "total change", "models"],
+                srows, numeric={1, 3, 4},
+                caption=f"Sharpness — {family} family, task {task}",
+                note=f"Sharpness: {rule}." if rule else "",
+            ))  # fmt: skip
+        sp = getattr(an, "spans", pd.DataFrame())
+        sp = sp[(sp["task"] == task) & (sp["family"] == family)] if not sp.empty else sp
+        if not sp.empty:
+            prow = [[_METRIC_NAMES.get(r["metric"], r["metric"]),
+                     f"{plots.format_params(r['lo_params'])} → "
+                     f"{plots.format_params(r['hi_params'])}",
+                     f"{r['doublings']:.2f}", fmt_pct(r["em_share"], 0),
+                     fmt_pct(r["metric_share"], 0)] for _, r in sp.iterrows()]  # fmt: skip
+            lo, hi = sp["em_from"].iloc[0], sp["em_to"].iloc[0]
+            out.append(Table(
+                ["metric", f"EM {fmt_pct(lo, 0)} → {fmt_pct(hi, 0)} between", "doublings",
+                 "EM's rise in span", "metric's rise in span"],
+                prow, numeric={2, 3, 4},
+                caption=f"Where exact match jumps — {family} family, task {task}",
+            ))  # fmt: skip
+    return out
+
+
+_METRIC_NAMES = {
+    "em": "exact match",
+    "ref_exact": "all reference tokens argmax",
+    "ref_token_acc": "per-token accuracy (answer)",
+    "ref_logprob_mean": "mean log p per answer token",
+    "ref_logprob_sum": "log p(answer)",
+    "edit_distance": "token edit distance",
+    "gold_token_acc": "per-token accuracy (gold trace)",
+    "gold_answer_acc": "per-token accuracy (gold answer)",
+    "pred_em_ref": "predicted EM, (per-token acc)^L",
+    "pred_em_gold": "predicted EM over gold trace",
+}
+
+
+def frontier_table(an, task: str) -> Table:
+    """The accuracy-vs-FLOPs Pareto frontier of one task, cheapest first."""
+    c = _task(an.compute, task)
+    if c.empty or "on_frontier" not in c:
+        return Table([], [])
+    f = c[c["on_frontier"].astype(bool)].sort_values("flops")
+    rows = [[fmt_flops(r["flops"]), r["model"] + _ext_tag(r), plots.format_params(r["params"]),
+             f"{r['budget']:g}", int(r["n"]), fmt_pct(r["accuracy"]),
+             fmt_pct(r.get("pass_at_n"))] for _, r in f.iterrows()]  # fmt: skip
+    rule = an.rules.get("flops", "") if hasattr(an, "rules") else ""
+    return Table(
+        ["FLOPs / problem", "model", "params", "T", "n", "accuracy", "pass@n"], rows,
+        numeric={0, 2, 3, 4, 5, 6}, caption=f"Compute frontier — task {task}",
+        note=f"{rule}." if rule else "",
+    )  # fmt: skip
+
+
+def headline(an, task: str) -> list[str]:
+    """Plain sentences with the numbers a reader looks for first."""
+    out = []
+    params = _params_map(an)
+    fits = _ok(_task(an.fits, task))
+    if not fits.empty:
+        fits = fits.assign(_p=fits["model"].map(lambda m: plots._finite_or(params.get(m), -1)))
+        f = fits.sort_values(["_p", "extensions"] if "extensions" in fits else ["_p"]).iloc[-1]
+        if "extensions" in fits:
+            same = fits[fits["model"] == f["model"]]
+            f = same.sort_values("extensions").iloc[0]
+        out.append(
+            f"Largest model with a fit, {f['model']} ({plots.format_params(params.get(f['model']))}"
+            f"): accuracy = {fmt_num(f['a'])} + {fmt_num(f['b'])}·log₂T, "
+            f"{fmt_pts(f['b'])} points per doubling of the thinking budget "
+            f"(95% CI {fmt_pts(f['b_lo'])} to {fmt_pts(f['b_hi'])}), R² = {fmt_num(f['r2'])}, "
+            f"over T ∈ {{{str(f['budgets']).replace(' ', ', ')}}}."
+        )
+    sh = _task(an.sharpness, task)
+    for family, g in sh.groupby("family", sort=True) if not sh.empty else []:
+        d = dict(zip(g["metric"], g["sharpness"], strict=True))
+        if "em" in d and "ref_token_acc" in d:
+            n = int(g["n_models"].iloc[0])
+            s = (f"Emergence ({family}, {n} sizes): {fmt_pct(d['em'], 0)} of exact match's "
+                 f"total rise happens in its steepest doubling of parameters, against "
+                 f"{fmt_pct(d['ref_token_acc'], 0)} for per-token accuracy")
+            if "ref_logprob_sum" in d:
+                s += f" and {fmt_pct(d['ref_logprob_sum'], 0)} for log p(answer)"
+            if n > 1:
+                s += f" (a straight line over the size range would give about {_linear_share(g)})"
+            out.append(s + ".")
+    c = _task(an.compute, task)
+    if not c.empty and "on_frontier" in c and c["on_frontier"].any():
+        f = c[c["on_frontier"].astype(bool)].sort_values("flops")
+        models = list(dict.fromkeys(f["model"]))
+        out.append(
+            f"Compute frontier: {len(f)} of {len(c)} (model, budget, n) points; from cheapest "
+            f"to most expensive it passes through {', '.join(models)}."
+        )
+    return out
+
+
+def _linear_share(g: pd.DataFrame) -> str:
+    lo, hi = g["steepest_from_params"].min(), g["steepest_to_params"].max()
+    em = g[g["metric"] == "em"]
+    if em.empty:
+        return "–"
+    # doublings spanned by the family = log2(max/min params); read from the table's range
+    span = math.log2(hi / lo) if lo > 0 and hi > lo else math.nan
+    return fmt_pct(1 / span, 0) if math.isfinite(span) and span >= 1 else "–"
+
+
+# ----------------------------------------------------------------------------- drill-down
+
+
+def _load_prompts(results_dir: Path, runs: pd.DataFrame) -> dict[tuple[str, str], str]:
+    """(task, problem_id) -> prompt. Runs that store their problems (``problems.jsonl`` in the
+    run folder) are used first; otherwise the task is loaded by name when that works offline
+    (built-in tasks with local data); otherwise the prompt is left out."""
+    out: dict[tuple[str, str], str] = {}
+    tried: set[str] = set()
+    for _, r in runs.iterrows():
+        path = Path(r["dir"]) / "problems.jsonl"
+        if path.exists():
+            for line in path.read_text().splitlines():
+                try:
+                    row = json.loads(line)
+                    out[(r["task"], str(row["id"]))] = str(row["prompt"])
+                except (ValueError, KeyError, TypeError):
+                    continue
+            tried.add(r["task"])
+    for task in sorted(set(runs["task"]) - tried):
+        if task.startswith("lm_eval:"):
+            continue  # would need the lm-eval registry and perhaps the network
+        try:
+            from evalharness.tasks import load_task
+
+            for p in load_task(task).problems:
+                out.setdefault((task, str(p.id)), p.prompt)
+        except Exception:  # noqa: BLE001 - the drill-down works without prompts
+            continue
+    return out
+
+
+def _pick_problems(ids: Iterable[str], k: int, seed: int = 0) -> list[str]:
+    """A reproducible sample of `k` problem ids (same ids for every run of a task)."""
+    ids = sorted(set(map(str, ids)))
+    if len(ids) <= k:
+        return ids
+    rng = np.random.default_rng(seed)
+    return sorted(rng.choice(ids, size=k, replace=False).tolist())
+
+
+def _clip(text: str, limit: int = MAX_TEXT) -> str:
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}\n\n[… {len(text) - limit} characters not shown …]\n\n{text[-half:]}"
+
+
+def _drill_run(run: pd.Series, picks: list[str], scores: pd.DataFrame,
+               prompts: dict[tuple[str, str], str]) -> str:  # fmt: skip
+    from evalharness.scoring import read_samples
+
+    samples = read_samples(Path(run["dir"]) / "samples.jsonl")
+    if samples.empty:
+        return "<p>No samples.</p>"
+    samples = samples[samples["problem_id"].astype(str).isin(picks)]
+    samples = samples[samples["sample"] < DRILL_SAMPLES]
+    keys = ["problem_id", "sample", "budget", "extensions"]
+    sc = scores[scores["run_id"] == run["run_id"]][
+        keys + ["pred", "correct", "ref_token_acc", "ref_logprob_sum"]
+    ]
+    samples = samples.assign(problem_id=samples["problem_id"].astype(str))
+    sc = sc.assign(problem_id=sc["problem_id"].astype(str))
+    df = samples.merge(sc, on=keys, how="left")
+    parts = []
+    for pid in picks:
+        g = df[df["problem_id"] == pid].sort_values(["sample", "extensions", "budget"])
+        if g.empty:
+            continue
+        ref = str(g["reference"].iloc[0])
+        s0 = g[g["sample"] == g["sample"].min()]
+        marks = " ".join(
+            f'<span class="{"ok" if c is True or c == 1 else "bad"}" title="T={t:g}">'
+            f'{"✓" if c is True or c == 1 else "✗"}</span>'
+            for t, c in zip(s0["budget"], s0["correct"], strict=True)
+        )
+        prompt = prompts.get((run["task"], pid))
+        body = [
+            '<div class="kv"><b>prompt</b>'
+            + (f"<pre>{esc(_clip(prompt))}</pre>" if prompt is not None
+               else f'<span class="muted">not stored in results ({esc(g["prompt_tokens"].iloc[0])}'
+                    " tokens)</span>")
+            + "</div>",
+            f'<div class="kv"><b>reference</b><code>{esc(ref)}</code></div>',
+        ]  # fmt: skip
+        rows = []
+        for _, r in g.iterrows():
+            ok = r["correct"] is True or r["correct"] == 1
+            rows.append(
+                f"<tr><td class=num>{esc(r['sample'])}</td><td class=num>{esc(f'{r.budget:g}')}"
+                f"{esc(_ext_tag(r))}</td><td class=num>{esc(r['thinking_tokens'])}</td>"
+                f"<td>{'cut' if r['cut'] else 'natural'}</td>"
+                f"<td><code>{esc(_clip(str(r['answer']), 500))}</code></td>"
+                f"<td><code>{esc(r['pred'])}</code></td>"
+                f'<td class="{"ok" if ok else "bad"}">{"✓" if ok else "✗"}</td>'
+                f"<td class=num>{esc(fmt_pct(r['ref_token_acc'], 0))}</td>"
+                f"<td class=num>{esc(fmt_num(r['ref_logprob_sum']))}</td></tr>"
+            )
+        body.append(
+            '<div class="tablewrap"><table class="drill"><thead><tr><th class=num>sample</th>'
+            "<th class=num>T</th><th class=num>thinking tokens</th><th>thinking ended</th>"
+            "<th>answer (raw)</th><th>extracted</th><th>correct</th>"
+            "<th class=num>ref token acc</th><th class=num>log p(ref)</th></tr></thead><tbody>"
+            + "".join(rows)
+            + "</tbody></table></div>"
+        )
+        for s, gs in g.groupby("sample", sort=True):
+            last = gs.sort_values(["extensions", "budget"]).iloc[-1]
+            body.append(
+                f"<details class=think><summary>thinking, sample {esc(s)} at "
+                f"T={esc(f'{last.budget:g}')}{esc(_ext_tag(last))} "
+                f"({esc(last['thinking_tokens'])} tokens; smaller budgets see its first T "
+                f"tokens)</summary><pre>{esc(_clip(str(last['thinking'])))}</pre></details>"
+            )
+        parts.append(
+            f"<details class=problem><summary><code>{esc(pid)}</code> · reference "
+            f"<code>{esc(_clip(ref, 80))}</code> · sample {esc(s0['sample'].iloc[0])} by "
+            f"budget: {marks}</summary>{''.join(body)}</details>"
+        )
+    return "\n".join(parts)
+
+
+# ----------------------------------------------------------------------------- runs
+
+
+def list_runs(results_dir: Path) -> pd.DataFrame:
+    """One row per run folder: run_id, dir, manifest, model, task, params, budgets, n."""
+    results_dir = Path(results_dir)
+    root = results_dir / "runs" if (results_dir / "runs").is_dir() else results_dir
+    rows = []
+    for d in sorted(p for p in root.iterdir() if (p / "samples.jsonl").exists()) \
+            if root.is_dir() else []:  # fmt: skip
+        try:
+            man = json.loads((d / "manifest.json").read_text())
+        except (OSError, ValueError):
+            man = {}
+        sweep = (man.get("settings") or {}).get("sweep") or {}
+        rows.append({
+            "run_id": man.get("run_id", d.name), "dir": str(d), "manifest": man,
+            "model": str(man.get("model", "?")), "task": str(man.get("task", "?")),
+            "params": plots._finite_or(man.get("params"), math.nan),
+            "budgets": sweep.get("budgets", man.get("budgets")),
+            "n": sweep.get("n", man.get("n")),
+            "temperature": sweep.get("temperature", man.get("temperature")),
+            "mode": sweep.get("mode", man.get("mode")),
+            "engine": man.get("engine"), "status": man.get("status"),
+        })  # fmt: skip
+    return pd.DataFrame(rows, columns=["run_id", "dir", "manifest", "model", "task", "params",
+                                       "budgets", "n", "temperature", "mode", "engine",
+                                       "status"])  # fmt: skip
+
+
+def runs_table(runs: pd.DataFrame, scores: pd.DataFrame) -> Table:
+    counts = scores.groupby("run_id").size() if not scores.empty else pd.Series(dtype=int)
+    rows = []
+    for _, r in runs.sort_values(["task", "params", "model"]).iterrows():
+        b = r["budgets"]
+        rows.append([
+            r["run_id"], r["model"], plots.format_params(r["params"]), r["task"],
+            ", ".join(str(x) for x in b) if isinstance(b, list) else esc(b),
+            "" if r["n"] is None else r["n"], "" if r["temperature"] is None else r["temperature"],
+            r["mode"] or "", r["engine"] or "", int(counts.get(r["run_id"], 0)), r["status"] or "",
+        ])  # fmt: skip
+    return Table(["run", "model", "params", "task", "budgets", "n", "temperature", "mode",
+                  "engine", "records", "status"], rows, numeric={2, 5, 6, 9},
+                 caption="Runs")  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- page
+
+CSS = """
+:root { --fg:#1d2430; --muted:#6a7383; --line:#dde2ea; --bg:#ffffff; --soft:#f5f7fa;
+        --accent:#35507a; --ok:#1c7c3a; --bad:#b42318; }
+* { box-sizing: border-box; }
+body { margin:0; font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",
+       Arial,sans-serif; color:var(--fg); background:var(--bg); }
+main { max-width:1240px; margin:0 auto; padding:28px 32px 80px; }
+h1 { font-size:26px; margin:0 0 4px; }
+h2 { font-size:21px; margin:44px 0 10px; padding-bottom:6px; border-bottom:2px solid var(--line); }
+h3 { font-size:17px; margin:28px 0 8px; color:var(--accent); }
+p.sub { color:var(--muted); margin:0 0 18px; }
+nav.toc { background:var(--soft); border:1px solid var(--line); border-radius:8px;
+          padding:10px 18px; margin:16px 0 8px; }
+nav.toc a { color:var(--accent); text-decoration:none; margin-right:16px; }
+ul.headline { background:#f0f5fb; border-left:4px solid var(--accent); padding:12px 16px 12px 34px;
+              border-radius:4px; }
+ul.headline li { margin:4px 0; }
+figure { margin:18px 0 26px; }
+figure img { max-width:100%; height:auto; border:1px solid var(--line); border-radius:6px; }
+figcaption { color:var(--muted); font-size:13px; margin-top:4px; }
+.tablewrap { overflow-x:auto; margin:10px 0 4px; }
+table { border-collapse:collapse; font-size:13px; min-width:40%; }
+caption { text-align:left; font-weight:600; padding:4px 0 6px; }
+th, td { padding:5px 10px; border-bottom:1px solid var(--line); text-align:left;
+         vertical-align:top; }
+th { background:var(--soft); font-weight:600; white-space:nowrap; }
+td.num, th.num { text-align:right; font-variant-numeric:tabular-nums; white-space:nowrap; }
+tbody tr:nth-child(even) { background:#fafbfc; }
+p.note { color:var(--muted); font-size:12.5px; margin:2px 0 14px; max-width:1000px; }
+details { border:1px solid var(--line); border-radius:6px; margin:6px 0; background:#fff; }
+details > summary { cursor:pointer; padding:6px 10px; }
+details[open] > summary { border-bottom:1px solid var(--line); background:var(--soft); }
+details > *:not(summary) { margin-left:12px; margin-right:12px; }
+details.run > summary { font-weight:600; }
+details.problem { margin:4px 10px; }
+pre { background:#f6f8fa; border:1px solid var(--line); border-radius:4px; padding:8px 10px;
+      font-size:12.5px; white-space:pre-wrap; word-break:break-word; max-height:420px;
+      overflow:auto; }
+code { font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace; font-size:12.5px;
+       background:#f2f4f7; padding:0 3px; border-radius:3px; word-break:break-all; }
+.kv { margin:8px 0; } .kv > b { display:inline-block; min-width:90px; color:var(--muted); }
+.ok { color:var(--ok); font-weight:700; } .bad { color:var(--bad); font-weight:700; }
+.muted { color:var(--muted); }
+footer { color:var(--muted); font-size:12px; margin-top:50px; }
+"""
+
+
+def _figure_html(spec: plots.FigureSpec) -> str:
+    buf = io.BytesIO()
+    spec.figure.savefig(buf, format="png", dpi=plots.DPI, metadata={"Software": None})
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    alt = f"{spec.kind.replace('_', ' ')} — task {spec.task}"
+    return (
+        f'<figure id="fig-{esc(spec.name)}"><img alt="{esc(alt)}" '
+        f'src="data:image/png;base64,{data}"><figcaption>{esc(spec.caption)}</figcaption>'
+        f"</figure>"
+    )
+
+
+def render(results_dir: Path, scores: pd.DataFrame, analysis, runs: pd.DataFrame,
+           drill_problems: int = DRILL_PROBLEMS) -> tuple[str, str]:  # fmt: skip
+    """(HTML page, Markdown summary) from loaded scores, their analysis and the run list."""
+    an = analysis
+    tasks = sorted(set(an.budgets["task"]) if not an.budgets.empty else set(runs["task"]))
+    specs = plots.build_figures(an)
+    params = _params_map(an)
+    n_rec = len(scores)
+    title = "evalharness report"
+    sub = (f"{len(runs)} runs · {runs['model'].nunique()} models · {len(tasks)} task(s) · "
+           f"{n_rec:,} scored records")  # fmt: skip
+    toc = [f'<a href="#task-{esc(plots.slug(t))}">{esc(t)}</a>' for t in tasks]
+    toc += ['<a href="#runs">runs &amp; manifests</a>', '<a href="#drill">per-problem</a>']
+    h = [
+        f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{esc(title)}</title><style>{CSS}</style></head><body><main>",
+        f"<h1>{esc(title)}</h1><p class=sub>{esc(sub)}</p>",
+        f'<nav class="toc">{" ".join(toc)}</nav>',
+    ]
+    md = [f"# {title}", "", sub, ""]
+    for task in tasks:
+        h.append(f'<h2 id="task-{esc(plots.slug(task))}">Task {esc(task)}</h2>')
+        md += [f"## Task {task}", ""]
+        lines = headline(an, task)
+        if lines:
+            h.append('<ul class="headline">' + "".join(f"<li>{esc(s)}</li>" for s in lines)
+                     + "</ul>")  # fmt: skip
+            md += [f"- {s}" for s in lines] + [""]
+        figs = {s.kind: [] for s in specs}
+        for s in specs:
+            if s.task == task:
+                figs[s.kind].append(s)
+
+        def section(name: str, kinds: Sequence[str], tables: Sequence[Table]) -> None:
+            shown = [s for k in kinds for s in figs.get(k, [])]
+            tables = [t for t in tables if len(t)]
+            if not shown and not tables:
+                return
+            h.append(f"<h3>{esc(name)}</h3>")
+            h.extend(_figure_html(s) for s in shown)
+            h.extend(t.html() for t in tables)
+            for t in tables:
+                md.extend([t.markdown(), ""])
+
+        section("Accuracy vs thinking budget", ["accuracy_vs_budget"],
+                [fit_table(an, task), accuracy_table(an, task)])
+        section("Thinking tokens used", ["thinking_tokens"], [thinking_table(an, task)])
+        section("Repeated sampling (best-of-N)", ["pass_maj_at_k"], [sampling_table(an, task)])
+        section("Emergence across model size", ["emergence"], emergence_table(an, task))
+        section("Inference-compute frontier", ["flops_frontier"], [frontier_table(an, task)])
+    # runs and manifests
+    rt = runs_table(runs, scores)
+    h.append('<h2 id="runs">Runs and manifests</h2>')
+    h.append(rt.html())
+    md += ["## Runs", "", rt.markdown(), ""]
+    for _, r in runs.sort_values(["task", "params", "model"]).iterrows():
+        man = json.dumps(r["manifest"], indent=2, sort_keys=True, default=str)
+        h.append(
+            f"<details class=run><summary>{esc(r['run_id'])} — {esc(r['model'])} on "
+            f"{esc(r['task'])}</summary><pre>{esc(man)}</pre></details>"
+        )
+    # drill-down
+    h.append('<h2 id="drill">Per-problem drill-down</h2>')
+    h.append(
+        f"<p class=note>A reproducible sample of up to {drill_problems} problems per task (the "
+        f"same problems for every run of a task), first {DRILL_SAMPLES} samples each. "
+        "✓/✗ in a problem's line: correctness of its first sample at each budget, smallest "
+        "budget first.</p>"
+    )
+    prompts = _load_prompts(results_dir, runs) if len(runs) else {}
+    for task in sorted(set(runs["task"])):
+        tr = runs[runs["task"] == task].copy()
+        ids = scores.loc[scores["task"] == task, "problem_id"] if not scores.empty else []
+        picks = _pick_problems(ids, drill_problems)
+        h.append(f"<h3>Task {esc(task)}</h3>")
+        tr["_p"] = tr["model"].map(lambda m: plots._finite_or(params.get(m), math.inf))
+        for _, r in tr.sort_values(["_p", "model", "run_id"]).iterrows():
+            n = r["n"] if r["n"] is not None else "?"
+            h.append(
+                f"<details class=run><summary>{esc(r['model'])} — run {esc(r['run_id'])} "
+                f"(n={esc(n)})</summary>{_drill_run(r, picks, scores, prompts)}</details>"
+            )
+    h.append(
+        "<footer>Generated by evalharness from the records under results/ "
+        "(figures embedded; no external resources).</footer></main></body></html>"
+    )
+    return "\n".join(h), "\n".join(md).rstrip() + "\n"
+
+
+def make_report(results_dir: Path, *, scores: pd.DataFrame | None = None, analysis=None,
+                drill_problems: int = DRILL_PROBLEMS) -> tuple[Path, Path]:  # fmt: skip
+    """Write ``results_dir/report.html`` (self-contained) and ``results_dir/summary.md``;
+    return their paths. `scores`/`analysis` skip recomputation when the caller has them."""
+    results_dir = Path(results_dir)
+    if scores is None:
+        from evalharness.scoring import load_scores
+
+        scores = load_scores(results_dir)
+    if analysis is None:
+        from evalharness.analysis import analyze
+
+        analysis = analyze(scores)
+    runs = list_runs(results_dir)
+    page, summary = render(results_dir, scores, analysis, runs, drill_problems)
+    html_path, md_path = results_dir / "report.html", results_dir / "summary.md"
+    html_path.write_text(page, encoding="utf-8")
+    md_path.write_text(summary, encoding="utf-8")
+    return html_path, md_path

@@ -1,0 +1,138 @@
+"""Synthetic reasoning tasks whose thinking is a fixed-width, right-to-left scratchpad.
+
+Every digit step has the same width (e.g. ``7+8+1=16;``) so each dependency sits at a fixed
+distance from where it is needed: small transformers learn it, and the thinking length grows
+linearly with the digit count, which lets a held-out set control how much thinking is needed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+OPS = ("add", "mul")
+MAX_DIGITS = 8
+
+
+@dataclass(frozen=True)
+class Arith:
+    """One arithmetic problem. For ``mul`` the second operand is a single digit."""
+
+    op: str
+    a: int
+    b: int
+
+    @property
+    def id(self) -> str:
+        sym = "+" if self.op == "add" else "*"
+        return f"{self.op}-{self.a}{sym}{self.b}"
+
+    @property
+    def prompt(self) -> str:
+        return f"{self.a}{'+' if self.op == 'add' else '*'}{self.b}="
+
+    @property
+    def answer(self) -> str:
+        return str(self.a + self.b if self.op == "add" else self.a * self.b)
+
+    @property
+    def digits(self) -> int:
+        return len(str(max(self.a, self.b) if self.op == "add" else self.a))
+
+    @property
+    def thinking(self) -> str:
+        """Right-to-left digit steps, each ``x?y+c=ss;`` (9 characters)."""
+        if self.op == "add":
+            n = max(len(str(self.a)), len(str(self.b)))
+            da, db = str(self.a).zfill(n)[::-1], str(self.b).zfill(n)[::-1]
+            steps, c = [], 0
+            for x, y in zip(da, db, strict=True):
+                s = int(x) + int(y) + c
+                steps.append(f"{x}+{y}+{c}={s:02d};")
+                c = s // 10
+            return "".join(steps)
+        steps, c = [], 0
+        for x in str(self.a)[::-1]:
+            s = int(x) * self.b + c
+            steps.append(f"{x}*{self.b}+{c}={s:02d};")
+            c = s // 10
+        return "".join(steps)
+
+
+def sample_operand(rng: np.random.Generator, digits: int) -> int:
+    lo = 0 if digits == 1 else 10 ** (digits - 1)
+    return int(rng.integers(lo, 10**digits))
+
+
+def sample(rng: np.random.Generator, op: str, digits: int) -> Arith:
+    if op == "add":
+        return Arith("add", sample_operand(rng, digits), sample_operand(rng, digits))
+    if op == "mul":
+        return Arith("mul", sample_operand(rng, digits), int(rng.integers(2, 10)))
+    raise ValueError(f"unknown op {op!r}; choose from {OPS}")
+
+
+def heldout_set(op: str, digits: Iterable[int], seed: int) -> list[Arith]:
+    """One distinct problem per entry of `digits` (its digit count), reproducible from `seed`."""
+    rng = np.random.default_rng(seed)
+    out: dict[str, Arith] = {}
+    for d in digits:
+        while (p := sample(rng, op, d)).id in out:
+            pass
+        out[p.id] = p
+    return list(out.values())
+
+
+# Digit counts for the budget-sweep set: frequency ~ 1/d (1 digit capped, there are only 100
+# one-digit sums), so log(needed thinking length) = log(9d) is roughly uniform over 9..72 tokens.
+LOG_UNIFORM_COUNTS = {1: 50, 2: 70, 3: 50, 4: 40, 5: 30, 6: 25, 7: 20, 8: 20}
+
+
+def log_uniform_digits() -> list[int]:
+    return [d for d, k in LOG_UNIFORM_COUNTS.items() for _ in range(k)]
+
+
+def write_jsonl(problems: Iterable[Arith], path: Path) -> None:
+    with open(path, "w") as f:
+        for p in problems:
+            row = {"id": p.id, "prompt": p.prompt, "answer": p.answer, "thinking": p.thinking,
+                   "op": p.op, "digits": p.digits}
+            f.write(json.dumps(row) + "\n")
+
+
+def read_jsonl_ids(paths: Iterable[Path]) -> set[str]:
+    ids: set[str] = set()
+    for path in paths:
+        with open(path) as f:
+            ids.update(json.loads(line)["id"] for line in f if line.strip())
+    return ids
+
+
+def training_stream(seed: int, exclude: set[str], mul_share: float = 0.2) -> Iterator[Arith]:
+    """Endless fresh training problems, uniform in 1..8 digits, never a held-out problem."""
+    rng = np.random.default_rng(seed)
+    while True:
+        op = "mul" if rng.random() < mul_share else "add"
+        p = sample(rng, op, int(rng.integers(1, MAX_DIGITS + 1)))
+        if p.id not in exclude:
+            yield p
+# The fixed held-out sets committed under tasks/data/ (never trained on): name -> (op, digits, seed).
+HELDOUT: dict[str, tuple[str, list[int], int]] = {
+    "add5": ("add", [5] * 500, 1001),
+    "add_sweep": ("add", log_uniform_digits(), 1002),
+    "mul": ("mul", [d for d in range(1, MAX_DIGITS + 1) for _ in range(40)], 1003),
+}
+
+
+def write_heldout_sets(directory: Path) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, (op, digits, seed) in HELDOUT.items():
+        path = directory / f"{name}.jsonl"
+        write_jsonl(heldout_set(op, digits, seed), path)
+        paths.append(path)
+    return paths

@@ -1,0 +1,56 @@
+"""The built-in model zoo: tiny Llama checkpoints shipped as package data, addressed by name.
+
+``zoo`` means the whole family, ``zoo/arith-h128`` one member. Any other name passes through
+unchanged (a hub id or a local checkpoint directory).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+ZOO_DIR = Path(__file__).parent / "checkpoints"
+FAMILY = "zoo/arith"
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    name: str  # what the user typed / the display name ("zoo/arith-h64", "Qwen/Qwen3-0.6B")
+    path: str  # what from_pretrained / vLLM load
+    params: int | None = None
+    family: str | None = None
+    sha256: str | None = None
+
+
+def zoo_manifest() -> dict:
+    path = ZOO_DIR / "manifest.json"
+    if not path.exists():
+        raise FileNotFoundError(f"no zoo checkpoints in {ZOO_DIR}; train them with `make zoo`")
+    return json.loads(path.read_text())
+
+
+def zoo_models() -> list[ModelRef]:
+    return [
+        ModelRef(m["name"], str(ZOO_DIR / m["path"]), m["params"], FAMILY, m["sha256"])
+        for m in zoo_manifest()["models"]
+    ]
+
+
+def resolve_models(spec: str) -> list[ModelRef]:
+    """Comma-separated names -> model references; ``zoo`` expands to every zoo size."""
+    out: list[ModelRef] = []
+    for name in (s.strip() for s in spec.split(",") if s.strip()):
+        if name == "zoo":
+            out += zoo_models()
+        elif name.startswith("zoo/"):
+            found = [m for m in zoo_models() if m.name == name]
+            if not found:
+                names = ", ".join(m.name for m in zoo_models())
+                raise ValueError(f"unknown zoo model {name!r}; the zoo has: zoo, {names}")
+            out += found
+        else:
+            out.append(ModelRef(name, name))
+    if not out:
+        raise ValueError("no model given: pass --model NAME[,NAME...] (e.g. zoo)")
+    return out

@@ -1,0 +1,208 @@
+"""Training recipe for the built-in model zoo: one family of tiny Llama models, identical data.
+
+Every size sees the same stream of fresh arithmetic problems for the same number of steps, so
+size is the only thing that differs between them. Head size is 32 because vLLM's CPU attention
+kernel supports no smaller head; ``head_dim`` decouples it from the (tiny) hidden size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import multiprocessing as mp
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from evalharness import synth
+from evalharness.zoo.tokenizer import END_THINK, THINK, build_tokenizer
+
+
+@dataclass(frozen=True)
+class Size:
+    hidden: int
+    heads: int
+    layers: int = 2
+
+    @property
+    def name(self) -> str:
+        return f"arith-h{self.hidden}"
+
+
+SIZES = [Size(16, 2), Size(32, 2), Size(48, 2), Size(64, 2), Size(80, 3), Size(96, 3),
+         Size(112, 4), Size(128, 4)]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    steps: int = 1000
+    batch: int = 144
+    warmup: int = 30
+    data_seed: int = 0
+    init_seed: int = 0
+    mul_share: float = 0.15
+    cut_share: float = 0.10  # examples whose thinking is cut and the answer forced
+    max_len: int = 512
+
+    def lr(self, hidden: int) -> float:
+        return min(6e-3, 3e-3 * math.sqrt(64 / hidden))
+
+
+def model_config(size: Size, vocab: int, tok) -> LlamaConfig:
+    return LlamaConfig(
+        vocab_size=vocab, hidden_size=size.hidden, intermediate_size=4 * size.hidden,
+        num_hidden_layers=size.layers, num_attention_heads=size.heads,
+        num_key_value_heads=size.heads, head_dim=32, max_position_embeddings=512,
+        tie_word_embeddings=True, rms_norm_eps=1e-5, pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id, bos_token_id=None, torch_dtype="float32",
+    )
+
+
+def encode_example(p: synth.Arith, tok, rng: np.random.Generator, cut_share: float):
+    """Token ids and loss mask: loss on thinking, ``</think>``, answer and ``<eos>``.
+
+    A `cut_share` of examples have their thinking cut at a random point and ``</think>`` forced,
+    so that answering after a forced end is defined behaviour; that forced marker gets no loss.
+    """
+    prompt = tok.encode(p.prompt + THINK)
+    think = tok.encode(p.thinking)
+    end = tok.convert_tokens_to_ids(END_THINK)
+    answer = tok.encode(p.answer) + [tok.eos_token_id]
+    forced = rng.random() < cut_share
+    if forced:
+        think = think[: int(rng.integers(0, len(think)))]
+    ids = prompt + think + [end] + answer
+    mask = [0] * len(prompt) + [1] * len(think) + [0 if forced else 1] + [1] * len(answer)
+    return ids, mask
+
+
+def batches(recipe: Recipe, tok, exclude: set[str]):
+    stream = synth.training_stream(recipe.data_seed, exclude, recipe.mul_share)
+    rng = np.random.default_rng(recipe.data_seed + 1)
+    while True:
+        rows = [encode_example(next(stream), tok, rng, recipe.cut_share) for _ in range(recipe.batch)]
+        width = max(len(ids) for ids, _ in rows)
+        ids = torch.full((len(rows), width), tok.pad_token_id)
+        labels = torch.full((len(rows), width), -100)
+        attn = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, (r, m) in enumerate(rows):
+            ids[i, : len(r)] = torch.tensor(r)
+            attn[i, : len(r)] = 1
+            labels[i, : len(r)] = torch.tensor([t if k else -100 for t, k in zip(r, m, strict=True)])
+        yield ids, attn, labels
+
+
+def train_one(size: Size, recipe: Recipe, out_dir: Path, exclude: set[str]) -> dict:
+    torch.set_num_threads(1)  # two sizes train side by side, one core each
+    torch.manual_seed(recipe.init_seed)
+    tok = build_tokenizer()
+    model = LlamaForCausalLM(model_config(size, len(tok), tok))
+    lr = recipe.lr(size.hidden)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=0.01)
+
+    def schedule(step: int) -> float:
+        if step < recipe.warmup:
+            return (step + 1) / recipe.warmup
+        progress = (step - recipe.warmup) / max(1, recipe.steps - recipe.warmup)
+        return 0.5 * (1 + math.cos(math.pi * progress))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+    tokens = 0
+    t0 = time.time()
+    model.train()
+    for step, (ids, attn, labels) in zip(range(recipe.steps), batches(recipe, tok, exclude), strict=False):
+        loss = model(input_ids=ids, attention_mask=attn, labels=labels).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        tokens += int(attn.sum())
+        if step % 100 == 0 or step == recipe.steps - 1:
+            print(f"[{size.name}] step {step:4d} loss {loss.item():.4f} {time.time() - t0:.0f}s",
+                  flush=True)
+    model.eval()
+    path = out_dir / size.name
+    model.save_pretrained(path, safe_serialization=True)
+    tok.save_pretrained(path)
+    return manifest_entry(size, recipe, path, tokens, loss.item(), time.time() - t0)
+
+
+def manifest_entry(size: Size, recipe: Recipe, path: Path, tokens: int, final_loss: float,
+                   seconds: float) -> dict:
+    """What the zoo manifest says of one trained checkpoint (read back from disk)."""
+    from safetensors import safe_open
+
+    with safe_open(path / "model.safetensors", "pt") as f:
+        shapes = {k: f.get_slice(k).get_shape() for k in f.keys()}  # noqa: SIM118
+    n_params = sum(math.prod(s) for s in shapes.values())
+    n_embed = math.prod(shapes["model.embed_tokens.weight"])
+    return {
+        "name": f"zoo/{size.name}",
+        "path": size.name,
+        "params": n_params,
+        "non_embedding_params": n_params - n_embed,
+        "layers": size.layers,
+        "hidden": size.hidden,
+        "heads": size.heads,
+        "head_dim": 32,
+        "steps": recipe.steps,
+        "batch": recipe.batch,
+        "lr": recipe.lr(size.hidden),
+        "tokens": tokens,
+        "train_flops": 6 * n_params * tokens,
+        "seed": recipe.init_seed,
+        "data_seed": recipe.data_seed,
+        "final_loss": round(final_loss, 5),
+        "train_seconds": round(seconds, 1),
+        "sha256": hashlib.sha256((path / "model.safetensors").read_bytes()).hexdigest(),
+    }
+
+
+def _worker(args):
+    # Exceptions cross the process boundary as text: an exception class that cannot be
+    # unpickled would otherwise kill the pool's result thread and hang the whole run.
+    try:
+        return train_one(*args)
+    except Exception:  # noqa: BLE001
+        import traceback
+
+        return {"error": traceback.format_exc(), "name": args[0].name}
+
+
+def write_manifest(out_dir: Path, recipe: Recipe, entries: list[dict]) -> Path:
+    entries = sorted(entries, key=lambda e: e["params"])
+    path = out_dir / "manifest.json"
+    path.write_text(json.dumps({"recipe": asdict(recipe), "models": entries}, indent=2) + "\n")
+    return path
+
+
+def train_zoo(out_dir: Path, tasks_dir: Path, recipe: Recipe = Recipe(),
+              sizes: list[Size] = SIZES, jobs: int = 2) -> list[dict]:
+    """Train every size (largest first, `jobs` at a time) and write ``manifest.json``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    heldout = synth.write_heldout_sets(tasks_dir)
+    exclude = synth.read_jsonl_ids(heldout)
+    work = [(s, recipe, out_dir, exclude) for s in sorted(sizes, key=lambda s: -s.hidden)]
+    entries, errors = [], []
+    with mp.get_context("spawn").Pool(max(1, jobs)) as pool:
+        for entry in pool.imap_unordered(_worker, work, chunksize=1):
+            (errors if "error" in entry else entries).append(entry)
+    if errors:
+        raise RuntimeError("training failed for " + ", ".join(e["name"] for e in errors)
+                           + "\n" + "\n".join(e["error"] for e in errors))
+    write_manifest(out_dir, recipe, entries)
+    return sorted(entries, key=lambda e: e["params"])
+
+
+from evalharness.zoo import ZOO_DIR  # noqa: E402
+
+TASKS_DATA = Path(__file__).resolve().parents[2] / "tasks" / "data"
+
+if __name__ == "__main__":  # `python -m evalharness.zoo.train`; the CLI's `zoo train` is the same
+    train_zoo(ZOO_DIR, TASKS_DATA)

