@@ -225,6 +225,9 @@ def plot_accuracy_vs_budget(
             if {"acc_lo", "acc_hi"} <= set(g.columns):
                 ax.fill_between(x, g["acc_lo"], g["acc_hi"], color=colors[m], alpha=0.14, lw=0)
             fit = _fit_row(fits, m)
+            why = _no_fit_reason(fits, m) if fit is None else None
+            if why:
+                handles.append(Line2D([], [], ls="none", label=f"   no fit: {why}"))
             if fit is not None:
                 tb = [t for t in _parse_budgets(fit.get("budgets")) if t > 0]
                 if len(tb) >= 2:
@@ -257,6 +260,13 @@ def _fit_row(fits: pd.DataFrame | None, model: str):
     if rows.empty or not math.isfinite(_finite_or(rows.iloc[0].get("b"), math.nan)):
         return None
     return rows.iloc[0]
+
+
+def _no_fit_reason(fits: pd.DataFrame | None, model: str) -> str | None:
+    if fits is None or fits.empty or "status" not in fits:
+        return None
+    rows = fits[(fits["model"] == model) & (fits["status"] != "ok")]
+    return str(rows.iloc[0]["status"]) if not rows.empty else None
 
 
 def _fit_label(fit) -> str:

@@ -268,8 +268,18 @@ def emergence_table(an, task: str) -> list[Table]:
     for family, g in em.groupby("family", sort=True) if not em.empty else []:
         g = g.sort_values("params")
         gold = "gold_token_acc" in g and g["gold_token_acc"].notna().any()
-        cols = ["model", "params", "T", "samples", "exact match", "predicted (p^L)",
-                "per-token acc", "log p(answer)", "mean log p/token", "edit distance"]
+        cols = [
+            "model",
+            "params",
+            "T",
+            "samples",
+            "exact match",
+            "predicted (p^L)",
+            "per-token acc",
+            "log p(answer)",
+            "mean log p/token",
+            "edit distance",
+        ]
         if gold:
             cols += ["gold-trace token acc", "predicted EM (gold trace)"]
         rows = []
@@ -374,13 +384,16 @@ def headline(an, task: str) -> list[str]:
         d = dict(zip(g["metric"], g["sharpness"], strict=True))
         if "em" in d and "ref_token_acc" in d:
             n = int(g["n_models"].iloc[0])
-            s = (f"Emergence ({family}, {n} sizes): {fmt_pct(d['em'], 0)} of exact match's "
-                 f"total rise happens in its steepest doubling of parameters, against "
-                 f"{fmt_pct(d['ref_token_acc'], 0)} for per-token accuracy")
+            s = (
+                f"Emergence ({family}, {n} sizes): {fmt_pct(d['em'], 0)} of exact match's "
+                f"total rise happens in its steepest doubling of parameters, against "
+                f"{fmt_pct(d['ref_token_acc'], 0)} for per-token accuracy"
+            )
             if "ref_logprob_sum" in d:
                 s += f" and {fmt_pct(d['ref_logprob_sum'], 0)} for log p(answer)"
-            if n > 1:
-                s += f" (a straight line over the size range would give about {_linear_share(g)})"
+            lin = _linear_share(_task(an.emergence, task), family)
+            if lin:
+                s += f" (a straight line over this size range would give {lin})"
             out.append(s + ".")
     c = _task(an.compute, task)
     if not c.empty and "on_frontier" in c and c["on_frontier"].any():
@@ -393,14 +406,15 @@ def headline(an, task: str) -> list[str]:
     return out
 
 
-def _linear_share(g: pd.DataFrame) -> str:
-    lo, hi = g["steepest_from_params"].min(), g["steepest_to_params"].max()
-    em = g[g["metric"] == "em"]
-    if em.empty:
-        return "–"
-    # doublings spanned by the family = log2(max/min params); read from the table's range
-    span = math.log2(hi / lo) if lo > 0 and hi > lo else math.nan
-    return fmt_pct(1 / span, 0) if math.isfinite(span) and span >= 1 else "–"
+def _linear_share(emergence: pd.DataFrame, family) -> str:
+    """Sharpness of a straight line over the family's size range: 1 / doublings spanned."""
+    if emergence.empty:
+        return ""
+    p = emergence.loc[emergence["family"] == family, "params"].astype(float)
+    p = p[np.isfinite(p) & (p > 0)]
+    if p.empty or p.max() / p.min() <= 2:
+        return ""
+    return fmt_pct(1 / math.log2(p.max() / p.min()), 0)
 
 
 # ----------------------------------------------------------------------------- drill-down
@@ -476,7 +490,7 @@ def _drill_run(run: pd.Series, picks: list[str], scores: pd.DataFrame,
         s0 = g[g["sample"] == g["sample"].min()]
         marks = " ".join(
             f'<span class="{"ok" if c is True or c == 1 else "bad"}" title="T={t:g}">'
-            f'{"✓" if c is True or c == 1 else "✗"}</span>'
+            f"{'✓' if c is True or c == 1 else '✗'}</span>"
             for t, c in zip(s0["budget"], s0["correct"], strict=True)
         )
         prompt = prompts.get((run["task"], pid))
@@ -562,7 +576,7 @@ def runs_table(runs: pd.DataFrame, scores: pd.DataFrame) -> Table:
         b = r["budgets"]
         rows.append([
             r["run_id"], r["model"], plots.format_params(r["params"]), r["task"],
-            ", ".join(str(x) for x in b) if isinstance(b, list) else esc(b),
+            ", ".join(str(x) for x in b) if isinstance(b, list) else str(b),
             "" if r["n"] is None else r["n"], "" if r["temperature"] is None else r["temperature"],
             r["mode"] or "", r["engine"] or "", int(counts.get(r["run_id"], 0)), r["status"] or "",
         ])  # fmt: skip
@@ -665,24 +679,25 @@ def render(results_dir: Path, scores: pd.DataFrame, analysis, runs: pd.DataFrame
         for s in specs:
             if s.task == task:
                 figs[s.kind].append(s)
-
-        def section(name: str, kinds: Sequence[str], tables: Sequence[Table]) -> None:
-            shown = [s for k in kinds for s in figs.get(k, [])]
+        sections = [
+            ("Accuracy vs thinking budget", "accuracy_vs_budget",
+             [fit_table(an, task), accuracy_table(an, task)]),
+            ("Thinking tokens used", "thinking_tokens", [thinking_table(an, task)]),
+            ("Repeated sampling (best-of-N)", "pass_maj_at_k", [sampling_table(an, task)]),
+            ("Emergence across model size", "emergence", emergence_table(an, task)),
+            ("Inference-compute frontier", "flops_frontier", [frontier_table(an, task)]),
+        ]  # fmt: skip
+        for name, kind, tables in sections:
+            shown = figs.get(kind, [])
             tables = [t for t in tables if len(t)]
             if not shown and not tables:
-                return
+                continue
             h.append(f"<h3>{esc(name)}</h3>")
             h.extend(_figure_html(s) for s in shown)
             h.extend(t.html() for t in tables)
+            md.append(f"### {name}\n")
             for t in tables:
                 md.extend([t.markdown(), ""])
-
-        section("Accuracy vs thinking budget", ["accuracy_vs_budget"],
-                [fit_table(an, task), accuracy_table(an, task)])
-        section("Thinking tokens used", ["thinking_tokens"], [thinking_table(an, task)])
-        section("Repeated sampling (best-of-N)", ["pass_maj_at_k"], [sampling_table(an, task)])
-        section("Emergence across model size", ["emergence"], emergence_table(an, task))
-        section("Inference-compute frontier", ["flops_frontier"], [frontier_table(an, task)])
     # runs and manifests
     rt = runs_table(runs, scores)
     h.append('<h2 id="runs">Runs and manifests</h2>')

@@ -106,7 +106,7 @@ def check(engine, token_pairs, lmeval_results):
     got = engine.score(token_pairs)
     assert len(got) == len(token_pairs)
     bad = []
-    for k, (res, (lp, greedy), (ctx, cont)) in enumerate(
+    for k, (res, (lp, greedy), (_, cont)) in enumerate(
         zip(got, lmeval_results, token_pairs, strict=True)
     ):
         assert len(res.logprobs) == len(cont) == len(res.hits), PAIRS[k]

@@ -15,6 +15,7 @@ from evalharness.types import SampleRecord
 FAKE_MODELS = {"arith-h16": 21_000, "arith-h48": 120_000, "arith-h128": 700_000}
 FAKE_BUDGETS = [0, 4, 8, 16, 32, 64, 128]
 FAKE_TASK = "add_sweep"
+INJECTED = "<script>alert('x')</script>"
 
 
 def _per_token_hit(params: int, budget: int, needed: int) -> float:
@@ -98,11 +99,13 @@ def write_fake_results(
                             ref
                             if all(hits)
                             else "".join(
-                                c if hit else str((int(c) + 1) % 10) for c, hit in zip(ref, hits, strict=True)
+                                c if hit else str((int(c) + 1) % 10)
+                                for c, hit in zip(ref, hits, strict=True)
                             )
                         )
-                        if pid.endswith("1") and s == 0 and t == budgets[-1]:
-                            answer = answer + " <script>alert('x')</script>"
+                        if pid == probs[0][0] and s == 0 and t == budgets[-1]:
+                            answer = INJECTED + " " + answer  # the report must escape it
+                        conf = (-0.05 if all(hits) else -0.4) + float(rng.normal(0, 0.05))
                         rec = SampleRecord(
                             run_id=run_id,
                             model=model,
@@ -118,7 +121,7 @@ def write_fake_results(
                             thinking=thinking_full[:used],
                             answer=answer,
                             answer_ids=[int(c) + 3 for c in answer if c.isdigit()],
-                            answer_logprobs=[-0.1] * len(ref),
+                            answer_logprobs=[conf] * len(ref),
                             reference=ref,
                             ref_ids=[int(c) + 3 for c in ref],
                             ref_logprobs=lps,
@@ -135,3 +138,209 @@ def write_fake_results(
 @pytest.fixture(scope="module")
 def fake_results(tmp_path_factory) -> Path:
     return write_fake_results(tmp_path_factory.mktemp("results"))
+
+
+@pytest.fixture(scope="module")
+def analysis(fake_results):
+    from evalharness.plots import load_analysis
+
+    return load_analysis(fake_results)[1]
+
+
+def _data_lines(ax, prefix: str):
+    return [ln for ln in ax.get_lines() if ln.get_label().startswith(prefix)]
+
+
+def _check_labelled(fig):
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert axes
+    assert all(ax.get_xlabel() for ax in axes)
+    assert axes[0].get_ylabel()
+    assert fig.get_suptitle(), "every figure names its family and task in the title"
+    return axes
+
+
+# ----------------------------------------------------------------------------- make_plots
+
+
+def test_make_plots_writes_every_applicable_figure(fake_results, tmp_path):
+    from evalharness.plots import make_plots
+
+    paths = make_plots(fake_results, tmp_path / "plots")
+    names = sorted(p.name for p in paths)
+    stems = [
+        "accuracy_vs_budget_add_sweep",
+        "emergence_arith_add_sweep",
+        "flops_frontier_add_sweep",
+        "pass_maj_at_k_add_sweep",
+        "thinking_tokens_add_sweep",
+    ]
+    assert names == sorted(f"{s}.{ext}" for s in stems for ext in ("png", "svg"))
+    for p in paths:
+        data = p.read_bytes()
+        assert len(data) > 5000
+        if p.suffix == ".png":
+            assert data[:8] == b"\x89PNG\r\n\x1a\n"
+        else:
+            assert b"<svg" in data[:2000]
+    # default output folder is results/plots
+    assert {p.parent for p in make_plots(fake_results)} == {fake_results / "plots"}
+
+
+def test_make_plots_skips_figures_that_do_not_apply(tmp_path):
+    from evalharness.plots import make_plots
+
+    root = write_fake_results(
+        tmp_path / "one", problems=8, models={"arith-h48": 120_000}, sampled_n=1
+    )
+    names = {p.stem for p in make_plots(root)}
+    assert "accuracy_vs_budget_add_sweep" in names
+    assert "thinking_tokens_add_sweep" in names
+    assert not any(n.startswith("pass_maj_at_k") for n in names)  # only n = 1
+    assert not any(n.startswith("emergence") for n in names)  # only one size
+
+
+def test_make_plots_on_empty_results_writes_nothing(tmp_path):
+    from evalharness.plots import make_plots
+
+    (tmp_path / "runs").mkdir()
+    assert make_plots(tmp_path) == []
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+def test_accuracy_vs_budget_lines_and_fit(analysis):
+    from evalharness.plots import plot_accuracy_vs_budget
+
+    bud, fits = analysis.budgets, analysis.fits
+    fig = plot_accuracy_vs_budget(bud, fits, task=FAKE_TASK, family="arith")
+    (ax,) = _check_labelled(fig)
+    assert "arith" in fig.get_suptitle() and FAKE_TASK in fig.get_suptitle()
+    assert "budget" in ax.get_xlabel() and "accuracy" in ax.get_ylabel()
+    # T = 0 has its own tick next to the log2-spaced positive budgets
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert labels == [f"{b:g}" for b in FAKE_BUDGETS]
+    for model in FAKE_MODELS:
+        (data,) = [ln for ln in ax.get_lines() if ln.get_label().startswith(model)]
+        g = bud[bud["model"] == model].sort_values("budget")
+        np.testing.assert_allclose(data.get_ydata(), g["accuracy"])
+    ok = fits[fits["status"] == "ok"]
+    fit_lines = [ln for ln in ax.get_lines() if "pts/doubling" in ln.get_label()]
+    assert len(fit_lines) == len(ok) >= 2
+    # each dashed line is a + b*log2(T) over exactly the budgets the fit used
+    for ln in fit_lines:
+        slope = float(ln.get_label().split("pts/doubling")[0]) / 100
+        (f,) = [r for _, r in ok.iterrows() if abs(100 * r["b"] - 100 * slope) < 0.051]
+        used = [float(t) for t in f["budgets"].split()]
+        x, y = np.asarray(ln.get_xdata()), np.asarray(ln.get_ydata())
+        np.testing.assert_allclose([x[0], x[-1]], np.log2([min(used), max(used)]))
+        np.testing.assert_allclose(y, f["a"] + f["b"] * x)
+
+
+def test_thinking_usage_has_reference_and_one_line_per_model(analysis):
+    from evalharness.plots import plot_thinking_usage
+
+    fig = plot_thinking_usage(analysis.budgets, task=FAKE_TASK, family="arith")
+    (ax,) = _check_labelled(fig)
+    assert "tokens used" in ax.get_ylabel()
+    ref = _data_lines(ax, "y = x")
+    assert len(ref) == 1
+    np.testing.assert_allclose(2 ** np.asarray(ref[0].get_xdata()), ref[0].get_ydata())
+    for model in FAKE_MODELS:
+        (ln,) = _data_lines(ax, model)
+        g = analysis.budgets[analysis.budgets["model"] == model].sort_values("budget")
+        np.testing.assert_allclose(ln.get_ydata(), g["think_mean"])
+
+
+def test_pass_maj_at_k_panels_and_coverage_fit(analysis):
+    from evalharness.plots import plot_pass_maj_at_k
+
+    cov = analysis.coverage
+    curves = cov.groupby(["model", "budget"])["k"].max()
+    multi = cov.set_index(["model", "budget"]).loc[curves[curves > 1].index].reset_index()
+    cf = analysis.coverage_fits
+    fig = plot_pass_maj_at_k(multi, cf, task=FAKE_TASK, family="arith")
+    axes = _check_labelled(fig)
+    assert [ax.get_title().split(" ")[0] for ax in axes] == ["pass@k", "maj@k:", "best-of-k:"]
+    n_curves = len(curves[curves > 1])
+    ok_fits = cf.merge(curves[curves > 1].reset_index()[["model", "budget"]])
+    n_fits = int((ok_fits["status"] == "ok").sum())
+    assert n_fits >= 1
+    solid = [ln for ln in axes[0].get_lines() if ln.get_linestyle() != "--"]
+    dashed = [ln for ln in axes[0].get_lines() if ln.get_linestyle() == "--"]
+    assert len(solid) == n_curves and len(dashed) == n_fits
+    for ax in axes[1:]:
+        assert len(ax.get_lines()) == n_curves
+    assert axes[0].get_xscale() == "log"
+    # legend: one entry per curve plus the fit explanation
+    texts = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert len(texts) == n_curves + 1 and any("β=" in t for t in texts)
+
+
+def test_emergence_panel_reports_sharpness(analysis):
+    from evalharness.plots import plot_emergence
+
+    em = analysis.emergence
+    sh = analysis.sharpness
+    fig = plot_emergence(em, sh, task=FAKE_TASK, family="arith")
+    axes = _check_labelled(fig)
+    assert len(axes) == 3
+    assert all(ax.get_xscale() == "log" and "parameters" in ax.get_xlabel() for ax in axes)
+    em_ax, tok_ax, lp_ax = axes
+    assert "exact match" in em_ax.get_ylabel()
+    assert "per-token" in tok_ax.get_ylabel() and "log p" in lp_ax.get_ylabel()
+    share = dict(zip(sh["metric"], sh["sharpness"], strict=True))
+    legend = " ".join(t.get_text() for t in em_ax.get_legend().get_texts())
+    assert f"{100 * share['em']:.0f}% of rise" in legend
+    assert "predicted" in legend  # the (per-token accuracy)^L overlay
+    (pred,) = [ln for ln in em_ax.get_lines() if ln.get_label().startswith("predicted")]
+    np.testing.assert_allclose(pred.get_ydata(), em.sort_values("params")["pred_em_ref"])
+    tok_legend = tok_ax.get_legend().get_texts()[0].get_text()
+    assert f"{100 * share['ref_token_acc']:.0f}% of rise" in tok_legend
+
+
+def test_flops_frontier_draws_the_pareto_front(analysis):
+    from evalharness.plots import plot_flops_frontier
+
+    comp = analysis.compute
+    fig = plot_flops_frontier(comp, task=FAKE_TASK, family="arith")
+    (ax,) = _check_labelled(fig)
+    assert ax.get_xscale() == "log" and "FLOPs" in ax.get_xlabel()
+    (step,) = _data_lines(ax, "Pareto")
+    front = comp[comp["on_frontier"]].sort_values("flops")
+    np.testing.assert_allclose(step.get_xdata()[:-1], front["flops"])
+    np.testing.assert_allclose(step.get_ydata()[:-1], front["accuracy"])
+    labels = [t.get_text() for t in ax.texts]
+    assert labels and all(any(m in t for m in FAKE_MODELS) and "T=" in t for t in labels)
+    # every model appears in the legend with its size
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "arith-h128 (700k)" in legend and "arith-h16 (21k)" in legend
+
+
+def test_colours_follow_model_size():
+    from matplotlib.colors import to_rgb
+
+    from evalharness.plots import model_colors
+
+    colors = model_colors({"big": 7e5, "small": 2e4, "mid": 1.2e5})
+
+    def luminance(c):
+        r, g, b = to_rgb(c)
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+    assert luminance(colors["small"]) > luminance(colors["mid"]) > luminance(colors["big"])
+
+
+@pytest.mark.parametrize(
+    ("models", "family"),
+    [
+        (["arith-h16", "arith-h128"], "arith"),
+        (["Qwen/Qwen3-0.6B", "Qwen/Qwen3-8B"], "Qwen/Qwen3"),
+        (["gpt2"], "gpt2"),
+    ],
+)
+def test_family_name(models, family):
+    from evalharness.plots import family_name
+
+    assert family_name(models) == family
