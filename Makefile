@@ -86,3 +86,20 @@ zoo: install
 
 clean-results:
 	rm -rf $(RESULTS)/runs $(RESULTS)/plots $(RESULTS)/analysis $(RESULTS)/report.html $(RESULTS)/summary.md
+
+# Presets for GPU machines with hub access (see README "Presets"): reasoning family over budgets,
+# and an instruct family with best-of-N.
+R1_MODELS ?= deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B,deepseek-ai/DeepSeek-R1-Distill-Qwen-7B,deepseek-ai/DeepSeek-R1-Distill-Qwen-14B
+QWEN_MODELS ?= Qwen/Qwen2.5-0.5B-Instruct,Qwen/Qwen2.5-1.5B-Instruct,Qwen/Qwen2.5-3B-Instruct,Qwen/Qwen2.5-7B-Instruct
+.PHONY: preset-r1 preset-qwen-gsm8k
+preset-r1: install
+	HF_HUB_OFFLINE=0 HF_DATASETS_OFFLINE=0 $(EH) eval --engine vllm --format think --dtype bfloat16 \
+	  --max-model-len 20480 --model $(R1_MODELS) --task $(or $(PRESET_TASK),aime24) \
+	  --budgets 256,512,1024,2048,4096,8192,16384 --n 16 --temperature 0.6 --top-p 0.95 \
+	  --max-answer-tokens 1024 --results $(RESULTS)
+	$(EH) analyze --results $(RESULTS) && $(EH) plots --results $(RESULTS) && $(EH) report --results $(RESULTS)
+preset-qwen-gsm8k: install
+	HF_HUB_OFFLINE=0 HF_DATASETS_OFFLINE=0 $(EH) eval --engine vllm --format cot --dtype bfloat16 \
+	  --model $(QWEN_MODELS) --task gsm8k --budgets 0,128,256,512,1024 --n 16 --temperature 0.7 \
+	  --max-answer-tokens 32 --results $(RESULTS)
+	$(EH) analyze --results $(RESULTS) && $(EH) plots --results $(RESULTS) && $(EH) report --results $(RESULTS)

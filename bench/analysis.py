@@ -171,10 +171,11 @@ def main() -> None:
     verdict = "OK" if total < GOAL_S else "OVER"
     print(f"{'total':>10}: {total:6.2f} s  (goal < {GOAL_S:.0f} s: {verdict})")
     acc = scores["correct"].mean()
-    fit = result.fits.iloc[-1]
-    print(
-        f"sanity: accuracy {acc:.3f}; largest model log-T fit b = {fit['b']:.3f} ({fit['status']})"
+    slopes = ", ".join(
+        f"{r.model}: {r.b:.3f}" if r.status == "ok" else f"{r.model}: -"
+        for r in result.fits.itertuples()
     )
+    print(f"sanity: accuracy {acc:.3f}; gain per doubling of T by model: {slopes}")
 
 
 if __name__ == "__main__":

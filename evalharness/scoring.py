@@ -197,6 +197,7 @@ _NUM_CORE = re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?(?:/\d+)?$", re.
 _UNITS = re.compile(r"^(.*?\d\.?)\s*(?:%|[a-zA-Z][a-zA-Z. ]*)$")
 
 
+@lru_cache(maxsize=1 << 16)  # references and common answers recur across many records
 def _to_number(s: str | None) -> Fraction | None:
     """Exact value of a numeric answer string, tolerant of the ways people write numbers.
 

@@ -69,3 +69,20 @@ def test_every_checkpoint_loads_offline_and_answers_greedily(zoo, idx):
         assert correct >= 7, list(zip(answers, [p["answer"] for p in probs], strict=True))
     if ref is zoo[0]:
         assert correct <= 2
+
+
+def test_every_recipe_size_builds_a_valid_config_with_head_size_32():
+    # transformers validates configs strictly (hidden divisible by heads); a size that fails
+    # here would only fail deep inside `make zoo`'s worker processes
+    from transformers import LlamaForCausalLM
+
+    from evalharness.zoo.tokenizer import build_tokenizer
+    from evalharness.zoo.train import SIZES, model_config
+
+    tok = build_tokenizer()
+    params = []
+    for size in SIZES:
+        model = LlamaForCausalLM(model_config(size, len(tok), tok))
+        assert model.config.head_dim == 32
+        params.append(sum(p.numel() for p in model.parameters()))
+    assert params == sorted(params) and params[-1] / params[0] >= 25

@@ -34,7 +34,7 @@ class Size:
         return f"arith-h{self.hidden}"
 
 
-SIZES = [Size(16, 2), Size(32, 2), Size(48, 2), Size(64, 2), Size(80, 3), Size(96, 3),
+SIZES = [Size(16, 2), Size(32, 2), Size(48, 2), Size(64, 2), Size(80, 2), Size(96, 3),
          Size(112, 4), Size(128, 4)]
 
 
