@@ -291,25 +291,26 @@ def _crossings(x: np.ndarray, y: np.ndarray, level: float) -> np.ndarray:
 def emergence_span(
     log2_params, em, metric, lo: float = 0.2, hi: float = 0.8
 ) -> EmergenceSpan | None:
-    """The smallest interval [x1, x2] of log2 params with EM(x1) = lo and EM(x2) = hi, x1 < x2,
-    on the piecewise-linear EM curve, and the share of each metric's total rise (largest model
-    minus smallest) that falls inside it. None if EM never climbs from `lo` to `hi`.
+    """The narrowest pair of *models* (smaller one with EM < `lo`, larger one with EM > `hi`)
+    and the share of each metric's total rise (largest model minus smallest) between them.
+    None if no model below `lo` is followed by one above `hi`.
 
-    "Emergent under EM, smooth under per-token accuracy" reads as a large em_share in a short
-    span next to a small metric_share.
+    Measured between real checkpoints, not interpolated crossings: interpolating would cap
+    EM's share at (hi - lo) / total rise by construction. "Emergent under EM, smooth under
+    per-token accuracy" reads as a large em_share over few doublings next to a small
+    metric_share.
     """
     x, e = _curve(log2_params, em)
     if x.size < 2:
         return None
-    lows, highs = _crossings(x, e, lo), _crossings(x, e, hi)
-    best: tuple[float, float] | None = None
-    for x2 in highs:
-        before = lows[lows < x2]
-        if before.size and (best is None or x2 - before[-1] < best[1] - best[0]):
-            best = (float(before[-1]), float(x2))
+    best: tuple[int, int] | None = None
+    for j in np.flatnonzero(e > hi):
+        below = np.flatnonzero(e[:j] < lo)
+        if below.size and (best is None or x[j] - x[below[-1]] < x[best[1]] - x[best[0]]):
+            best = (int(below[-1]), int(j))
     if best is None:
         return None
-    x1, x2 = best
+    x1, x2 = float(x[best[0]]), float(x[best[1]])
 
     def share(xs, ys) -> float:
         total = ys[-1] - ys[0]

@@ -118,19 +118,20 @@ def test_emergence_span_on_a_hand_made_curve():
     em = [0.0, 0.1, 0.5, 0.9, 1.0]
     token = [0.5, 0.6, 0.7, 0.8, 0.9]
     span = emergence_span(x, em, token)
-    assert span.lo_log2_params == pytest.approx(21.25)
-    assert span.hi_log2_params == pytest.approx(22.75)
-    assert span.doublings == pytest.approx(1.5)
-    assert span.em_share == pytest.approx(0.6)
-    assert span.metric_share == pytest.approx(0.375)
+    # from the last model below 0.2 (2^21) to the first above 0.8 (2^23)
+    assert span.lo_log2_params == 21 and span.hi_log2_params == 23
+    assert span.doublings == pytest.approx(2)
+    assert span.em_share == pytest.approx(0.8)
+    assert span.metric_share == pytest.approx(0.5)
     assert emergence_span(x, [0.0, 0.1, 0.2, 0.3, 0.5], token) is None  # never reaches 0.8
 
 
 def test_emergence_span_picks_the_narrowest_climb_on_a_wiggly_curve():
-    x = [0, 1, 2, 3, 4]
-    em = [0.1, 0.9, 0.1, 0.1, 0.9]  # climbs twice: [0.125, 0.875] and [3.125, 3.875]
+    x = [0, 1, 2, 3, 4, 4.5]
+    em = [0.1, 0.5, 0.9, 0.1, 0.1, 0.9]  # climbs twice: 0 -> 2 and 4 -> 4.5
     span = emergence_span(x, em, x)
-    assert span.doublings == pytest.approx(0.75)
+    assert (span.lo_log2_params, span.hi_log2_params) == (4, 4.5)
+    assert span.doublings == pytest.approx(0.5)
 
 
 def test_pareto_frontier_on_hand_made_points():
