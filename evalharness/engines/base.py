@@ -53,12 +53,16 @@ def resolve_engine_kind(kind: str) -> str:
     return kind
 
 
+HF_ONLY = {"batch_size", "device"}
+
+
 def load_engine(kind: str, model: str, **options: Any) -> Engine:
     kind = resolve_engine_kind(kind)
     if kind == "vllm":
         from evalharness.engines.vllm import VLLMEngine
 
-        return VLLMEngine(model, **options)
+        # transformers-only options (batch size, device) mean nothing to vLLM's scheduler
+        return VLLMEngine(model, **{k: v for k, v in options.items() if k not in HF_ONLY})
     from evalharness.engines.hf import HFEngine
 
     hf_options = {k: v for k, v in options.items() if k in HFEngine.OPTIONS}

@@ -104,7 +104,9 @@ class HFEngine:
         active = [r.max_tokens > 0 for r in reqs]
         # Like vLLM, generation always ends at <eos>; the stop token is reported, not kept.
         stop_sets = [set(r.stop_ids) | {self.tokenizer.eos_token_id} for r in reqs]
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
+        # only the last position's logits are needed (a 150K vocabulary makes the rest costly)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
+                         logits_to_keep=1)
         cache, logits = out.past_key_values, out.logits[:, -1, :].float()
         next_pos = pos[:, -1:] + 1
         for _ in range(max(r.max_tokens for r in reqs)):
@@ -151,6 +153,11 @@ class HFEngine:
     def score(self, pairs: Sequence[tuple[list[int], list[int]]]) -> list[ScoreResult]:
         order = sorted(range(len(pairs)), key=lambda k: len(pairs[k][0]) + len(pairs[k][1]))
         out: list[ScoreResult | None] = [None] * len(pairs)
+        too_long = {k for k, (c, t) in enumerate(pairs)
+                    if self.max_model_len and len(c) + len(t) > self.max_model_len}
+        order = [k for k in order if k not in too_long]  # like vLLM: no score past the context
+        for k in too_long:
+            out[k] = ScoreResult([], [])
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
             keep = max(len(pairs[k][1]) for k in idx)

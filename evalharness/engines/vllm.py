@@ -34,8 +34,15 @@ def engine_arg_names() -> set[str] | None:
     return names | {p for p in params if p not in ("self", "kwargs")}
 
 
+# vLLM keeps its parallel state (process groups) in module globals: two live engines in one
+# process share it, and closing one breaks the other. So at most one engine is live at a time;
+# building a new one closes the previous one, and a closed engine refuses work clearly.
+_LIVE: VLLMEngine | None = None
+
+
 class VLLMEngine:
     name = "vllm"
+    closed = False
 
     def __init__(
         self,
@@ -60,6 +67,8 @@ class VLLMEngine:
                 "`pip install vllm` on a CUDA machine"
             ) from e
         self.version = vllm.__version__
+        if _LIVE is not None:
+            _LIVE.close()
         on_cpu = not cuda_available()
         kwargs: dict[str, Any] = dict(
             model=model, tokenizer=model, dtype=dtype, max_model_len=max_model_len,
@@ -77,6 +86,7 @@ class VLLMEngine:
         if any(k in extra for k in dropped):
             raise EngineError(f"vLLM {self.version} does not accept {dropped}")
         self.llm = LLM(**{k: v for k, v in kwargs.items() if k not in dropped})
+        globals()["_LIVE"] = self
         self.tokenizer = self.llm.get_tokenizer()
         self.max_model_len = self.llm.llm_engine.model_config.max_model_len
 
@@ -85,8 +95,15 @@ class VLLMEngine:
 
         return SamplingParams(**kw)
 
+    def _check_open(self) -> None:
+        if self.closed:
+            raise EngineError("this vLLM engine was closed (another one was started in this "
+                              "process); build a new VLLMEngine")
+
     def generate(self, requests: Sequence[GenRequest]) -> list[list[Completion]]:
         from vllm.inputs import TokensPrompt
+
+        self._check_open()
 
         out: list[list[Completion]] = [[] for _ in requests]
         ok = [i for i, r in enumerate(requests)
@@ -127,6 +144,8 @@ class VLLMEngine:
     def score(self, pairs: Sequence[tuple[list[int], list[int]]]) -> list[ScoreResult]:
         from vllm.inputs import TokensPrompt
 
+        self._check_open()
+
         out: list[ScoreResult] = [ScoreResult([], []) for _ in pairs]
         todo = [k for k, (ctx, cont) in enumerate(pairs)
                 if cont and ctx and len(ctx) + len(cont) <= self.max_model_len]
@@ -147,6 +166,11 @@ class VLLMEngine:
 
     def close(self) -> None:
         # A still-referenced LLM breaks the next one built in this process: drop it, collect.
+        if self.closed:
+            return
+        self.closed = True
+        if globals()["_LIVE"] is self:
+            globals()["_LIVE"] = None
         try:
             self.llm.llm_engine.engine_core.shutdown()
         except Exception:  # noqa: BLE001 - best effort; versions differ in what they expose
