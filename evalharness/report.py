@@ -382,15 +382,19 @@ def headline(an, task: str) -> list[str]:
     sh = _task(an.sharpness, task)
     for family, g in sh.groupby("family", sort=True) if not sh.empty else []:
         d = dict(zip(g["metric"], g["sharpness"], strict=True))
-        if "em" in d and "ref_token_acc" in d:
+        # The continuous twin of exact match is the teacher-forced per-token accuracy of the
+        # gold target where the task has one (it does not depend on the model's own thinking).
+        tok = next((m for m in ("gold_token_acc", "ref_token_acc") if m in d and d[m] == d[m]), None)
+        if "em" in d and tok:
             n = int(g["n_models"].iloc[0])
+            what = "the gold target" if tok == "gold_token_acc" else "the answer"
             s = (
                 f"Emergence ({family}, {n} sizes): {fmt_pct(d['em'], 0)} of exact match's "
                 f"total rise happens in its steepest doubling of parameters, against "
-                f"{fmt_pct(d['ref_token_acc'], 0)} for per-token accuracy"
+                f"{fmt_pct(d[tok], 0)} for teacher-forced per-token accuracy of {what}"
             )
             if "ref_logprob_sum" in d:
-                s += f" and {fmt_pct(d['ref_logprob_sum'], 0)} for log p(answer)"
+                s += f" and {fmt_pct(d['ref_logprob_sum'], 0)} for log p(answer | own thinking)"
             lin = _linear_share(_task(an.emergence, task), family)
             if lin:
                 s += f" (a straight line over this size range would give {lin})"
