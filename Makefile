@@ -67,7 +67,8 @@ eval: install
 	$(EH) score --results $(RESULTS)
 	$(EH) analyze --results $(RESULTS)
 	$(EH) plots --results $(RESULTS) > /dev/null
-	$(EH) report --results $(RESULTS)
+	$(EH) report --results $(RESULTS) > /dev/null
+	$(EH) summary --results $(RESULTS)
 
 score: install
 	$(EH) score --results $(RESULTS)

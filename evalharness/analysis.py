@@ -360,7 +360,7 @@ _NEEDED = POINT + [
     "generated_tokens", "ref_len", "ref_token_acc", "ref_logprob_mean", "ref_logprob_sum",
     "ref_prob", "edit_distance", "answer_logprob_mean", "gold_think_acc", "gold_answer_acc",
     "gold_token_acc", "gold_answer_logprob", "gold_answer_len", "gold_think_len",
-    "answer_type", "params", "family",
+    "answer_type", "params", "family", "temperature",
 ]  # fmt: skip
 
 
@@ -377,6 +377,14 @@ def _prepare(scores: pd.DataFrame) -> pd.DataFrame:
     df["extensions"] = df["extensions"].fillna(0).astype(np.int64)
     df["correct"] = df["correct"].astype(bool)
     df["tokens"] = df["prompt_tokens"].astype(float) + df["generated_tokens"].astype(float)
+    # A greedy sweep and a best-of-N run of one model are different curves, never pooled into
+    # one point: sampled runs are labelled by their sampling settings.
+    temp = pd.to_numeric(df["temperature"], errors="coerce").fillna(0.0)
+    df["greedy"] = temp == 0
+    if (~df["greedy"]).any():
+        n = df.groupby(["model", "task", "temperature"], dropna=False)["sample"].transform("max") + 1
+        label = df["model"].astype(str) + " (n=" + n.astype(str) + ", temp=" + temp.astype(str) + ")"
+        df["model"] = df["model"].where(df["greedy"], label)
     return df
 
 
@@ -569,6 +577,9 @@ def emergence_table(scores: pd.DataFrame) -> pd.DataFrame:
 
 
 def _emergence(df: pd.DataFrame) -> pd.DataFrame:
+    # across sizes, compare like with like: greedy runs where a family/task has them
+    has_greedy = df.groupby(["family", "task"])["greedy"].transform("any")
+    df = df[df["greedy"] | ~has_greedy]
     top = df.groupby(["model", "task"])["budget"].transform("max")
     df = df[df["budget"] == top]
     least_ext = df.groupby(["model", "task"])["extensions"].transform("min")

@@ -98,29 +98,42 @@ def _score(results: Path) -> None:
         score_run(run.parent)
 
 
-def _print_summary(results: Path, run_ids: list[str]) -> None:
-    """Exact match per (model, budget) for the runs just made."""
+def _print_summary(results: Path, run_ids: list[str] | None = None) -> None:
+    """Exact match per (model, budget) for the given runs (default: every run)."""
     from rich.console import Console
     from rich.table import Table
 
     from evalharness.scoring import load_scores
 
     df = load_scores(results)
-    df = df[df["run_id"].isin(run_ids)]
+    if run_ids is not None:
+        df = df[df["run_id"].isin(run_ids)]
     if df.empty:
         return
-    em = (df.groupby(["task", "params", "model", "budget"], dropna=False)["correct"].mean()
+    # one row per (task, model, n): best-of-N sampling runs get their own rows (mean over samples)
+    df = df.assign(n=df.groupby("run_id")["sample"].transform("max") + 1)
+    em = (df.groupby(["task", "params", "model", "n", "budget"], dropna=False)["correct"].mean()
           .unstack("budget"))
     table = Table(title="exact match by thinking budget T")
     table.add_column("task")
     table.add_column("model")
     table.add_column("params", justify="right")
+    table.add_column("n", justify="right")
     for b in em.columns:
         table.add_column(f"T={b}", justify="right")
-    for (task, params, model), row in em.iterrows():
-        table.add_row(task, model, f"{int(params):,}" if params == params else "?",
+    for (task, params, model, n), row in em.iterrows():
+        table.add_row(task, model, f"{int(params):,}" if params == params else "?", str(n),
                       *[f"{v:.3f}" if v == v else "" for v in row.values])
     Console().print(table)
+
+
+@app.command()
+def summary(results: Path = RESULTS) -> None:
+    """Print exact match by model and budget for every run, and where the report is."""
+    _print_summary(results)
+    for name in ("report.html", "summary.md", "plots", "analysis"):
+        if (results / name).exists():
+            typer.echo(f"{name:>12}: {results / name}")
 
 
 @app.command()

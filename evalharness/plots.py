@@ -182,13 +182,32 @@ def _legend(ax, **kw) -> None:
         ax.legend(frameon=False, **kw)
 
 
-def _log_params_axis(ax) -> None:
+def _log_x(ax, formatter, lo: float, hi: float) -> None:
+    """Log x axis over [lo, hi] with readable ticks: 1-2-5 ticks when the range spans fewer
+    than three decades (one decade tick alone says little), powers of ten otherwise."""
     ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(mpl.ticker.FuncFormatter(lambda v, _: format_params(v)))
+    ax.set_xlim(lo, hi)
+    subs = (1.0, 2.0, 5.0) if hi / lo < 1e3 else (1.0,)
+    ax.xaxis.set_major_locator(mpl.ticker.LogLocator(base=10, subs=subs))
+    ax.xaxis.set_major_formatter(mpl.ticker.FuncFormatter(formatter))
+    ax.xaxis.set_minor_locator(mpl.ticker.LogLocator(base=10, subs="auto"))
     ax.xaxis.set_minor_formatter(mpl.ticker.NullFormatter())
+
+
+def _log_params_axis(ax, x: np.ndarray) -> None:
+    x = x[np.isfinite(x) & (x > 0)]
+    _log_x(ax, lambda v, _: format_params(v), float(x.min()) / 1.3, float(x.max()) * 1.3)
     ax.set_xlabel("parameters (log scale)")
-    lo, hi = ax.get_xlim()
-    ax.set_xlim(lo / 1.25, hi * 1.25)
+
+
+def _sci(v: float, _=None) -> str:
+    """``2e+06`` -> ``2×10⁶`` (tick labels)."""
+    if v <= 0:
+        return ""
+    exp = int(math.floor(math.log10(v) + 1e-9))
+    mant = v / 10**exp
+    sup = str(exp).translate(str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹"))
+    return f"10{sup}" if abs(mant - 1) < 1e-6 else f"{mant:.0f}×10{sup}"
 
 
 # ----------------------------------------------------------------------------- figures
@@ -542,7 +561,7 @@ def plot_emergence(
                         linewidths=0.6,
                     )
                     for xi, yi in zip(x, y, strict=True):
-                        if math.isfinite(yi):
+                        if math.isfinite(yi) and len(x) <= 6:  # more: crowded; see the ticks
                             ax.annotate(
                                 format_params(xi),
                                 (xi, yi),
@@ -556,7 +575,7 @@ def plot_emergence(
             if not drawn:
                 ax.set_visible(False)
                 continue
-            _log_params_axis(ax)
+            _log_params_axis(ax, x)
             ax.set_ylabel(ylabel)
             ax.set_title(title)
             if ylim:
@@ -623,7 +642,8 @@ def plot_flops_frontier(
                     zorder=2,
                     label=_label(m, params) if i == 0 else None,
                 )
-        ax.set_xscale("log")
+        fx_all = pts["flops"].to_numpy(float)
+        _log_x(ax, _sci, float(fx_all.min()) / 1.4, float(fx_all.max()) * 1.4)
         ax.set_ylim(-0.02, 1.06)
         front = _frontier(pts)
         if not front.empty:
@@ -702,8 +722,14 @@ def _label_frontier(ax, front: pd.DataFrame, multi_n: bool) -> None:
                 ha=ha, va=va, fontsize=7.5, color="0.1", zorder=4,
                 bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.8),
             )  # fmt: skip
+            ann.set_in_layout(False)  # a label must not make the layout shrink the axes
             bb = ann.get_window_extent(renderer)
-            inside = bb.x0 >= box.x0 - 30 and bb.x1 <= box.x1 + 5 and bb.y1 <= box.y1 + 5
+            inside = (
+                bb.x0 >= box.x0 - 30
+                and bb.x1 <= box.x1 + 5
+                and box.y0 <= bb.y0
+                and bb.y1 <= box.y1 + 5
+            )
             if inside and not any(bb.overlaps(t) for t in taken):
                 taken.append(bb)
                 break
@@ -783,7 +809,7 @@ def build_figures(analysis) -> list[FigureSpec]:
                     plot_accuracy_vs_budget(bud, fits, task=task, family=fam, params=P),
                 )
             )
-        if (bud["budget"] > 0).any() and "think_mean" in bud:
+        if bud["budget"].nunique() >= 2 and "think_mean" in bud:
             specs.append(
                 FigureSpec(
                     slug("thinking_tokens", task),

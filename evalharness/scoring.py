@@ -744,6 +744,8 @@ def load_scores(results_dir: Path) -> pd.DataFrame:
         scores["family"] = manifest.get("family") or manifest.get("model") or run_dir.name
         scores["engine"] = manifest.get("engine")
         scores["answer_type"] = manifest.get("answer_type", "string")
+        sweep = (manifest.get("settings") or {}).get("sweep") or {}
+        scores["temperature"] = float(sweep.get("temperature") or 0.0)
         frames.append(scores)
     if not frames:
         return pd.DataFrame(columns=SCORE_COLUMNS + list(MANIFEST_COLUMNS))
