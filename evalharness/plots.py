@@ -51,15 +51,30 @@ _STYLE = {
 # ----------------------------------------------------------------------------- helpers
 
 
+# analysis labels a model's sampled (best-of-N) runs "<model> (n=8, temp=0.7)"
+_SAMPLED = re.compile(r"^(.*) \((n=\d+, temp=[^)]*)\)$")
+
+
+def split_model(name: str) -> tuple[str, str]:
+    """``"m (n=8, temp=0.7)"`` -> ``("m", "n=8, temp=0.7")``; a plain name -> ``(name, "")``."""
+    found = _SAMPLED.match(str(name))
+    return (found.group(1), found.group(2)) if found else (str(name), "")
+
+
 def model_colors(params: Mapping[str, float]) -> dict[str, tuple[float, float, float, float]]:
     """One colour per model from a sequential colormap, ordered by parameter count (unknown
-    counts last, ties by name). Rank-based, so neighbouring sizes stay distinguishable."""
-    order = _model_order(params)
+    counts last, ties by name). Rank-based, so neighbouring sizes stay distinguishable. A
+    model's sampled runs ("m (n=8, temp=0.7)") share the model's colour."""
+    bases: dict[str, float] = {}
+    for m, p in params.items():
+        b = split_model(m)[0]
+        bases[b] = min(bases.get(b, math.inf), _finite_or(p, math.inf))
+    order = _model_order(bases)
     cmap = mpl.colormaps[CMAP]
     lo, hi = _CMAP_RANGE
-    if len(order) == 1:
-        return {order[0]: cmap(hi)}
-    return {m: cmap(lo + (hi - lo) * i / (len(order) - 1)) for i, m in enumerate(order)}
+    n = max(len(order) - 1, 1)
+    base = {b: cmap(hi if len(order) == 1 else lo + (hi - lo) * i / n) for i, b in enumerate(order)}
+    return {m: base[split_model(m)[0]] for m in params}
 
 
 def family_name(models: Iterable[str]) -> str:
@@ -117,8 +132,24 @@ def _model_order(params: Mapping[str, float]) -> list[str]:
 
 
 def _label(model: str, params: Mapping[str, float]) -> str:
+    """``"m (n=8, temp=0.7)"`` with 16k params -> ``"m (16k), n=8, temp=0.7"``."""
+    base, cfg = split_model(model)
     p = params.get(model, math.nan)
-    return f"{model} ({format_params(p)})" if math.isfinite(p) else model
+    out = f"{base} ({format_params(p)})" if math.isfinite(p) else base
+    return f"{out}, {cfg}" if cfg else out
+
+
+def _f2(v: float) -> str:
+    s = f"{v:.2f}"
+    return "0.00" if s == "-0.00" else s
+
+
+def _curves(df: pd.DataFrame, min_budgets: int = 2) -> pd.DataFrame:
+    """Rows of the models that have a curve (>= `min_budgets` budgets); all rows if none has.
+    A best-of-N run at a single budget is a point for the pass@k figure, not a curve."""
+    counts = df.groupby("model")["budget"].nunique()
+    keep = counts[counts >= min_budgets].index
+    return df[df["model"].isin(keep)] if len(keep) else df
 
 
 def _title(kind: str, family: str | None, task: str | None, extra: str = "") -> str:
@@ -228,8 +259,10 @@ def plot_accuracy_vs_budget(
 
     `budgets`: analysis ``budgets`` rows of one task (model, budget, accuracy, acc_lo, acc_hi,
     params). `fits`: analysis ``fits`` rows (model, status, a, b, b_lo, b_hi, r2, budgets)."""
+    budgets = _curves(budgets)
     with mpl.rc_context(_STYLE):
-        fig, (ax,) = _new_figure(8.4, 4.6)
+        n_models = budgets["model"].nunique()
+        fig, (ax,) = _new_figure(8.4, max(4.6, 1.3 + 0.36 * n_models))  # room for the legend
         params = _params_of(budgets, params)
         colors = model_colors(params)
         bax = _BudgetAxis(budgets["budget"])
@@ -237,9 +270,11 @@ def plot_accuracy_vs_budget(
         for m in _model_order(params):
             g = budgets[budgets["model"] == m].sort_values("budget")
             x = bax.x(g["budget"])
+            sampled = bool(split_model(m)[1])
             (h,) = ax.plot(
-                x, g["accuracy"], marker="o", ms=4, lw=1.6, color=colors[m], label=_label(m, params)
-            )
+                x, g["accuracy"], marker="s" if sampled else "o", ms=4, lw=1.1 if sampled else 1.6,
+                color=colors[m], label=_label(m, params),
+            )  # fmt: skip
             handles.append(h)
             if {"acc_lo", "acc_hi"} <= set(g.columns):
                 ax.fill_between(x, g["acc_lo"], g["acc_hi"], color=colors[m], alpha=0.14, lw=0)
@@ -266,6 +301,7 @@ def plot_accuracy_vs_budget(
             loc="upper left",
             bbox_to_anchor=(1.01, 1.0),
             title="model (band: 95% CI)\n   dashed: fit a + b·log₂T",
+            fontsize=8.5 if len(handles) <= 16 else 7.5,
         )
     return fig
 
@@ -313,8 +349,9 @@ def plot_thinking_usage(
 
     `budgets`: analysis ``budgets`` rows of one task (model, budget, think_mean, think_p10,
     think_p90, params)."""
+    budgets = _curves(budgets)
     with mpl.rc_context(_STYLE):
-        fig, (ax,) = _new_figure(8.4, 4.6)
+        fig, (ax,) = _new_figure(8.4, max(4.6, 1.6 + 0.2 * budgets["model"].nunique()))
         params = _params_of(budgets, params)
         colors = model_colors(params)
         bax = _BudgetAxis(budgets["budget"])
@@ -387,7 +424,9 @@ def plot_pass_maj_at_k(
     `coverage_fits`: analysis ``coverage_fits`` rows (model, budget, status, c, beta)."""
     panels = [(key, title) for key, title in _BESTOF_PANELS if f"{key}_at_k" in coverage]
     with mpl.rc_context(_STYLE):
-        fig, axes = _new_figure(4.0 * len(panels) + 3.2, 4.3, ncols=len(panels), sharey=True)
+        n_curves = len(coverage.groupby(["model", "budget"]))
+        rows = math.ceil((n_curves + 1) / 2)  # legend below the panels, two columns
+        fig, axes = _new_figure(4.1 * len(panels), 4.0 + 0.2 * rows, ncols=len(panels), sharey=True)
         params = _params_of(coverage, params)
         colors = model_colors(params)
         budgets = sorted(coverage["budget"].unique())
@@ -415,7 +454,7 @@ def plot_pass_maj_at_k(
                     axes[0].plot(
                         kk, np.exp(-c * kk ** (-beta)), color=colors[m], ls="--", lw=1.1, alpha=0.9
                     )
-                    lab += f"  (c={c:.2f}, β={beta:.2f})"
+                    lab += f"  (c={_f2(c)}, β={_f2(beta)})"
                     any_fit = True
                 handles.append(Line2D([], [], label=lab, **st))
         for ax, (_, title) in zip(axes, panels, strict=True):
@@ -431,7 +470,8 @@ def plot_pass_maj_at_k(
             ax.set_title(title)
             ax.set_ylim(-0.02, 1.02)
         axes[0].set_ylabel("share of problems solved")
-        fig.suptitle(_title("Repeated sampling: accuracy vs number of samples k", family, task))
+        at = f" (thinking budget T={budgets[0]:g})" if len(budgets) == 1 else ""
+        fig.suptitle(_title("Repeated sampling: accuracy vs number of samples k", family, task, at))
         if any_fit:
             handles.append(
                 Line2D(
@@ -444,8 +484,9 @@ def plot_pass_maj_at_k(
                 )
             )
         fig.legend(
-            handles=handles, loc="outside right upper", frameon=False, title="model (band: 95% CI)"
-        )
+            handles=handles, loc="outside lower center", frameon=False, ncols=2,
+            title="model (band: 95% CI)",
+        )  # fmt: skip
     return fig
 
 
@@ -623,13 +664,17 @@ def plot_flops_frontier(
         ns = sorted(pts["n"].unique()) if "n" in pts else [1]
         shapes = ["o", "s", "^", "D", "v", "P", "X", "h", "*", "<", ">", "p"]
         markers = {n: shapes[i % len(shapes)] for i, n in enumerate(ns)}
+        named: set[str] = set()
         for m in _model_order(params):
-            for i, nval in enumerate(ns):
+            for nval in ns:
                 g = pts[pts["model"] == m]
                 if "n" in g:
                     g = g[g["n"] == nval]
                 if g.empty:
                     continue
+                base = split_model(m)[0]
+                first = base not in named
+                named.add(base)
                 ax.scatter(
                     g["flops"],
                     g["accuracy"],
@@ -640,7 +685,7 @@ def plot_flops_frontier(
                     edgecolors="white",
                     linewidths=0.5,
                     zorder=2,
-                    label=_label(m, params) if i == 0 else None,
+                    label=_label(base, {base: params.get(m, math.nan)}) if first else None,
                 )
         fx_all = pts["flops"].to_numpy(float)
         _log_x(ax, _sci, float(fx_all.min()) / 1.4, float(fx_all.max()) * 1.4)
@@ -707,7 +752,8 @@ def _label_frontier(ax, front: pd.DataFrame, multi_n: bool) -> None:
     pts = ax.transData.transform(front[["flops", "accuracy"]].to_numpy(float))
     taken = [mpl.transforms.Bbox.from_bounds(x - 5, y - 5, 10, 10) for x, y in pts]
     spots = [((-7, 6), "right", "bottom"), ((7, -6), "left", "top"),
-             ((-7, -6), "right", "top"), ((7, 6), "left", "bottom")]  # fmt: skip
+             ((-7, -6), "right", "top"), ((7, 6), "left", "bottom"),
+             ((7, 16), "left", "bottom"), ((-7, 16), "right", "bottom")]  # fmt: skip
     for grp in _runs(front):
         r0, r1 = grp.iloc[0], grp.iloc[-1]
         text = str(r0["model"])
@@ -737,6 +783,11 @@ def _label_frontier(ax, front: pd.DataFrame, multi_n: bool) -> None:
 
 
 # ----------------------------------------------------------------------------- assembly
+
+
+FIGURE_KINDS = (
+    "accuracy_vs_budget", "thinking_tokens", "pass_maj_at_k", "emergence", "flops_frontier",
+)  # fmt: skip
 
 
 @dataclass
@@ -908,7 +959,8 @@ def load_analysis(results_dir: Path):
 def make_plots(results_dir: Path, out_dir: Path | None = None, *, analysis=None) -> list[Path]:
     """Write every applicable figure as PNG + SVG into `out_dir` (default
     ``results_dir/plots``) and return the paths. Pure function of ``results_dir``: works on a
-    copy of ``results/`` alone, offline. `analysis` skips re-analysis when the caller has one."""
+    copy of ``results/`` alone, offline. `analysis` skips re-analysis when the caller has one.
+    Figures of ours left from an earlier call that no longer apply are removed."""
     results_dir = Path(results_dir)
     out_dir = results_dir / "plots" if out_dir is None else Path(out_dir)
     if analysis is None:
@@ -916,4 +968,9 @@ def make_plots(results_dir: Path, out_dir: Path | None = None, *, analysis=None)
     paths: list[Path] = []
     for spec in build_figures(analysis):
         paths += save_figure(spec.figure, out_dir / spec.name)
+    if out_dir.is_dir():
+        for old in out_dir.iterdir():
+            ours = old.suffix[1:] in FIGURE_FORMATS and old.stem.startswith(FIGURE_KINDS)
+            if ours and old not in paths:
+                old.unlink()
     return paths

@@ -40,6 +40,8 @@ def fmt_num(v, digits: int = 3) -> str:
     v = _num(v)
     if not math.isfinite(v):
         return "–"
+    if v == 0:
+        return f"{0:.{digits}f}"  # also -0.0
     if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-3):
         return f"{v:.{digits - 1}e}"
     return f"{v:.{digits}g}" if abs(v) >= 1 else f"{v:.{digits}f}"
@@ -149,6 +151,12 @@ def fit_table(an, task: str) -> Table:
     """The a + b·log₂T fits of one task: a, b with CI, R², gain per doubling, budgets."""
     params = _params_map(an)
     fits = _task(an.fits, task)
+    bud = _task(an.budgets, task)
+    most = bud[bud["budget"] > 0].groupby("model")["budget"].nunique().max() if len(bud) else 0
+    if not (fits.get("status", pd.Series(dtype=str)) == "ok").any() and not most >= 3:
+        return Table([], [])  # too few budgets for any fit (e.g. a single-budget task)
+    curves = set(plots._curves(bud)["model"]) if len(bud) else set()
+    fits = fits[fits["model"].isin(curves)] if not fits.empty else fits  # not 1-budget runs
     rows = []
     for m in _order(fits["model"], params) if not fits.empty else []:
         for _, f in fits[fits["model"] == m].iterrows():
@@ -205,6 +213,7 @@ def thinking_table(an, task: str) -> Table:
     b = plots._base_level(_task(an.budgets, task))
     if b.empty or "think_mean" not in b:
         return Table([], [])
+    b = plots._curves(b)  # a 1-budget best-of-N run repeats a column of its greedy sweep
     budgets = sorted(b["budget"].unique())
     rows = []
     for m in _order(b["model"], params):
@@ -367,8 +376,11 @@ def headline(an, task: str) -> list[str]:
     params = _params_map(an)
     fits = _ok(_task(an.fits, task))
     if not fits.empty:
-        fits = fits.assign(_p=fits["model"].map(lambda m: plots._finite_or(params.get(m), -1)))
-        f = fits.sort_values(["_p", "extensions"] if "extensions" in fits else ["_p"]).iloc[-1]
+        fits = fits.assign(
+            _p=fits["model"].map(lambda m: plots._finite_or(params.get(m), -1)),
+            _greedy=fits["model"].map(lambda m: not plots.split_model(m)[1]),
+        )  # the largest model's greedy curve when it has one
+        f = fits.sort_values(["_p", "_greedy"]).iloc[-1]
         if "extensions" in fits:
             same = fits[fits["model"] == f["model"]]
             f = same.sort_values("extensions").iloc[0]
@@ -384,7 +396,9 @@ def headline(an, task: str) -> list[str]:
         d = dict(zip(g["metric"], g["sharpness"], strict=True))
         # The continuous twin of exact match is the teacher-forced per-token accuracy of the
         # gold target where the task has one (it does not depend on the model's own thinking).
-        tok = next((m for m in ("gold_token_acc", "ref_token_acc") if m in d and d[m] == d[m]), None)
+        tok = next(
+            (m for m in ("gold_token_acc", "ref_token_acc") if m in d and d[m] == d[m]), None
+        )
         if "em" in d and tok:
             n = int(g["n_models"].iloc[0])
             what = "the gold target" if tok == "gold_token_acc" else "the answer"
@@ -617,6 +631,7 @@ caption { text-align:left; font-weight:600; padding:4px 0 6px; }
 th, td { padding:5px 10px; border-bottom:1px solid var(--line); text-align:left;
          vertical-align:top; }
 th { background:var(--soft); font-weight:600; white-space:nowrap; }
+td:first-child { white-space:nowrap; }
 td.num, th.num { text-align:right; font-variant-numeric:tabular-nums; white-space:nowrap; }
 tbody tr:nth-child(even) { background:#fafbfc; }
 p.note { color:var(--muted); font-size:12.5px; margin:2px 0 14px; max-width:1000px; }
@@ -728,7 +743,8 @@ def render(results_dir: Path, scores: pd.DataFrame, analysis, runs: pd.DataFrame
         picks = _pick_problems(ids, drill_problems)
         h.append(f"<h3>Task {esc(task)}</h3>")
         tr["_p"] = tr["model"].map(lambda m: plots._finite_or(params.get(m), math.inf))
-        for _, r in tr.sort_values(["_p", "model", "run_id"]).iterrows():
+        tr["_n"] = pd.to_numeric(tr["n"], errors="coerce").fillna(1)  # greedy sweep first
+        for _, r in tr.sort_values(["_p", "model", "_n", "run_id"]).iterrows():
             n = r["n"] if r["n"] is not None else "?"
             h.append(
                 f"<details class=run><summary>{esc(r['model'])} — run {esc(r['run_id'])} "

@@ -175,6 +175,9 @@ def run_one(ref: ModelRef, task, opts: EvalOptions, log=print) -> Path:
                 "status": "running",
             }
             store.write_manifest(manifest)
+            # the rendered prompts, so the report can show them from results/ alone
+            store.write_problems([{"id": p.id, "prompt": t, "reference": p.reference}
+                                  for p, t in zip(task.problems, texts, strict=True)])
             todo = [k for k, p in enumerate(task.problems)
                     if any((p.id, j) not in done for j in range(cfg.n))]
             if len(todo) < len(task.problems):

@@ -67,6 +67,11 @@ class RunStore:
         tmp.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
         os.replace(tmp, self.manifest_path)  # atomic: a reader never sees half a manifest
 
+    def write_problems(self, rows: list[dict[str, Any]]) -> None:
+        tmp = self.dir / "problems.tmp"
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        os.replace(tmp, self.dir / "problems.jsonl")
+
     # -- samples -----------------------------------------------------------------------------
     def done_units(self, rows_per_unit: int) -> set[tuple[str, int]]:
         """Complete (problem_id, sample) units; repairs a torn tail and drops partial units."""

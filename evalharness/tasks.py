@@ -83,21 +83,11 @@ class Task:
 
 
 def last_boxed(text: str) -> str | None:
-    """Content of the last ``\\boxed{...}`` (or ``\\fbox{...}``) in ``text``, braces balanced."""
-    starts = [m.start() for m in re.finditer(r"\\(?:boxed|fbox)\s*\{", text)]
-    if not starts:
-        return None
-    i = text.index("{", starts[-1])
-    depth = 0
-    for j in range(i, len(text)):
-        c = text[j]
-        if c == "{":
-            depth += 1
-        elif c == "}":
-            depth -= 1
-            if depth == 0:
-                return text[i + 1 : j].strip()
-    return None
+    """Content of the last ``\\boxed{...}``, stripped: the scorer's extractor, one definition."""
+    from evalharness.scoring import last_boxed as _last_boxed
+
+    found = _last_boxed(text)
+    return found.strip() if found is not None else None
 
 
 def _norm_strip(x: Any) -> str:

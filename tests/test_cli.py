@@ -26,6 +26,8 @@ def test_eval_writes_manifest_records_and_scores_then_resumes(tmp_path):
     rows = (run / "samples.jsonl").read_text().splitlines()
     assert len(rows) == 12 * 3
     assert (run / "scores.parquet").exists()
+    problems = [json.loads(x) for x in (run / "problems.jsonl").read_text().splitlines()]
+    assert len(problems) == 12 and problems[0]["prompt"].endswith("<think>")
     assert "T=128" in res.output
     # same command again: nothing to do, nothing duplicated
     res2 = runner.invoke(app, eval_args(tmp_path))

@@ -33,6 +33,7 @@ def write_fake_results(
     seed: int = 0,
     models: dict[str, int] | None = None,
     sampled_n: int = 6,
+    budgets: list[int] | None = None,
 ) -> Path:
     """Write ``root/runs/<run_id>/{manifest.json,samples.jsonl}``: for each model a greedy budget
     sweep (n=1) and a sampled run (n=`sampled_n`, two budgets). Returns ``root``."""
@@ -45,14 +46,14 @@ def write_fake_results(
         probs.append((f"add-{a}+{b}", f"{a}+{b}=", str(a + b), 9 * d))
     runs = []
     for model, params in models.items():
-        runs.append((model, params, f"{model}-greedy", FAKE_BUDGETS, 1, 0.0))
+        runs.append((model, params, f"{model}-greedy", budgets or FAKE_BUDGETS, 1, 0.0))
         if sampled_n > 1:
             runs.append((model, params, f"{model}-n{sampled_n}", [16, 128], sampled_n, 0.8))
-    for model, params, run_id, budgets, n, temp in runs:
+    for model, params, run_id, run_budgets, n, temp in runs:
         run_dir = root / "runs" / run_id
         run_dir.mkdir(parents=True)
         sweep = {
-            "budgets": budgets,
+            "budgets": run_budgets,
             "n": n,
             "temperature": temp,
             "top_p": 1.0,
@@ -85,7 +86,7 @@ def write_fake_results(
                 for s in range(n):
                     natural = needed + int(rng.integers(0, 3))
                     thinking_full = "1+2+0=03;" * (natural // 9 + 1)
-                    for t in budgets:
+                    for t in run_budgets:
                         used = min(t, natural)
                         h = _per_token_hit(params, t, needed)
                         hits = [bool(x) for x in rng.random(len(ref)) < h]
@@ -103,7 +104,7 @@ def write_fake_results(
                                 for c, hit in zip(ref, hits, strict=True)
                             )
                         )
-                        if pid == probs[0][0] and s == 0 and t == budgets[-1]:
+                        if pid == probs[0][0] and s == 0 and t == run_budgets[-1]:
                             answer = INJECTED + " " + answer  # the report must escape it
                         conf = (-0.05 if all(hits) else -0.4) + float(rng.normal(0, 0.05))
                         rec = SampleRecord(
@@ -200,6 +201,27 @@ def test_make_plots_skips_figures_that_do_not_apply(tmp_path):
     assert not any(n.startswith("emergence") for n in names)  # only one size
 
 
+def test_single_budget_task_has_no_budget_figures(tmp_path):
+    from evalharness.plots import make_plots
+
+    root = write_fake_results(tmp_path / "one", problems=8, sampled_n=1, budgets=[128])
+    names = {p.stem for p in make_plots(root)}
+    assert names == {"emergence_arith_add_sweep", "flops_frontier_add_sweep"}
+
+
+def test_make_plots_removes_its_stale_figures_only(fake_results, tmp_path):
+    from evalharness.plots import make_plots
+
+    out = tmp_path / "plots"
+    out.mkdir()
+    stale = out / "emergence_gone-family_gone-task.png"
+    mine = out / "my_own_figure.png"
+    stale.write_bytes(b"old")
+    mine.write_bytes(b"keep")
+    make_plots(fake_results, out)
+    assert not stale.exists() and mine.read_bytes() == b"keep"
+
+
 def test_make_plots_on_empty_results_writes_nothing(tmp_path):
     from evalharness.plots import make_plots
 
@@ -222,7 +244,7 @@ def test_accuracy_vs_budget_lines_and_fit(analysis):
     labels = [t.get_text() for t in ax.get_xticklabels()]
     assert labels == [f"{b:g}" for b in FAKE_BUDGETS]
     for model in FAKE_MODELS:
-        (data,) = [ln for ln in ax.get_lines() if ln.get_label().startswith(model) and "(n=" not in ln.get_label()]
+        (data,) = [ln for ln in _data_lines(ax, f"{model} (") if ", n=" not in ln.get_label()]
         g = bud[bud["model"] == model].sort_values("budget")
         np.testing.assert_allclose(data.get_ydata(), g["accuracy"])
     ok = fits[fits["status"] == "ok"]
@@ -248,7 +270,8 @@ def test_thinking_usage_has_reference_and_one_line_per_model(analysis):
     assert len(ref) == 1
     np.testing.assert_allclose(2 ** np.asarray(ref[0].get_xdata()), ref[0].get_ydata())
     for model in FAKE_MODELS:
-        (ln,) = [x for x in _data_lines(ax, model) if "(n=" not in x.get_label()]  # greedy run
+        # the greedy sweep; a best-of-N run is labelled "model (size), n=6, temp=0.8"
+        (ln,) = [x for x in _data_lines(ax, f"{model} (") if ", n=" not in x.get_label()]
         g = analysis.budgets[analysis.budgets["model"] == model].sort_values("budget")
         np.testing.assert_allclose(ln.get_ydata(), g["think_mean"])
 
@@ -330,6 +353,9 @@ def test_colours_follow_model_size():
         return 0.2126 * r + 0.7152 * g + 0.0722 * b
 
     assert luminance(colors["small"]) > luminance(colors["mid"]) > luminance(colors["big"])
+    # a model's best-of-N run (as analysis labels it) keeps the model's colour
+    colors = model_colors({"m": 1e5, "m (n=8, temp=0.7)": 1e5, "big": 1e6})
+    assert colors["m"] == colors["m (n=8, temp=0.7)"] != colors["big"]
 
 
 @pytest.mark.parametrize(
