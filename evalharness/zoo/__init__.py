@@ -7,6 +7,7 @@ unchanged (a hub id or a local checkpoint directory).
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,17 @@ class ModelRef:
     params: int | None = None
     family: str | None = None
     sha256: str | None = None
+
+
+def tensor_sizes(checkpoint: str | Path) -> dict[str, int]:
+    """Element count of every tensor in a local checkpoint's safetensors files (headers only)."""
+    from safetensors import safe_open
+
+    sizes: dict[str, int] = {}
+    for f in sorted(Path(checkpoint).glob("*.safetensors")):
+        with safe_open(str(f), "pt") as st:
+            sizes.update({k: math.prod(st.get_slice(k).get_shape()) for k in st.keys()})  # noqa: SIM118
+    return sizes
 
 
 def zoo_manifest() -> dict:

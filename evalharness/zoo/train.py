@@ -20,6 +20,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from evalharness import synth
+from evalharness.zoo import ZOO_DIR, tensor_sizes
 from evalharness.zoo.tokenizer import END_THINK, THINK, build_tokenizer
 
 
@@ -136,12 +137,9 @@ def train_one(size: Size, recipe: Recipe, out_dir: Path, exclude: set[str]) -> d
 def manifest_entry(size: Size, recipe: Recipe, path: Path, tokens: int, final_loss: float,
                    seconds: float) -> dict:
     """What the zoo manifest says of one trained checkpoint (read back from disk)."""
-    from safetensors import safe_open
-
-    with safe_open(path / "model.safetensors", "pt") as f:
-        shapes = {k: f.get_slice(k).get_shape() for k in f.keys()}  # noqa: SIM118
-    n_params = sum(math.prod(s) for s in shapes.values())
-    n_embed = math.prod(shapes["model.embed_tokens.weight"])
+    sizes = tensor_sizes(path)
+    n_params = sum(sizes.values())
+    n_embed = sizes["model.embed_tokens.weight"]
     return {
         "name": f"zoo/{size.name}",
         "path": size.name,
@@ -200,7 +198,6 @@ def train_zoo(out_dir: Path, tasks_dir: Path, recipe: Recipe = Recipe(),
     return sorted(entries, key=lambda e: e["params"])
 
 
-from evalharness.zoo import ZOO_DIR  # noqa: E402
 
 TASKS_DATA = Path(__file__).resolve().parents[2] / "tasks" / "data"
 
