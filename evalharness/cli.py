@@ -53,6 +53,7 @@ def eval_cmd(
     device: str = typer.Option(None, help="transformers engine: cpu | cuda (default: cuda if present)."),
     dtype: str = typer.Option("float32", help="float32 | bfloat16 | float16 | auto."),
     batch_size: int = typer.Option(64, help="transformers engine batch size."),
+    replicas: int = typer.Option(1, min=1, help="Data-parallel engine copies on Ray (CPU core groups or GPUs)."),
     max_model_len: int = typer.Option(None, help="Context length limit (vLLM max_model_len)."),
     tensor_parallel_size: int = typer.Option(1, help="vLLM: GPUs per model."),
     gpu_memory_utilization: float = typer.Option(0.9, help="vLLM: share of GPU memory to use."),
@@ -72,7 +73,7 @@ def eval_cmd(
     engine_options = {k: v for k, v in dict(
         device=device, dtype=dtype, batch_size=batch_size, max_model_len=max_model_len,
         tensor_parallel_size=tensor_parallel_size, gpu_memory_utilization=gpu_memory_utilization,
-        revision=revision, seed=seed).items() if v is not None}
+        revision=revision, seed=seed, replicas=replicas).items() if v is not None}
     opts = EvalOptions(
         models=model, task=task, sweep=cfg, engine=engine, results=results, data_file=data_file,
         limit=limit, format=fmt, system_prompt=system_prompt, few_shot=few_shot, family=family,

@@ -180,8 +180,10 @@ def run_one(ref: ModelRef, task, opts: EvalOptions, log=print) -> Path:
             tokens = 0
             t0 = time.time()
             bar = tqdm(total=len(todo), desc=ref.name, unit="problem", dynamic_ncols=True)
-            for start in range(0, len(todo), opts.chunk):
-                idx = todo[start : start + opts.chunk]
+            # each replica should get a full chunk per call (results are the same either way)
+            chunk = opts.chunk * max(1, int(opts.engine_options.get("replicas", 1)))
+            for start in range(0, len(todo), chunk):
+                idx = todo[start : start + chunk]
                 probs = [task.problems[k] for k in idx]
                 for unit in sweeper.run(probs, [prompts[k] for k in idx], meta):
                     if (unit[0].problem_id, unit[0].sample) in done:

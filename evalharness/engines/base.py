@@ -56,8 +56,15 @@ def resolve_engine_kind(kind: str) -> str:
 HF_ONLY = {"batch_size", "device"}
 
 
-def load_engine(kind: str, model: str, **options: Any) -> Engine:
+def load_engine(kind: str, model: str, replicas: int = 1, **options: Any) -> Engine:
+    """The engine for `model`; `replicas` > 1: that many data-parallel copies on Ray."""
     kind = resolve_engine_kind(kind)
+    if replicas > 1:
+        from evalharness.engines.replicas import ReplicatedEngine
+
+        return ReplicatedEngine(kind, model, replicas, **options)
+    if replicas < 1:
+        raise EngineError(f"replicas must be >= 1, got {replicas}")
     if kind == "vllm":
         from evalharness.engines.vllm import VLLMEngine
 
