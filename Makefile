@@ -22,6 +22,8 @@ ENGINE ?= auto
 REPLICAS ?= 1
 RESULTS ?= results
 EXTRA ?=
+# what every `eval` of the default job shares
+RUN_ARGS = --engine $(ENGINE) --replicas $(REPLICAS) --results $(RESULTS) --no-score $(EXTRA)
 # The default job adds best-of-N sampling at one budget and the 5-digit emergence set.
 SAMPLE_N ?= $(if $(filter zoo,$(MODEL)),8,0)
 SAMPLE_BUDGET ?= 32
@@ -59,13 +61,12 @@ lint: install
 
 eval: install
 	$(EH) eval --model $(MODEL) --task $(TASK) $(if $(BUDGETS),--budgets $(BUDGETS)) --n $(N) \
-	  --temperature $(TEMPERATURE) --engine $(ENGINE) --replicas $(REPLICAS) --results $(RESULTS) --no-score $(EXTRA)
+	  --temperature $(TEMPERATURE) $(RUN_ARGS)
 	@if [ -n "$(EMERGENCE_TASK)" ]; then \
-	  $(EH) eval --model $(MODEL) --task $(EMERGENCE_TASK) --budgets 128 --engine $(ENGINE) --replicas $(REPLICAS) \
-	    --results $(RESULTS) --no-score $(EXTRA); fi
+	  $(EH) eval --model $(MODEL) --task $(EMERGENCE_TASK) --budgets 128 $(RUN_ARGS); fi
 	@if [ "$(SAMPLE_N)" != "0" ]; then \
 	  $(EH) eval --model $(MODEL) --task $(TASK) --budgets $(SAMPLE_BUDGET) --n $(SAMPLE_N) \
-	    --temperature 0.7 --engine $(ENGINE) --replicas $(REPLICAS) --results $(RESULTS) --no-score $(EXTRA); fi
+	    --temperature 0.7 $(RUN_ARGS); fi
 	$(EH) score --results $(RESULTS)
 	$(EH) analyze --results $(RESULTS)
 	$(EH) plots --results $(RESULTS) > /dev/null

@@ -17,7 +17,9 @@ needs_two_cores = pytest.mark.skipif(CORES < 2, reason=f"replicas need 2 CPU cor
 
 @pytest.fixture(scope="module")
 def ray_session():
-    ray = pytest.importorskip("ray", reason="ray is installed by `make install` (extra 'ray')")
+    # `make install` always installs ray (extra 'ray'): a missing one is an install bug, not a skip
+    import ray
+
     yield
     ray.shutdown()
 
