@@ -33,6 +33,12 @@ def run_id_for(settings: dict[str, Any]) -> str:
     return f"{slug[:60]}-{hashlib.sha256(blob).hexdigest()[:10]}"
 
 
+def read_manifest(run_dir: Path) -> dict[str, Any]:
+    """A run's manifest.json as a dict ({} when the run has none yet)."""
+    path = Path(run_dir) / "manifest.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
