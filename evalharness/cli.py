@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
-
-from evalharness.sweep import SweepConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Test-time compute scaling and metric-induced emergence for LMs.")
@@ -33,104 +32,148 @@ def eval_cmd(
     model: str = typer.Option("zoo", "--model", "-m", help="Model(s), comma-separated: zoo, zoo/arith-h128, a hub id or a local dir."),
     task: str = typer.Option("add_sweep", "--task", "-t", help="Task name/YAML path, or lm_eval:<name>."),
     budgets: str = typer.Option(None, help="Thinking-token budgets T, comma-separated (default: the task's)."),
-    n: int = typer.Option(1, "--n", help="Samples per problem (best-of-N); n > 1 needs --temperature > 0."),
-    temperature: float = typer.Option(0.0, help="0 = greedy."),
-    top_p: float = typer.Option(1.0, "--top-p"),
-    seed: int = typer.Option(0, help="Base seed; each problem derives its own."),
+    n: int = typer.Option(1, "--n", min=1, help="Samples per problem (best-of-N); n > 1 needs --temperature > 0."),
+    temperature: float = typer.Option(0.0, min=0.0, help="0 = greedy."),
+    top_p: float = typer.Option(1.0, "--top-p", min=0.0, max=1.0, help="Nucleus sampling, in (0, 1]."),
+    seed: int = typer.Option(0, help="Base seed; each (problem, sample) derives its own."),
     engine: str = typer.Option("auto", help="auto | hf | vllm (auto: vLLM on CUDA, else transformers)."),
     mode: str = typer.Option("truncate", help="truncate (cut at T, force the answer) | extend (s1 'Wait')."),
-    max_extensions: int = typer.Option(0, help="extend mode: up to k 'Wait' extensions."),
+    max_extensions: int = typer.Option(0, min=0, help="extend mode: up to k 'Wait' extensions."),
     sweep: str = typer.Option("one-pass", help="one-pass | independent (one generation per budget)."),
-    max_answer_tokens: int = typer.Option(0, help="Tokens for the answer after thinking ends (0: the task's default)."),
+    max_answer_tokens: int = typer.Option(None, min=1, help="Tokens for the answer after thinking ends (default: the task's)."),
     fmt: str = typer.Option("auto", "--format", help="Reasoning format: auto | zoo | think | s1 | cot | cot-raw."),
     think_end: str = typer.Option(None, help="Override the think-end marker."),
     answer_cue: str = typer.Option(None, help="Override the answer cue after a forced end."),
     extension: str = typer.Option(None, help="Override the extension string (default 'Wait')."),
     system_prompt: str = typer.Option(None, help="System prompt for chat models."),
-    few_shot: int = typer.Option(None, help="Few-shot examples where the task has them."),
-    limit: int = typer.Option(None, help="Only the first N problems."),
+    few_shot: int = typer.Option(None, min=0, help="Few-shot examples where the task has them."),
+    limit: int = typer.Option(None, min=1, help="Only the first N problems."),
     data_file: str = typer.Option(None, help="Local data file for the task (json/jsonl/parquet/csv)."),
     device: str = typer.Option(None, help="transformers engine: cpu | cuda (default: cuda if present)."),
-    dtype: str = typer.Option("float32", help="float32 | bfloat16 | float16 | auto."),
-    batch_size: int = typer.Option(64, help="transformers engine batch size."),
+    dtype: str = typer.Option(None, help="float32 | bfloat16 | float16 | auto (default: the engine's)."),
+    batch_size: int = typer.Option(None, min=1, help="transformers engine batch size (default 64)."),
     replicas: int = typer.Option(1, min=1, help="Data-parallel engine copies on Ray (CPU core groups or GPUs)."),
-    max_model_len: int = typer.Option(None, help="Context length limit (vLLM max_model_len)."),
-    tensor_parallel_size: int = typer.Option(1, help="vLLM: GPUs per model."),
-    gpu_memory_utilization: float = typer.Option(0.9, help="vLLM: share of GPU memory to use."),
+    max_model_len: int = typer.Option(None, min=1, help="Context length limit (both engines)."),
+    tensor_parallel_size: int = typer.Option(None, min=1, help="vLLM: GPUs per model."),
+    gpu_memory_utilization: float = typer.Option(None, min=0.01, max=1.0, help="vLLM: share of GPU memory to use."),
     revision: str = typer.Option(None, help="Model revision (branch, tag or commit)."),
     family: str = typer.Option(None, help="Family name grouping model sizes (default: from the name)."),
     results: Path = RESULTS,
     score: bool = typer.Option(True, help="Score the runs when done."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Run models over a task with a thinking-budget sweep and best-of-N sampling."""
     from evalharness.runner import EvalOptions, run_eval
+    from evalharness.store import ResultsError, RunLockedError
 
-    try:
-        cfg = SweepConfig(parse_budgets(budgets) if budgets else (), n, temperature, top_p, seed, mode,
-                          max_extensions, max_answer_tokens, sweep)
-    except ValueError as e:
-        raise typer.BadParameter(str(e)) from None
+    _log_warnings()
+    if budgets is not None and not budgets.strip():
+        raise typer.BadParameter("--budgets is empty; give e.g. 0,16,64 or leave it out for the task's")
+    # only what the user set reaches the engine: each engine holds its own defaults and
+    # rejects options it does not use
     engine_options = {k: v for k, v in dict(
         device=device, dtype=dtype, batch_size=batch_size, max_model_len=max_model_len,
         tensor_parallel_size=tensor_parallel_size, gpu_memory_utilization=gpu_memory_utilization,
-        revision=revision, seed=seed, replicas=replicas).items() if v is not None}
+        revision=revision).items() if v is not None}
     opts = EvalOptions(
-        models=model, task=task, sweep=cfg, engine=engine, results=results, data_file=data_file,
-        limit=limit, format=fmt, system_prompt=system_prompt, few_shot=few_shot, family=family,
+        models=model, task=task, budgets=parse_budgets(budgets) if budgets is not None else None,
+        n=n, temperature=temperature, top_p=top_p, seed=seed, mode=mode,
+        max_extensions=max_extensions, max_answer_tokens=max_answer_tokens, sweep=sweep,
+        engine=engine, engine_options=engine_options, replicas=replicas, results=results,
+        data_file=data_file, limit=limit, format=fmt, system_prompt=system_prompt,
+        few_shot=few_shot, family=family, progress=progress,
         format_overrides=dict(think_end=think_end, answer_cue=answer_cue, extension=extension),
-        engine_options=engine_options,
     )
     try:
-        dirs = run_eval(opts, log=typer.echo)
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
-        typer.secho(f"error: {e}", fg="red", err=True)
+        runs = run_eval(opts, log=typer.echo)
+    except (ValueError, FileNotFoundError, RuntimeError, ResultsError, RunLockedError) as e:
+        typer.secho(f"error: {_one_line(e)}", fg="red", err=True)
         raise typer.Exit(2) from None
-    for d in dirs:
-        typer.echo(f"run: {d}")
+    made = sum(r.made for r in runs)
+    errors = sum(r.errors for r in runs)
+    for r in runs:
+        typer.echo(f"run: {r.dir} ({r.status}; {r.made} records made, {r.errors} errors)")
     if score:
         _score(results)
-        _print_summary(results, [d.name for d in dirs])
+        _print_summary(results, [r.dir.name for r in runs])
+    if made and errors == made:
+        typer.secho(f"error: every record this command made ({made}) is an error; see "
+                    "finish_reason in the records (prompt + budget longer than the context?)",
+                    fg="red", err=True)
+        raise typer.Exit(2)
+    if errors:
+        typer.secho(f"warning: {errors} of {made} records are errors (counted as wrong; shown "
+                    "as 'errors' in the summary and report)", fg="yellow", err=True)
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())
+
+
+def _log_warnings() -> None:
+    """Warnings from the results store (skipped lines, damaged manifests) as one line each."""
+    import logging
+
+    logger = logging.getLogger("evalharness")
+    if not logger.handlers:
+        h = logging.StreamHandler()
+        h.setFormatter(logging.Formatter("warning: %(message)s"))
+        logger.addHandler(h)
+        logger.setLevel(logging.WARNING)
+        logger.propagate = False
 
 
 def _score(results: Path) -> None:
     from evalharness.scoring import score_run
+    from evalharness.store import run_dirs
 
-    for run in sorted((results / "runs").glob("*/samples.jsonl")):
-        score_run(run.parent)
+    for run in run_dirs(results):
+        score_run(run)
 
 
 def _print_summary(results: Path, run_ids: list[str] | None = None) -> None:
-    """Exact match per (model, budget) for the given runs (default: every run)."""
+    """Exact match per (model, budget), with errors, missing answers and run state beside it."""
     from rich.console import Console
     from rich.table import Table
 
-    from evalharness.scoring import load_scores
+    from evalharness.scoring import load_scores, run_table
 
     df = load_scores(results)
+    runs = run_table(results)
     if run_ids is not None:
         df = df[df["run_id"].isin(run_ids)]
+        runs = runs[runs["run_id"].isin(run_ids)] if len(runs) else runs
     if df.empty:
         return
-    # one row per (task, model, n): best-of-N sampling runs get their own rows (mean over samples)
-    df = df.assign(n=df.groupby("run_id")["sample"].transform("max") + 1)
-    em = (df.groupby(["task", "params", "model", "n", "budget"], dropna=False)["correct"].mean()
-          .unstack("budget"))
-    table = Table(title="exact match by thinking budget T")
-    table.add_column("task")
-    table.add_column("model")
-    table.add_column("params", justify="right")
-    table.add_column("n", justify="right")
+    # one row per run: best-of-N sampling runs and distinct specs get their own rows
+    em = (df.groupby(["run_id", "budget"])["correct"].mean().unstack("budget"))
+    table = Table(title="exact match by thinking budget T (errors and no-answer records count as wrong)")
+    for c in ("task", "model", "params", "n"):
+        table.add_column(c, justify="right" if c in ("params", "n") else "left")
     for b in em.columns:
         table.add_column(f"T={b}", justify="right")
-    for (task, params, model, n), row in em.iterrows():
-        table.add_row(task, model, f"{int(params):,}" if params == params else "?", str(n),
-                      *[f"{v:.3f}" if v == v else "" for v in row.values])
-    Console().print(table)
+    for c in ("errors", "no answer", "state"):
+        table.add_column(c, justify="right")
+    info = runs.set_index("run_id")
+    params = df.groupby("run_id")["params"].first()
+    model = df.groupby("run_id")["model"].first()
+    for rid, row in em.iterrows():
+        r = info.loc[rid]
+        state = r["status"] if r["status"] != "incomplete" else (
+            f"incomplete: {r['present']}/{r['expected']} records")
+        if r["duplicates"] or r["bad_lines"]:
+            state += f", {r['duplicates']} dup, {r['bad_lines']} bad lines"
+        p = params.loc[rid]
+        table.add_row(str(r["task"]), str(model.loc[rid]), f"{int(p):,}" if p == p else "?",
+                      str(r["n"]), *[f"{v:.3f}" if v == v else "" for v in row.values],
+                      f"{r['errors']}/{r['records']}", f"{r['no_answer']}/{r['records']}", state)
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
 
 
 @app.command()
 def summary(results: Path = RESULTS) -> None:
     """Print exact match by model and budget for every run, and where the report is."""
+    _log_warnings()
     _print_summary(results)
     for name in ("report.html", "summary.md", "plots", "analysis"):
         if (results / name).exists():
@@ -140,6 +183,7 @@ def summary(results: Path = RESULTS) -> None:
 @app.command()
 def score(results: Path = RESULTS) -> None:
     """(Re-)score every run under results/ (writes scores.parquet next to samples.jsonl)."""
+    _log_warnings()
     _score(results)
     typer.echo(f"scored runs in {results / 'runs'}")
 
@@ -147,6 +191,7 @@ def score(results: Path = RESULTS) -> None:
 @app.command()
 def analyze(results: Path = RESULTS) -> None:
     """Fits, emergence and compute frontier from results/ (tables in results/analysis/)."""
+    _log_warnings()
     from evalharness.analysis import analyze as run_analysis
     from evalharness.scoring import load_scores
 
@@ -158,6 +203,7 @@ def analyze(results: Path = RESULTS) -> None:
 @app.command()
 def plots(results: Path = RESULTS) -> None:
     """Regenerate every figure (PNG + SVG) in results/plots/ from results/ alone."""
+    _log_warnings()
     from evalharness.plots import make_plots
 
     for p in make_plots(results):
@@ -167,6 +213,7 @@ def plots(results: Path = RESULTS) -> None:
 @app.command()
 def report(results: Path = RESULTS) -> None:
     """Write results/report.html (self-contained) and results/summary.md."""
+    _log_warnings()
     from evalharness.report import make_report
 
     for p in make_report(results):

@@ -1,57 +1,300 @@
-"""Run ids, manifests and the append-only, resumable ``samples.jsonl``.
+"""The results folder: the one module that reads and writes it.
 
-A run lives in ``results/runs/<run_id>/``. Its id hashes everything that affects results, so the
-same command resumes the same run: finished (problem, sample) units are skipped, a torn last
-line (a crash mid-write) is discarded, and a lock refuses a second concurrent writer.
+``results/runs/<run_id>/`` holds
+
+- ``manifest.json``: the run spec (whole), its plan (problems, budgets, samples), status, times;
+- ``problems.jsonl``: the rendered prompts with a hash of their token ids, one row per problem;
+- ``samples.jsonl``: append-only raw records, one per (problem, sample, budget, extension level);
+- ``scores.parquet``: derived, rebuilt whenever it is missing, stale or unreadable.
+
+Readers validate: a line that is not a well-formed record is skipped with a warning naming
+``file:line`` and counted; a duplicated record key keeps its first copy and is counted; a damaged
+manifest skips its run with a one-line warning. Every derived file is written under a unique
+temporary name and renamed into place, so a reader never sees half a file and two writers never
+share a temporary. A lock refuses a second concurrent writer of a run.
 """
 
 from __future__ import annotations
 
-import hashlib
+import io
 import json
+import logging
 import os
-import re
-from collections import Counter
+import tempfile
 from collections.abc import Iterable
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock, Timeout
+import pandas as pd
+import pyarrow as pa
+import pyarrow.json as pj
 
 from evalharness.types import SampleRecord
+
+log = logging.getLogger("evalharness")
+
+SAMPLES, MANIFEST, PROBLEMS, SCORES = "samples.jsonl", "manifest.json", "problems.jsonl", "scores.parquet"
 
 
 class RunLockedError(RuntimeError):
     pass
 
 
-def run_id_for(settings: dict[str, Any]) -> str:
-    """Readable prefix (task, model) plus a hash of every setting that changes results."""
-    blob = json.dumps(settings, sort_keys=True, default=str).encode()
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", f"{settings['task']}__{settings['model']}").strip("-")
-    return f"{slug[:60]}-{hashlib.sha256(blob).hexdigest()[:10]}"
-
-
-def read_manifest(run_dir: Path) -> dict[str, Any]:
-    """A run's manifest.json as a dict ({} when the run has none yet)."""
-    path = Path(run_dir) / "manifest.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+class ResultsError(RuntimeError):
+    """The results folder cannot be written (read-only, disk full, …): one line, what to do."""
 
 
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+# ---------------------------------------------------------------------------------------------
+# Atomic writes
+# ---------------------------------------------------------------------------------------------
+
+
+def write_atomic(path: Path, data: bytes | str) -> None:
+    """Write `data` to `path` through a unique temporary in the same folder, then rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def temp_path(path: Path) -> Path:
+    """A unique temporary name beside `path` for writers that need a path (parquet)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{Path(path).name}.", suffix=".tmp", dir=Path(path).parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def os_error_message(e: OSError, where: Path) -> str:
+    import errno
+
+    what = {errno.ENOSPC: "the disk is full", errno.EROFS: "the folder is read-only",
+            errno.EACCES: "permission denied", errno.EDQUOT: "the disk quota is exceeded"}
+    reason = what.get(e.errno, e.strerror or str(e))
+    return (f"cannot write results in {where}: {reason} (errno {e.errno}); free space or choose "
+            "another folder with --results, then rerun the same command to resume")
+
+
+# ---------------------------------------------------------------------------------------------
+# Manifests
+# ---------------------------------------------------------------------------------------------
+
+
+def read_manifest(run_dir: Path) -> dict[str, Any]:
+    """A run's manifest.json as a dict ({} when the run has none yet).
+
+    Raises `ValueError` naming the file when it is not a JSON object."""
+    path = Path(run_dir) / MANIFEST
+    if not path.exists():
+        return {}
+    try:
+        d = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: damaged manifest ({e})") from None
+    if not isinstance(d, dict):
+        raise ValueError(f"{path}: damaged manifest (not a JSON object)")
+    return d
+
+
+# ---------------------------------------------------------------------------------------------
+# Records: validated reading
+# ---------------------------------------------------------------------------------------------
+
+FIELD_TYPES: dict[str, pa.DataType] = {
+    "run_id": pa.string(), "model": pa.string(), "task": pa.string(),
+    "problem_id": pa.string(), "sample": pa.int64(), "seed": pa.int64(),
+    "budget": pa.int64(), "extensions": pa.int64(), "thinking_tokens": pa.int64(),
+    "natural_thinking_tokens": pa.int64(), "cut": pa.bool_(), "thinking": pa.string(),
+    "answer": pa.string(), "answer_ids": pa.list_(pa.int64()),
+    "answer_logprobs": pa.list_(pa.float64()), "reference": pa.string(),
+    "ref_ids": pa.list_(pa.int64()), "ref_logprobs": pa.list_(pa.float64()),
+    "ref_hits": pa.list_(pa.bool_()), "prompt_tokens": pa.int64(),
+    "generated_tokens": pa.int64(), "finish_reason": pa.string(), "time_s": pa.float64(),
+    "choice_logprobs": pa.list_(pa.float64()),
+    "prompt_choice_logprobs": pa.list_(pa.float64()), "choice_chars": pa.list_(pa.int64()),
+    "gold_think_hits": pa.list_(pa.bool_()), "gold_think_logprobs": pa.list_(pa.float64()),
+    "gold_answer_hits": pa.list_(pa.bool_()), "gold_answer_logprobs": pa.list_(pa.float64()),
+}  # fmt: skip
+assert set(FIELD_TYPES) == {f.name for f in fields(SampleRecord)}, "types.py changed"
+_SCHEMA = pa.schema(list(FIELD_TYPES.items()))
+KEY = ("problem_id", "sample", "budget", "extensions")
+# fields every record must carry with the right type; the rest may be null
+_REQUIRED = {"problem_id": str, "sample": int, "budget": int, "extensions": int,
+             "finish_reason": str, "answer": str, "reference": str}
+_PY = {pa.string(): str, pa.int64(): int, pa.float64(): (int, float), pa.bool_(): bool}
+
+
+def _check_row(row: Any) -> str | None:
+    """Why a parsed line is not a record, or None when it is one."""
+    if not isinstance(row, dict):
+        return f"not a JSON object ({type(row).__name__})"
+    for name, typ in _REQUIRED.items():
+        v = row.get(name)
+        if v is None:
+            return f"missing {name!r}"
+        if not isinstance(v, typ) or (typ is int and isinstance(v, bool)):
+            return f"{name!r} is {v!r}, not {typ.__name__}"
+    for name, t in FIELD_TYPES.items():
+        v = row.get(name)
+        if v is None or name in _REQUIRED:
+            continue
+        if pa.types.is_list(t):
+            if not isinstance(v, list):
+                return f"{name!r} is not a list"
+            item = _PY[t.value_type]
+            if not all(x is None or (isinstance(x, item) and not (item is int and isinstance(x, bool)))
+                       for x in v):
+                return f"{name!r} holds values that are not {t.value_type}"
+        else:
+            item = _PY[t]
+            if not isinstance(v, item) or (item is int and isinstance(v, bool)):
+                return f"{name!r} is {v!r}, not {t}"
+    return None
+
+
+@dataclass
+class Health:
+    """What a read found wrong with a run's records."""
+
+    lines: int = 0
+    bad_lines: list[tuple[int, str]] = field(default_factory=list)  # (1-based line, why)
+    duplicates: int = 0
+    torn_tail: bool = False  # a half-written last line (a crash mid-write)
+
+    def warn(self, path: Path) -> None:
+        for line, why in self.bad_lines[:5]:
+            log.warning("%s:%d: skipped an invalid record (%s)", path, line, why)
+        if len(self.bad_lines) > 5:
+            log.warning("%s: %d more invalid lines skipped", path, len(self.bad_lines) - 5)
+        if self.duplicates:
+            log.warning("%s: %d duplicated records ignored (the first copy of each is kept)",
+                        path, self.duplicates)
+
+
+def _split_lines(data: bytes) -> tuple[list[bytes], bool]:
+    """Complete lines, and whether a torn (unterminated, unparsable) tail was dropped."""
+    lines = data.split(b"\n")
+    tail = lines.pop()
+    if tail.strip():
+        try:
+            json.loads(tail)
+            lines.append(tail)  # complete, just unterminated
+        except ValueError:
+            return lines, True
+    return lines, False
+
+
+def read_samples(path: Path, health: Health | None = None) -> pd.DataFrame:
+    """samples.jsonl as a DataFrame (list fields as Arrow lists), validated and deduplicated.
+
+    Fast path: Arrow's JSON reader over the whole file when every line is a valid record.
+    Otherwise line by line: invalid lines are skipped (with a warning naming file:line) and
+    counted in `health`; a record key seen twice keeps its first copy.
+    """
+    health = health if health is not None else Health()
+    path = Path(path)
+    data = path.read_bytes() if path.exists() else b""
+    lines, health.torn_tail = _split_lines(data)
+    health.lines = sum(1 for ln in lines if ln.strip())
+    df = _fast_read(lines)
+    if df is None:
+        rows = []
+        for k, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError as e:
+                health.bad_lines.append((k, f"not JSON: {e.msg}"))
+                continue
+            why = _check_row(row)
+            if why:
+                health.bad_lines.append((k, why))
+                continue
+            rows.append(row)
+        df = _frame(rows)
+    if len(df):
+        dup = df.duplicated(list(KEY), keep="first")
+        health.duplicates = int(dup.sum())
+        if health.duplicates:
+            df = df[~dup].reset_index(drop=True)
+    health.warn(path)
+    return df
+
+
+def _fast_read(lines: list[bytes]) -> pd.DataFrame | None:
+    body = b"\n".join(ln for ln in lines if ln.strip())
+    if not body:
+        return _frame([])
+    try:
+        table = pj.read_json(
+            io.BytesIO(body + b"\n"),
+            parse_options=pj.ParseOptions(explicit_schema=_SCHEMA, unexpected_field_behavior="ignore"),
+            read_options=pj.ReadOptions(block_size=1 << 24),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    for name in _REQUIRED:  # `{}` parses as a row of nulls: let the slow path name the line
+        if table.column(name).null_count:
+            return None
+    return table.to_pandas(types_mapper=lambda t: pd.ArrowDtype(t) if pa.types.is_list(t) else None)
+
+
+def _frame(rows: list[dict]) -> pd.DataFrame:
+    if not rows:
+        return pd.DataFrame({name: pd.Series(dtype=object) for name in FIELD_TYPES})
+    df = pd.DataFrame(rows)
+    for name in FIELD_TYPES:
+        if name not in df:
+            df[name] = None
+    return df[list(FIELD_TYPES)]
+
+
+def read_problems(run_dir: Path) -> list[dict[str, Any]]:
+    path = Path(run_dir) / PROBLEMS
+    out = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict) and isinstance(row.get("id"), str):
+                out.append(row)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# One run: the writer side
+# ---------------------------------------------------------------------------------------------
+
+
 class RunStore:
     def __init__(self, root: Path, run_id: str) -> None:
         self.dir = Path(root) / "runs" / run_id
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.samples = self.dir / "samples.jsonl"
-        self.manifest_path = self.dir / "manifest.json"
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ResultsError(os_error_message(e, Path(root))) from None
+        self.samples = self.dir / SAMPLES
+        self.manifest_path = self.dir / MANIFEST
+        from filelock import FileLock
+
         self._lock = FileLock(str(self.dir / ".lock"))
 
     def __enter__(self) -> RunStore:
+        from filelock import Timeout
+
         try:
             self._lock.acquire(timeout=0)
         except Timeout as e:
@@ -59,6 +302,8 @@ class RunStore:
                 f"another evalharness process is writing run {self.dir.name} ({self.dir}); "
                 "wait for it to finish or stop it"
             ) from e
+        except OSError as e:
+            raise ResultsError(os_error_message(e, self.dir)) from None
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -66,46 +311,44 @@ class RunStore:
 
     # -- manifest ----------------------------------------------------------------------------
     def read_manifest(self) -> dict[str, Any]:
-        return json.loads(self.manifest_path.read_text()) if self.manifest_path.exists() else {}
+        try:
+            return read_manifest(self.dir)
+        except ValueError as e:
+            log.warning("%s; rewriting it from this run's spec", e)
+            return {}
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
-        tmp = self.manifest_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
-        os.replace(tmp, self.manifest_path)  # atomic: a reader never sees half a manifest
+        write_atomic(self.manifest_path, json.dumps(manifest, indent=2, default=str) + "\n")
 
-    def write_problems(self, rows: list[dict[str, Any]]) -> None:
-        tmp = self.dir / "problems.tmp"
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-        os.replace(tmp, self.dir / "problems.jsonl")
+    def merge_problems(self, rows: list[dict[str, Any]], dry_run: bool = False) -> list[str]:
+        """Add this invocation's problems to problems.jsonl (kept: every problem ever asked).
+
+        Returns the ids of problems whose prompt tokens differ from those stored under the
+        same run id (a tokenizer or template that changed without changing the spec)."""
+        old = {r["id"]: r for r in read_problems(self.dir)}
+        changed = [r["id"] for r in rows
+                   if r["id"] in old and old[r["id"]].get("prompt_sha") not in (None, r["prompt_sha"])]
+        if dry_run or changed:
+            return changed
+        merged = {**old, **{r["id"]: r for r in rows}}
+        write_atomic(self.dir / PROBLEMS, "".join(json.dumps(r) + "\n" for r in merged.values()))
+        return changed
 
     # -- samples -----------------------------------------------------------------------------
-    def done_units(self, rows_per_unit: int) -> set[tuple[str, int]]:
-        """Complete (problem_id, sample) units; repairs a torn tail and drops partial units."""
+    def done_keys(self) -> set[tuple[str, int, int, int]]:
+        """Record keys already present; repairs a torn tail and drops invalid lines for good.
+
+        Each record is written whole (one line), so a crash loses at most the records of the
+        write in flight; what is kept is exactly what a reader would use."""
         if not self.samples.exists():
             return set()
-        raw = self.samples.read_bytes()
-        lines = raw.split(b"\n")
-        good: list[bytes] = []
-        for line in lines[:-1]:  # the part after the last newline is a torn write
-            try:
-                json.loads(line)
-                good.append(line)
-            except ValueError:
-                continue
-        counts = Counter()
-        keys = []
-        for line in good:
-            row = json.loads(line)
-            key = (row["problem_id"], row["sample"])
-            keys.append(key)
-            counts[key] += 1
-        done = {k for k, c in counts.items() if c == rows_per_unit}
-        kept = [line for line, k in zip(good, keys, strict=True) if k in done]
-        if len(kept) != len(lines) - 1 or lines[-1]:
-            tmp = self.samples.with_suffix(".tmp")
-            tmp.write_bytes(b"".join(line + b"\n" for line in kept))
-            os.replace(tmp, self.samples)
-        return done
+        health = Health()
+        df = read_samples(self.samples, health)
+        if health.torn_tail or health.bad_lines or health.duplicates:
+            keep = _valid_lines(self.samples.read_bytes())
+            write_atomic(self.samples, b"".join(line + b"\n" for line in keep))
+        return {(str(p), int(s), int(b), int(e)) for p, s, b, e in
+                zip(df["problem_id"], df["sample"], df["budget"], df["extensions"], strict=True)}
 
     def append(self, records: Iterable[SampleRecord]) -> None:
         """One write per unit, flushed and synced: a crash loses at most the unit in flight."""
@@ -115,13 +358,83 @@ class RunStore:
             f.flush()
             os.fsync(f.fileno())
 
-    def read(self) -> list[SampleRecord]:
-        if not self.samples.exists():
-            return []
-        out = []
-        for line in self.samples.read_text().splitlines():
-            try:
-                out.append(SampleRecord.from_json(json.loads(line)))
-            except ValueError:
+
+def _valid_lines(data: bytes) -> list[bytes]:
+    lines, _ = _split_lines(data)
+    keep, seen = [], set()
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if _check_row(row) is None:
+            key = tuple(row[k] for k in KEY)
+            if key not in seen:
+                seen.add(key)
+                keep.append(line)
+    return keep
+
+
+# ---------------------------------------------------------------------------------------------
+# The results folder: runs, their state, scores
+# ---------------------------------------------------------------------------------------------
+
+
+def runs_root(results: Path) -> Path:
+    results = Path(results)
+    return results / "runs" if (results / "runs").is_dir() else results
+
+
+def run_dirs(results: Path) -> list[Path]:
+    """Every run folder with records and a readable manifest; damaged manifests are skipped
+    with a one-line warning naming the file."""
+    root = runs_root(results)
+    if not root.is_dir():
+        return []
+    out = []
+    for d in sorted(p for p in root.iterdir() if (p / SAMPLES).exists()):
+        try:
+            if not read_manifest(d):
+                log.warning("%s: no manifest.json; run skipped", d)
                 continue
-        return out
+        except ValueError as e:
+            log.warning("%s; run skipped (delete the run folder or rerun its eval)", e)
+            continue
+        out.append(d)
+    return out
+
+
+def expected_keys(run_dir: Path, manifest: dict[str, Any]) -> set[tuple[str, int, int, int]]:
+    """Every record key the run's plan asked for (problems x samples x budgets x levels)."""
+    plan = manifest.get("plan") or {}
+    ids = [r["id"] for r in read_problems(run_dir)]
+    budgets = sorted(set(plan.get("budgets") or ()))
+    return {(p, j, b, lv) for p in ids for j in range(int(plan.get("n") or 1)) for b in budgets
+            for lv in range(int(plan.get("levels") or 1))}
+
+
+def run_state(run_dir: Path, df: pd.DataFrame, health: Health, manifest: dict[str, Any]) -> dict:
+    """Expected vs present records, duplicates, dropped lines, and the status that follows."""
+    expected = expected_keys(run_dir, manifest)
+    present = set(zip(df["problem_id"].astype(str), df["sample"].astype(int),
+                      df["budget"].astype(int), df["extensions"].astype(int), strict=True))
+    missing = len(expected - present) if expected else 0
+    status = manifest.get("status", "unknown")
+    if status == "running" and not _locked(run_dir):
+        status = "interrupted"
+    if status == "complete" and (missing or health.bad_lines or health.duplicates):
+        status = "incomplete"
+    return dict(status=status, expected=len(expected), present=len(present), missing=missing,
+                duplicates=health.duplicates, bad_lines=len(health.bad_lines))
+
+
+def _locked(run_dir: Path) -> bool:
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(Path(run_dir) / ".lock"))
+    try:
+        lock.acquire(timeout=0)
+    except (Timeout, OSError):
+        return True
+    lock.release()
+    return False

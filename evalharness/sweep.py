@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 
 from evalharness.engines.base import Engine
 from evalharness.formats import ReasoningFormat
+from evalharness.spec import GenerationSpec, Plan
 from evalharness.types import GenRequest, Problem, SampleRecord
-
-MODES = ("truncate", "extend")
-SWEEPS = ("one-pass", "independent")
 
 
 @dataclass(frozen=True)
 class SweepConfig:
+    """One sweep call: the run's generation settings plus the budgets and samples to make."""
+
     budgets: tuple[int, ...]
     n: int = 1
     temperature: float = 0.0
@@ -32,22 +32,24 @@ class SweepConfig:
     seed: int = 0
     mode: str = "truncate"
     max_extensions: int = 0  # extend mode: up to k "Wait" extensions (levels 0..k are recorded)
-    max_answer_tokens: int = 16  # <= 0: the task's default
+    max_answer_tokens: int = 16
     sweep: str = "one-pass"
 
     def __post_init__(self) -> None:
-        if self.budgets and min(self.budgets) < 0:  # empty: the task's defaults fill it in
-            raise ValueError("budgets must be non-negative integers")
-        if self.n < 1:
-            raise ValueError("n must be >= 1")
+        Plan(self.budgets, self.n)  # the same checks as a run's plan and generation spec
+        self.generation()
         if self.n > 1 and self.temperature == 0:
             raise ValueError("n > 1 needs sampling: set --temperature > 0 (greedy gives n copies)")
-        if self.mode not in MODES:
-            raise ValueError(f"unknown mode {self.mode!r}; choose {' or '.join(MODES)}")
-        if self.sweep not in SWEEPS:
-            raise ValueError(f"unknown sweep {self.sweep!r}; choose {' or '.join(SWEEPS)}")
-        if self.mode == "extend" and self.max_extensions < 1:
-            raise ValueError("extend mode needs --max-extensions >= 1")
+
+    @classmethod
+    def of(cls, gen: GenerationSpec, plan: Plan) -> SweepConfig:
+        return cls(tuple(plan.budgets), plan.n, gen.temperature, gen.top_p, gen.seed, gen.mode,
+                   gen.max_extensions, gen.max_answer_tokens, gen.sweep)
+
+    def generation(self, extend_t_max: int | None = None) -> GenerationSpec:
+        return GenerationSpec(self.temperature, self.top_p, self.seed, self.mode,
+                              self.max_extensions, self.max_answer_tokens, self.sweep,
+                              extend_t_max if self.mode == "extend" else None)
 
     @property
     def levels(self) -> int:
@@ -75,9 +77,11 @@ def _continuations(p: Problem) -> list[str]:
     return list(p.meta.get("choice_continuations") or [" " + c for c in p.choices])
 
 
-def unit_seed(seed: int, problem_id: str) -> int:
-    """A per-problem seed that does not depend on batch composition or problem order."""
-    h = hashlib.sha256(f"{seed}:{problem_id}".encode()).digest()
+def unit_seed(seed: int, problem_id: str, sample: int = 0) -> int:
+    """A per-(problem, sample) seed that depends on neither batch composition, problem order,
+    nor how many samples were asked for: sample 5 of `--n 8` is sample 5 of `--n 6`."""
+    key = f"{seed}:{problem_id}" if sample == 0 else f"{seed}:{problem_id}#{sample}"
+    h = hashlib.sha256(key.encode()).digest()
     return int.from_bytes(h[:4], "little") & 0x7FFFFFFF
 
 
@@ -128,39 +132,42 @@ class Sweeper:
             trace.eos_at = len(trace.ids)
         return False
 
-    def think(self, prompts: Sequence[list[int]], seeds: Sequence[int], t_max: int) -> list[list[Trace]]:
+    def think(self, prompts: Sequence[list[int]], seeds: Sequence[int],
+              t_max: Sequence[int]) -> list[Trace]:
+        """One thinking trace per request (one sample each), each up to its own budget."""
         cfg = self.cfg
-        reqs = [GenRequest(p, t_max, cfg.temperature, cfg.top_p, s, cfg.n, self.stop_ids,
-                           self.stop_strs) for p, s in zip(prompts, seeds, strict=True)]
-        traces = [[Trace() for _ in range(cfg.n)] for _ in prompts]
-        open_: list[tuple[int, int]] = []
+        reqs = [GenRequest(p, t, cfg.temperature, cfg.top_p, s, 1, self.stop_ids, self.stop_strs)
+                for p, s, t in zip(prompts, seeds, t_max, strict=True)]
+        traces = [Trace() for _ in prompts]
+        open_: list[int] = []
         for i, comps in enumerate(self.engine.generate(reqs)):
-            for j, c in enumerate(comps):
-                if self._absorb(traces[i][j], c):
-                    open_.append((i, j))
+            if self._absorb(traces[i], comps[0]):
+                open_.append(i)
         # extend mode: replace each natural end by the extension text and keep thinking
         for k in range(1, cfg.levels):
-            open_ = [(i, j) for i, j in open_ if len(traces[i][j].ids) + len(self.ext_ids) < t_max]
+            open_ = [i for i in open_ if len(traces[i].ids) + len(self.ext_ids) < t_max[i]]
             if not open_:
                 break
-            for i, j in open_:
-                traces[i][j].ids += self.ext_ids
-            reqs = [GenRequest(prompts[i] + traces[i][j].ids, t_max - len(traces[i][j].ids),
-                               cfg.temperature, cfg.top_p, seeds[i] * 31 + 1000 * k + j, 1,
-                               self.stop_ids, self.stop_strs) for i, j in open_]
+            for i in open_:
+                traces[i].ids += self.ext_ids
+            reqs = [GenRequest(prompts[i] + traces[i].ids, t_max[i] - len(traces[i].ids),
+                               cfg.temperature, cfg.top_p, seeds[i] * 31 + 1000 * k, 1,
+                               self.stop_ids, self.stop_strs) for i in open_]
             still = []
-            for (i, j), comps in zip(open_, self.engine.generate(reqs), strict=True):
-                if self._absorb(traces[i][j], comps[0]):
-                    still.append((i, j))
+            for i, comps in zip(open_, self.engine.generate(reqs), strict=True):
+                if self._absorb(traces[i], comps[0]):
+                    still.append(i)
             open_ = still
-        for row in traces:
-            for t in row:
-                del t.ids[t_max:]
+        for t, limit in zip(traces, t_max, strict=True):
+            del t.ids[limit:]
         return traces
 
     # -- per budget: prefix, answer, reference log-probs -------------------------------------
     def _prefix(self, prompt: list[int], trace: Trace, budget: int, level: int):
-        """(prefix ids, thinking used, natural length or None, cut?) for one (budget, level)."""
+        """(prefix ids, thinking used, natural length or None, cut?) for one (budget, level).
+
+        The natural length is reported only where it falls within the budget, so a record
+        does not depend on how far past its budget the trace happened to be generated."""
         natural = level < len(trace.ends)
         limit = trace.ends[level] if natural else (trace.eos_at or len(trace.ids))
         if natural and limit <= budget:
@@ -168,96 +175,154 @@ class Sweeper:
         if not natural and trace.eos_at is not None and limit <= budget:
             return prompt + trace.ids[:limit] + self.end_ids + self.cue_ids, limit, None, False
         used = min(budget, limit)
-        return prompt + trace.ids[:used] + self.end_ids + self.cue_ids, used, (limit if natural else None), True
+        return prompt + trace.ids[:used] + self.end_ids + self.cue_ids, used, None, True
+
+    def _fits(self, prompt_len: int, budget: int) -> bool:
+        """Whether prompt + thinking[:budget] + marker + cue + answer fit the model's context."""
+        ctx = getattr(self.engine, "max_model_len", None)
+        need = prompt_len + budget + len(self.end_ids) + len(self.cue_ids) + self.cfg.max_answer_tokens
+        return ctx is None or need <= ctx
 
     def run(
-        self, problems: Sequence[Problem], prompts: Sequence[list[int]], meta: dict
+        self, problems: Sequence[Problem], prompts: Sequence[list[int]], meta: dict,
+        need: Sequence[set[tuple[int, int, int]]] | None = None,
     ) -> Iterator[list[SampleRecord]]:
-        """Yield, per (problem, sample), all of its records (one per budget and level)."""
+        """Yield, per (problem, sample), its records (one per budget and level).
+
+        `need[i]`, where given, is the set of (sample, budget, level) keys still missing for
+        problem i: only those records are made (a resumed or extended run). A budget whose
+        prompt + thinking + answer cannot fit the context gives error records of its own; the
+        thinking of the budgets that fit is generated up to the largest of them.
+        """
         cfg = self.cfg
         t0 = time.time()
-        seeds = [unit_seed(cfg.seed, p.id) for p in problems]
         budgets = sorted(set(cfg.budgets))
+        if need is None:
+            need = [{(j, b, lv) for j in range(cfg.n) for b in budgets for lv in range(cfg.levels)}
+                    for _ in problems]
+        # one work item per (problem, sample) with something missing
+        items = sorted({(i, j) for i, keys in enumerate(need) for j, _, _ in keys})
+        wanted = {(i, j): sorted({(b, lv) for jj, b, lv in need[i] if jj == j}) for i, j in items}
+        seeds = {(i, j): unit_seed(cfg.seed, problems[i].id, j) for i, j in items}
+        fits = {(i, b) for i, _ in items for b in budgets if self._fits(len(prompts[i]), b)}
+        if cfg.mode == "extend":  # the trace runs to the largest budget or not at all
+            fits = {(i, b) for i, b in fits if (i, budgets[-1]) in fits}
+        top = {it: max((b for b, _ in wanted[it] if (it[0], b) in fits), default=None)
+               for it in items}
+        if cfg.mode == "extend":
+            top = {it: budgets[-1] if t is not None else None for it, t in top.items()}
+        traces: dict = {}
         if cfg.sweep == "one-pass":
-            plan = {b: None for b in budgets}
-            traces = self.think(prompts, seeds, max(budgets))
+            gen = [it for it in items if top[it] is not None]
+            made = self.think([prompts[i] for i, _ in gen], [seeds[it] for it in gen],
+                              [top[it] for it in gen])
+            traces = {(i, j, b): tr for (i, j), tr in zip(gen, made, strict=True)
+                      for b in budgets}
         else:  # one generation per budget, for benchmarks and the equivalence test
-            plan = {b: self.think(prompts, seeds, b) for b in budgets}
-            traces = None
+            gen = [(i, j, b) for i, j in items for b in sorted({b for b, _ in wanted[(i, j)]})
+                   if (i, b) in fits]
+            made = self.think([prompts[i] for i, _, _ in gen], [seeds[(i, j)] for i, j, _ in gen],
+                              [b for _, _, b in gen])
+            traces = dict(zip(gen, made, strict=True))
         keys, prefixes = [], {}
-        for i in range(len(problems)):
-            for j in range(cfg.n):
-                for b in budgets:
-                    for level in range(cfg.levels):
-                        tr = traces[i][j] if traces is not None else plan[b][i][j]
-                        pre = self._prefix(prompts[i], tr, b, level)
-                        keys.append((i, j, b, level, pre, tr.error))
-                        prefixes.setdefault((i, j, tuple(pre[0])), None)
+        for i, j in items:
+            for b, level in wanted[(i, j)]:
+                if (i, b) not in fits:
+                    room = getattr(self.engine, "max_model_len", None)
+                    err = (f"error: prompt ({len(prompts[i])}) + budget ({b}) + answer "
+                           f"({cfg.max_answer_tokens}) tokens exceed the context ({room})")
+                    keys.append((i, j, b, level, None, err))
+                    continue
+                tr = traces[(i, j, b)]
+                pre = self._prefix(prompts[i], tr, b, level)
+                keys.append((i, j, b, level, pre, tr.error))
+                if tr.error is None:
+                    prefixes.setdefault((i, j, tuple(pre[0])), None)
         # answers and scores once per distinct prefix (budgets past the natural end share one)
-        plist = [k for k in prefixes if len(k[2]) > 0]
+        plist = list(prefixes)
         ans_reqs = [GenRequest(list(pre), cfg.max_answer_tokens, cfg.temperature, cfg.top_p,
-                               seeds[i] * 7919 + len(pre) + j, 1, ()) for i, j, pre in plist]
-        answers = [c[0] for c in self.engine.generate(ans_reqs)]
+                               seeds[(i, j)] * 7919 + len(pre), 1, ()) for i, j, pre in plist]
+        answers = [c[0] for c in self.engine.generate(ans_reqs)] if ans_reqs else []
         refs = [self.tok.encode(p.reference, add_special_tokens=False) for p in problems]
         pairs = [(list(pre), refs[i]) for i, _, pre in plist]
         # multiple choice: each option's continuation (lm-eval's target_delimiter + choice) is
         # scored after every prefix (budget-dependent Brier) and once after the bare prompt
         # (lm-eval's context: acc / acc_norm comparable with lm-eval's own numbers)
-        conts = [[self.tok.encode(c, add_special_tokens=False) for c in _continuations(p)]
-                 for p in problems]
+        active = sorted({i for i, _ in items})
+        conts = {i: [self.tok.encode(c, add_special_tokens=False)
+                     for c in _continuations(problems[i])] for i in active}
         choice_rows: list[tuple[int, int]] = []
         for k, (i, _, pre) in enumerate(plist):
             for c in conts[i]:
                 choice_rows.append((k, len(pairs)))
                 pairs.append((list(pre), c))
         prompt_choice_at: dict[int, int] = {}
-        for i, cs in enumerate(conts):
-            if cs:
+        for i in active:
+            if conts[i]:
                 prompt_choice_at[i] = len(pairs)
-                pairs.extend((list(prompts[i]), c) for c in cs)
+                pairs.extend((list(prompts[i]), c) for c in conts[i])
         gold_split = {}
-        for i, p in enumerate(problems):
-            if p.gold_thinking is not None:
+        for i in active:
+            p = problems[i]
+            if p.gold_thinking is not None and any(j == 0 for ii, j in items if ii == i):
                 think = self.tok.encode(p.gold_thinking, add_special_tokens=False) + self.end_ids
                 ans = refs[i] + [self.eos]
                 gold_split[i] = (len(pairs), len(think))
-                pairs.append((prompts[i], think + ans))
-        scores = self.engine.score(pairs)
+                pairs.append((list(prompts[i]), think + ans))
+        scores = self.engine.score(pairs) if pairs else []
         choice_lp: dict[int, list[float]] = {}
         for k, at in choice_rows:
             choice_lp.setdefault(k, []).append(sum(scores[at].logprobs))
         by_prefix = {key: (answers[k], scores[k], choice_lp.get(k)) for k, key in enumerate(plist)}
-        elapsed = (time.time() - t0) / max(1, len(problems) * cfg.n)
-        top = budgets[-1]
+        elapsed = (time.time() - t0) / max(1, len(items))
         unit: list[SampleRecord] = []
-        for i, j, b, level, (pre, used, natural, cut), err in keys:
-            ans, sc, clp = by_prefix[(i, j, tuple(pre))]
-            gold = {}
-            if i in gold_split and j == 0 and b == top and level == 0:
+        for n_key, (i, j, b, level, pre_info, err) in enumerate(keys):
+            extra: dict = {}
+            if i in gold_split and j == 0 and level == 0:
                 at, n_think = gold_split[i]
                 g = scores[at]
-                gold = dict(gold_think_hits=g.hits[:n_think], gold_think_logprobs=g.logprobs[:n_think],
-                            gold_answer_hits=g.hits[n_think:], gold_answer_logprobs=g.logprobs[n_think:])
+                extra = dict(gold_think_hits=g.hits[:n_think], gold_think_logprobs=g.logprobs[:n_think],
+                             gold_answer_hits=g.hits[n_think:], gold_answer_logprobs=g.logprobs[n_think:])
             if i in prompt_choice_at:
                 at = prompt_choice_at[i]
-                gold.update(
+                extra.update(
                     prompt_choice_logprobs=[sum(scores[at + c].logprobs) for c in range(len(conts[i]))],
                     choice_chars=[len(c) for c in problems[i].choices],
                 )
-            forced = len(pre) - len(prompts[i]) - used
-            unit.append(SampleRecord(
-                run_id=meta["run_id"], model=meta["model"], task=meta["task"],
-                problem_id=problems[i].id, sample=j, seed=seeds[i], budget=b, extensions=level,
-                thinking_tokens=used, natural_thinking_tokens=natural, cut=cut,
-                thinking=self.tok.decode(pre[len(prompts[i]) : len(prompts[i]) + used],
-                                         skip_special_tokens=False),
-                answer=ans.text, answer_ids=list(ans.token_ids), answer_logprobs=list(ans.logprobs),
-                reference=problems[i].reference, ref_ids=refs[i], ref_logprobs=sc.logprobs,
-                ref_hits=sc.hits, prompt_tokens=len(prompts[i]),
-                generated_tokens=used + forced + len(ans.token_ids),
-                finish_reason=err or ans.finish_reason, time_s=round(elapsed, 5),
-                choice_logprobs=clp, **gold,
-            ))
-            if len(unit) == cfg.rows_per_unit():
+            if err is not None:
+                unit.append(self._error_record(meta, problems[i], refs[i], prompts[i], j,
+                                               seeds[(i, j)], b, level, err, elapsed, extra))
+            else:
+                pre, used, natural, cut = pre_info
+                ans, sc, clp = by_prefix[(i, j, tuple(pre))]
+                forced = len(pre) - len(prompts[i]) - used
+                unit.append(SampleRecord(
+                    run_id=meta["run_id"], model=meta["model"], task=meta["task"],
+                    problem_id=problems[i].id, sample=j, seed=seeds[(i, j)], budget=b,
+                    extensions=level, thinking_tokens=used, natural_thinking_tokens=natural,
+                    cut=cut,
+                    thinking=self.tok.decode(pre[len(prompts[i]) : len(prompts[i]) + used],
+                                             skip_special_tokens=False),
+                    answer=ans.text, answer_ids=list(ans.token_ids),
+                    answer_logprobs=list(ans.logprobs), reference=problems[i].reference,
+                    ref_ids=refs[i], ref_logprobs=sc.logprobs, ref_hits=sc.hits,
+                    prompt_tokens=len(prompts[i]), generated_tokens=used + forced + len(ans.token_ids),
+                    finish_reason=ans.finish_reason, time_s=round(elapsed, 5),
+                    choice_logprobs=clp, **extra,
+                ))
+            last = n_key + 1 == len(keys) or keys[n_key + 1][:2] != (i, j)
+            if last:
                 yield unit
                 unit = []
+
+    def _error_record(self, meta, problem, ref_ids, prompt, j, seed, b, level, err, elapsed,
+                      extra) -> SampleRecord:
+        return SampleRecord(
+            run_id=meta["run_id"], model=meta["model"], task=meta["task"], problem_id=problem.id,
+            sample=j, seed=seed, budget=b, extensions=level, thinking_tokens=0,
+            natural_thinking_tokens=None, cut=False, thinking="", answer="", answer_ids=[],
+            answer_logprobs=[], reference=problem.reference, ref_ids=ref_ids, ref_logprobs=[],
+            ref_hits=[], prompt_tokens=len(prompt), generated_tokens=0, finish_reason=err,
+            time_s=round(elapsed, 5), **{k: v for k, v in extra.items() if k.startswith("prompt_")
+                                         or k == "choice_chars"},
+        )

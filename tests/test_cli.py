@@ -21,7 +21,8 @@ def test_eval_writes_manifest_records_and_scores_then_resumes(tmp_path):
     (run,) = (tmp_path / "runs").iterdir()
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["params"] > 0
-    assert manifest["settings"]["sweep"]["budgets"] == [0, 16, 128]
+    assert manifest["plan"]["budgets"] == [0, 16, 128]
+    assert manifest["spec"]["task"]["name"] == "add_sweep"
     assert {"torch", "transformers"} <= set(manifest["packages"])
     rows = (run / "samples.jsonl").read_text().splitlines()
     assert len(rows) == 12 * 3
@@ -31,9 +32,9 @@ def test_eval_writes_manifest_records_and_scores_then_resumes(tmp_path):
     assert "T=128" in res.output
     # same command again: nothing to do, nothing duplicated
     res2 = runner.invoke(app, eval_args(tmp_path))
-    assert res2.exit_code == 0 and "resuming, 12 of 12" in res2.output
+    assert res2.exit_code == 0 and "resuming, 36 of 36 records" in res2.output
     assert (run / "samples.jsonl").read_text().splitlines() == rows
-    # an interrupted run (half a unit, a torn line) picks up where it stopped:
+    # an interrupted run (7 whole records, a torn line) makes only what is missing:
     (run / "samples.jsonl").write_text("\n".join(rows[:7]) + "\n" + rows[7][:30])
     res3 = runner.invoke(app, eval_args(tmp_path))
     assert res3.exit_code == 0
@@ -44,6 +45,7 @@ def test_eval_writes_manifest_records_and_scores_then_resumes(tmp_path):
                       for x in lines)
 
     assert len(again) == len(rows) and content(again) == content(rows)
+    assert "resuming, 7 of 36 records" in res3.output
 
 
 @pytest.mark.parametrize("args,message", [
@@ -51,6 +53,15 @@ def test_eval_writes_manifest_records_and_scores_then_resumes(tmp_path):
     (["--n", "4"], "needs sampling"),
     (["--mode", "sideways"], "unknown mode"),
     (["--format", "klingon"], "unknown reasoning format"),
+    # values that used to be accepted silently (issue 18.8)
+    (["--temperature", "-1", "--n", "2"], "--temperature"),
+    (["--top-p", "2"], "--top-p"),
+    (["--budgets", ""], "--budgets is empty"),
+    (["--max-answer-tokens", "-1"], "--max-answer-tokens"),
+    (["--max-answer-tokens", "0"], "--max-answer-tokens"),
+    (["--batch-size", "0"], "--batch-size"),
+    (["--n", "0"], "--n"),
+    (["--limit", "0"], "--limit"),
 ])
 def test_bad_input_gets_a_clear_error(tmp_path, args, message):
     res = runner.invoke(app, eval_args(tmp_path, *args))

@@ -98,10 +98,14 @@ def test_greedy_with_n_above_one_is_refused():
         SweepConfig((8,), n=4, temperature=0.0)
 
 
-def test_gold_trace_is_teacher_forced_once_per_problem(hf_largest, add_task):
+def test_gold_trace_is_on_sample_zero_of_every_budget_and_the_same_for_each(hf_largest, add_task):
+    # on every budget, not only the largest: a record must not depend on which other budgets
+    # its run asked for (adding a budget later extends the run record by record)
     recs = run(hf_largest, add_task, SweepConfig((0, 128)), limit=5, start=250)
     gold = [r for r in recs if r.gold_think_hits is not None]
-    assert [r.budget for r in gold] == [128] * 5
+    assert [r.budget for r in gold] == [0, 128] * 5
+    for a, b in zip(gold[::2], gold[1::2], strict=True):
+        assert a.gold_think_logprobs == b.gold_think_logprobs
     for r in gold:
         p = next(p for p in add_task.problems if p.id == r.problem_id)
         assert len(r.gold_think_hits) == len(p.gold_thinking) + 1  # + </think>

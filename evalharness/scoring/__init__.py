@@ -7,17 +7,16 @@
 
 from __future__ import annotations
 
-import io
 import json
-from dataclasses import fields
+import logging
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.json as pj
 import pyarrow.parquet as pq
 
+from evalharness import store
 from evalharness.scoring.answers import (  # noqa: F401 - the package's public names
     NUMERIC_TYPES,
     canonical_answer,
@@ -25,146 +24,173 @@ from evalharness.scoring.answers import (  # noqa: F401 - the package's public n
     grade,
     last_boxed,
 )
-from evalharness.scoring.columns import ID_COLUMNS, SCORE_COLUMNS, score_records  # noqa: F401
+from evalharness.scoring.columns import (  # noqa: F401
+    COLUMNS,
+    EMERGENCE_COLUMNS,
+    ID_COLUMNS,
+    SCORE_COLUMNS,
+    score_records,
+)
 from evalharness.scoring.tokens import batch_edit_distance, edit_distance  # noqa: F401
-from evalharness.store import read_manifest  # noqa: F401
-from evalharness.types import SampleRecord
+from evalharness.spec import flat
+from evalharness.store import read_manifest, read_samples  # noqa: F401
+
+log = logging.getLogger("evalharness")
 
 # Bump when the score columns or their meaning change: load_scores re-scores older files.
-SCORES_VERSION = "1"
+SCORES_VERSION = "2"
 _VERSION_KEY = b"evalharness_scores_version"
-
-_FIELD_TYPES: dict[str, pa.DataType] = {
-    "run_id": pa.string(), "model": pa.string(), "task": pa.string(),
-    "problem_id": pa.string(), "sample": pa.int64(), "seed": pa.int64(),
-    "budget": pa.int64(), "extensions": pa.int64(), "thinking_tokens": pa.int64(),
-    "natural_thinking_tokens": pa.int64(), "cut": pa.bool_(), "thinking": pa.string(),
-    "answer": pa.string(), "answer_ids": pa.list_(pa.int64()),
-    "answer_logprobs": pa.list_(pa.float64()), "reference": pa.string(),
-    "ref_ids": pa.list_(pa.int64()), "ref_logprobs": pa.list_(pa.float64()),
-    "ref_hits": pa.list_(pa.bool_()), "prompt_tokens": pa.int64(),
-    "generated_tokens": pa.int64(), "finish_reason": pa.string(), "time_s": pa.float64(),
-    "choice_logprobs": pa.list_(pa.float64()),
-    "prompt_choice_logprobs": pa.list_(pa.float64()), "choice_chars": pa.list_(pa.int64()),
-    "gold_think_hits": pa.list_(pa.bool_()), "gold_think_logprobs": pa.list_(pa.float64()),
-    "gold_answer_hits": pa.list_(pa.bool_()), "gold_answer_logprobs": pa.list_(pa.float64()),
-}  # fmt: skip
-assert set(_FIELD_TYPES) == {f.name for f in fields(SampleRecord)}, "types.py changed"
-_SCHEMA = pa.schema(list(_FIELD_TYPES.items()))
+_STATE_KEY = b"evalharness_run_state"
 
 
-def _arrow_lists_only(t: pa.DataType):
-    return pd.ArrowDtype(t) if pa.types.is_list(t) else None
-
-
-def read_samples(path: Path) -> pd.DataFrame:
-    """samples.jsonl as a DataFrame (list fields as Arrow lists); unparsable lines are skipped.
-
-    Fast path: Arrow's JSON reader over the whole file. A half-written trailing line (a run
-    that is still going, or was killed) is dropped first; anything else the fast reader rejects
-    (e.g. ``-Infinity`` log-probs) falls back to parsing line by line.
-    """
-    data = Path(path).read_bytes()
-    if data and not data.endswith(b"\n"):
-        cut = data.rfind(b"\n")
-        try:
-            json.loads(data[cut + 1 :])
-            data += b"\n"  # complete, just unterminated
-        except ValueError:
-            data = data[: cut + 1]  # half-written: drop it
-    if not data.strip():
-        return pd.DataFrame({name: pd.Series(dtype=object) for name in _FIELD_TYPES})
-    try:
-        table = pj.read_json(
-            io.BytesIO(data),
-            parse_options=pj.ParseOptions(
-                explicit_schema=_SCHEMA, unexpected_field_behavior="ignore"
-            ),
-            read_options=pj.ReadOptions(block_size=1 << 24),
-        )
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        rows = []
-        for line in data.splitlines():
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(row, dict):
-                rows.append(row)
-        df = pd.DataFrame(rows)
-        for name in _FIELD_TYPES:
-            if name not in df:
-                df[name] = None
-        for name in ("run_id", "model", "task", "problem_id"):  # ids are strings everywhere
-            df[name] = df[name].astype(str)
-        return df
-    return table.to_pandas(types_mapper=_arrow_lists_only)
-
-
-def _answer_regex(manifest: dict) -> str | None:
-    settings = manifest.get("settings") or {}
-    return manifest.get("answer_regex") or settings.get("answer_regex")
+def scoring_settings(manifest: dict) -> tuple[str, str | None]:
+    """(answer type, answer regex) from the run's spec: the scorer's only source of settings."""
+    task = (manifest.get("spec") or {}).get("task") or {}
+    legacy = manifest.get("settings") or {}
+    answer_type = task.get("answer_type") or manifest.get("answer_type") or "string"
+    regex = task.get("answer_regex") or manifest.get("answer_regex") or legacy.get("answer_regex")
+    return str(answer_type), regex
 
 
 def score_run(run_dir: Path) -> Path:
-    """Score one run directory; writes and returns ``<run_dir>/scores.parquet``.
+    """Score one run folder; writes and returns ``<run_dir>/scores.parquet``.
 
-    The grader comes from the manifest's ``answer_type``; a task regex, if the manifest has
-    ``answer_regex`` (top level or in settings), is tried first by the extractor.
-    """
+    Concurrent scorers of one run take turns (a lock) and write through unique temporaries."""
+    from filelock import FileLock
+
     run_dir = Path(run_dir)
-    manifest = read_manifest(run_dir)
-    samples = read_samples(run_dir / "samples.jsonl")
-    scores = score_records(
-        samples, manifest.get("answer_type", "string"), pattern=_answer_regex(manifest)
-    )
-    table = pa.Table.from_pandas(scores, preserve_index=False)
-    meta = dict(table.schema.metadata or {})
-    meta[_VERSION_KEY] = SCORES_VERSION.encode()
-    out = run_dir / "scores.parquet"
-    tmp = out.with_suffix(".parquet.tmp")
-    pq.write_table(table.replace_schema_metadata(meta), tmp)
-    tmp.replace(out)  # atomic: a reader never sees half a file
+    with FileLock(str(run_dir / ".score.lock"), timeout=300):
+        manifest = read_manifest(run_dir)
+        health = store.Health()
+        samples = read_samples(run_dir / store.SAMPLES, health)
+        answer_type, regex = scoring_settings(manifest)
+        scores = score_records(samples, answer_type, pattern=regex)
+        state = store.run_state(run_dir, samples, health, manifest)
+        table = pa.Table.from_pandas(scores, preserve_index=False)
+        meta = dict(table.schema.metadata or {})
+        meta[_VERSION_KEY] = SCORES_VERSION.encode()
+        meta[_STATE_KEY] = json.dumps(state).encode()
+        out = run_dir / store.SCORES
+        tmp = store.temp_path(out)
+        try:
+            pq.write_table(table.replace_schema_metadata(meta), tmp)
+            tmp.replace(out)  # atomic: a reader never sees half a file
+        finally:
+            tmp.unlink(missing_ok=True)
     return out
 
 
 def _is_stale(run_dir: Path) -> bool:
-    scores, samples = run_dir / "scores.parquet", run_dir / "samples.jsonl"
+    scores, samples = run_dir / store.SCORES, run_dir / store.SAMPLES
     if not scores.exists():
         return True
-    if samples.stat().st_mtime > scores.stat().st_mtime:
+    newest = max(samples.stat().st_mtime, (run_dir / store.MANIFEST).stat().st_mtime)
+    if newest > scores.stat().st_mtime:
         return True
-    meta = pq.read_schema(scores).metadata or {}
+    try:
+        meta = pq.read_schema(scores).metadata or {}
+    except (pa.ArrowException, OSError):
+        return True  # corrupt: rebuild it
     return meta.get(_VERSION_KEY) != SCORES_VERSION.encode()
 
 
-MANIFEST_COLUMNS = ("params", "family", "engine", "answer_type")
+def _read_scores(run_dir: Path) -> tuple[pd.DataFrame, dict]:
+    if _is_stale(run_dir):
+        score_run(run_dir)
+    try:
+        table = pq.read_table(run_dir / store.SCORES)
+    except (pa.ArrowException, OSError):
+        log.warning("%s: unreadable, rescoring", run_dir / store.SCORES)
+        score_run(run_dir)
+        table = pq.read_table(run_dir / store.SCORES)
+    state = json.loads((table.schema.metadata or {}).get(_STATE_KEY, b"{}"))
+    return table.to_pandas(), state
+
+
+MANIFEST_COLUMNS = ("params", "family", "engine", "answer_type", "temperature", "spec_label")
+# settings that already make separate curves (sampled runs are labelled by n and temperature)
+_LABELLED_ELSEWHERE = {"generation.temperature", "generation.top_p"}
+
+
+def spec_labels(manifests: dict[str, dict]) -> dict[str, str]:
+    """Per run id, what tells its spec apart from other runs of the same model and task
+    ("" when nothing does): two specs are two curves, never samples of one."""
+    groups: dict[tuple, list[str]] = {}
+    for rid, m in manifests.items():
+        groups.setdefault((m.get("model"), m.get("task")), []).append(rid)
+    labels = {rid: "" for rid in manifests}
+    for rids in groups.values():
+        if len(rids) < 2:
+            continue
+        flats = {rid: flat(manifests[rid].get("spec") or manifests[rid].get("settings") or {})
+                 for rid in rids}
+        keys = sorted({k for f in flats.values() for k in f})
+        differ = [k for k in keys if k not in _LABELLED_ELSEWHERE
+                  and len({json.dumps(f.get(k), sort_keys=True, default=str) for f in flats.values()}) > 1]
+        for rid in rids:
+            f = flats[rid]
+            labels[rid] = ", ".join(f"{k.split('.')[-1]}={_short(f.get(k))}" for k in differ)
+        if differ:
+            log.warning("%s on %s: %d runs with different settings (%s); shown as separate "
+                        "curves, never pooled", manifests[rids[0]].get("model"),
+                        manifests[rids[0]].get("task"), len(rids),
+                        ", ".join(k.split(".")[-1] for k in differ))
+    return labels
+
+
+def _short(v) -> str:
+    s = json.dumps(v, default=str) if not isinstance(v, str) else v
+    return s if len(s) <= 16 else s[:12] + "…"
 
 
 def load_scores(results_dir: Path) -> pd.DataFrame:
-    """All runs' scores in one frame, scoring runs whose scores are missing or stale.
+    """All runs' scores in one frame, scoring runs whose scores are missing, stale or corrupt.
 
     `results_dir` is ``results/`` (runs under ``results/runs/``) or the runs folder itself.
-    Adds the manifest columns params (float, NaN if unknown), family, engine, answer_type.
+    Adds the manifest columns params (float, NaN if unknown), family, engine, answer_type,
+    temperature, and spec_label; runs of one model and task with different specs get
+    distinct model labels ("model [few_shot=2]") so nothing downstream pools them.
     """
-    results_dir = Path(results_dir)
-    runs_root = results_dir / "runs" if (results_dir / "runs").is_dir() else results_dir
+    dirs = store.run_dirs(results_dir)
+    manifests = {d.name: read_manifest(d) for d in dirs}
+    labels = spec_labels(manifests)
     frames = []
-    for run_dir in sorted(p for p in runs_root.iterdir() if (p / "samples.jsonl").exists()):
-        if _is_stale(run_dir):
-            score_run(run_dir)
-        scores = pd.read_parquet(run_dir / "scores.parquet")
-        manifest = read_manifest(run_dir)
+    for run_dir in dirs:
+        scores, _ = _read_scores(run_dir)
+        manifest = manifests[run_dir.name]
         params = manifest.get("params")
         scores["params"] = float(params) if params is not None else np.nan
         scores["family"] = manifest.get("family") or manifest.get("model") or run_dir.name
         scores["engine"] = manifest.get("engine")
-        scores["answer_type"] = manifest.get("answer_type", "string")
-        sweep = (manifest.get("settings") or {}).get("sweep") or {}
-        scores["temperature"] = float(sweep.get("temperature") or 0.0)
+        scores["answer_type"] = scoring_settings(manifest)[0]
+        gen = (manifest.get("spec") or {}).get("generation") or (manifest.get("settings") or {}).get("sweep") or {}
+        scores["temperature"] = float(gen.get("temperature") or 0.0)
+        scores["spec_label"] = labels[run_dir.name]
+        if labels[run_dir.name]:
+            scores["model"] = scores["model"].astype(str) + f" [{labels[run_dir.name]}]"
         frames.append(scores)
     if not frames:
         return pd.DataFrame(columns=SCORE_COLUMNS + list(MANIFEST_COLUMNS))
     return pd.concat(frames, ignore_index=True)
+
+
+def run_table(results_dir: Path) -> pd.DataFrame:
+    """One row per run: identity, state (complete / incomplete / interrupted; expected vs
+    present records, duplicates, dropped lines) and the counts that belong next to accuracy:
+    records, errors, no-answer, exact match."""
+    rows = []
+    dirs = store.run_dirs(results_dir)
+    manifests = {d.name: read_manifest(d) for d in dirs}
+    labels = spec_labels(manifests) if dirs else {}
+    for run_dir in dirs:
+        scores, state = _read_scores(run_dir)
+        m = manifests[run_dir.name]
+        rows.append(dict(
+            run_id=run_dir.name, model=m.get("model"), task=m.get("task"),
+            spec_label=labels.get(run_dir.name, ""), n=int(scores["sample"].max() + 1) if len(scores) else 0,
+            records=len(scores), errors=int(scores["error"].sum()) if len(scores) else 0,
+            no_answer=int(scores["no_answer"].sum()) if len(scores) else 0,
+            exact_match=float(scores["correct"].mean()) if len(scores) else float("nan"),
+            **state,
+        ))
+    return pd.DataFrame(rows)
