@@ -61,6 +61,7 @@ def eval_cmd(
     results: Path = RESULTS,
     score: bool = typer.Option(True, help="Score the runs when done."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
+    dry_run: bool = typer.Option(False, help="Print the run id(s) this command would write; generate nothing."),
 ) -> None:
     """Run models over a task with a thinking-budget sweep and best-of-N sampling."""
     from evalharness.runner import EvalOptions, run_eval
@@ -81,7 +82,7 @@ def eval_cmd(
         max_extensions=max_extensions, max_answer_tokens=max_answer_tokens, sweep=sweep,
         engine=engine, engine_options=engine_options, replicas=replicas, results=results,
         data_file=data_file, limit=limit, format=fmt, system_prompt=system_prompt,
-        few_shot=few_shot, family=family, progress=progress,
+        few_shot=few_shot, family=family, progress=progress, dry_run=dry_run,
         format_overrides=dict(think_end=think_end, answer_cue=answer_cue, extension=extension),
     )
     try:
@@ -89,6 +90,10 @@ def eval_cmd(
     except (ValueError, FileNotFoundError, RuntimeError, ResultsError, RunLockedError) as e:
         typer.secho(f"error: {_one_line(e)}", fg="red", err=True)
         raise typer.Exit(2) from None
+    if dry_run:
+        for r in runs:
+            typer.echo(f"run id: {r.dir.name}")
+        return
     made = sum(r.made for r in runs)
     errors = sum(r.errors for r in runs)
     for r in runs:

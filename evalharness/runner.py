@@ -61,6 +61,7 @@ class EvalOptions:
     chunk: int = 64  # problems per engine call: big enough to batch, small enough to resume
     family: str | None = None
     progress: bool = True
+    dry_run: bool = False  # build the spec and report the run id; generate nothing
 
 
 @dataclass(frozen=True)
@@ -203,6 +204,8 @@ def run_one(ref: ModelRef, task, opts: EvalOptions, gen: GenerationSpec, plan: P
                                                 or _engine_settings(engine, opts))),
         )
         run_id = spec.run_id()
+        if opts.dry_run:
+            return RunResult(Path(opts.results) / "runs" / run_id, 0, 0, "dry-run")
         with RunStore(opts.results, run_id) as store:
             return _run(store, spec, ref, task, opts, plan, engine, texts, prompts, t_start, log)
     except OSError as e:
@@ -212,9 +215,13 @@ def run_one(ref: ModelRef, task, opts: EvalOptions, gen: GenerationSpec, plan: P
 
 
 def _engine_settings(engine, opts: EvalOptions) -> dict[str, Any]:
-    """Effective engine settings where an engine does not report its own."""
-    keep = {k: v for k, v in opts.engine_options.items() if k not in ("batch_size",)}
+    """Effective engine settings where an engine does not report its own `settings`."""
+    keep = {k: v for k, v in opts.engine_options.items()
+            if k not in ("batch_size", "device", "gpu_memory_utilization")}
     keep["max_model_len"] = getattr(engine, "max_model_len", None)
+    device = str(getattr(engine, "device", "") or "")
+    if device:  # the effective device kind: an explicit --device cpu on a CPU machine is the default
+        keep["device"] = "cuda" if device.startswith("cuda") else "cpu"
     return keep
 
 

@@ -177,6 +177,19 @@ class Sweeper:
         used = min(budget, limit)
         return prompt + trace.ids[:used] + self.end_ids + self.cue_ids, used, None, True
 
+    def _continuation(self, context: str, cont: str, prefix: bool = False) -> list[int]:
+        """The tokens of `cont` after `context` as lm-eval splits them: encode the two
+        together and keep what follows the context's tokens (a trailing space of the
+        context moves into the continuation). `prefix`: after a thinking prefix, where the
+        context text is not what precedes it, encode the continuation alone."""
+        if prefix:
+            return self.tok.encode(cont, add_special_tokens=False)
+        n_space = len(context) - len(context.rstrip())
+        if n_space:
+            context, cont = context[:-n_space], context[-n_space:] + cont
+        whole = self.tok.encode(context + cont, add_special_tokens=False)
+        return whole[len(self.tok.encode(context, add_special_tokens=False)):]
+
     def _fits(self, prompt_len: int, budget: int) -> bool:
         """Whether prompt + thinking[:budget] + marker + cue + answer fit the model's context."""
         ctx = getattr(self.engine, "max_model_len", None)
@@ -249,18 +262,21 @@ class Sweeper:
         # scored after every prefix (budget-dependent Brier) and once after the bare prompt
         # (lm-eval's context: acc / acc_norm comparable with lm-eval's own numbers)
         active = sorted({i for i, _ in items})
-        conts = {i: [self.tok.encode(c, add_special_tokens=False)
+        conts = {i: [self._continuation(problems[i].prompt, c, prefix=True)
                      for c in _continuations(problems[i])] for i in active}
+        lm_ctx = {i: self.tok.encode(problems[i].prompt, add_special_tokens=False)
+                  for i in active if conts[i]}
+        lm_conts = {i: [self._continuation(problems[i].prompt, c)
+                        for c in _continuations(problems[i])] for i in lm_ctx}
         choice_rows: list[tuple[int, int]] = []
         for k, (i, _, pre) in enumerate(plist):
             for c in conts[i]:
                 choice_rows.append((k, len(pairs)))
                 pairs.append((list(pre), c))
         prompt_choice_at: dict[int, int] = {}
-        for i in active:
-            if conts[i]:
-                prompt_choice_at[i] = len(pairs)
-                pairs.extend((list(prompts[i]), c) for c in conts[i])
+        for i in lm_ctx:
+            prompt_choice_at[i] = len(pairs)
+            pairs.extend((lm_ctx[i], c) for c in lm_conts[i])
         gold_split = {}
         for i in active:
             p = problems[i]

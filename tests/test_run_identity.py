@@ -1,0 +1,126 @@
+"""Every eval option is either part of a run's identity (it changes prompts, generation or
+scoring, so it changes the run id) or provably not (results folder, replicas, progress…).
+A new option that is in neither list fails here until someone decides which it is."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import pytest
+from typer.testing import CliRunner
+
+from evalharness.cli import app
+
+runner = CliRunner()
+BASE = ["eval", "--model", "zoo/arith-h16", "--task", "add5", "--limit", "2", "--budgets", "0",
+        "--dry-run"]
+
+# option -> extra args giving it a non-default value that must change the run id
+IDENTITY = {
+    "model": ["--model", "zoo/arith-h32"],
+    "task": ["--task", "add_sweep"],
+    "temperature": ["--temperature", "0.5"],
+    "top_p": ["--top-p", "0.9"],
+    "seed": ["--seed", "3"],
+    "mode": ["--mode", "extend", "--max-extensions", "1"],
+    "max_extensions": ["--mode", "extend", "--max-extensions", "2"],  # vs 1, below
+    "sweep": ["--sweep", "independent"],
+    "max_answer_tokens": ["--max-answer-tokens", "7"],
+    "fmt": ["--format", "cot-raw"],
+    "think_end": ["--think-end", "</t>"],
+    "answer_cue": ["--answer-cue", "="],
+    "extension": ["--extension", "Hmm"],
+    "system_prompt": ["--system-prompt", "Be brief."],
+    "few_shot": None,  # add5 has no examples: see test_few_shot_count_is_part_of_the_identity
+    "data_file": None,  # filled in by the test: a copy of the task's file at another path
+    "dtype": ["--dtype", "bfloat16"],
+    "max_model_len": ["--max-model-len", "256"],
+    "revision": ["--revision", "v2"],
+    "engine": ["--engine", "vllm"],
+}
+# vLLM-on-GPU options: part of the identity through the engine's effective settings; they
+# cannot be given a second value on this CPU machine (one core group, no GPU memory)
+IDENTITY_GPU_ONLY = {"tensor_parallel_size"}
+NOT_IDENTITY = {
+    "results": ["--results", "OTHER"],
+    "replicas": ["--replicas", "2"],
+    "progress": ["--no-progress"],
+    "score": ["--no-score"],
+    "family": ["--family", "other"],
+    "batch_size": ["--batch-size", "7"],
+    "limit": ["--limit", "3"],  # the plan, not the spec: a larger limit extends the run
+    "budgets": ["--budgets", "0,8"],  # the plan (truncate mode): extra budgets extend the run
+    "n": ["--n", "2", "--temperature", "0.5"],  # vs temperature 0.5 alone, below
+    "device": ["--device", "cpu"],  # the default here: the same effective setting
+    "dry_run": [],
+}
+NOT_RUN_HERE = {"gpu_memory_utilization"}  # vLLM on a GPU only; a memory budget, not a result
+
+
+def run_id(tmp_path, *extra) -> str:
+    args = [*BASE, "--results", str(tmp_path), *extra]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    return re.findall(r"run id: (\S+)", res.output)[-1]
+
+
+def test_every_eval_option_is_classified():
+    cmd = next(c for c in app.registered_commands if c.name == "eval")
+    import inspect
+
+    names = set(inspect.signature(cmd.callback).parameters)
+    known = set(IDENTITY) | IDENTITY_GPU_ONLY | set(NOT_IDENTITY) | NOT_RUN_HERE
+    assert names == known, f"classify these options: {names ^ known}"
+
+
+@pytest.mark.slow
+def test_identity_options_change_the_run_id_and_the_others_do_not(tmp_path):
+    from evalharness.tasks import load_task
+
+    base = run_id(tmp_path)
+    assert run_id(tmp_path) == base  # stable
+    src = load_task("add5").source
+    copy = tmp_path / "copy_of_add5.jsonl"
+    shutil.copy(src, copy)
+    IDENTITY["data_file"] = ["--data-file", str(copy)]
+    ids = {}
+    for name, extra in IDENTITY.items():
+        if extra is None:
+            continue
+        ids[name] = run_id(tmp_path, *extra)
+        assert ids[name] != base, f"--{name} does not change the run id"
+    assert ids["max_extensions"] != run_id(tmp_path, "--mode", "extend", "--max-extensions", "1")
+    sampled = run_id(tmp_path, "--temperature", "0.5")
+    for name, extra in NOT_IDENTITY.items():
+        if name == "results":
+            extra = ["--results", str(tmp_path / "elsewhere")]
+        ref = sampled if name == "n" else base
+        assert run_id(tmp_path, *extra) == ref, f"--{name} changes the run id"
+
+
+def test_few_shot_count_is_part_of_the_identity_on_gsm8k(tmp_path, monkeypatch):
+    from tests.conftest import SHARED_DATA
+
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is not beside the project")
+    monkeypatch.setenv("EVALHARNESS_DATA_DIR", str(SHARED_DATA))
+    args = ["--task", "gsm8k", "--model", "zoo/arith-h16", "--format", "cot-raw"]
+    one = run_id(tmp_path, *args, "--few-shot", "1")
+    two = run_id(tmp_path, *args, "--few-shot", "2")
+    assert one != two
+
+
+def test_the_manifest_holds_the_whole_spec_and_the_scorer_reads_it(tmp_path):
+    res = runner.invoke(app, ["eval", "--model", "zoo/arith-h16", "--task", "add5", "--limit", "2",
+                              "--budgets", "0", "--results", str(tmp_path), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    (run,) = (tmp_path / "runs").iterdir()
+    m = json.loads((run / "manifest.json").read_text())
+    from evalharness.spec import RunSpec
+
+    spec = RunSpec.from_json(m["spec"])
+    assert spec.run_id() == run.name
+    assert spec.task.answer_type == "integer" and spec.generation.max_answer_tokens > 0
+    assert len(spec.model.weights) == 64
