@@ -21,9 +21,9 @@ lm_eval = pytest.importorskip(
 
 from lm_eval.api.model import LM  # noqa: E402
 
-from evalharness import lmeval_bridge as lb  # noqa: E402
 from evalharness.scoring import extract_answer, grade  # noqa: E402
 from evalharness.tasks import TaskLoadError, load_task  # noqa: E402
+from evalharness.tasks import lmeval as lb  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
