@@ -67,6 +67,14 @@ class Trace:
     error: str | None = None
 
 
+def _continuations(p: Problem) -> list[str]:
+    """The strings scored for each option: the task's own (lm-eval's delimiter + choice), else
+    a space and the option text."""
+    if not p.choices:
+        return []
+    return list(p.meta.get("choice_continuations") or [" " + c for c in p.choices])
+
+
 def unit_seed(seed: int, problem_id: str) -> int:
     """A per-problem seed that does not depend on batch composition or problem order."""
     h = hashlib.sha256(f"{seed}:{problem_id}".encode()).digest()
@@ -192,11 +200,21 @@ class Sweeper:
         answers = [c[0] for c in self.engine.generate(ans_reqs)]
         refs = [self.tok.encode(p.reference, add_special_tokens=False) for p in problems]
         pairs = [(list(pre), refs[i]) for i, _, pre in plist]
+        # multiple choice: each option's continuation (lm-eval's target_delimiter + choice) is
+        # scored after every prefix (budget-dependent Brier) and once after the bare prompt
+        # (lm-eval's context: acc / acc_norm comparable with lm-eval's own numbers)
+        conts = [[self.tok.encode(c, add_special_tokens=False) for c in _continuations(p)]
+                 for p in problems]
         choice_rows: list[tuple[int, int]] = []
         for k, (i, _, pre) in enumerate(plist):
-            for c in problems[i].choices or ():
+            for c in conts[i]:
                 choice_rows.append((k, len(pairs)))
-                pairs.append((list(pre), self.tok.encode(" " + c, add_special_tokens=False)))
+                pairs.append((list(pre), c))
+        prompt_choice_at: dict[int, int] = {}
+        for i, cs in enumerate(conts):
+            if cs:
+                prompt_choice_at[i] = len(pairs)
+                pairs.extend((list(prompts[i]), c) for c in cs)
         gold_split = {}
         for i, p in enumerate(problems):
             if p.gold_thinking is not None:
@@ -220,6 +238,12 @@ class Sweeper:
                 g = scores[at]
                 gold = dict(gold_think_hits=g.hits[:n_think], gold_think_logprobs=g.logprobs[:n_think],
                             gold_answer_hits=g.hits[n_think:], gold_answer_logprobs=g.logprobs[n_think:])
+            if i in prompt_choice_at:
+                at = prompt_choice_at[i]
+                gold.update(
+                    prompt_choice_logprobs=[sum(scores[at + c].logprobs) for c in range(len(conts[i]))],
+                    choice_chars=[len(c) for c in problems[i].choices],
+                )
             forced = len(pre) - len(prompts[i]) - used
             unit.append(SampleRecord(
                 run_id=meta["run_id"], model=meta["model"], task=meta["task"],

@@ -80,6 +80,9 @@ class SampleRecord:
     time_s: float
     # multiple-choice tasks: log p(option | same prefix), summed over the option's tokens
     choice_logprobs: list[float] | None = None
+    # ... and after the bare prompt (no thinking, no marker): lm-eval's context, for acc/acc_norm
+    prompt_choice_logprobs: list[float] | None = None
+    choice_chars: list[int] | None = None  # each option's length in characters (acc_norm)
     # tasks with a gold trace, sample 0 at the largest budget only: teacher-forced gold target
     gold_think_hits: list[bool] | None = None
     gold_think_logprobs: list[float] | None = None

@@ -45,6 +45,7 @@ _FIELD_TYPES: dict[str, pa.DataType] = {
     "ref_hits": pa.list_(pa.bool_()), "prompt_tokens": pa.int64(),
     "generated_tokens": pa.int64(), "finish_reason": pa.string(), "time_s": pa.float64(),
     "choice_logprobs": pa.list_(pa.float64()),
+    "prompt_choice_logprobs": pa.list_(pa.float64()), "choice_chars": pa.list_(pa.int64()),
     "gold_think_hits": pa.list_(pa.bool_()), "gold_think_logprobs": pa.list_(pa.float64()),
     "gold_answer_hits": pa.list_(pa.bool_()), "gold_answer_logprobs": pa.list_(pa.float64()),
 }  # fmt: skip

@@ -8,6 +8,7 @@ Python loops, so 10^6 records score in seconds. Pure: frames in, frames out (no 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -17,20 +18,55 @@ from evalharness.scoring.answers import _choice_letter, extract_answer, grade
 from evalharness.scoring.tokens import _Ragged, batch_edit_distance
 from evalharness.types import AnswerType
 
-# ---------------------------------------------------------------------------------------------
-# score_records / score_run / load_scores
-# ---------------------------------------------------------------------------------------------
-
 ID_COLUMNS = [
     "run_id", "model", "task", "problem_id", "sample", "seed", "budget", "extensions",
     "thinking_tokens", "natural_thinking_tokens", "cut", "prompt_tokens", "generated_tokens",
+    "finish_reason",
 ]  # fmt: skip
-SCORE_COLUMNS = ID_COLUMNS + [
-    "pred", "correct", "ref_len", "ref_logprob_sum", "ref_logprob_mean", "ref_prob",
-    "ref_token_acc", "edit_distance", "answer_logprob_mean", "brier",
-    "gold_think_acc", "gold_answer_acc", "gold_token_acc", "gold_answer_logprob",
-    "gold_answer_len", "gold_think_len",
-]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ScoreColumn:
+    """One score column: how it is computed from the records, and how it is shown.
+
+    `compute(ctx)` returns one value per record; it may read columns computed before it
+    (``ctx.out``), so the registry's order is the computation order. `emergence`: plotted and
+    tabulated against model size as a continuous alternative to exact match.
+    """
+
+    name: str
+    label: str
+    compute: Callable[[_Context], np.ndarray]
+    emergence: bool = False
+    higher_is_better: bool = True
+
+
+@dataclass
+class _Context:
+    df: pd.DataFrame
+    out: pd.DataFrame
+    answer_type: str
+    pattern: str | None
+
+    @property
+    def n(self) -> int:
+        return len(self.df)
+
+    def ragged(self, name: str, value_type: pa.DataType) -> _Ragged:
+        return _Ragged(self.df.get(name), self.n, value_type)
+
+
+COLUMNS: dict[str, ScoreColumn] = {}
+
+
+def column(name: str, label: str, *, emergence: bool = False, higher_is_better: bool = True):
+    """Register a score column (decorator). Adding a metric = one decorated function."""
+
+    def deco(fn: Callable[[_Context], np.ndarray]) -> Callable[[_Context], np.ndarray]:
+        COLUMNS[name] = ScoreColumn(name, label, fn, emergence, higher_is_better)
+        return fn
+
+    return deco
 
 
 def _map_unique(values: pd.Series, fn: Callable[[object], object]) -> np.ndarray:
@@ -65,27 +101,66 @@ def _brier(choice: _Ragged, references: pd.Series) -> np.ndarray:
     return out
 
 
-def score_records(
-    df: pd.DataFrame, answer_type: AnswerType | str, pattern: str | None = None
-) -> pd.DataFrame:
-    """One score row per record (columns: `SCORE_COLUMNS`).
+def _softmax_argmax(lp: _Ragged, scale: np.ndarray | None = None) -> np.ndarray:
+    """Per row, the index of the largest (optionally scaled) value; NaN for empty rows."""
+    out = np.full(lp.n, np.nan)
+    has = lp.lengths > 0
+    if not has.any():
+        return out
+    v = lp.values.astype(float) if scale is None else lp.values / scale
+    starts = lp.offsets[:-1]
+    row_max = np.full(lp.n, -np.inf)
+    row_max[has] = np.maximum.reduceat(v, starts[has])
+    pos = np.arange(v.size) - starts[lp.parent]
+    # the first position reaching the row maximum (lm-eval's np.argmax picks the first too)
+    first = np.where(v == row_max[lp.parent], pos, np.iinfo(np.int64).max)
+    best = np.full(lp.n, np.iinfo(np.int64).max)
+    np.minimum.at(best, lp.parent, first)
+    out[has] = best[has]
+    return out
 
-    `df` has the `SampleRecord` fields as columns; list fields may be Python lists or Arrow
-    lists. Optional fields (choice_logprobs, gold_*) may be absent. ``ref_len`` (reference
-    tokens) is kept because predicted exact match = per-token accuracy ** length needs it.
-    """
-    n = len(df)
-    out = pd.DataFrame({c: df[c].to_numpy() if c in df else None for c in ID_COLUMNS})
-    if n == 0:
-        return pd.DataFrame(columns=SCORE_COLUMNS)
 
-    answers = df["answer"].astype(object)
-    pred = _map_unique(answers, lambda a: extract_answer(a, answer_type, pattern))
-    out["pred"] = pd.Series(pred, dtype=object)
+def _choice_acc(ctx: _Context, normalise: bool) -> np.ndarray:
+    lp = ctx.ragged("prompt_choice_logprobs", pa.float64())
+    scale = None
+    if normalise:
+        chars = ctx.ragged("choice_chars", pa.int64())
+        if chars.values.size != lp.values.size:
+            return np.full(ctx.n, np.nan)
+        scale = np.maximum(chars.values.astype(float), 1.0)
+    picked = _softmax_argmax(lp, scale)
+    correct = _map_unique(ctx.df["reference"].astype(object), _choice_index).astype(float)
+    ok = ~np.isnan(picked) & ~np.isnan(correct)
+    return np.where(ok, (picked == correct).astype(float), np.nan)
 
-    # Grade each distinct (prediction, reference) pair once.
-    p_codes, p_uniq = pd.factorize(out["pred"])
-    r_codes, r_uniq = pd.factorize(df["reference"].astype(object))
+
+# -- the registry, in computation order ------------------------------------------------------
+
+
+@column("error", "engine error or prompt too long (no answer was generated)", higher_is_better=False)
+def _error(ctx: _Context) -> np.ndarray:
+    fr = ctx.df["finish_reason"].astype(object) if "finish_reason" in ctx.df else None
+    if fr is None:
+        return np.zeros(ctx.n, dtype=bool)
+    return fr.map(lambda v: isinstance(v, str) and v.startswith("error")).to_numpy(dtype=bool)
+
+
+@column("pred", "extracted answer")
+def _pred(ctx: _Context) -> np.ndarray:
+    answers = ctx.df["answer"].astype(object)
+    return _map_unique(answers, lambda a: extract_answer(a, ctx.answer_type, ctx.pattern))
+
+
+@column("no_answer", "no answer could be extracted (not an error)", higher_is_better=False)
+def _no_answer(ctx: _Context) -> np.ndarray:
+    return (pd.isna(ctx.out["pred"]).to_numpy() & ~ctx.out["error"].to_numpy(dtype=bool))
+
+
+@column("correct", "exact match")
+def _correct(ctx: _Context) -> np.ndarray:
+    # grade each distinct (prediction, reference) pair once
+    p_codes, p_uniq = pd.factorize(ctx.out["pred"])
+    r_codes, r_uniq = pd.factorize(ctx.df["reference"].astype(object))
     width = len(r_uniq) + 1
     pairs, inverse = np.unique((p_codes + 1) * width + (r_codes + 1), return_inverse=True)
     graded = np.array(
@@ -93,46 +168,129 @@ def score_records(
             grade(
                 p_uniq[pc_ - 1] if (pc_ := int(c) // width) > 0 else None,
                 r_uniq[rc_ - 1] if (rc_ := int(c) % width) > 0 else None,
-                answer_type,
+                ctx.answer_type,
             )
             for c in pairs
         ],
         dtype=bool,
     )
-    out["correct"] = graded[inverse.reshape(-1)]
+    return graded[inverse.reshape(-1)]
 
-    ref_lp = _Ragged(df["ref_logprobs"], n, pa.float64())
-    ref_hits = _Ragged(df["ref_hits"], n, pa.bool_())
-    out["ref_len"] = ref_lp.lengths
-    out["ref_logprob_sum"] = np.where(ref_lp.valid, ref_lp.sum(), np.nan)
-    out["ref_logprob_mean"] = ref_lp.mean()
-    out["ref_prob"] = np.exp(out["ref_logprob_sum"].to_numpy())
-    out["ref_token_acc"] = ref_hits.mean()
 
-    answer_ids = _Ragged(df["answer_ids"], n, pa.int64())
-    ref_ids = _Ragged(df["ref_ids"], n, pa.int64())
-    out["edit_distance"] = batch_edit_distance(
-        answer_ids.values, answer_ids.offsets, ref_ids.values, ref_ids.offsets
-    )
-    out["answer_logprob_mean"] = _Ragged(df["answer_logprobs"], n, pa.float64()).mean()
+@column("ref_len", "reference tokens")
+def _ref_len(ctx: _Context) -> np.ndarray:
+    # kept because predicted exact match = per-token accuracy ** length needs it
+    return ctx.ragged("ref_logprobs", pa.float64()).lengths
 
-    choice = _Ragged(df.get("choice_logprobs"), n, pa.float64())
-    out["brier"] = _brier(choice, df["reference"].astype(object))
 
-    think_hits = _Ragged(df.get("gold_think_hits"), n, pa.bool_())
-    ans_hits = _Ragged(df.get("gold_answer_hits"), n, pa.bool_())
-    ans_lp = _Ragged(df.get("gold_answer_logprobs"), n, pa.float64())
-    gold = ans_hits.valid | think_hits.valid
-    total = think_hits.lengths + ans_hits.lengths
+@column("ref_logprob_sum", "log p(reference answer)", emergence=True)
+def _ref_logprob_sum(ctx: _Context) -> np.ndarray:
+    lp = ctx.ragged("ref_logprobs", pa.float64())
+    return np.where(lp.valid, lp.sum(), np.nan)
+
+
+@column("ref_logprob_mean", "mean log p per reference token", emergence=True)
+def _ref_logprob_mean(ctx: _Context) -> np.ndarray:
+    return ctx.ragged("ref_logprobs", pa.float64()).mean()
+
+
+@column("ref_prob", "p(reference answer)")
+def _ref_prob(ctx: _Context) -> np.ndarray:
+    return np.exp(ctx.out["ref_logprob_sum"].to_numpy(dtype=float))
+
+
+@column("ref_token_acc", "per-token accuracy (answer)", emergence=True)
+def _ref_token_acc(ctx: _Context) -> np.ndarray:
+    return ctx.ragged("ref_hits", pa.bool_()).mean()
+
+
+@column("edit_distance", "token edit distance", emergence=True, higher_is_better=False)
+def _edit_distance(ctx: _Context) -> np.ndarray:
+    a = ctx.ragged("answer_ids", pa.int64())
+    r = ctx.ragged("ref_ids", pa.int64())
+    return batch_edit_distance(a.values, a.offsets, r.values, r.offsets)
+
+
+@column("answer_logprob_mean", "mean log p per generated answer token")
+def _answer_logprob_mean(ctx: _Context) -> np.ndarray:
+    return ctx.ragged("answer_logprobs", pa.float64()).mean()
+
+
+@column("brier", "Brier score over the options (after thinking)", higher_is_better=False)
+def _brier_col(ctx: _Context) -> np.ndarray:
+    return _brier(ctx.ragged("choice_logprobs", pa.float64()), ctx.df["reference"].astype(object))
+
+
+@column("acc", "option log-likelihood accuracy (lm-eval acc)")
+def _acc(ctx: _Context) -> np.ndarray:
+    return _choice_acc(ctx, normalise=False)
+
+
+@column("acc_norm", "length-normalised option accuracy (lm-eval acc_norm)")
+def _acc_norm(ctx: _Context) -> np.ndarray:
+    return _choice_acc(ctx, normalise=True)
+
+
+def _gold(ctx: _Context) -> tuple[_Ragged, _Ragged]:
+    return ctx.ragged("gold_think_hits", pa.bool_()), ctx.ragged("gold_answer_hits", pa.bool_())
+
+
+@column("gold_think_acc", "per-token accuracy (gold thinking)")
+def _gold_think_acc(ctx: _Context) -> np.ndarray:
+    think, _ = _gold(ctx)
+    return np.where(think.valid, think.mean(), np.nan)
+
+
+@column("gold_answer_acc", "per-token accuracy (gold answer)", emergence=True)
+def _gold_answer_acc(ctx: _Context) -> np.ndarray:
+    _, ans = _gold(ctx)
+    return np.where(ans.valid, ans.mean(), np.nan)
+
+
+@column("gold_token_acc", "per-token accuracy (gold trace)", emergence=True)
+def _gold_token_acc(ctx: _Context) -> np.ndarray:
+    think, ans = _gold(ctx)
+    total = think.lengths + ans.lengths
     with np.errstate(invalid="ignore", divide="ignore"):
-        out["gold_think_acc"] = np.where(think_hits.valid, think_hits.mean(), np.nan)
-        out["gold_answer_acc"] = np.where(ans_hits.valid, ans_hits.mean(), np.nan)
-        out["gold_token_acc"] = np.where(
-            gold & (total > 0), (think_hits.sum() + ans_hits.sum()) / total, np.nan
-        )
-    out["gold_answer_logprob"] = np.where(ans_lp.valid, ans_lp.sum(), np.nan)
-    out["gold_answer_len"] = np.where(ans_hits.valid, ans_hits.lengths, np.nan)
-    out["gold_think_len"] = np.where(think_hits.valid, think_hits.lengths, np.nan)
+        return np.where((ans.valid | think.valid) & (total > 0),
+                        (think.sum() + ans.sum()) / total, np.nan)
+
+
+@column("gold_answer_logprob", "log p(gold answer | gold thinking)")
+def _gold_answer_logprob(ctx: _Context) -> np.ndarray:
+    lp = ctx.ragged("gold_answer_logprobs", pa.float64())
+    return np.where(lp.valid, lp.sum(), np.nan)
+
+
+@column("gold_answer_len", "gold answer tokens")
+def _gold_answer_len(ctx: _Context) -> np.ndarray:
+    _, ans = _gold(ctx)
+    return np.where(ans.valid, ans.lengths, np.nan)
+
+
+@column("gold_think_len", "gold thinking tokens")
+def _gold_think_len(ctx: _Context) -> np.ndarray:
+    think, _ = _gold(ctx)
+    return np.where(think.valid, think.lengths, np.nan)
+
+
+SCORE_COLUMNS = ID_COLUMNS + list(COLUMNS)
+EMERGENCE_COLUMNS = tuple(c.name for c in COLUMNS.values() if c.emergence)
+
+
+def score_records(
+    df: pd.DataFrame, answer_type: AnswerType | str, pattern: str | None = None
+) -> pd.DataFrame:
+    """One score row per record (columns: `SCORE_COLUMNS`, computed by the `COLUMNS` registry).
+
+    `df` has the `SampleRecord` fields as columns; list fields may be Python lists or Arrow
+    lists. Optional fields (choice_logprobs, gold_*) may be absent.
+    """
+    if len(df) == 0:
+        return pd.DataFrame(columns=SCORE_COLUMNS)
+    out = pd.DataFrame({c: df[c].to_numpy() if c in df else None for c in ID_COLUMNS})
+    ctx = _Context(df, out, str(answer_type), pattern)
+    for name, col in COLUMNS.items():
+        values = col.compute(ctx)
+        out[name] = pd.Series(values, dtype=object) if name == "pred" else values
     return out[SCORE_COLUMNS]
-
-
