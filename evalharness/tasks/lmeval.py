@@ -562,5 +562,27 @@ def load(
     limit: int | None = None,
     few_shot: int | None = None,
 ) -> Task:
-    """The ``lm_eval:`` loader of :func:`evalharness.tasks.load_task` (same arguments)."""
-    return load_lmeval_task(name, data_files=data_file, limit=limit, num_fewshot=few_shot)
+    """The ``lm_eval:`` loader of :func:`evalharness.tasks.load_task` (same arguments).
+
+    ``name`` is an lm-eval task name, or the path of an lm-eval task YAML (``lm_eval:my/t.yaml``):
+    its folder becomes the include path and its ``task:`` the name, so a task of one's own runs
+    from the command line like a registered one."""
+    include_path = None
+    if name.endswith((".yaml", ".yml")):
+        path = Path(name).expanduser()
+        if not path.is_file():
+            raise TaskLoadError(f"lm-eval task file {path} does not exist")
+        _require_lm_eval()
+        from lm_eval.tasks._yaml_loader import load_yaml
+
+        try:
+            task_name = load_yaml(path, resolve_func=False).get("task")
+        except Exception as e:  # noqa: BLE001 - a YAML error becomes one line
+            first = (str(e).strip().splitlines() or [""])[0][:200]
+            raise TaskLoadError(f"cannot read lm-eval task file {path}: {first}") from e
+        if not isinstance(task_name, str) or not task_name:
+            raise TaskLoadError(f"lm-eval task file {path} has no `task:` name (a group file?)")
+        name, include_path = task_name, path.resolve().parent
+    return load_lmeval_task(
+        name, data_files=data_file, limit=limit, num_fewshot=few_shot, include_path=include_path
+    )
