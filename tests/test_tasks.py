@@ -590,3 +590,51 @@ def test_aime_alternative_schema(tmp_path):
         ("2024-I-1", "204", "s"),
         ("2024-I-2", "25", "s"),
     ]
+
+
+# ---------------------------------------------------------------------------------- loaders
+
+
+def test_importing_tasks_does_not_import_lm_eval():
+    """The lm-eval loader is imported only when an lm_eval: task is loaded (lm-eval indexes
+    thousands of YAMLs and is an optional extra)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from evalharness.tasks import load_task, list_tasks; "
+        "load_task('add5', limit=1); list_tasks(); "
+        "print(sorted(m for m in sys.modules if m.startswith(('lm_eval', 'evalharness.tasks.'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(REPO)}, check=True).stdout
+    assert out.strip() == "['evalharness.tasks.base', 'evalharness.tasks.yaml_tasks']"
+
+
+def test_a_loader_is_one_registry_entry(monkeypatch):
+    import evalharness.tasks as tasks
+
+    monkeypatch.setitem(tasks.LOADERS, "builtin", "evalharness.tasks.yaml_tasks:load_yaml_task")
+    assert load_task("builtin:add5", limit=3) == load_task("add5", limit=3)
+    with pytest.raises(TaskLoadError, match="give a task name after the prefix"):
+        load_task("builtin:")
+    # an unregistered prefix is not a loader: the name goes to the YAML loader as it is
+    with pytest.raises(TaskLoadError, match="unknown task 'nosuch:add5'"):
+        load_task("nosuch:add5")
+
+
+def test_tasks_dir_is_the_checkouts_tasks_folder_for_a_copied_tree(tmp_path):
+    """A clean clone (package and tasks/ side by side, nothing installed) finds its own YAMLs."""
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copytree(REPO / "evalharness", tmp_path / "evalharness",
+                    ignore=shutil.ignore_patterns("checkpoints", "__pycache__"))
+    shutil.copytree(REPO / "tasks", tmp_path / "tasks")
+    code = "from evalharness.tasks import tasks_dir, load_task; print(tasks_dir()); " \
+           "print(len(load_task('add_mc').problems))"
+    env = {k: v for k, v in os.environ.items() if k != "EVALHARNESS_TASKS_DIR"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=tmp_path, env={**env, "PYTHONPATH": str(tmp_path)}, check=True)
+    assert out.stdout.split() == [str(tmp_path / "tasks"), "200"]
