@@ -128,7 +128,7 @@ def test_bad_choice_row_names_its_line(tmp_path, bad_row, err):
 
 
 def test_lmeval_task_file_loads_by_path_with_letter_references():
-    pytest.importorskip("lm_eval", reason="lm-eval not installed (pip install evalharness[lm-eval])")
+    pytest.importorskip("lm_eval", reason="lm-eval not installed (evalharness[lm-eval])")
     t = load_task(f"lm_eval:{LMEVAL_MC_YAML}", data_file=f"test={LMEVAL_MC_DOCS}", limit=3)
     docs = [json.loads(x) for x in LMEVAL_MC_DOCS.read_text().splitlines()[:3]]
     assert t.name == f"lm_eval:{LMEVAL_MC_NAME}" and t.answer_type == "choice"

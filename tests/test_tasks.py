@@ -489,7 +489,9 @@ def test_broken_json_document_reports_the_documents_line(tmp_path):
     # a pretty-printed list with a syntax error on line 4 is not read as json-lines (whose
     # first line "[" would be reported as the broken one)
     f = tmp_path / "rows.json"
-    f.write_text('[\n  {"question": "a", "answer": "#### 1"},\n  {"question": "b",\n   "answer" 2}\n]\n')
+    f.write_text(
+        '[\n  {"question": "a", "answer": "#### 1"},\n  {"question": "b",\n   "answer" 2}\n]\n'
+    )
     with pytest.raises(DataFileError, match=rf"{re.escape(str(f))} line 4: invalid JSON"):
         read_rows(f)
     g = tmp_path / "lines.json"  # json-lines under a .json name still works, line-numbered
@@ -517,7 +519,8 @@ def test_bad_row_names_its_line(tmp_path):
     import pyarrow.parquet as pq
 
     pq.write_table(pa.Table.from_pylist([{"question": "q", "answer": "#### 1"}] * 2), p)
-    with pytest.raises(TaskLoadError, match=rf"duplicate problem id .* at {re.escape(str(p))} row 2"):
+    where = re.escape(str(p))
+    with pytest.raises(TaskLoadError, match=rf"duplicate problem id .* at {where} row 2"):
         load_task(str(_yaml_with_id(tmp_path, p)))
 
 

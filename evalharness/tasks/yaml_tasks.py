@@ -188,7 +188,8 @@ def _read_located(
             try:
                 json.loads(first)
             except json.JSONDecodeError:
-                raise DataFileError(p, e.lineno, f"invalid JSON ({e.msg} at column {e.colno})") from e
+                msg = f"invalid JSON ({e.msg} at column {e.colno})"
+                raise DataFileError(p, e.lineno, msg) from e
             return _json_lines(p, text)
         if isinstance(obj, list):
             return obj, None
