@@ -136,3 +136,80 @@ def write_heldout_sets(directory: Path) -> list[Path]:
         write_jsonl(heldout_set(op, digits, seed), path)
         paths.append(path)
     return paths
+
+
+# ---------------------------------------------------------------------------------------------
+# add_mc: multiple-choice sums (tasks/add_mc.yaml). Not a held-out set (the zoo may have seen
+# these sums in training): it measures how a model ranks the right sum against near misses.
+
+ADD_MC_SEED = 1004
+ADD_MC_SIZE = 200
+ADD_MC_LETTERS = "ABCD"
+
+
+def _dropped_carry(a: int, b: int, rng: np.random.Generator) -> int | None:
+    """a + b with one carry forgotten (the column's tens digit never reaches the next column),
+    or None when the sum has no carry."""
+    n = max(len(str(a)), len(str(b)))
+    da, db = str(a).zfill(n)[::-1], str(b).zfill(n)[::-1]
+    carries, c = [], 0
+    for k, (x, y) in enumerate(zip(da, db, strict=True)):
+        s = int(x) + int(y) + c
+        c = s // 10
+        if c:
+            carries.append(k)
+    if not carries:
+        return None
+    return a + b - 10 ** (int(rng.choice(carries)) + 1)
+
+
+def _digit_off(total: int, rng: np.random.Generator) -> int:
+    """``total`` with one digit one higher or lower (the leading digit never becomes 0)."""
+    s = str(total)
+    while True:
+        k = int(rng.integers(len(s)))
+        step = int(rng.choice([-1, 1]))
+        d = int(s[k]) + step
+        if 0 <= d <= 9 and not (k == 0 and d == 0):
+            return int(s[:k] + str(d) + s[k + 1 :])
+
+
+def add_mc_rows(n: int = ADD_MC_SIZE, seed: int = ADD_MC_SEED) -> list[dict]:
+    """``n`` 3- to 5-digit sums with four options: the sum, a dropped-carry miss where the sum
+    has a carry, and one-digit-off misses; the right option's position cycles A-D in a shuffled
+    order so every letter is the answer equally often (n divisible by 4)."""
+    rng = np.random.default_rng(seed)
+    positions = rng.permutation(np.arange(n) % len(ADD_MC_LETTERS))
+    rows, seen = [], set()
+    for i in range(n):
+        digits = 3 + i % 3
+        while True:
+            p = sample(rng, "add", digits)
+            if p.id not in seen:
+                break
+        seen.add(p.id)
+        total = p.a + p.b
+        wrong: list[int] = []
+        miss = _dropped_carry(p.a, p.b, rng)
+        if miss is not None:
+            wrong.append(miss)
+        while len(wrong) < len(ADD_MC_LETTERS) - 1:
+            w = _digit_off(total, rng)
+            if w != total and w not in wrong:
+                wrong.append(w)
+        order = [int(x) for x in rng.permutation(wrong)]
+        pos = int(positions[i])
+        options = order[:pos] + [total] + order[pos:]
+        rows.append({"id": f"add_mc-{p.a}+{p.b}", "question": f"{p.a}+{p.b}=",
+                     "choices": [str(x) for x in options], "answer": ADD_MC_LETTERS[pos],
+                     "digits": digits})
+    return rows
+
+
+def write_add_mc(directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "add_mc.jsonl"
+    with open(path, "w") as f:
+        for row in add_mc_rows():
+            f.write(json.dumps(row) + "\n")
+    return path

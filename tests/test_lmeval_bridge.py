@@ -21,9 +21,9 @@ lm_eval = pytest.importorskip(
 
 from lm_eval.api.model import LM  # noqa: E402
 
-from evalharness import lmeval_bridge as lb  # noqa: E402
 from evalharness.scoring import extract_answer, grade  # noqa: E402
 from evalharness.tasks import TaskLoadError, load_task  # noqa: E402
+from evalharness.tasks import lmeval as lb  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -233,9 +233,12 @@ def test_multiple_choice_builtin_task_on_local_docs(tmp_path):
     assert t.answer_type == "choice" and len(t.problems) == 3
     p = t.problems[0]
     assert p.prompt == "Question: What is 2 + 2?\nAnswer:"
-    assert p.choices == ("3", "4", "5", "22") and p.reference == "4"
+    # the reference is the option letter (the scorer grades choices by letter, Brier finds the
+    # gold option by it); the options' texts are the choices
+    assert p.choices == ("3", "4", "5", "22") and p.reference == "B"
     assert p.meta["gold_index"] == 1 and p.meta["choice_continuations"] == [" 3", " 4", " 5", " 22"]
-    assert [q.reference for q in t.problems] == ["4", "whale", "0 C"]
+    assert [q.reference for q in t.problems] == ["B", "B", "A"]
+    assert [q.choices[q.meta["gold_index"]] for q in t.problems] == ["4", "whale", "0 C"]
     # lm-eval's own process_results on option log-likelihoods: argmax = gold -> acc 1
     lls = [[-3.0, -1.0, -2.0, -4.0], [-1.0, -2.0, -3.0], [-0.5, -2.0, -2.0, -3.0]]
     m = lb.lmeval_choice_metrics("arc_easy", t.problems, lls, data_files={"test": f})
@@ -265,7 +268,7 @@ def test_multiple_choice_custom_yaml_via_include_path(tmp_path):
     )
     t = lb.load_lmeval_task("evalharness_toy_mc", include_path=tasks)
     assert [(p.prompt, p.choices, p.reference) for p in t.problems] == [
-        ("Q: Capital of France?\nA:", ("Paris", "Rome"), "Paris"),
-        ("Q: 3 * 3 = ?\nA:", ("6", "9", "12"), "9"),
+        ("Q: Capital of France?\nA:", ("Paris", "Rome"), "A"),
+        ("Q: 3 * 3 = ?\nA:", ("6", "9", "12"), "B"),
     ]
     assert t.problems[1].meta["choice_continuations"] == [" 6", " 9", " 12"]

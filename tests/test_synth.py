@@ -36,7 +36,7 @@ def test_committed_heldout_sets_are_reproducible_from_their_seeds(tmp_path):
 
 
 def test_training_stream_never_yields_a_heldout_problem():
-    held = synth.read_jsonl_ids(TASKS_DATA.glob("*.jsonl"))
+    held = synth.read_jsonl_ids(TASKS_DATA / f"{name}.jsonl" for name in synth.HELDOUT)
     assert len(held) == 500 + 305 + 320
     stream = synth.training_stream(0, held)
     seen = [next(stream).id for _ in range(20000)]

@@ -14,6 +14,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import pytest  # noqa: E402
 
 from evalharness.tasks import (  # noqa: E402
+    DataFileError,
     Task,
     TaskLoadError,
     data_env_var,
@@ -395,8 +396,6 @@ def test_bad_yaml_values(tmp_path):
     (tmp_path / "r.jsonl").write_text('{"q": "a", "a": "1"}\n{"q": "b", "a": "1"}\n')
     base = "name: t\nsource: {file: r.jsonl}\nfields: {question: [q], answer: [a]}\n"
     cases = {
-        "normalize: magic\n": "unknown normaliser 'magic'",
-        "answer_type: float\n": "answer_type 'float'",
         "prompt: {zero_shot: '{problem}'}\n": "bad prompt template",
         "fields: {question: [q], answer: [a], id: [a]}\n": "duplicate problem id '1'",
     }
@@ -407,6 +406,131 @@ def test_bad_yaml_values(tmp_path):
             load_task(str(y))
     with pytest.raises(TaskLoadError, match="does not exist"):
         load_task(str(tmp_path / "absent.yaml"))
+
+
+BASE_YAML = "name: t\nsource: {file: r.jsonl}\nfields: {question: [q], answer: [a]}\n"
+
+
+@pytest.mark.parametrize(
+    "extra,field",
+    [
+        ('max_answer_tokens: "abc"\n', "max_answer_tokens"),
+        ("max_answer_tokens: 0\n", "max_answer_tokens"),
+        ("max_thinking_tokens: yes\n", "max_thinking_tokens"),  # a YAML bool, not 1
+        ("default_budgets: 5\n", "default_budgets"),
+        ("default_budgets: [0, 8, x]\n", "default_budgets[2]"),
+        ("default_few_shot: -1\n", "default_few_shot"),
+        ("answer_type: banana\n", "answer_type"),
+        ("normalize: magic\n", "normalize"),
+        ("prompt: {zero_shot: 5}\n", "prompt.zero_shot"),
+        ("prompt: {zero_shot: '{question}', few_shot: [a]}\n", "prompt.few_shot"),
+        ("source: {file: 5}\n", "source.file"),
+        ("source: [r.jsonl]\n", "source"),
+        ("fields: {question: q, answer: [1]}\n", "fields.answer"),
+        ("answer_regex: '(unclosed'\n", "answer_regex"),
+        ("system_prompt: [a]\n", "system_prompt"),
+        ("few_shot_examples: [{question: q}]\n", "few_shot_examples[0]"),
+        ("answer_type: choice\n", "fields.choices"),
+    ],
+)
+def test_wrongly_typed_yaml_value_names_file_and_field(tmp_path, extra, field):
+    (tmp_path / "r.jsonl").write_text('{"q": "a", "a": "1"}\n')
+    y = tmp_path / "t.yaml"
+    y.write_text(BASE_YAML + extra)  # a repeated key: YAML keeps the last one
+    with pytest.raises(TaskLoadError) as e:
+        load_task(str(y))
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert msg.startswith(f"task file {y}: field {field!r} must be"), msg
+
+
+def test_misspelt_yaml_key_is_an_error_naming_it(tmp_path):
+    (tmp_path / "r.jsonl").write_text('{"q": "a", "a": "1"}\n')
+    y = tmp_path / "t.yaml"
+    y.write_text(BASE_YAML + "max_answer_token: 5\n")
+    with pytest.raises(TaskLoadError, match=rf"task file {re.escape(str(y))}: unknown key "
+                       "'max_answer_token' at top level; known keys: .*max_answer_tokens"):
+        load_task(str(y))
+    y.write_text(BASE_YAML.replace("[a]}", "[a], choice: [c]}"))
+    with pytest.raises(TaskLoadError, match="unknown key 'choice' at field 'fields'"):
+        load_task(str(y))
+
+
+def test_shipped_yamls_pass_the_type_checks():
+    for name in list_tasks():
+        try:
+            load_task(name, limit=1)
+        except TaskLoadError as e:  # only a missing benchmark file is allowed here
+            assert "cannot load data" in str(e), str(e)
+
+
+BROKEN_JSONL = (
+    '{"question": "q1", "answer": "#### 1"}\n'
+    "\n"  # a blank line: skipped, but still counted for line numbers
+    '{"question": "q2", "answer": "#### 2"}\n'
+    '{"question": broken}\n'
+)
+
+
+def test_broken_jsonl_line_is_reported_with_its_file_and_line(tmp_path):
+    f = tmp_path / "b.jsonl"
+    f.write_text(BROKEN_JSONL)
+    with pytest.raises(TaskLoadError) as e:
+        load_task("gsm8k", data_file=f)
+    msg = str(e.value)
+    assert f"{f} line 4: invalid JSON (Expecting value at column 14)" in msg, msg
+    assert "line 1" not in msg and "\n" not in msg
+    with pytest.raises(DataFileError) as e2:  # read_rows says the same
+        read_rows(f)
+    assert (e2.value.path, e2.value.line) == (f, 4)
+
+
+def test_broken_json_document_reports_the_documents_line(tmp_path):
+    # a pretty-printed list with a syntax error on line 4 is not read as json-lines (whose
+    # first line "[" would be reported as the broken one)
+    f = tmp_path / "rows.json"
+    f.write_text(
+        '[\n  {"question": "a", "answer": "#### 1"},\n  {"question": "b",\n   "answer" 2}\n]\n'
+    )
+    with pytest.raises(DataFileError, match=rf"{re.escape(str(f))} line 4: invalid JSON"):
+        read_rows(f)
+    g = tmp_path / "lines.json"  # json-lines under a .json name still works, line-numbered
+    g.write_text('{"question": "a", "answer": "#### 1"}\n{"question": "b", "answer": "#### 2"}\n')
+    assert [r["question"] for r in read_rows(g)] == ["a", "b"]
+    g.write_text('{"question": "a", "answer": "#### 1"}\n{"question": "b", "answer"}\n')
+    with pytest.raises(DataFileError, match=rf"{re.escape(str(g))} line 2: invalid JSON"):
+        read_rows(g)
+
+
+def test_bad_row_names_its_line(tmp_path):
+    f = tmp_path / "rows.jsonl"
+    f.write_text('{"question": "q1", "answer": "#### 1"}\n\n{"question": "q2", "answer": "2"}\n')
+    with pytest.raises(TaskLoadError, match=rf"{re.escape(str(f))} line 3: answer '2' fails"):
+        load_task("gsm8k", data_file=f)
+    f.write_text('{"question": "q1", "answer": "#### 1"}\n[1, 2]\n')
+    with pytest.raises(TaskLoadError, match=rf"{re.escape(str(f))} line 2: is not an object"):
+        load_task("gsm8k", data_file=f)
+    c = tmp_path / "rows.csv"
+    c.write_text("question,answer\nq1,#### 1\nq2,\n")
+    with pytest.raises(TaskLoadError, match=rf"{re.escape(str(c))} line 3: answer '' fails"):
+        load_task("gsm8k", data_file=c)
+    p = tmp_path / "rows.parquet"
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist([{"question": "q", "answer": "#### 1"}] * 2), p)
+    where = re.escape(str(p))
+    with pytest.raises(TaskLoadError, match=rf"duplicate problem id .* at {where} row 2"):
+        load_task(str(_yaml_with_id(tmp_path, p)))
+
+
+def _yaml_with_id(tmp_path: Path, data: Path) -> Path:
+    y = tmp_path / "ids.yaml"
+    y.write_text(
+        f"name: ids\nsource: {{file: {data.name}}}\n"
+        "fields: {question: [question], answer: [answer], id: [answer]}\n"
+    )
+    return y
 
 
 # ---------------------------------------------------------------------------------- hub route
@@ -469,3 +593,51 @@ def test_aime_alternative_schema(tmp_path):
         ("2024-I-1", "204", "s"),
         ("2024-I-2", "25", "s"),
     ]
+
+
+# ---------------------------------------------------------------------------------- loaders
+
+
+def test_importing_tasks_does_not_import_lm_eval():
+    """The lm-eval loader is imported only when an lm_eval: task is loaded (lm-eval indexes
+    thousands of YAMLs and is an optional extra)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from evalharness.tasks import load_task, list_tasks; "
+        "load_task('add5', limit=1); list_tasks(); "
+        "print(sorted(m for m in sys.modules if m.startswith(('lm_eval', 'evalharness.tasks.'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(REPO)}, check=True).stdout
+    assert out.strip() == "['evalharness.tasks.base', 'evalharness.tasks.yaml_tasks']"
+
+
+def test_a_loader_is_one_registry_entry(monkeypatch):
+    import evalharness.tasks as tasks
+
+    monkeypatch.setitem(tasks.LOADERS, "builtin", "evalharness.tasks.yaml_tasks:load_yaml_task")
+    assert load_task("builtin:add5", limit=3) == load_task("add5", limit=3)
+    with pytest.raises(TaskLoadError, match="give a task name after the prefix"):
+        load_task("builtin:")
+    # an unregistered prefix is not a loader: the name goes to the YAML loader as it is
+    with pytest.raises(TaskLoadError, match="unknown task 'nosuch:add5'"):
+        load_task("nosuch:add5")
+
+
+def test_tasks_dir_is_the_checkouts_tasks_folder_for_a_copied_tree(tmp_path):
+    """A clean clone (package and tasks/ side by side, nothing installed) finds its own YAMLs."""
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copytree(REPO / "evalharness", tmp_path / "evalharness",
+                    ignore=shutil.ignore_patterns("checkpoints", "__pycache__"))
+    shutil.copytree(REPO / "tasks", tmp_path / "tasks")
+    code = "from evalharness.tasks import tasks_dir, load_task; print(tasks_dir()); " \
+           "print(len(load_task('add_mc').problems))"
+    env = {k: v for k, v in os.environ.items() if k != "EVALHARNESS_TASKS_DIR"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=tmp_path, env={**env, "PYTHONPATH": str(tmp_path)}, check=True)
+    assert out.stdout.split() == [str(tmp_path / "tasks"), "200"]

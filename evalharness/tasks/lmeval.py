@@ -11,9 +11,16 @@ the inputs lm-eval would send to a model.
   them to references); the answer type is ``integer``/``number`` when every reference parses as
   one, else ``string``. The filter pipelines, metric settings and stop strings are kept in
   ``Problem.meta`` and the first regex filter becomes ``Task.answer_regex``.
-* ``multiple_choice`` tasks become Problems with ``choices`` (``doc_to_choice``) and
-  ``reference`` = the correct choice; ``meta["choice_continuations"]`` holds the exact strings
-  lm-eval scores (``target_delimiter`` + choice), to be scored by log-likelihood.
+* ``multiple_choice`` tasks become Problems with ``answer_type="choice"``, ``choices`` = the
+  option texts (``doc_to_choice``), ``reference`` = the correct option's letter ("A" for the
+  first option, as the scorer grades choices by letter) and ``meta["choice_continuations"]`` =
+  the exact strings lm-eval scores (``target_delimiter`` + choice). ``Problem.prompt`` is
+  lm-eval's context unchanged: log p of each continuation right after it is what lm-eval's
+  ``acc``/``acc_norm`` are computed from. (Options are *not* appended as "A. ..." lines even
+  where the context does not show them: the sweep uses one prompt per problem for generation
+  and for those log-likelihoods, so appending would change lm-eval's context and its numbers.
+  On such tasks a generated answer is graded by letter, so generative accuracy is only
+  meaningful where the task's own prompt shows lettered options, e.g. MMLU.)
 
 :func:`lmeval_exact_match` and :func:`lmeval_choice_metrics` run lm-eval's own filters and
 ``process_results`` on given completions / option log-likelihoods, for cross-checks.
@@ -33,11 +40,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from evalharness.tasks import Task, TaskLoadError
+from evalharness.tasks.base import Task, TaskLoadError, choice_letter
 from evalharness.types import Problem
 
 __all__ = [
     "DEFAULT_FEWSHOT_SEED",
+    "load",
     "lmeval_choice_metrics",
     "lmeval_exact_match",
     "lmeval_task_spec",
@@ -434,11 +442,15 @@ def load_lmeval_task(
                 choice_continuations=[i.args[1] for i in insts[: len(choices)]],
                 metrics=sorted(metric_kwargs),
             )
+            try:
+                letter = choice_letter(idx[0], len(choices))
+            except ValueError as e:
+                raise TaskLoadError(f"lm-eval task {name!r} doc {doc_id}: {e}") from e
             problems.append(
                 Problem(
                     id=f"{name}-{doc_id}",
                     prompt=ctx,
-                    reference=choices[idx[0]],
+                    reference=letter,
                     answer_type="choice",
                     choices=tuple(choices),
                     meta=meta,
@@ -542,3 +554,35 @@ def lmeval_choice_metrics(
         res = task.process_results(doc, [(float(x), False) for x in lls])
         out.append({k: float(v) for k, v in res.items() if isinstance(v, (int, float))})
     return out
+
+
+def load(
+    name: str,
+    data_file: DataFiles = None,
+    limit: int | None = None,
+    few_shot: int | None = None,
+) -> Task:
+    """The ``lm_eval:`` loader of :func:`evalharness.tasks.load_task` (same arguments).
+
+    ``name`` is an lm-eval task name, or the path of an lm-eval task YAML (``lm_eval:my/t.yaml``):
+    its folder becomes the include path and its ``task:`` the name, so a task of one's own runs
+    from the command line like a registered one."""
+    include_path = None
+    if name.endswith((".yaml", ".yml")):
+        path = Path(name).expanduser()
+        if not path.is_file():
+            raise TaskLoadError(f"lm-eval task file {path} does not exist")
+        _require_lm_eval()
+        from lm_eval.tasks._yaml_loader import load_yaml
+
+        try:
+            task_name = load_yaml(path, resolve_func=False).get("task")
+        except Exception as e:  # noqa: BLE001 - a YAML error becomes one line
+            first = (str(e).strip().splitlines() or [""])[0][:200]
+            raise TaskLoadError(f"cannot read lm-eval task file {path}: {first}") from e
+        if not isinstance(task_name, str) or not task_name:
+            raise TaskLoadError(f"lm-eval task file {path} has no `task:` name (a group file?)")
+        name, include_path = task_name, path.resolve().parent
+    return load_lmeval_task(
+        name, data_files=data_file, limit=limit, num_fewshot=few_shot, include_path=include_path
+    )
