@@ -183,11 +183,9 @@ def _eval_through_runner(model: str, results: Path, fmt: str) -> Path:
     [
         # a raw prompt with nothing appended: the bare prompt is exactly lm-eval's context
         "cot-raw",
-        # the zoo's own format appends "<think>" to the rendered prompt, and the options are
-        # scored after that, not after lm-eval's context (see the report to the lead)
-        pytest.param("zoo", marks=pytest.mark.xfail(
-            strict=True, reason="the sweep scores prompt_choice_logprobs after the think-start "
-            "text, which is not lm-eval's context")),
+        # the zoo's own format appends "<think>" to the rendered prompt; acc/acc_norm are
+        # still scored on lm-eval's context (the problem text alone), so they agree too
+        "zoo",
     ],
 )
 def test_lmeval_multiple_choice_acc_equals_lm_evals_own(largest, lmeval_own_results, tmp_path,
