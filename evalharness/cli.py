@@ -50,7 +50,7 @@ def eval_cmd(
     limit: int = typer.Option(None, min=1, help="Only the first N problems."),
     data_file: str = typer.Option(None, help="Local data file for the task (json/jsonl/parquet/csv)."),
     device: str = typer.Option(None, help="transformers engine: cpu | cuda (default: cuda if present)."),
-    dtype: str = typer.Option(None, help="float32 | bfloat16 | float16 | auto (default: the engine's)."),
+    dtype: str = typer.Option(None, help="auto (default: bfloat16 on CUDA, float32 on CPU) | float32 | bfloat16 | float16."),
     batch_size: int = typer.Option(None, min=1, help="transformers engine batch size (default 64)."),
     replicas: int = typer.Option(1, min=1, help="Data-parallel engine copies on Ray (CPU core groups or GPUs)."),
     max_model_len: int = typer.Option(None, min=1, help="Context length limit (both engines)."),

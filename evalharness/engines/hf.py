@@ -8,51 +8,73 @@ we need the log-prob of every generated token in one consistent form with `score
 from __future__ import annotations
 
 import gc
+import random
 from collections.abc import Sequence
 
 import torch
 import transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from evalharness.engines.base import EngineError, strip_stop
+from evalharness.engines.base import (
+    DEFAULT_DTYPE,
+    DEFAULT_SEED,
+    check_model_source,
+    load_error,
+    resolve_dtype,
+    strip_stop,
+)
 from evalharness.types import Completion, GenRequest, ScoreResult
 
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,
-          "auto": "auto"}
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 class HFEngine:
     name = "hf"
     version = transformers.__version__
-    OPTIONS = {"device", "dtype", "batch_size", "revision", "trust_remote_code", "max_model_len"}
+    OPTIONS = frozenset({"device", "dtype", "batch_size", "revision", "trust_remote_code",
+                         "max_model_len", "seed"})
 
     def __init__(
         self,
         model: str,
         device: str | None = None,
-        dtype: str = "float32",
+        dtype: str = DEFAULT_DTYPE,
         batch_size: int = 64,
         revision: str | None = None,
         trust_remote_code: bool = False,
         max_model_len: int | None = None,
+        seed: int = DEFAULT_SEED,
     ) -> None:
-        if dtype not in DTYPES:
-            raise EngineError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device_kind = torch.device(self.device).type
+        resolved = resolve_dtype(dtype, device_kind)
         self.batch_size = batch_size
-        self.tokenizer = AutoTokenizer.from_pretrained(
-            model, revision=revision, trust_remote_code=trust_remote_code
-        )
+        # Sampled rows without a seed of their own draw one from here: reproducible per engine
+        # seed, as vLLM's `LLM(seed=...)` makes its unseeded requests.
+        self._rng = random.Random(seed)
+        check_model_source(model, revision)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(
+                model, revision=revision, trust_remote_code=trust_remote_code
+            )
+            self.model = AutoModelForCausalLM.from_pretrained(
+                model, revision=revision, dtype=DTYPES[resolved],
+                trust_remote_code=trust_remote_code,
+            ).to(self.device)
+        except Exception as e:  # noqa: BLE001 - every library failure becomes one clear line
+            raise load_error(model, e) from None
         self.tokenizer.padding_side = "left"
-        self.model = AutoModelForCausalLM.from_pretrained(
-            model, revision=revision, dtype=DTYPES[dtype], trust_remote_code=trust_remote_code
-        ).to(self.device)
         self.model.eval()
         self.pad_id = self.tokenizer.pad_token_id
         if self.pad_id is None:
             self.pad_id = self.tokenizer.eos_token_id or 0
         cfg = self.model.config
         self.max_model_len = max_model_len or getattr(cfg, "max_position_embeddings", None)
+        self.settings = {
+            "engine": self.name, "dtype": resolved, "device": device_kind,
+            "max_model_len": self.max_model_len, "revision": revision,
+            "trust_remote_code": trust_remote_code, "seed": seed,
+        }
 
     # -- generation ------------------------------------------------------------------------
     def generate(self, requests: Sequence[GenRequest]) -> list[list[Completion]]:
@@ -95,8 +117,8 @@ class HFEngine:
         for _, j, r in rows:
             g = None
             if r.temperature > 0:
-                g = torch.Generator().manual_seed((r.seed if r.seed is not None else
-                                                   torch.seed()) * 1000003 + j)
+                seed = r.seed if r.seed is not None else self._rng.getrandbits(32)
+                g = torch.Generator().manual_seed(seed * 1000003 + j)
             gens.append(g)
         tokens: list[list[int]] = [[] for _ in range(B)]
         lps: list[list[float]] = [[] for _ in range(B)]

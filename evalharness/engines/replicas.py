@@ -18,6 +18,10 @@ cluster instead of starting a local one.
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -39,12 +43,12 @@ class _Replica:
             os.environ["VLLM_CPU_OMP_THREADS_BIND"] = ",".join(map(str, cores))
         self.engine: Any = None
 
-    def load(self, kind: str, model: str, options: dict[str, Any]) -> tuple[str, str, Any, int | None]:
-        from evalharness.engines.base import load_engine
+    def load(self, kind: str, model: str, options: dict[str, Any]) -> tuple:
+        from evalharness.engines import load_engine
 
         self.close()
         self.engine = e = load_engine(kind, model, **options)
-        return e.name, e.version, e.tokenizer, getattr(e, "max_model_len", None)
+        return e.name, e.version, e.tokenizer, e.max_model_len, e.settings
 
     def generate(self, requests: list[GenRequest]) -> list[list[Completion]]:
         return self.engine.generate(requests)
@@ -99,8 +103,12 @@ class ReplicatedEngine:
     """`replicas` copies of the `kind` engine for `model`, each in its own Ray actor."""
 
     def __init__(self, kind: str, model: str, replicas: int, **options: Any) -> None:
+        from evalharness.engines import check_options, resolve_engine_kind
+
         if replicas < 2:
             raise EngineError("ReplicatedEngine needs replicas >= 2; use load_engine for one")
+        kind = resolve_engine_kind(kind)
+        check_options(kind, options)  # before starting any process
         try:
             import ray
         except ImportError as e:
@@ -118,6 +126,8 @@ class ReplicatedEngine:
             local = {} if joined else {
                 "num_cpus": sum(map(len, groups)) or None, "include_dashboard": False}
             ray.init(log_to_driver=False, runtime_env={"env_vars": env}, **local)
+            if not joined:
+                _clean_up_with_this_process()
         key = (tuple(map(tuple, groups)), gpus)
         if key not in _ACTORS:
             actor = ray.remote(_Replica)
@@ -131,8 +141,9 @@ class ReplicatedEngine:
             raise EngineError(f"a replica process died while loading {model}: {e}") from None
         except ray.exceptions.RayTaskError as e:
             self.close()
-            raise EngineError(f"a replica failed to load {model}: {e.cause!r}") from None
-        self.name, self.version, self.tokenizer, self.max_model_len = infos[0]
+            why = str(e.cause) if isinstance(e.cause, EngineError) else repr(e.cause)
+            raise EngineError(f"a replica failed to load {model}: {why}") from None
+        self.name, self.version, self.tokenizer, self.max_model_len, self.settings = infos[0]
 
     def _fan_out(self, method: str, items: Sequence[Any], costs: Sequence[int]) -> list[Any]:
         import ray
@@ -158,6 +169,9 @@ class ReplicatedEngine:
         import ray
 
         actors, self.actors = getattr(self, "actors", []), []
+        if not ray.is_initialized():  # shut down (a signal, atexit): nothing left to release
+            _ACTORS.clear()
+            return
         try:
             ray.get([a.close.remote() for a in actors], timeout=120)
         except Exception:  # noqa: BLE001 - a dead replica has nothing left to release
@@ -166,3 +180,77 @@ class ReplicatedEngine:
                     _ACTORS.pop(key)
                     for a in group:
                         ray.kill(a)
+
+
+# -- clean-up: no Ray process outlives the driver ----------------------------------------------
+# A local Ray started by ray.init fate-shares its GCS and raylet with the driver (the kernel
+# kills them with it), and the actors exit once their raylet is gone; but its dashboard and
+# runtime-env agents first try to report the raylet's death to the dead GCS and linger for a
+# minute or more, and a SIGTERM'd driver never runs Ray's atexit shutdown. So: signal handlers
+# that shut Ray down, and a watchdog process that kills what is left when the driver dies.
+_WATCHDOG = """
+import sys, time
+import psutil
+try:
+    driver = psutil.Process(int(sys.argv[1]))
+except psutil.Error:
+    sys.exit(0)
+me, seen = psutil.Process(), {}
+def alive():
+    try:
+        return driver.is_running() and driver.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+while alive():
+    try:  # remember every descendant (Process objects know their start time: no pid reuse)
+        for p in driver.children(recursive=True):
+            if p.pid != me.pid:
+                seen.setdefault(p.pid, p)
+    except psutil.Error:
+        pass
+    time.sleep(0.5)
+for p in seen.values():
+    try:
+        if p.is_running():
+            p.kill()
+    except psutil.Error:
+        pass
+"""
+_CLEANUP_INSTALLED = False
+
+
+def _clean_up_with_this_process() -> None:
+    """Once per driver process: signal handlers that shut Ray down, and the watchdog."""
+    global _CLEANUP_INSTALLED
+    if _CLEANUP_INSTALLED:
+        return
+    _CLEANUP_INSTALLED = True
+    # Its own session, so a Ctrl-C to the terminal's process group does not stop it first.
+    subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid())],
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL, start_new_session=True)
+    if threading.current_thread() is not threading.main_thread():
+        return  # signal handlers can only be set from the main thread; the watchdog remains
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous = signal.getsignal(sig)
+        if previous is signal.SIG_IGN:
+            continue
+        signal.signal(sig, _shutdown_then(previous))
+
+
+def _shutdown_then(previous: Any) -> Any:
+    def handler(signum: int, frame: Any) -> None:
+        import ray
+
+        try:
+            ray.shutdown()
+        except Exception:  # noqa: BLE001 - the signal's own effect must still happen
+            pass
+        _ACTORS.clear()
+        if callable(previous):  # e.g. Python's SIGINT handler: KeyboardInterrupt as before
+            previous(signum, frame)
+        else:  # the default action (SIGTERM: exit), as if we had never been here
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+
+    return handler

@@ -15,7 +15,16 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from evalharness.engines.base import EngineError, cuda_available, strip_stop
+from evalharness.engines.base import (
+    DEFAULT_DTYPE,
+    DEFAULT_SEED,
+    EngineError,
+    check_model_source,
+    cuda_available,
+    load_error,
+    resolve_dtype,
+    strip_stop,
+)
 from evalharness.types import Completion, GenRequest, ScoreResult
 
 # In-process engine core: no spawned process, no `__main__` guard needed, works under pytest.
@@ -43,21 +52,26 @@ _LIVE: VLLMEngine | None = None
 class VLLMEngine:
     name = "vllm"
     closed = False
+    OPTIONS = frozenset({"dtype", "max_model_len", "tensor_parallel_size",
+                         "gpu_memory_utilization", "seed", "revision", "trust_remote_code",
+                         "enforce_eager", "enable_prefix_caching"})
 
     def __init__(
         self,
         model: str,
-        dtype: str = "auto",
+        dtype: str = DEFAULT_DTYPE,
         max_model_len: int | None = None,
         tensor_parallel_size: int = 1,
         gpu_memory_utilization: float = 0.9,
-        seed: int = 0,
+        seed: int = DEFAULT_SEED,
         revision: str | None = None,
         trust_remote_code: bool = False,
         enforce_eager: bool | None = None,
         enable_prefix_caching: bool = True,
         **extra: Any,
     ) -> None:
+        """`extra`: further `LLM(...)` arguments for direct use (tests, experiments); the
+        registry's `load_engine` passes only `OPTIONS`."""
         try:
             import vllm
             from vllm import LLM
@@ -68,28 +82,54 @@ class VLLMEngine:
             ) from e
         global _LIVE
         self.version = vllm.__version__
+        on_cpu = not cuda_available()
+        device_kind = "cpu" if on_cpu else "cuda"
+        resolved = resolve_dtype(dtype, device_kind)
+        check_model_source(model, revision)
         if _LIVE is not None:
             _LIVE.close()
-        on_cpu = not cuda_available()
         kwargs: dict[str, Any] = dict(
-            model=model, tokenizer=model, dtype=dtype, max_model_len=max_model_len,
+            model=model, tokenizer=model, dtype=resolved, max_model_len=max_model_len,
             tensor_parallel_size=tensor_parallel_size, seed=seed, revision=revision,
             trust_remote_code=trust_remote_code,
             # CUDA graphs do not exist on CPU; eager avoids compile warm-up for tiny models.
             enforce_eager=on_cpu if enforce_eager is None else enforce_eager,
             enable_prefix_caching=enable_prefix_caching,
             gpu_memory_utilization=gpu_memory_utilization,
-            **extra,
         )
+        if on_cpu:
+            # A prompt split over scheduler steps (chunked prefill) makes vLLM rewind its
+            # request's generator (`set_offset`), which a CPU torch.Generator cannot do: every
+            # seeded call past the step budget (4,096 tokens) failed with "CPU Generator does
+            # not use offset". Unchunked, a prompt that does not fit waits for the next step
+            # instead; samples are unchanged (measured: 305 problems x 4 seeded samples equal).
+            kwargs["enable_chunked_prefill"] = False
+        kwargs.update(extra)
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
         accepted = engine_arg_names()
         dropped = sorted(k for k in kwargs if accepted is not None and k not in accepted)
         if any(k in extra for k in dropped):
             raise EngineError(f"vLLM {self.version} does not accept {dropped}")
-        self.llm = LLM(**{k: v for k, v in kwargs.items() if k not in dropped})
+        err = None
+        try:
+            self.llm = LLM(**{k: v for k, v in kwargs.items() if k not in dropped})
+        except Exception as e:  # noqa: BLE001 - every library failure becomes one clear line
+            err = load_error(model, e)
+        if err is not None:
+            # Raised outside the except block so that nothing chains to the traceback, which
+            # holds the half-built LLM: while referenced it breaks the next engine built here.
+            gc.collect()
+            raise err
         _LIVE = self
         self.tokenizer = self.llm.get_tokenizer()
-        self.max_model_len = self.llm.llm_engine.model_config.max_model_len
+        config = self.llm.llm_engine.model_config
+        self.max_model_len = config.max_model_len
+        self.settings = {
+            "engine": self.name, "dtype": str(config.dtype).removeprefix("torch."),
+            "device": device_kind, "max_model_len": self.max_model_len, "revision": revision,
+            "trust_remote_code": trust_remote_code, "seed": seed,
+            "tensor_parallel_size": tensor_parallel_size,
+        }
 
     def _params(self, **kw: Any):
         from vllm import SamplingParams
