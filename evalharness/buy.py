@@ -214,9 +214,7 @@ def fit_exchange(
     if len(sizes) < MIN_LEVELS or len(levels) < MIN_LEVELS:
         what = "model sizes" if len(sizes) < MIN_LEVELS else f"levels of {axis}"
         have = min(len(sizes), len(levels)) if len(sizes) < MIN_LEVELS else len(levels)
-        return ExchangeFit(
-            f"not identifiable: only {have} {what} (need {MIN_LEVELS})", **base
-        )
+        return ExchangeFit(f"not identifiable: only {have} {what} (need {MIN_LEVELS})", **base)
     # problems x (model, level) matrix of outcomes
     wide = df.pivot_table(index="problem_id", columns=["model", "level"], values="y")
     y = wide.to_numpy(float)
@@ -262,7 +260,9 @@ def fit_exchange(
     rate_lo, rate_hi = _interval(rates[1:], alpha)
     status = "ok"
     if not _excludes_zero(b_lo, b_hi):
-        status = f"not identifiable: the CI of b (per doubling of N) [{b_lo:.3g}, {b_hi:.3g}] includes 0"
+        status = (
+            f"not identifiable: the CI of b (per doubling of N) [{b_lo:.3g}, {b_hi:.3g}] includes 0"
+        )
     elif not _excludes_zero(c_lo, c_hi):
         status = f"not identifiable: the CI of c (per doubling of {axis}) [{c_lo:.3g}, {c_hi:.3g}] includes 0"
     return ExchangeFit(

@@ -157,7 +157,9 @@ def test_near_tie_flips_often():
     rng = np.random.default_rng(7)
     pts = cost_points(rng, 300)
     small = pts["model"] == "small"  # as expensive as large on average, with its own lengths
-    pts.loc[small, "flops"] = pts.loc[small, "budget"] / 64 * 5e6 * rng.uniform(0.5, 1.5, small.sum())
+    pts.loc[small, "flops"] = (
+        pts.loc[small, "budget"] / 64 * 5e6 * rng.uniform(0.5, 1.5, small.sum())
+    )
     row = cheapest_configs(pts, targets=(0.8,), n_boot=300).iloc[0]
     assert 0.2 < row["flip_rate"] < 0.8
 

@@ -62,9 +62,7 @@ def test_grouped_query_attention_shrinks_k_and_v_only():
     ("config", "prompt", "generated"),
     [(LLAMA2_7B, 7, 5), (LLAMA2_7B, 1, 0), ("arith-h16", 6, 40), ("arith-h128", 12, 129)],
 )
-def test_record_flops_equal_a_token_by_token_hand_count_prefill_included(
-    config, prompt, generated
-):
+def test_record_flops_equal_a_token_by_token_hand_count_prefill_included(config, prompt, generated):
     cfg = zoo_config(config) if isinstance(config, str) else config
     n, d = non_embedding_params(cfg), attention_width(cfg)
     layers = cfg["num_hidden_layers"]
@@ -89,9 +87,7 @@ def test_add_flops_uses_the_config_where_known_and_says_when_it_falls_back():
             "generated_tokens": [5, 50, 5],
         }
     )
-    models = pd.DataFrame(
-        {"model": ["a"], "config": [LLAMA2_7B], "non_embedding_params": [np.nan]}
-    )
+    models = pd.DataFrame({"model": ["a"], "config": [LLAMA2_7B], "non_embedding_params": [np.nan]})
     out = add_flops(records, models)
     n = non_embedding_params(LLAMA2_7B)
     assert out["flops"].iloc[1] == hand_count(n, 32, 4096, 10, 50)
