@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -33,12 +33,15 @@ from evalharness.metrics import bootstrap_weights
 
 TARGETS = (0.5, 0.8, 0.9)
 MIN_LEVELS = 3
+FLOOR, CEILING = 0.02, 0.98  # cells at or beyond these are saturated
 RIDGE = 1e-3  # on the slopes only: keeps a separated (saturated) replicate finite
 SURFACE_RULE = (
     "logit(acc) = a + b*log2 N + c*log2 X over problems x (model, X) cells, X > 0; each model's "
     "curve cut at its plateau (budgets up to the first within 0.02 of its maximum); "
     f"interaction d*log2 N*log2 X kept only if its CI excludes 0; not identifiable when an "
-    f"axis has < {MIN_LEVELS} levels, every cell is at 0 or 1, or the CI of b or c includes 0"
+    f"axis has < {MIN_LEVELS} levels, fewer than {MIN_LEVELS} (model, X) cells lie strictly "
+    f"between {FLOOR} and {CEILING} accuracy (all saturated, or a step), the CI of b or c "
+    "includes 0, or either lies below 0"
 )
 CHEAPEST_RULE = (
     "winner: the (model, T, n) with the lowest inference FLOPs per problem among those whose "
@@ -227,6 +230,14 @@ def fit_exchange(
     base["mean_acc"] = float(np.nanmean(y))
     if np.all((cell_mean <= 0) | (cell_mean >= 1)):
         return ExchangeFit("not identifiable: every cell's accuracy is 0 or 1 (saturated)", **base)
+    inside = int(np.sum((cell_mean > FLOOR) & (cell_mean < CEILING)))
+    if inside < MIN_LEVELS:
+        # a step from 0 to 1 (quasi-separation) has no slope to read a rate from
+        return ExchangeFit(
+            f"not identifiable: only {inside} (model, {axis}) cells strictly between "
+            f"{FLOOR:g} and {CEILING:g} accuracy (need {MIN_LEVELS}); the surface is a step",
+            **base,
+        )
     # cells: (size, level) pairs; replicate models of a size pool into the same cell
     keys = pd.MultiIndex.from_arrays([col_params, col_level])
     cell_id, cell_keys = pd.factorize(keys)
@@ -265,6 +276,10 @@ def fit_exchange(
         )
     elif not _excludes_zero(c_lo, c_hi):
         status = f"not identifiable: the CI of c (per doubling of {axis}) [{c_lo:.3g}, {c_hi:.3g}] includes 0"
+    elif b_hi < 0 or c_hi < 0:
+        # a trade needs both to help: a negative slope means more of it loses accuracy here
+        which = "N" if b_hi < 0 else axis
+        status = f"not identifiable: accuracy falls as {which} grows (the CI of its slope is below 0)"
     return ExchangeFit(
         status=status, a=float(coef[0, 0]), b=float(coef[0, 1]), c=float(coef[0, 2]), d=d,
         b_lo=b_lo, b_hi=b_hi, c_lo=c_lo, c_hi=c_hi, d_lo=d_lo, d_hi=d_hi,
@@ -448,3 +463,82 @@ def flat(fit: ExchangeFit) -> dict:
     d = asdict(fit)
     return {k: (" ".join(f"{v:g}" for v in val) if isinstance(val, tuple) else val)
             for k, val in d.items()}  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- in words
+
+
+def _g(v: float, digits: int = 2) -> str:
+    return f"{v:.{digits}g}" if math.isfinite(v) else "∞"
+
+
+def _sci(v: float) -> str:
+    return f"{v:.2g}" if math.isfinite(v) else "∞"
+
+
+def _rate_words(r: Mapping, what: str) -> str:
+    if r["status"] != "ok":
+        return f"the exchange rate for {what} is {r['status']}"
+    rate, lo, hi = float(r["rate"]), float(r["rate_lo"]), float(r["rate_hi"])
+    s = (f"one doubling of {what} is worth {_g(rate)} doublings of parameters "
+         f"(95% CI {_g(lo)}–{_g(hi)})")  # fmt: skip
+    if math.isfinite(float(r.get("d", math.nan))):
+        s += (f", read at N ≈ {_sci(2 ** float(r['at_log2_params']))}, "
+              f"{what.split()[-1]} ≈ {_g(2 ** float(r['at_log2_x']))} (the surface has an "
+              "interaction)")  # fmt: skip
+    return s
+
+
+def answer(task: str, exchange: pd.DataFrame, cheapest: pd.DataFrame,
+           crossover: pd.DataFrame) -> str:  # fmt: skip
+    """One paragraph answering "bigger model or longer think?" for `task`, built only from
+    the computed tables (analysis ``exchange``, ``cheapest``, ``crossover`` rows of the task)."""
+    parts: list[str] = []
+    ex = exchange[exchange["task"] == task] if not exchange.empty else exchange
+    for family, fam in ex.groupby("family", sort=True) if not ex.empty else []:
+        allb = fam[(fam["axis"] == "budget") & (fam["bucket"] == "all")]
+        for _, r in allb.iterrows():
+            parts.append(f"For {family} on {task}, at matched accuracy "
+                         f"{_rate_words(r, 'the thinking budget')}.")  # fmt: skip
+        byd = fam[(fam["axis"] == "budget") & (fam["bucket"] != "all")]
+        ok = byd[byd["status"] == "ok"]
+        if not byd.empty:
+            if ok.empty:
+                parts.append(f"No difficulty bucket alone identifies the rate "
+                             f"({len(byd)} buckets; e.g. {byd['status'].iloc[0]}).")  # fmt: skip
+            else:
+                words = "; ".join(f"difficulty {b['bucket']}: {_g(float(b['rate']))} "
+                                  f"[{_g(float(b['rate_lo']))}, {_g(float(b['rate_hi']))}]"
+                                  for _, b in ok.iterrows())  # fmt: skip
+                none = len(byd) - len(ok)
+                parts.append(f"By difficulty, doublings of parameters per doubling of thinking: "
+                             f"{words}" + (f" ({none} other bucket(s) not identifiable)"
+                                           if none else "") + ".")  # fmt: skip
+        for _, r in fam[(fam["axis"] == "samples") & (fam["bucket"] == "all")].iterrows():
+            parts.append(f"With repeated sampling ({r['setting']}, majority vote), "
+                         f"{_rate_words(r, 'the number of samples n')}.")  # fmt: skip
+    ch = cheapest[cheapest["task"] == task] if not cheapest.empty else cheapest
+    for _, r in ch.iterrows():
+        t = f"{100 * float(r['target']):.0f}%"
+        if r["status"] != "ok":
+            parts.append(f"No configuration reaches {t}.")
+            continue
+        s = (f"To reach {t} at the least inference compute, use {r['model']} with T={r['budget']:g}"
+             f", n={int(r['n'])} ({_sci(float(r['flops']))} FLOPs per problem)")  # fmt: skip
+        if isinstance(r.get("runner_up"), str):
+            s += (f"; the best other model, {r['runner_up']} (T={r['runner_up_budget']:g}, "
+                  f"n={int(r['runner_up_n'])}), costs {_g(float(r['margin']))}× as much "
+                  f"(95% CI {_g(float(r['margin_lo']))}–{_g(float(r['margin_hi']))}×)")  # fmt: skip
+        s += f"; another model wins in {100 * float(r['flip_rate']):.0f}% of problem resamples."
+        parts.append(s)
+    cr = crossover[crossover["task"] == task] if not crossover.empty else crossover
+    for _, r in cr.iterrows():
+        t = f"{100 * float(r['target']):.0f}%"
+        if r["status"] == "ok":
+            parts.append(f"Counting training compute too, for {t}: below Q ≈ {_sci(float(r['q_star']))}"
+                         f" queries (95% CI {_sci(float(r['q_lo']))}–{_sci(float(r['q_hi']))}) "
+                         f"{r['from_model']} is cheaper in total, above it {r['to_model']}.")  # fmt: skip
+        elif r["status"] == "no crossover" and isinstance(r.get("from_model"), str):
+            parts.append(f"Counting training compute too, for {t}: {r['from_model']} is cheapest "
+                         "at every query volume.")  # fmt: skip
+    return " ".join(parts)

@@ -53,6 +53,7 @@ def test_exchange_rate_recovers_a_known_rate_within_its_ci():
     assert fit.rate == pytest.approx(C_TRUE / B_TRUE, rel=0.15)
 
 
+@pytest.mark.slow  # 200 repetitions x 200 bootstrap replicates
 def test_exchange_rate_ci_covers_the_truth_at_the_nominal_rate():
     reps, hits = 200, 0
     for rep in range(reps):
@@ -92,6 +93,18 @@ def test_too_few_levels_or_saturated_cells_are_not_identifiable():
     assert "only 2 model sizes" in few.status
     sat = surface_cells(rng, 50).assign(y=1.0)
     assert "saturated" in fit_exchange(sat, n_boot=50).status
+
+
+def test_a_step_in_thinking_budget_or_a_falling_slope_is_not_identifiable():
+    cells = surface_cells(np.random.default_rng(6), 60)
+    step = cells.assign(y=(cells["level"] >= 32).astype(float))  # 0 -> 1 at T = 32: no slope
+    edge = (step["params"] == SIZES[0]) & (step["level"] == 32)
+    step.loc[edge, "y"] = (step.loc[edge, "problem_id"] % 2).astype(float)  # one cell at 50%
+    assert fit_exchange(step, n_boot=50).status.endswith("the surface is a step")
+    worse = fit_exchange(surface_cells(np.random.default_rng(6), 300, b=-0.6), n_boot=200)
+    assert worse.status == (
+        "not identifiable: accuracy falls as N grows (the CI of its slope is below 0)"
+    )
 
 
 def test_seed_replicates_widen_the_ci_when_checkpoints_disagree():
@@ -164,6 +177,7 @@ def test_near_tie_flips_often():
     assert 0.2 < row["flip_rate"] < 0.8
 
 
+@pytest.mark.slow  # 200 repetitions x 200 bootstrap replicates
 def test_crossover_q_is_recovered_and_its_ci_covers_at_the_nominal_rate():
     reps, hits = 200, 0
     for rep in range(reps):
@@ -180,3 +194,22 @@ def test_one_model_cheaper_to_train_and_to_run_has_no_crossover():
     pts = cost_points(np.random.default_rng(8), 200)
     cross, _ = crossovers(pts, {"small": 1e13, "large": 1e12}, targets=(0.8,), n_boot=50)
     assert cross.iloc[0]["status"] == "no crossover" and cross.iloc[0]["from_model"] == "large"
+
+
+def test_answer_paragraph_states_the_computed_rate_or_why_it_is_not_identifiable():
+    from evalharness.buy import answer, flat
+
+    ok = fit_exchange(surface_cells(np.random.default_rng(9), 200), n_boot=200)
+    flat_t = fit_exchange(surface_cells(np.random.default_rng(9), 100, c=0.0), n_boot=200)
+    rows = [{"family": "f", "task": "t", "axis": "budget", "setting": "", "bucket": "all",
+             **flat(ok)},
+            {"family": "f", "task": "t", "axis": "samples", "setting": "T=32", "bucket": "all",
+             **flat(flat_t)}]  # fmt: skip
+    cheap = cheapest_configs(cost_points(np.random.default_rng(6), 200), targets=(0.8,),
+                             n_boot=100).assign(task="t")  # fmt: skip
+    text = answer("t", pd.DataFrame(rows), cheap, pd.DataFrame())
+    assert f"worth {ok.rate:.2g} doublings of parameters" in text
+    assert f"(95% CI {ok.rate_lo:.2g}–{ok.rate_hi:.2g})" in text
+    assert f"the number of samples n is {flat_t.status}" in text
+    assert "use large with T=16, n=1" in text
+    assert answer("other task", pd.DataFrame(rows), cheap, pd.DataFrame()) == ""
