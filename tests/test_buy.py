@@ -200,7 +200,7 @@ def test_answer_paragraph_states_the_computed_rate_or_why_it_is_not_identifiable
     from evalharness.buy import answer, flat
 
     ok = fit_exchange(surface_cells(np.random.default_rng(9), 200), n_boot=200)
-    flat_t = fit_exchange(surface_cells(np.random.default_rng(9), 100, c=0.0), n_boot=200)
+    flat_t = fit_exchange(surface_cells(np.random.default_rng(9), 100, c=0.0), "samples", 200)
     rows = [{"family": "f", "task": "t", "axis": "budget", "setting": "", "bucket": "all",
              **flat(ok)},
             {"family": "f", "task": "t", "axis": "samples", "setting": "T=32", "bucket": "all",
