@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from evalharness import buy
+from evalharness.flops import RULE_FALLBACK, add_flops
 from evalharness.metrics import (
     best_of_k_weights,
     bootstrap_means,
@@ -44,9 +46,12 @@ SHARPNESS_RULE = (
     "single doubling of parameters, on the piecewise-linear curve over log2(params)"
 )
 FLOPS_RULE = (
-    "inference FLOPs per problem = 2 * params * mean(prompt + generated tokens per sample) * n; "
-    "accuracy = expected majority vote over n samples; frontier = points no other point of the "
-    "task beats on both FLOPs (<=) and accuracy (>=)"
+    "inference FLOPs per problem = mean over samples of the record's FLOPs * n, a record with "
+    "L = prompt + generated tokens costing 2 * N * L + 2 * n_layers * d_attn * L(L+1)/2 "
+    "(Kaplan: N = non-embedding parameters, d_attn = heads * head_dim, prefill included; "
+    "column flops_rule), or 2 * params * L where the model's config is unknown; flops_2n keeps "
+    "2 * params * tokens * n for comparison; accuracy = expected majority vote over n samples; "
+    "frontier = points no other point of the task beats on both FLOPs (<=) and accuracy (>=)"
 )
 EMERGENCE_METRICS = (
     "em", "ref_exact", "ref_token_acc", "ref_logprob_mean", "ref_logprob_sum",
@@ -347,7 +352,7 @@ _NEEDED = POINT + [
     "generated_tokens", "ref_len", "ref_token_acc", "ref_logprob_mean", "ref_logprob_sum",
     "ref_prob", "edit_distance", "answer_logprob_mean", "gold_think_acc", "gold_answer_acc",
     "gold_token_acc", "gold_answer_logprob", "gold_answer_len", "gold_think_len",
-    "answer_type", "params", "family", "temperature",
+    "answer_type", "params", "family", "temperature", "difficulty",
 ]  # fmt: skip
 
 
@@ -368,6 +373,7 @@ def _prepare(scores: pd.DataFrame) -> pd.DataFrame:
     # one point: sampled runs are labelled by their sampling settings.
     temp = pd.to_numeric(df["temperature"], errors="coerce").fillna(0.0)
     df["greedy"] = temp == 0
+    df["base_model"] = df["model"]  # the checkpoint one buys, before the sampled-run label
     if (~df["greedy"]).any():
         n = df.groupby(["model", "task", "temperature"], dropna=False)["sample"].transform("max") + 1
         label = df["model"].astype(str) + " (n=" + n.astype(str) + ", temp=" + temp.astype(str) + ")"
@@ -462,6 +468,8 @@ def _per_problem(df: pd.DataFrame) -> tuple[pd.DataFrame, list[int]]:
     c = np.bincount(gid, weights=df["correct"].to_numpy(dtype=float))
     out["n"], out["c"], out["acc"] = n, c, c / n
     out["tokens"] = np.bincount(gid, weights=df["tokens"].to_numpy()) / n
+    if "flops" in df:  # mean inference FLOPs of one sample of this problem
+        out["flops"] = np.bincount(gid, weights=df["flops"].to_numpy(dtype=float)) / n
     ks = sorted({k for m in np.unique(n) for k in k_grid(int(m))})
     pk = pass_at_k(n[:, None], c[:, None], np.asarray(ks)[None, :])  # NaN where k > n
     maj = _majority_columns(gid, _vote_classes(df), n, ks)
@@ -490,6 +498,8 @@ def _thinking_stats(df: pd.DataFrame) -> pd.DataFrame:
         ref_logprob_mean=("ref_logprob_mean", "mean"),
         params=("params", "first"),
     )
+    if "flops" in df:
+        stats = stats.join(g.agg(flops_mean=("flops", "mean"), flops_rule=("flops_rule", "first")))
     q = g["thinking_tokens"].quantile([0.1, 0.5, 0.9]).unstack()
     q.columns = ["think_p10", "think_p50", "think_p90"]
     return stats.join(q).reset_index()
@@ -673,17 +683,22 @@ def compute_table(pp: pd.DataFrame, ks: list[int], thinking: pd.DataFrame) -> pd
         [f"{m}@{k}" for k in ks for m in ("pass", "maj", "bok")]
     ].mean()
     n_min = pp.groupby(POINT, sort=True, observed=True)["n"].min()
-    base = thinking.set_index(POINT)[["params", "tokens_mean"]]
+    base = thinking.set_index(POINT)
     rows = []
     for key, row in means.iterrows():
         params, tokens = base.loc[key, "params"], base.loc[key, "tokens_mean"]
+        simple = 2.0 * params * tokens  # the old axis, kept beside the new one
+        per_sample = base.loc[key, "flops_mean"] if "flops_mean" in base else simple
+        rule = base.loc[key, "flops_rule"] if "flops_rule" in base else RULE_FALLBACK
         for k in k_grid(int(n_min.loc[key])):
             rows.append(
                 {
                     **dict(zip(POINT, key, strict=True)),
                     "n": k,
                     "params": params,
-                    "flops": 2.0 * params * tokens * k,
+                    "flops": per_sample * k,
+                    "flops_2n": simple * k,
+                    "flops_rule": rule,
                     "accuracy": row[f"maj@{k}"],
                     "pass_at_n": row[f"pass@{k}"],
                     "best_of_n": row[f"bok@{k}"],
@@ -698,6 +713,173 @@ def compute_table(pp: pd.DataFrame, ks: list[int], thinking: pd.DataFrame) -> pd
             out.loc[idx, "flops"], out.loc[idx, "accuracy"]
         )
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The buy decision: model info, FLOPs per record, exchange rates, cheapest configs, crossovers
+# ---------------------------------------------------------------------------------------------
+
+MODEL_INFO_COLUMNS = ("model_config", "params_non_embedding", "train_tokens", "train_flops")
+
+
+def _zoo_info() -> dict[str, dict]:
+    """The built-in zoo's configs and training FLOPs, by model name.
+
+    Package data, not results: the zoo manifest (params, train_flops = 6*N*D) and each
+    checkpoint's config.json. Used only for zoo models whose scores do not carry these columns
+    (runs recorded before manifests stored them), and only where the recorded params match.
+    """
+    try:
+        from evalharness.zoo import ZOO_DIR, zoo_manifest
+
+        out = {}
+        for m in zoo_manifest()["models"]:
+            cfg_path = Path(ZOO_DIR) / m["path"] / "config.json"
+            cfg = json.loads(cfg_path.read_text()) if cfg_path.exists() else None
+            out[m["name"]] = {"params": m["params"], "config": cfg,
+                              "non_embedding_params": m.get("non_embedding_params"),
+                              "train_flops": m.get("train_flops")}  # fmt: skip
+        return out
+    except (FileNotFoundError, KeyError, ValueError):
+        return {}
+
+
+def model_info(scores: pd.DataFrame) -> pd.DataFrame:
+    """One row per model: config (dict or None), non_embedding_params, train_flops and where
+    they came from. Sources, first found: the score columns the run manifests carry
+    (``model_config``, ``params_non_embedding``, ``train_flops`` or ``train_tokens`` ->
+    6 * params * tokens), else the zoo's package manifest for a zoo model of the same params."""
+    if scores.empty or "model" not in scores:
+        return pd.DataFrame(columns=["model", "config", "non_embedding_params", "train_flops",
+                                     "info_source"])  # fmt: skip
+    cols = [c for c in ("model", "params", *MODEL_INFO_COLUMNS) if c in scores]
+    first = scores[cols].drop_duplicates("model").set_index("model")
+    zoo = None
+    rows = []
+    for model, r in first.iterrows():
+        params = pd.to_numeric(pd.Series([r.get("params")]), errors="coerce").iloc[0]
+        cfg = r.get("model_config")
+        cfg = cfg if isinstance(cfg, dict) and cfg else None
+        ne = pd.to_numeric(pd.Series([r.get("params_non_embedding")]), errors="coerce").iloc[0]
+        train = pd.to_numeric(pd.Series([r.get("train_flops")]), errors="coerce").iloc[0]
+        tokens = pd.to_numeric(pd.Series([r.get("train_tokens")]), errors="coerce").iloc[0]
+        if not np.isfinite(train) and np.isfinite(tokens) and np.isfinite(params):
+            train = 6.0 * params * tokens
+        source = "manifest" if cfg is not None or np.isfinite(train) else "none"
+        if cfg is None or not np.isfinite(train):
+            zoo = _zoo_info() if zoo is None else zoo
+            z = zoo.get(str(model))
+            if z is not None and np.isfinite(params) and float(z["params"]) == float(params):
+                if cfg is None and z["config"]:
+                    cfg, ne = z["config"], float(z["non_embedding_params"] or np.nan)
+                if not np.isfinite(train) and z["train_flops"] is not None:
+                    train = float(z["train_flops"])
+                source = "zoo manifest"
+        rows.append({"model": model, "config": cfg, "non_embedding_params": ne,
+                     "train_flops": train, "info_source": source})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _with_flops(df: pd.DataFrame, info: pd.DataFrame) -> pd.DataFrame:
+    """Per-record ``flops`` and ``flops_rule`` (see `evalharness.flops`), by base model."""
+    res = add_flops(df.assign(model=df["base_model"]), info)
+    return df.assign(flops=res["flops"].to_numpy(), flops_rule=res["flops_rule"].to_numpy())
+
+
+def _difficulty(df: pd.DataFrame) -> pd.Series:
+    out = pd.Series(np.nan, index=df.index)
+    for task, idx in df.groupby("task", sort=False).groups.items():
+        out.loc[idx] = buy.difficulty_of(task, df.loc[idx, "problem_id"],
+                                         df.loc[idx, "difficulty"]).to_numpy()  # fmt: skip
+    return out
+
+
+def _exchange_cells(pp: pd.DataFrame, df: pd.DataFrame, ks: list[int]) -> list[tuple]:
+    """(family, task, axis, at, cells) for each surface to fit: thinking budget over the
+    greedy sweeps, samples n over each budget of the sampled runs (maj@n)."""
+    meta = df.groupby("model", sort=False).agg(
+        base=("base_model", "first"), family=("family", "first"), params=("params", "first"),
+        greedy=("greedy", "first"), temperature=("temperature", "first"),
+    )  # fmt: skip
+    pp = pp.join(meta, on="model")
+    pp = pp[pp["extensions"] == pp.groupby("model")["extensions"].transform("min")]
+    out = []
+    greedy = pp[pp["greedy"].astype(bool)]
+    for (family, task), g in greedy.groupby(["family", "task"], sort=True):
+        cells = g.assign(level=g["budget"].astype(float), y=g["acc"])
+        out.append((family, task, "budget", "", cells))
+    sampled = pp[~pp["greedy"].astype(bool)]
+    for (family, task, budget, temp), g in sampled.groupby(
+        ["family", "task", "budget", "temperature"], sort=True
+    ):
+        long = [g.assign(level=float(k), y=g[f"maj@{k}"]) for k in ks if f"maj@{k}" in g]
+        cells = pd.concat(long, ignore_index=True)
+        out.append((family, task, "samples", f"T={budget:g}, temp={temp:g}", cells))
+    return out
+
+
+def exchange_table(pp: pd.DataFrame, df: pd.DataFrame, ks: list[int], n_boot: int,
+                   alpha: float, seed: int | None) -> pd.DataFrame:  # fmt: skip
+    """Exchange-rate fits per (family, task, axis, difficulty bucket); bucket "all" pools."""
+    diff = df.groupby(["task", "problem_id"])["difficulty"].first()
+    rows = []
+    for family, task, axis, at, cells in _exchange_cells(pp, df, ks):
+        cells = cells.join(diff, on=["task", "problem_id"])
+        buckets = [("all", cells)]
+        levels = sorted(cells["difficulty"].dropna().unique())
+        if len(levels) > 1:
+            buckets += [(f"{v:g}", cells[cells["difficulty"] == v]) for v in levels]
+        for bucket, sub in buckets:
+            cut = pd.concat([buy.plateau_cut(c) for _, c in sub.groupby("model", sort=True)])
+            fit = buy.fit_exchange(cut[["problem_id", "model", "params", "level", "y"]],
+                                   axis, n_boot, alpha, seed)  # fmt: skip
+            rows.append({"family": family, "task": task, "axis": axis, "setting": at,
+                         "bucket": bucket, **buy.flat(fit)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _buy_points(pp: pd.DataFrame, df: pd.DataFrame, ks: list[int]) -> pd.DataFrame:
+    """Per (problem, configuration) accuracy (maj@n) and inference FLOPs (per-sample mean * n)
+    for every (model, budget, n) of the compute table; model = the checkpoint one buys."""
+    base = df.groupby("model", sort=False)["base_model"].first()
+    frames = []
+    for k in ks:
+        col = f"maj@{k}"
+        g = pp[pp[col].notna()] if col in pp else pp.iloc[0:0]
+        if g.empty:
+            continue
+        ext = np.where(g["extensions"] > 0, " +" + g["extensions"].astype(str) + " Wait", "")
+        frames.append(pd.DataFrame({
+            "task": g["task"].to_numpy(), "problem_id": g["problem_id"].to_numpy(),
+            "model": g["model"].map(base).to_numpy(),
+            "config": (g["model"].map(base) + " T=" + g["budget"].astype(str) + ext
+                       + f" n={k}").to_numpy(),
+            "budget": g["budget"].to_numpy(), "n": k, "acc": g[col].to_numpy(float),
+            "flops": g["flops"].to_numpy(float) * k,
+        }))  # fmt: skip
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def buy_tables(pp: pd.DataFrame, df: pd.DataFrame, ks: list[int], info: pd.DataFrame,
+               n_boot: int, alpha: float, seed: int | None):  # fmt: skip
+    """(exchange, cheapest, crossover, buy_costs) tables; see `evalharness.buy`."""
+    exchange = exchange_table(pp, df, ks, n_boot, alpha, seed)
+    points = _buy_points(pp, df, ks)
+    train = dict(zip(info["model"], info["train_flops"], strict=True)) if not info.empty else {}
+    cheap, cross, lines = [], [], []
+    if not points.empty:
+        points = points[np.isfinite(points["flops"])]
+    for task, g in points.groupby("task", sort=True) if not points.empty else []:
+        cheap.append(buy.cheapest_configs(g, n_boot=n_boot, alpha=alpha, seed=seed)
+                     .assign(task=task))  # fmt: skip
+        c, ln = buy.crossovers(g, train, n_boot=n_boot, alpha=alpha, seed=seed)
+        cross.append(c.assign(task=task))
+        lines.append(ln.assign(task=task))
+
+    def cat(frames):
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    return exchange, cat(cheap), cat(cross), cat(lines)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -731,17 +913,24 @@ class Analysis:
     sharpness: pd.DataFrame  # steepest-doubling share per (family, task, metric)
     spans: pd.DataFrame  # narrowest EM 0.2 -> 0.8 size range and metric shares in it
     compute: pd.DataFrame  # (model, budget, n) points: FLOPs, accuracy, on_frontier
+    exchange: pd.DataFrame  # doublings of N one doubling of T (or n) is worth, per bucket
+    cheapest: pd.DataFrame  # cheapest (model, T, n) per target accuracy, runner-up, margin
+    crossover: pd.DataFrame  # query volume Q where the preferred model changes (train + Q*inf)
+    buy_costs: pd.DataFrame  # per target and model: training FLOPs, inference FLOPs per query
     rules: dict[str, str] = field(
         default_factory=lambda: {
             "log_budget_fit": SATURATION_RULE,
             "coverage_fit": COVERAGE_RULE,
             "sharpness": SHARPNESS_RULE,
             "flops": FLOPS_RULE,
+            "exchange": buy.SURFACE_RULE,
+            "cheapest": buy.CHEAPEST_RULE,
+            "crossover": buy.CROSSOVER_RULE,
         }
     )
 
     TABLES = ("budgets", "fits", "coverage", "coverage_fits", "emergence", "sharpness",
-              "spans", "compute")  # fmt: skip
+              "spans", "compute", "exchange", "cheapest", "crossover", "buy_costs")  # fmt: skip
 
     def to_json(self) -> dict:
         """The fits and headline numbers as plain JSON-able data (NaN -> None)."""
@@ -754,6 +943,9 @@ class Analysis:
             "frontier": _records(self.compute[self.compute["on_frontier"]])
             if "on_frontier" in self.compute
             else [],
+            "exchange": _records(self.exchange),
+            "cheapest": _records(self.cheapest),
+            "crossover": _records(self.crossover),
         }
 
     def write(self, out_dir: Path) -> list[Path]:
@@ -778,6 +970,9 @@ def analyze(
         empty = pd.DataFrame()
         return Analysis(*[empty] * len(Analysis.TABLES))
     df = _prepare(scores)
+    info = model_info(scores)
+    df = _with_flops(df, info)
+    df["difficulty"] = _difficulty(df)
     pp, ks = _per_problem(df)
     thinking = _thinking_stats(df)
     budgets, coverage, fits, coverage_fits = _curve_tables(pp, ks, n_boot, alpha, seed)
@@ -793,4 +988,6 @@ def analyze(
         sharpness=sharpness_table(emergence),
         spans=span_table(emergence),
         compute=compute_table(pp, ks, thinking),
-    )
+        **dict(zip(("exchange", "cheapest", "crossover", "buy_costs"),
+                   buy_tables(pp, df, ks, info, n_boot, alpha, seed), strict=True)),
+    )  # fmt: skip

@@ -782,11 +782,121 @@ def _label_frontier(ax, front: pd.DataFrame, multi_n: bool) -> None:
             ann.remove()
 
 
+def _logistic_surface(fit, log2_n: np.ndarray, log2_x: np.ndarray) -> np.ndarray:
+    """Fitted accuracy of an analysis ``exchange`` row on a grid (centred coordinates)."""
+    u, v = log2_n - float(fit["at_log2_params"]), log2_x - float(fit["at_log2_x"])
+    d = _finite_or(fit.get("d"), 0.0)
+    logit = float(fit["a"]) + float(fit["b"]) * u + float(fit["c"]) * v + d * u * v
+    return 1 / (1 + np.exp(-logit))
+
+
+def plot_iso_accuracy(
+    fit: Mapping,
+    points: pd.DataFrame,
+    *,
+    task: str | None = None,
+    family: str | None = None,
+    levels: Sequence[float] = (0.1, 0.3, 0.5, 0.7, 0.8, 0.9),
+) -> Figure:
+    """Iso-accuracy contours of the fitted surface logit(acc) = a + b·log₂N + c·log₂T over
+    (thinking budget, parameters), with the measured (model, budget) points coloured by their
+    accuracy on the same scale. Along a contour, one doubling of T trades for c/b doublings
+    of N; the title gives that rate with its CI, or why it is not identifiable.
+
+    `fit`: one analysis ``exchange`` row (axis "budget"); `points`: rows with params, budget
+    and accuracy (analysis ``budgets`` of the family's greedy sweeps)."""
+    with mpl.rc_context(_STYLE):
+        fig, (ax,) = _new_figure(8.4, 5.0)
+        pts = points[(points["budget"] > 0) & np.isfinite(points["params"].astype(float))]
+        x = np.log2(pts["budget"].to_numpy(float))
+        y = np.log2(pts["params"].to_numpy(float))
+        gx = np.linspace(x.min() - 0.3, x.max() + 0.3, 120)
+        gy = np.linspace(y.min() - 0.3, y.max() + 0.3, 120)
+        mx, my = np.meshgrid(gx, gy)
+        norm = mpl.colors.Normalize(0, 1)
+        cmap = mpl.colormaps["RdYlBu"]
+        if np.isfinite(_finite_or(fit.get("b"), math.nan)):
+            z = _logistic_surface(fit, my, mx)
+            cs = ax.contour(2**mx, 2**my, z, levels=list(levels), cmap=cmap, norm=norm,
+                            linewidths=1.4)  # fmt: skip
+            ax.clabel(cs, fmt=lambda v: f"{100 * v:.0f}%", fontsize=8)
+        sc = ax.scatter(2**x, 2**y, c=pts["accuracy"].to_numpy(float), cmap=cmap, norm=norm,
+                        s=60, edgecolors="0.2", linewidths=0.6, zorder=3)  # fmt: skip
+        fig.colorbar(sc, ax=ax, label="measured accuracy (dots) · fitted contours (lines)")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log", base=2)
+        ax.xaxis.set_major_formatter(mpl.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_major_formatter(mpl.ticker.FuncFormatter(lambda v, _: format_params(v)))
+        ax.set_xlabel("thinking budget T (tokens, log scale)")
+        ax.set_ylabel("parameters N (log scale)")
+        if fit.get("status") == "ok":
+            extra = (f"one doubling of T ≈ {_f2(fit['rate'])} doublings of N "
+                     f"(95% CI {_f2(fit['rate_lo'])}–{_f2(fit['rate_hi'])})")  # fmt: skip
+        else:
+            extra = str(fit.get("status", ""))
+        ax.set_title(extra, fontsize=9)
+        fig.suptitle(_title("Iso-accuracy: parameters vs thinking", family, task))
+    return fig
+
+
+def plot_cost_vs_queries(
+    costs: pd.DataFrame,
+    crossover: pd.DataFrame,
+    *,
+    task: str | None = None,
+    family: str | None = None,
+    params: Mapping[str, float] | None = None,
+) -> Figure:
+    """Total compute (training FLOPs + Q × inference FLOPs per query) vs query volume Q, one
+    line per model that reaches the target (at its cheapest configuration), one panel per
+    target; the crossover Q where the preferred model changes is marked with its bootstrap CI.
+
+    `costs`: analysis ``buy_costs`` rows of one task; `crossover`: its ``crossover`` rows."""
+    costs = costs[np.isfinite(costs["train_flops"].astype(float))]
+    targets = sorted(costs["target"].unique())
+    with mpl.rc_context(_STYLE):
+        fig, axes = _new_figure(4.2 * max(len(targets), 1) + 1.6, 4.6, ncols=max(len(targets), 1))
+        colors = model_colors(_params_of(costs, params))
+        # Q range: two decades either side of where inference spending equals training
+        q_eq = (costs["train_flops"] / costs["inference_flops"]).astype(float)
+        q_eq = q_eq[np.isfinite(q_eq) & (q_eq > 0)]
+        lo_q, hi_q = (q_eq.min() / 100, q_eq.max() * 100) if len(q_eq) else (1.0, 1e12)
+        qs = np.logspace(math.log10(lo_q), math.log10(hi_q), 200)
+        for ax, target in zip(axes, targets, strict=False):
+            c = costs[costs["target"] == target]
+            for _, r in c.iterrows():
+                total = float(r["train_flops"]) + qs * float(r["inference_flops"])
+                ax.plot(qs, total, color=colors.get(r["model"], "0.4"), lw=1.5,
+                        label=f"{r['model']} (T={r['budget']:g}, n={int(r['n'])})")  # fmt: skip
+            cr = crossover[(crossover["target"] == target) & (crossover["status"] == "ok")]
+            none = crossover[(crossover["target"] == target) & (crossover["status"] != "ok")]
+            for _, r in none.iterrows():
+                if isinstance(r.get("from_model"), str):
+                    ax.text(0.98, 0.04, f"no crossover:\n{r['from_model']} cheapest at every Q",
+                            transform=ax.transAxes, ha="right", va="bottom", fontsize=7.5)  # fmt: skip
+            for _, r in cr.iterrows():
+                q, lo, hi = (float(r[k]) for k in ("q_star", "q_lo", "q_hi"))
+                ax.axvline(q, color="crimson", lw=1.2, ls="--")
+                ax.axvspan(max(lo, qs[0]), min(hi, qs[-1]), color="crimson", alpha=0.12)
+                ax.annotate(f"Q* ≈ {_sci(q)}\n{r['from_model']} → {r['to_model']}", (q, 0.04),
+                            xycoords=("data", "axes fraction"), fontsize=7.5, rotation=90,
+                            ha="right", va="bottom")  # fmt: skip
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_title(f"target accuracy {100 * target:.0f}%")
+            ax.set_xlabel("queries served Q (log scale)")
+            ax.legend(fontsize=7, loc="upper left")
+        axes[0].set_ylabel("total FLOPs = training + Q × inference")
+        fig.suptitle(_title("Total cost vs query volume", family, task))
+    return fig
+
+
 # ----------------------------------------------------------------------------- assembly
 
 
 FIGURE_KINDS = (
     "accuracy_vs_budget", "thinking_tokens", "pass_maj_at_k", "emergence", "flops_frontier",
+    "iso_accuracy", "cost_vs_queries",
 )  # fmt: skip
 
 
@@ -930,7 +1040,45 @@ def build_figures(analysis) -> list[FigureSpec]:
                     plot_flops_frontier(_base_level(comp), task=task, family=fam, params=P),
                 )
             )
+        specs += _buy_figures(a, task, fam, P)
     return specs
+
+
+def _buy_figures(a, task: str, fam: str, P: Mapping[str, float]) -> list[FigureSpec]:
+    """The iso-accuracy surface (per family with a thinking-budget fit over >= 3 sizes) and
+    the cost-vs-queries crossover figure of one task."""
+    out: list[FigureSpec] = []
+    ex = getattr(a, "exchange", pd.DataFrame())
+    if not ex.empty:
+        ex = ex[(ex["task"] == task) & (ex["axis"] == "budget") & (ex["bucket"] == "all")]
+    for _, fit in ex.iterrows():
+        if not math.isfinite(_finite_or(fit["b"], math.nan)):
+            continue  # too few levels to draw a surface
+        bud = _base_level(a.budgets[a.budgets["task"] == task])
+        em = a.emergence
+        members = set(em.loc[(em["task"] == task) & (em["family"] == fit["family"]), "model"])
+        pts = bud[bud["model"].isin(members)] if members else bud
+        out.append(FigureSpec(
+            slug("iso_accuracy", fit["family"], task), "iso_accuracy", task, str(fit["family"]),
+            "Iso-accuracy contours of the fitted logistic surface over thinking budget and "
+            "parameters, with the measured points (colour = accuracy). Along a contour one "
+            "doubling of T trades for c/b doublings of N.",
+            plot_iso_accuracy(fit, pts, task=task, family=str(fit["family"])),
+        ))  # fmt: skip
+    costs = getattr(a, "buy_costs", pd.DataFrame())
+    cross = getattr(a, "crossover", pd.DataFrame())
+    if not costs.empty:
+        costs = costs[(costs["task"] == task) & np.isfinite(costs["train_flops"].astype(float))]
+    if not costs.empty and costs["model"].nunique() >= 2:
+        cross = cross[cross["task"] == task] if not cross.empty else cross
+        out.append(FigureSpec(
+            slug("cost_vs_queries", task), "cost_vs_queries", task, fam,
+            "Total compute = training FLOPs + Q × inference FLOPs per query, per model at its "
+            "cheapest configuration reaching each target; dashed: the crossover query volume "
+            "where the preferred model changes, shaded: its 95% bootstrap CI over problems.",
+            plot_cost_vs_queries(costs, cross, task=task, family=fam, params=P),
+        ))  # fmt: skip
+    return out
 
 
 def save_figure(fig: Figure, stem: Path, formats: Sequence[str] = FIGURE_FORMATS) -> list[Path]:

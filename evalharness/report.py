@@ -424,6 +424,95 @@ def headline(an, task: str) -> list[str]:
     return out
 
 
+class Paragraph:
+    """Plain text that sits among a section's tables (same interface as `Table`)."""
+
+    def __init__(self, text: str, note: str = ""):
+        self.text, self.note = text, note
+
+    def __len__(self) -> int:
+        return 1 if self.text else 0
+
+    def html(self) -> str:
+        note = f'<p class="note">{esc(self.note)}</p>' if self.note else ""
+        return f"<p>{esc(self.text)}</p>{note}"
+
+    def markdown(self) -> str:
+        return self.text + (f"\n\n_{self.note}_" if self.note else "")
+
+
+def buy_answer(an, task: str) -> Paragraph:
+    """The plain-words answer to "bigger model or longer think?" from the computed tables."""
+    from evalharness.buy import answer
+
+    ex, ch, cr = (getattr(an, n, pd.DataFrame()) for n in ("exchange", "cheapest", "crossover"))
+    text = answer(task, ex, ch, cr)
+    rules = an.rules if hasattr(an, "rules") else {}
+    note = " ".join(f"{k}: {rules[k]}." for k in ("flops", "exchange") if k in rules)
+    return Paragraph(text, note)
+
+
+def exchange_rate_table(an, task: str) -> Table:
+    ex = _task(getattr(an, "exchange", pd.DataFrame()), task)
+    rows = [[r["family"], r["axis"] + (f" ({r['setting']})" if r["setting"] else ""),
+             r["bucket"], fmt_ci(r["rate"], r["rate_lo"], r["rate_hi"]),
+             fmt_ci(r["b"], r["b_lo"], r["b_hi"]), fmt_ci(r["c"], r["c_lo"], r["c_hi"]),
+             fmt_num(r["d"]), int(r["n_problems"]), r["status"]]
+            for _, r in ex.iterrows()]  # fmt: skip
+    return Table(
+        ["family", "axis", "difficulty", "doublings of N per doubling", "b (logit / 2×N)",
+         "c (logit / 2×axis)", "interaction d", "problems", "status"], rows,
+        numeric={3, 4, 5, 6, 7}, caption=f"Exchange rates — task {task}",
+        note="95% bootstrap CIs over problems (and seed replicates of one size).",
+    )  # fmt: skip
+
+
+def cheapest_table(an, task: str) -> Table:
+    ch = _task(getattr(an, "cheapest", pd.DataFrame()), task)
+    rows = []
+    for _, r in ch.iterrows():
+        if r["status"] != "ok":
+            rows.append([fmt_pct(r["target"], 0), r["status"], "", "", "", "", ""])
+            continue
+        run = (f"{r['runner_up']} T={r['runner_up_budget']:g} n={int(r['runner_up_n'])}"
+               if isinstance(r.get("runner_up"), str) else "–")  # fmt: skip
+        rows.append([fmt_pct(r["target"], 0), f"{r['model']} T={r['budget']:g} n={int(r['n'])}",
+                     fmt_flops(r["flops"]), fmt_pct(r["accuracy"]), run,
+                     fmt_ci(r.get("margin"), r.get("margin_lo"), r.get("margin_hi")),
+                     fmt_pct(r["flip_rate"], 0)])  # fmt: skip
+    rule = an.rules.get("cheapest", "") if hasattr(an, "rules") else ""
+    return Table(
+        ["target", "cheapest (model, T, n)", "FLOPs / problem", "accuracy", "runner-up model",
+         "FLOPs ratio runner-up / winner", "model flips"], rows, numeric={2, 3, 5, 6},
+        caption=f"Cheapest configuration per target accuracy — task {task}",
+        note=f"{rule}." if rule else "",
+    )  # fmt: skip
+
+
+def crossover_table(an, task: str) -> Table:
+    cr = _task(getattr(an, "crossover", pd.DataFrame()), task)
+    costs = _task(getattr(an, "buy_costs", pd.DataFrame()), task)
+    rows = []
+    for _, r in cr.iterrows():
+        if r["status"] == "ok":
+            rows.append([fmt_pct(r["target"], 0), r["from_model"], r["to_model"],
+                         fmt_ci(r["q_star"], r["q_lo"], r["q_hi"], fmt_flops),
+                         fmt_pct(r["crossing_share"], 0)])  # fmt: skip
+        else:
+            rows.append([fmt_pct(r["target"], 0), r.get("from_model") or "–", "–", r["status"], ""])
+    rule = an.rules.get("crossover", "") if hasattr(an, "rules") else ""
+    lines = "; ".join(f"{r['model']}: train {fmt_flops(r['train_flops'])}, "
+                      f"{fmt_flops(r['inference_flops'])}/query at {fmt_pct(r['target'], 0)}"
+                      for _, r in costs.iterrows())  # fmt: skip
+    return Table(
+        ["target", "preferred at low Q", "preferred at high Q", "crossover Q [95% CI]",
+         "resamples that cross"], rows, numeric={3, 4},
+        caption=f"Training + inference cost vs query volume — task {task}",
+        note=" ".join(x for x in (f"{rule}." if rule else "", f"Lines: {lines}." if lines else "")
+                      if x),
+    )  # fmt: skip
+
+
 def _linear_share(emergence: pd.DataFrame, family) -> str:
     """Sharpness of a straight line over the family's size range: 1 / doublings spanned."""
     if emergence.empty:
@@ -705,6 +794,10 @@ def render(results_dir: Path, scores: pd.DataFrame, analysis, runs: pd.DataFrame
             ("Repeated sampling (best-of-N)", "pass_maj_at_k", [sampling_table(an, task)]),
             ("Emergence across model size", "emergence", emergence_table(an, task)),
             ("Inference-compute frontier", "flops_frontier", [frontier_table(an, task)]),
+            ("Bigger model or longer think?", "iso_accuracy",
+             [buy_answer(an, task), exchange_rate_table(an, task), cheapest_table(an, task)]),
+            ("Training + inference cost vs query volume", "cost_vs_queries",
+             [crossover_table(an, task)]),
         ]  # fmt: skip
         for name, kind, tables in sections:
             shown = figs.get(kind, [])

@@ -173,6 +173,7 @@ def test_make_plots_writes_every_applicable_figure(fake_results, tmp_path):
         "accuracy_vs_budget_add_sweep",
         "emergence_arith_add_sweep",
         "flops_frontier_add_sweep",
+        "iso_accuracy_arith_add_sweep",
         "pass_maj_at_k_add_sweep",
         "thinking_tokens_add_sweep",
     ]

@@ -42,7 +42,7 @@ def test_html_is_self_contained_with_every_figure(report):
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
     imgs = re.findall(r'<img [^>]*src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
     specs = build_figures(an)
-    assert len(imgs) == len(specs) == 5
+    assert len(imgs) == len(specs) == 6
     for data in imgs:
         assert base64.b64decode(data)[:8] == b"\x89PNG\r\n\x1a\n"
     for spec in specs:

@@ -1,0 +1,544 @@
+"""The buy decision: a bigger model, a longer think, or more samples (frames in, frames out).
+
+Three answers, each with a bootstrap over problems (and over seed replicates of one model size,
+where a family has several checkpoints of equal parameter count):
+
+- the **exchange rate**: a logistic surface logit(acc) = a + b*log2 N + c*log2 X (X the thinking
+  budget T, or the number of samples n under majority vote) fitted per family, task and
+  difficulty bucket; at matched accuracy one doubling of X is worth c/b doublings of N. An
+  interaction term d*log2 N*log2 X is kept only when its bootstrap CI excludes 0, and then the
+  rate (c + d*log2 N)/(b + d*log2 X) is read at a stated point (the data's mean log2 N, log2 X).
+- the **cheapest configuration** reaching a target accuracy, at inference FLOPs per problem,
+  with the runner-up (the cheapest configuration of *another* model), the margin between them
+  and how often the winning model changes when problems are resampled.
+- the **query-volume crossover**: with total cost = training FLOPs + Q * inference FLOPs per
+  query, the Q at which the preferred model changes.
+
+Snell et al. (2024): a smaller model thinking longer can match a larger one on easier problems,
+so the exchange rate is reported per difficulty bucket. Sardana & Frankle (2023): at high query
+volume inference dominates, which is what the crossover measures.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+from evalharness.metrics import bootstrap_weights
+
+TARGETS = (0.5, 0.8, 0.9)
+MIN_LEVELS = 3
+FLOOR, CEILING = 0.02, 0.98  # cells at or beyond these are saturated
+RIDGE = 1e-3  # on the slopes only: keeps a separated (saturated) replicate finite
+SURFACE_RULE = (
+    "logit(acc) = a + b*log2 N + c*log2 X over problems x (model, X) cells, X > 0; each model's "
+    "curve cut at its plateau (budgets up to the first within 0.02 of its maximum); "
+    f"interaction d*log2 N*log2 X kept only if its CI excludes 0; not identifiable when an "
+    f"axis has < {MIN_LEVELS} levels, fewer than {MIN_LEVELS} (model, X) cells lie strictly "
+    f"between {FLOOR} and {CEILING} accuracy (all saturated, or a step), the CI of b or c "
+    "includes 0, or either lies below 0"
+)
+CHEAPEST_RULE = (
+    "winner: the (model, T, n) with the lowest inference FLOPs per problem among those whose "
+    "accuracy (majority vote of n) reaches the target; runner-up: the cheapest such "
+    "configuration of another model; margin = runner-up FLOPs / winner FLOPs; flip rate = "
+    "share of problem resamples in which another model (or none) wins"
+)
+CROSSOVER_RULE = (
+    "total cost(Q) = training FLOPs + Q * inference FLOPs per query of the model's cheapest "
+    "configuration reaching the target; the crossover is the Q where the lower envelope "
+    "changes model; its CI recomputes both models' inference FLOPs per problem resample"
+)
+
+
+# ----------------------------------------------------------------------------- difficulty
+
+DifficultyFn = Callable[[str], float]
+DIFFICULTY: dict[str, DifficultyFn] = {}
+_OPERANDS = re.compile(r"^[a-z]+-(\d+)[+*x-](\d+)$")
+
+
+def register_difficulty(*tasks: str) -> Callable[[DifficultyFn], DifficultyFn]:
+    """Register a problem-id -> difficulty level function for `tasks`."""
+
+    def deco(fn: DifficultyFn) -> DifficultyFn:
+        for t in tasks:
+            DIFFICULTY[t] = fn
+        return fn
+
+    return deco
+
+
+@register_difficulty("add_sweep", "add5", "addition", "mul")
+def operand_digits(problem_id: str) -> float:
+    """Synthetic arithmetic ids (``add-958+67``): digits of the longer operand."""
+    found = _OPERANDS.match(str(problem_id))
+    return float(max(len(found.group(1)), len(found.group(2)))) if found else math.nan
+
+
+def difficulty_of(task: str, problem_ids: pd.Series, given: pd.Series | None = None) -> pd.Series:
+    """Difficulty level per problem: a ``difficulty`` field where the records carry one, else
+    the task's registered function, else NaN (no buckets)."""
+    if given is not None and pd.to_numeric(given, errors="coerce").notna().any():
+        return pd.to_numeric(given, errors="coerce")
+    fn = DIFFICULTY.get(str(task))
+    if fn is None:
+        return pd.Series(np.nan, index=problem_ids.index)
+    return problem_ids.map(fn).astype(float)
+
+
+# ----------------------------------------------------------------------------- bootstrap
+
+
+def resample_weights(n_items: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_boot x n_items) resampling counts (rows sum to n_items)."""
+    return np.vstack(list(bootstrap_weights(n_items, n_boot, rng)))
+
+
+def _replicate_weights(groups: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_boot x units) counts resampling units within each group (seed replicates of one size
+    resampled among themselves; a group of one is always weight 1)."""
+    out = np.ones((n_boot, groups.size))
+    for g in np.unique(groups):
+        idx = np.flatnonzero(groups == g)
+        if idx.size > 1:
+            pick = rng.integers(0, idx.size, size=(n_boot, idx.size))
+            out[:, idx] = np.stack([np.bincount(p, minlength=idx.size) for p in pick])
+    return out
+
+
+def _interval(reps: np.ndarray, alpha: float) -> tuple[float, float]:
+    reps = reps[~np.isnan(reps)]
+    if reps.size == 0:
+        return math.nan, math.nan
+    # no interpolation: replicates may be inf (no crossing), and inf - inf is NaN
+    lo = np.quantile(reps, alpha / 2, method="lower")
+    hi = np.quantile(reps, 1 - alpha / 2, method="higher")
+    return float(lo), float(hi)
+
+
+# ----------------------------------------------------------------------------- logistic fit
+
+
+def logistic_fit(
+    x: np.ndarray, successes: np.ndarray, trials: np.ndarray, iters: int = 50
+) -> np.ndarray:
+    """Binomial logistic regression, batched: one coefficient row per row of `successes`.
+
+    `x` is cells x features (an intercept column is added); `successes` and `trials` are
+    replicates x cells (fractional successes allowed: quasi-binomial). Newton steps are
+    clipped so a separated replicate stays finite; the tiny ridge on the slopes does the same.
+    """
+    xs = np.column_stack([np.ones(len(x)), x])
+    s = np.atleast_2d(successes).astype(float)
+    t = np.atleast_2d(trials).astype(float)
+    k = xs.shape[1]
+    pen = np.eye(k) * RIDGE
+    pen[0, 0] = 0.0
+    beta = np.zeros((s.shape[0], k))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p0 = np.clip(s.sum(1) / t.sum(1), 1e-3, 1 - 1e-3)
+    beta[:, 0] = np.log(p0 / (1 - p0))
+    for _ in range(iters):
+        p = 1 / (1 + np.exp(-(beta @ xs.T)))
+        w = t * p * (1 - p)
+        grad = (s - t * p) @ xs - beta @ pen
+        hess = np.einsum("bc,ci,cj->bij", w, xs, xs) + pen + 1e-9 * np.eye(k)
+        step = np.linalg.solve(hess, grad[..., None])[..., 0]
+        step = np.clip(step, -2.0, 2.0)
+        beta += step
+        if np.abs(step).max() < 1e-7:
+            break
+    return beta
+
+
+@dataclass(frozen=True)
+class ExchangeFit:
+    """logit(acc) = a + b*u + c*v (+ d*u*v) with u = log2 N - at_log2_params and
+    v = log2 X - at_log2_x (centred: a is the logit at the stated point, b and c the slopes
+    there); rate = c/b = doublings of N that one doubling of X is worth at matched accuracy."""
+
+    status: str  # "ok" or "not identifiable: <reason>"
+    axis: str  # "budget" (thinking tokens T) or "samples" (n, majority vote)
+    a: float = math.nan
+    b: float = math.nan
+    c: float = math.nan
+    d: float = math.nan  # NaN when the interaction is not supported
+    b_lo: float = math.nan
+    b_hi: float = math.nan
+    c_lo: float = math.nan
+    c_hi: float = math.nan
+    d_lo: float = math.nan
+    d_hi: float = math.nan
+    rate: float = math.nan
+    rate_lo: float = math.nan
+    rate_hi: float = math.nan
+    at_log2_params: float = math.nan  # where the rate is read (matters with an interaction)
+    at_log2_x: float = math.nan
+    n_problems: int = 0
+    n_models: int = 0
+    sizes: tuple[float, ...] = ()
+    levels: tuple[float, ...] = ()
+    mean_acc: float = math.nan
+    rule: str = SURFACE_RULE
+
+    @property
+    def identifiable(self) -> bool:
+        return self.status == "ok"
+
+
+def _excludes_zero(lo: float, hi: float) -> bool:
+    return math.isfinite(lo) and math.isfinite(hi) and (lo > 0 or hi < 0)
+
+
+def fit_exchange(
+    cells: pd.DataFrame,
+    axis: str = "budget",
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    seed: int | None = 0,
+) -> ExchangeFit:
+    """Fit the surface and the exchange rate from per-problem cells.
+
+    `cells`: one row per (problem, model, level) with columns problem_id, model, params,
+    level (T or n, > 0) and y (that problem's accuracy there, in [0, 1]). Models of equal
+    params are seed replicates of one size: the bootstrap resamples them as well as problems.
+    """
+    df = cells[(cells["level"] > 0) & cells["y"].notna() & (cells["params"] > 0)]
+    sizes = tuple(sorted(df["params"].unique()))
+    levels = tuple(sorted(df["level"].unique()))
+    base = {"axis": axis, "sizes": sizes, "levels": levels,
+            "n_problems": int(df["problem_id"].nunique()), "n_models": int(df["model"].nunique())}  # fmt: skip
+    if len(sizes) < MIN_LEVELS or len(levels) < MIN_LEVELS:
+        what = "model sizes" if len(sizes) < MIN_LEVELS else f"levels of {axis}"
+        have = min(len(sizes), len(levels)) if len(sizes) < MIN_LEVELS else len(levels)
+        return ExchangeFit(f"not identifiable: only {have} {what} (need {MIN_LEVELS})", **base)
+    # problems x (model, level) matrix of outcomes
+    wide = df.pivot_table(index="problem_id", columns=["model", "level"], values="y")
+    y = wide.to_numpy(float)
+    present = ~np.isnan(y)
+    col_model = wide.columns.get_level_values(0).to_numpy()
+    col_level = wide.columns.get_level_values(1).to_numpy(float)
+    params = df.groupby("model")["params"].first()
+    col_params = params.loc[col_model].to_numpy(float)
+    cell_mean = np.nanmean(y, axis=0)
+    base["mean_acc"] = float(np.nanmean(y))
+    if np.all((cell_mean <= 0) | (cell_mean >= 1)):
+        return ExchangeFit("not identifiable: every cell's accuracy is 0 or 1 (saturated)", **base)
+    inside = int(np.sum((cell_mean > FLOOR) & (cell_mean < CEILING)))
+    if inside < MIN_LEVELS:
+        # a step from 0 to 1 (quasi-separation) has no slope to read a rate from
+        return ExchangeFit(
+            f"not identifiable: only {inside} (model, {axis}) cells strictly between "
+            f"{FLOOR:g} and {CEILING:g} accuracy (need {MIN_LEVELS}); the surface is a step",
+            **base,
+        )
+    # cells: (size, level) pairs; replicate models of a size pool into the same cell
+    keys = pd.MultiIndex.from_arrays([col_params, col_level])
+    cell_id, cell_keys = pd.factorize(keys)
+    onehot = np.zeros((y.shape[1], len(cell_keys)))
+    onehot[np.arange(y.shape[1]), cell_id] = 1.0
+    xn = np.log2(np.array([k[0] for k in cell_keys], dtype=float))
+    xl = np.log2(np.array([k[1] for k in cell_keys], dtype=float))
+    rng = np.random.default_rng(seed)
+    w = np.vstack([np.ones(y.shape[0]), resample_weights(y.shape[0], n_boot, rng)])
+    models = pd.Index(pd.unique(col_model))
+    model_size = params.loc[models].to_numpy(float)
+    v = np.vstack([np.ones(len(models)), _replicate_weights(model_size, n_boot, rng)])
+    col_v = v[:, models.get_indexer(col_model)]  # replicates x columns
+    succ = ((w @ np.where(present, y, 0.0)) * col_v) @ onehot
+    trials = ((w @ present.astype(float)) * col_v) @ onehot
+    # Centred on the cells' mean (well conditioned, and with an interaction b and c are then
+    # the slopes at that point, where the rate is read: (c + d*xn)/(b + d*xl) at the centre).
+    at_n, at_x = float(np.mean(xn)), float(np.mean(xl))
+    cn, cl = xn - at_n, xl - at_x
+    beta = logistic_fit(np.column_stack([cn, cl]), succ, trials)
+    beta_i = logistic_fit(np.column_stack([cn, cl, cn * cl]), succ, trials)
+    d_lo, d_hi = _interval(beta_i[1:, 3], alpha)
+    if _excludes_zero(d_lo, d_hi):
+        coef, d = beta_i, float(beta_i[0, 3])
+    else:
+        coef, d, d_lo, d_hi = beta, math.nan, math.nan, math.nan
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rates = coef[:, 2] / coef[:, 1]
+    b_lo, b_hi = _interval(coef[1:, 1], alpha)
+    c_lo, c_hi = _interval(coef[1:, 2], alpha)
+    rate_lo, rate_hi = _interval(rates[1:], alpha)
+    status = "ok"
+    if not _excludes_zero(b_lo, b_hi):
+        status = (
+            f"not identifiable: the CI of b (per doubling of N) [{b_lo:.3g}, {b_hi:.3g}] includes 0"
+        )
+    elif not _excludes_zero(c_lo, c_hi):
+        status = f"not identifiable: the CI of c (per doubling of {axis}) [{c_lo:.3g}, {c_hi:.3g}] includes 0"
+    elif b_hi < 0 or c_hi < 0:
+        # a trade needs both to help: a negative slope means more of it loses accuracy here
+        which = "N" if b_hi < 0 else axis
+        status = f"not identifiable: accuracy falls as {which} grows (the CI of its slope is below 0)"
+    return ExchangeFit(
+        status=status, a=float(coef[0, 0]), b=float(coef[0, 1]), c=float(coef[0, 2]), d=d,
+        b_lo=b_lo, b_hi=b_hi, c_lo=c_lo, c_hi=c_hi, d_lo=d_lo, d_hi=d_hi,
+        rate=float(rates[0]), rate_lo=rate_lo, rate_hi=rate_hi,
+        at_log2_params=at_n, at_log2_x=at_x, **base,
+    )  # fmt: skip
+
+
+def plateau_cut(curve: pd.DataFrame, tol: float = 0.02) -> pd.DataFrame:
+    """Rows of one model's accuracy-vs-level curve up to the first level within `tol` of its
+    maximum (levels past the plateau buy nothing; they would flatten the surface's slope)."""
+    acc = curve.groupby("level")["y"].mean().sort_index()
+    acc = acc[acc.index > 0]
+    if acc.empty:
+        return curve.iloc[0:0]
+    last = acc.index[np.flatnonzero(acc.to_numpy() >= acc.max() - tol)[0]]
+    return curve[(curve["level"] > 0) & (curve["level"] <= last)]
+
+
+# ----------------------------------------------------------------------------- cheapest config
+
+
+def _matrices(points: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """(configs, accuracy, flops): problems x configs matrices from per-problem rows."""
+    key = ["model", "config", "budget", "n"]
+    acc = points.pivot_table(index="problem_id", columns=key, values="acc", dropna=False)
+    flops = points.pivot_table(index="problem_id", columns=key, values="flops", dropna=False)
+    flops = flops.reindex(columns=acc.columns)
+    meta = acc.columns.to_frame(index=False)
+    return meta, acc.to_numpy(float), flops.to_numpy(float)
+
+
+def _boot_means(values: np.ndarray, w: np.ndarray) -> np.ndarray:
+    present = ~np.isnan(values)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (w @ np.where(present, values, 0.0)) / (w @ present.astype(float))
+
+
+def _cheapest_by_model(acc: np.ndarray, flops: np.ndarray, models: np.ndarray, target: float):
+    """replicates x models: lowest FLOPs among each model's configs reaching `target` (inf if
+    none), and the index of that config (-1 if none)."""
+    cost = np.where(acc >= target - 1e-12, flops, np.inf)
+    uniq = pd.unique(models)
+    best = np.full((cost.shape[0], len(uniq)), np.inf)
+    arg = np.full((cost.shape[0], len(uniq)), -1)
+    for j, m in enumerate(uniq):
+        idx = np.flatnonzero(models == m)
+        sub = cost[:, idx]
+        k = np.argmin(sub, axis=1)
+        best[:, j] = sub[np.arange(sub.shape[0]), k]
+        arg[:, j] = np.where(np.isfinite(best[:, j]), idx[k], -1)
+    return uniq, best, arg
+
+
+def cheapest_configs(
+    points: pd.DataFrame,
+    targets: Sequence[float] = TARGETS,
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    seed: int | None = 0,
+) -> pd.DataFrame:
+    """Per target accuracy: the cheapest configuration reaching it, the runner-up, the FLOPs
+    margin with its CI and the flip rate (see `CHEAPEST_RULE`).
+
+    `points`: one row per (problem, configuration) with problem_id, model (the base model:
+    the thing one buys), config (a label), budget, n, acc (that problem's accuracy) and flops
+    (that problem's inference FLOPs for the configuration).
+    """
+    meta, acc, flops = _matrices(points)
+    rng = np.random.default_rng(seed)
+    w = np.vstack([np.ones(acc.shape[0]), resample_weights(acc.shape[0], n_boot, rng)])
+    acc_b, flops_b = _boot_means(acc, w), _boot_means(flops, w)
+    models = meta["model"].to_numpy()
+    rows = []
+    for target in targets:
+        uniq, best, arg = _cheapest_by_model(acc_b, flops_b, models, target)
+        row: dict = {"target": target, "rule": CHEAPEST_RULE}
+        order = np.argsort(best[0])
+        if not np.isfinite(best[0, order[0]]):
+            rows.append({**row, "status": "no configuration reaches the target"})
+            continue
+        win = order[0]
+        ci = int(arg[0, win])
+        row.update(status="ok", model=uniq[win], config=meta["config"].iloc[ci],
+                   budget=meta["budget"].iloc[ci], n=int(meta["n"].iloc[ci]),
+                   flops=best[0, win], accuracy=acc_b[0, ci])  # fmt: skip
+        winners = np.argmin(best[1:], axis=1)
+        none = ~np.isfinite(best[1:].min(axis=1))
+        row["flip_rate"] = float(np.mean((winners != win) | none))
+        row["config_flip_rate"] = float(np.mean((winners != win) | none | (arg[1:, win] != ci)))
+        if len(order) > 1 and np.isfinite(best[0, order[1]]):
+            run = order[1]
+            cr = int(arg[0, run])
+            with np.errstate(invalid="ignore", divide="ignore"):
+                margin = best[1:, run] / best[1:, win]
+            margin = np.where(np.isfinite(best[1:, win]), margin, np.nan)
+            lo, hi = _interval(margin, alpha)
+            row.update(runner_up=uniq[run], runner_up_config=meta["config"].iloc[cr],
+                       runner_up_budget=meta["budget"].iloc[cr],
+                       runner_up_n=int(meta["n"].iloc[cr]), runner_up_flops=best[0, run],
+                       margin=best[0, run] / best[0, win], margin_lo=lo, margin_hi=hi)  # fmt: skip
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- crossover
+
+
+def _envelope(train: np.ndarray, slope: np.ndarray) -> list[tuple[int, int, float]]:
+    """Lower envelope of lines train + Q*slope over Q >= 0: (from, to, Q) at each change."""
+    ok = np.isfinite(train) & np.isfinite(slope)
+    if not ok.any():
+        return []
+    idx = np.flatnonzero(ok)
+    cur = idx[np.lexsort((slope[idx], train[idx]))[0]]  # cheapest at Q = 0 (then flattest)
+    q, out = 0.0, []
+    while True:
+        cand = [(float((train[j] - train[cur]) / (slope[cur] - slope[j])), j)
+                for j in idx if slope[j] < slope[cur]]  # fmt: skip
+        cand = [(qq, j) for qq, j in cand if qq >= q]
+        if not cand:
+            return out
+        q, nxt = min(cand, key=lambda t: (t[0], slope[t[1]]))
+        out.append((int(cur), int(nxt), q))
+        cur = nxt
+
+
+def crossovers(
+    points: pd.DataFrame,
+    train_flops: dict[str, float],
+    targets: Sequence[float] = TARGETS,
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    seed: int | None = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(crossover rows, cost lines) per target: where the preferred model changes with query
+    volume Q, with a bootstrap CI of each crossover Q (see `CROSSOVER_RULE`).
+
+    `points` as for `cheapest_configs`; `train_flops` maps model -> training FLOPs (models
+    without one are left out, and the rows say how many were).
+    """
+    meta, acc, flops = _matrices(points)
+    rng = np.random.default_rng(seed)
+    w = np.vstack([np.ones(acc.shape[0]), resample_weights(acc.shape[0], n_boot, rng)])
+    acc_b, flops_b = _boot_means(acc, w), _boot_means(flops, w)
+    models = meta["model"].to_numpy()
+    cross_rows, line_rows = [], []
+    for target in targets:
+        uniq, best, arg = _cheapest_by_model(acc_b, flops_b, models, target)
+        train = np.array([float(train_flops.get(m, math.nan)) for m in uniq])
+        no_train = int(np.sum(~np.isfinite(train) & np.isfinite(best[0])))
+        for j, m in enumerate(uniq):
+            if np.isfinite(best[0, j]):
+                c = int(arg[0, j])
+                line_rows.append({"target": target, "model": m, "train_flops": train[j],
+                                  "inference_flops": best[0, j],
+                                  "config": meta["config"].iloc[c],
+                                  "budget": meta["budget"].iloc[c], "n": int(meta["n"].iloc[c])})  # fmt: skip
+        env = _envelope(train, best[0])
+        base = {"target": target, "models_without_train_flops": no_train, "rule": CROSSOVER_RULE}
+        if not env:
+            ok = np.isfinite(train) & np.isfinite(best[0])
+            only = uniq[np.flatnonzero(ok)[np.argmin((train + best[0])[ok])]] if ok.any() else None
+            cross_rows.append({**base, "status": "no crossover" if only else "no model qualifies",
+                               "from_model": only})  # fmt: skip
+            continue
+        for i, j, q in env:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                qb = (train[j] - train[i]) / (best[1:, i] - best[1:, j])
+            # a replicate where the pair no longer crosses (the bigger model is not cheaper
+            # per query, or either misses the target) has no crossover: Q = inf there
+            qb = np.where((best[1:, i] > best[1:, j]) & np.isfinite(qb), qb, np.inf)
+            lo, hi = _interval(qb, alpha)
+            cross_rows.append({**base, "status": "ok", "from_model": uniq[i], "to_model": uniq[j],
+                               "q_star": q, "q_lo": lo, "q_hi": hi,
+                               "crossing_share": float(np.mean(np.isfinite(qb)))})  # fmt: skip
+    return pd.DataFrame(cross_rows), pd.DataFrame(line_rows)
+
+
+def flat(fit: ExchangeFit) -> dict:
+    d = asdict(fit)
+    return {k: (" ".join(f"{v:g}" for v in val) if isinstance(val, tuple) else val)
+            for k, val in d.items()}  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- in words
+
+
+def _g(v: float, digits: int = 2) -> str:
+    return f"{v:.{digits}g}" if math.isfinite(v) else "∞"
+
+
+def _sci(v: float) -> str:
+    return f"{v:.2g}" if math.isfinite(v) else "∞"
+
+
+def _rate_words(r: Mapping, what: str) -> str:
+    if r["status"] != "ok":
+        return f"the exchange rate for {what} is {r['status']}"
+    rate, lo, hi = float(r["rate"]), float(r["rate_lo"]), float(r["rate_hi"])
+    s = (f"one doubling of {what} is worth {_g(rate)} doublings of parameters "
+         f"(95% CI {_g(lo)}–{_g(hi)})")  # fmt: skip
+    if math.isfinite(float(r.get("d", math.nan))):
+        s += (f", read at N ≈ {_sci(2 ** float(r['at_log2_params']))}, "
+              f"{what.split()[-1]} ≈ {_g(2 ** float(r['at_log2_x']))} (the surface has an "
+              "interaction)")  # fmt: skip
+    return s
+
+
+def answer(task: str, exchange: pd.DataFrame, cheapest: pd.DataFrame,
+           crossover: pd.DataFrame) -> str:  # fmt: skip
+    """One paragraph answering "bigger model or longer think?" for `task`, built only from
+    the computed tables (analysis ``exchange``, ``cheapest``, ``crossover`` rows of the task)."""
+    parts: list[str] = []
+    ex = exchange[exchange["task"] == task] if not exchange.empty else exchange
+    for family, fam in ex.groupby("family", sort=True) if not ex.empty else []:
+        allb = fam[(fam["axis"] == "budget") & (fam["bucket"] == "all")]
+        for _, r in allb.iterrows():
+            parts.append(f"For {family} on {task}, at matched accuracy "
+                         f"{_rate_words(r, 'the thinking budget')}.")  # fmt: skip
+        byd = fam[(fam["axis"] == "budget") & (fam["bucket"] != "all")]
+        ok = byd[byd["status"] == "ok"]
+        if not byd.empty:
+            if ok.empty:
+                parts.append(f"No difficulty bucket alone identifies the rate "
+                             f"({len(byd)} buckets; e.g. {byd['status'].iloc[0]}).")  # fmt: skip
+            else:
+                words = "; ".join(f"difficulty {b['bucket']}: {_g(float(b['rate']))} "
+                                  f"[{_g(float(b['rate_lo']))}, {_g(float(b['rate_hi']))}]"
+                                  for _, b in ok.iterrows())  # fmt: skip
+                none = len(byd) - len(ok)
+                parts.append(f"By difficulty, doublings of parameters per doubling of thinking: "
+                             f"{words}" + (f" ({none} other bucket(s) not identifiable)"
+                                           if none else "") + ".")  # fmt: skip
+        for _, r in fam[(fam["axis"] == "samples") & (fam["bucket"] == "all")].iterrows():
+            parts.append(f"With repeated sampling ({r['setting']}, majority vote), "
+                         f"{_rate_words(r, 'the number of samples n')}.")  # fmt: skip
+    ch = cheapest[cheapest["task"] == task] if not cheapest.empty else cheapest
+    for _, r in ch.iterrows():
+        t = f"{100 * float(r['target']):.0f}%"
+        if r["status"] != "ok":
+            parts.append(f"No configuration reaches {t}.")
+            continue
+        s = (f"To reach {t} at the least inference compute, use {r['model']} with T={r['budget']:g}"
+             f", n={int(r['n'])} ({_sci(float(r['flops']))} FLOPs per problem)")  # fmt: skip
+        if isinstance(r.get("runner_up"), str):
+            s += (f"; the best other model, {r['runner_up']} (T={r['runner_up_budget']:g}, "
+                  f"n={int(r['runner_up_n'])}), costs {_g(float(r['margin']))}× as much "
+                  f"(95% CI {_g(float(r['margin_lo']))}–{_g(float(r['margin_hi']))}×)")  # fmt: skip
+        s += f"; another model wins in {100 * float(r['flip_rate']):.0f}% of problem resamples."
+        parts.append(s)
+    cr = crossover[crossover["task"] == task] if not crossover.empty else crossover
+    for _, r in cr.iterrows():
+        t = f"{100 * float(r['target']):.0f}%"
+        if r["status"] == "ok":
+            parts.append(f"Counting training compute too, for {t}: below Q ≈ {_sci(float(r['q_star']))}"
+                         f" queries (95% CI {_sci(float(r['q_lo']))}–{_sci(float(r['q_hi']))}) "
+                         f"{r['from_model']} is cheaper in total, above it {r['to_model']}.")  # fmt: skip
+        elif r["status"] == "no crossover" and isinstance(r.get("from_model"), str):
+            parts.append(f"Counting training compute too, for {t}: {r['from_model']} is cheapest "
+                         "at every query volume.")  # fmt: skip
+    return " ".join(parts)
