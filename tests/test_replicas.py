@@ -58,12 +58,10 @@ def _records(results):
 
 def _eval(results, engine, replicas, **sweep):
     from evalharness.runner import EvalOptions, run_eval
-    from evalharness.sweep import SweepConfig
 
-    cfg = SweepConfig(budgets=(4, 16, 64), **sweep)
-    opts = EvalOptions(models="zoo/arith-h128", task="add_sweep", sweep=cfg, engine=engine,
-                       results=results, limit=40,
-                       engine_options={"replicas": replicas, "dtype": "float32", "seed": 0})
+    opts = EvalOptions(models="zoo/arith-h128", task="add_sweep", budgets=(4, 16, 64), **sweep,
+                       engine=engine, results=results, limit=40, replicas=replicas,
+                       engine_options={"dtype": "float32"}, progress=False)
     return run_eval(opts, log=lambda *_: None)
 
 
@@ -80,12 +78,12 @@ def _assert_same_records(a, b, tol=1e-4):
 @needs_two_cores
 def test_two_hf_replicas_write_the_same_records_as_one_engine(tmp_path, ray_session):
     one, two = tmp_path / "one", tmp_path / "two"
-    (d1,) = _eval(one, "hf", 1)
-    (d2,) = _eval(two, "hf", 2)
+    d1 = _eval(one, "hf", 1)[0].dir
+    d2 = _eval(two, "hf", 2)[0].dir
     assert d1.name == d2.name  # replicas do not change results, so not the run id either
     _assert_same_records(_records(one), _records(two))
     manifest = json.loads((d2 / "manifest.json").read_text())
-    assert manifest["engine_options"]["replicas"] == 2 and manifest["status"] == "complete"
+    assert manifest["replicas"] == 2 and manifest["status"] == "complete"
 
 
 @needs_two_cores
