@@ -26,6 +26,7 @@ from evalharness.metrics import (
     pass_at_k,
 )
 from evalharness.scoring import canonical_answer
+from evalharness.scoring.columns import EMERGENCE_COLUMNS
 
 CURVE = ["model", "task", "extensions"]  # one accuracy-vs-budget curve
 POINT = CURVE + ["budget"]  # one point on it
@@ -53,10 +54,8 @@ FLOPS_RULE = (
     "2 * params * tokens * n for comparison; accuracy = expected majority vote over n samples; "
     "frontier = points no other point of the task beats on both FLOPs (<=) and accuracy (>=)"
 )
-EMERGENCE_METRICS = (
-    "em", "ref_exact", "ref_token_acc", "ref_logprob_mean", "ref_logprob_sum",
-    "edit_distance", "gold_token_acc", "gold_answer_acc", "pred_em_ref", "pred_em_gold",
-)  # fmt: skip
+# exact match, the registry's emergence columns (scoring.columns), and derived predictions
+EMERGENCE_METRICS = ("em", "ref_exact", *EMERGENCE_COLUMNS, "pred_em_ref", "pred_em_gold")
 SPAN_METRICS = ("ref_token_acc", "gold_token_acc", "gold_answer_acc", "ref_logprob_mean")
 
 
@@ -352,8 +351,9 @@ _NEEDED = POINT + [
     "generated_tokens", "ref_len", "ref_token_acc", "ref_logprob_mean", "ref_logprob_sum",
     "ref_prob", "edit_distance", "answer_logprob_mean", "gold_think_acc", "gold_answer_acc",
     "gold_token_acc", "gold_answer_logprob", "gold_answer_len", "gold_think_len",
-    "answer_type", "params", "family", "temperature", "difficulty",
+    "answer_type", "params", "family", "temperature", "difficulty", *EMERGENCE_COLUMNS,
 ]  # fmt: skip
+_NEEDED = list(dict.fromkeys(_NEEDED))
 
 
 def _prepare(scores: pd.DataFrame) -> pd.DataFrame:
@@ -573,6 +573,10 @@ def emergence_table(scores: pd.DataFrame) -> pd.DataFrame:
     return _emergence(_prepare(scores))
 
 
+_EMERGENCE_NAMED = {"ref_token_acc", "ref_logprob_mean", "ref_logprob_sum", "edit_distance",
+                    "gold_answer_acc", "gold_token_acc"}
+
+
 def _emergence(df: pd.DataFrame) -> pd.DataFrame:
     # across sizes, compare like with like: greedy runs where a family/task has them
     has_greedy = df.groupby(["family", "task"])["greedy"].transform("any")
@@ -613,6 +617,8 @@ def _emergence(df: pd.DataFrame) -> pd.DataFrame:
         _gold_tokens=("_gold_len", "sum"),
         _gold_ans_hits=("_gold_ans_hits", "sum"),
         _gold_ans_tokens=("gold_answer_len", "sum"),
+        # a metric registered as an emergence column needs no line here
+        **{c: (c, "mean") for c in EMERGENCE_COLUMNS if c not in _EMERGENCE_NAMED},
     ).reset_index()
     with np.errstate(invalid="ignore", divide="ignore"):
         p_ref = out.pop("_ref_hits") / out.pop("_ref_tokens")
@@ -722,39 +728,17 @@ def compute_table(pp: pd.DataFrame, ks: list[int], thinking: pd.DataFrame) -> pd
 MODEL_INFO_COLUMNS = ("model_config", "params_non_embedding", "train_tokens", "train_flops")
 
 
-def _zoo_info() -> dict[str, dict]:
-    """The built-in zoo's configs and training FLOPs, by model name.
-
-    Package data, not results: the zoo manifest (params, train_flops = 6*N*D) and each
-    checkpoint's config.json. Used only for zoo models whose scores do not carry these columns
-    (runs recorded before manifests stored them), and only where the recorded params match.
-    """
-    try:
-        from evalharness.zoo import ZOO_DIR, zoo_manifest
-
-        out = {}
-        for m in zoo_manifest()["models"]:
-            cfg_path = Path(ZOO_DIR) / m["path"] / "config.json"
-            cfg = json.loads(cfg_path.read_text()) if cfg_path.exists() else None
-            out[m["name"]] = {"params": m["params"], "config": cfg,
-                              "non_embedding_params": m.get("non_embedding_params"),
-                              "train_flops": m.get("train_flops")}  # fmt: skip
-        return out
-    except (FileNotFoundError, KeyError, ValueError):
-        return {}
-
-
 def model_info(scores: pd.DataFrame) -> pd.DataFrame:
     """One row per model: config (dict or None), non_embedding_params, train_flops and where
     they came from. Sources, first found: the score columns the run manifests carry
     (``model_config``, ``params_non_embedding``, ``train_flops`` or ``train_tokens`` ->
-    6 * params * tokens), else the zoo's package manifest for a zoo model of the same params."""
+    6 * params * tokens). Runs whose manifests lack them get the 2*N*tokens FLOPs rule and no
+    training cost (said in the tables' ``flops_rule`` / ``info_source``)."""
     if scores.empty or "model" not in scores:
         return pd.DataFrame(columns=["model", "config", "non_embedding_params", "train_flops",
                                      "info_source"])  # fmt: skip
     cols = [c for c in ("model", "params", *MODEL_INFO_COLUMNS) if c in scores]
     first = scores[cols].drop_duplicates("model").set_index("model")
-    zoo = None
     rows = []
     for model, r in first.iterrows():
         params = pd.to_numeric(pd.Series([r.get("params")]), errors="coerce").iloc[0]
@@ -766,15 +750,6 @@ def model_info(scores: pd.DataFrame) -> pd.DataFrame:
         if not np.isfinite(train) and np.isfinite(tokens) and np.isfinite(params):
             train = 6.0 * params * tokens
         source = "manifest" if cfg is not None or np.isfinite(train) else "none"
-        if cfg is None or not np.isfinite(train):
-            zoo = _zoo_info() if zoo is None else zoo
-            z = zoo.get(str(model))
-            if z is not None and np.isfinite(params) and float(z["params"]) == float(params):
-                if cfg is None and z["config"]:
-                    cfg, ne = z["config"], float(z["non_embedding_params"] or np.nan)
-                if not np.isfinite(train) and z["train_flops"] is not None:
-                    train = float(z["train_flops"])
-                source = "zoo manifest"
         rows.append({"model": model, "config": cfg, "non_embedding_params": ne,
                      "train_flops": train, "info_source": source})  # fmt: skip
     return pd.DataFrame(rows)

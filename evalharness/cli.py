@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -58,6 +59,7 @@ def eval_cmd(
     gpu_memory_utilization: float = typer.Option(None, min=0.01, max=1.0, help="vLLM: share of GPU memory to use."),
     revision: str = typer.Option(None, help="Model revision (branch, tag or commit)."),
     family: str = typer.Option(None, help="Family name grouping model sizes (default: from the name)."),
+    train_tokens: float = typer.Option(None, min=0, help="Training tokens of the model (hub models: from the model card), for the training + inference cost model."),
     results: Path = RESULTS,
     score: bool = typer.Option(True, help="Score the runs when done."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
@@ -83,6 +85,7 @@ def eval_cmd(
         engine=engine, engine_options=engine_options, replicas=replicas, results=results,
         data_file=data_file, limit=limit, format=fmt, system_prompt=system_prompt,
         few_shot=few_shot, family=family, progress=progress, dry_run=dry_run,
+        train_tokens=train_tokens,
         format_overrides=dict(think_end=think_end, answer_cue=answer_cue, extension=extension),
     )
     try:
@@ -115,15 +118,18 @@ def _one_line(e: BaseException) -> str:
     return " ".join(str(e).split())
 
 
+class _WarningLine(logging.Handler):
+    """Warnings from the results store as one line each, on the current stderr (tests swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        typer.echo(f"warning: {record.getMessage()}", err=True)
+
+
 def _log_warnings() -> None:
     """Warnings from the results store (skipped lines, damaged manifests) as one line each."""
-    import logging
-
     logger = logging.getLogger("evalharness")
-    if not logger.handlers:
-        h = logging.StreamHandler()
-        h.setFormatter(logging.Formatter("warning: %(message)s"))
-        logger.addHandler(h)
+    if not any(isinstance(h, _WarningLine) for h in logger.handlers):
+        logger.addHandler(_WarningLine())
         logger.setLevel(logging.WARNING)
         logger.propagate = False
 

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from evalharness import plots
+from evalharness.scoring.columns import COLUMNS
 
 DRILL_PROBLEMS = 20  # problems per run in the drill-down
 DRILL_SAMPLES = 4  # samples per problem shown (n > 1 runs)
@@ -339,15 +340,11 @@ def emergence_table(an, task: str) -> list[Table]:
     return out
 
 
+# labels of score columns come from the scoring registry; the rest are analysis-derived
 _METRIC_NAMES = {
+    **{name: c.label for name, c in COLUMNS.items()},
     "em": "exact match",
     "ref_exact": "all reference tokens argmax",
-    "ref_token_acc": "per-token accuracy (answer)",
-    "ref_logprob_mean": "mean log p per answer token",
-    "ref_logprob_sum": "log p(answer)",
-    "edit_distance": "token edit distance",
-    "gold_token_acc": "per-token accuracy (gold trace)",
-    "gold_answer_acc": "per-token accuracy (gold answer)",
     "pred_em_ref": "predicted EM, (per-token acc)^L",
     "pred_em_gold": "predicted EM over gold trace",
 }
@@ -528,31 +525,13 @@ def _linear_share(emergence: pd.DataFrame, family) -> str:
 
 
 def _load_prompts(results_dir: Path, runs: pd.DataFrame) -> dict[tuple[str, str], str]:
-    """(task, problem_id) -> prompt. Runs that store their problems (``problems.jsonl`` in the
-    run folder) are used first; otherwise the task is loaded by name when that works offline
-    (built-in tasks with local data); otherwise the prompt is left out."""
-    out: dict[tuple[str, str], str] = {}
-    tried: set[str] = set()
-    for _, r in runs.iterrows():
-        path = Path(r["dir"]) / "problems.jsonl"
-        if path.exists():
-            for line in path.read_text().splitlines():
-                try:
-                    row = json.loads(line)
-                    out[(r["task"], str(row["id"]))] = str(row["prompt"])
-                except (ValueError, KeyError, TypeError):
-                    continue
-            tried.add(r["task"])
-    for task in sorted(set(runs["task"]) - tried):
-        if task.startswith("lm_eval:"):
-            continue  # would need the lm-eval registry and perhaps the network
-        try:
-            from evalharness.tasks import load_task
+    """(task, problem_id) -> the rendered prompt, from each run's ``problems.jsonl``."""
+    from evalharness.store import read_problems
 
-            for p in load_task(task).problems:
-                out.setdefault((task, str(p.id)), p.prompt)
-        except Exception:  # noqa: BLE001 - the drill-down works without prompts
-            continue
+    out: dict[tuple[str, str], str] = {}
+    for _, r in runs.iterrows():
+        for row in read_problems(Path(r["dir"])):
+            out.setdefault((r["task"], row["id"]), str(row.get("prompt", "")))
     return out
 
 
@@ -574,7 +553,7 @@ def _clip(text: str, limit: int = MAX_TEXT) -> str:
 
 def _drill_run(run: pd.Series, picks: list[str], scores: pd.DataFrame,
                prompts: dict[tuple[str, str], str]) -> str:  # fmt: skip
-    from evalharness.scoring import read_samples
+    from evalharness.store import read_samples
 
     samples = read_samples(Path(run["dir"]) / "samples.jsonl")
     if samples.empty:
@@ -650,46 +629,76 @@ def _drill_run(run: pd.Series, picks: list[str], scores: pd.DataFrame,
 
 
 def list_runs(results_dir: Path) -> pd.DataFrame:
-    """One row per run folder: run_id, dir, manifest, model, task, params, budgets, n."""
-    results_dir = Path(results_dir)
-    root = results_dir / "runs" if (results_dir / "runs").is_dir() else results_dir
+    """One row per run (the store's walk): identity, plan, state, and the error / no-answer
+    counts that belong next to accuracy."""
+    from evalharness import store
+    from evalharness.scoring import run_table
+
+    cols = ["run_id", "dir", "manifest", "model", "task", "params", "budgets", "n",
+            "temperature", "mode", "engine", "status", "records", "errors", "no_answer",
+            "exact_match", "present", "expected", "duplicates", "bad_lines", "spec_label"]
+    state = run_table(results_dir)
+    if state.empty:
+        return pd.DataFrame(columns=cols)
+    state = state.set_index("run_id")
     rows = []
-    for d in sorted(p for p in root.iterdir() if (p / "samples.jsonl").exists()) \
-            if root.is_dir() else []:  # fmt: skip
-        try:
-            man = json.loads((d / "manifest.json").read_text())
-        except (OSError, ValueError):
-            man = {}
-        sweep = (man.get("settings") or {}).get("sweep") or {}
+    for d in store.run_dirs(results_dir):
+        man = store.read_manifest(d)
+        gen = (man.get("spec") or {}).get("generation") or {}
+        plan = man.get("plan") or {}
+        st = state.loc[d.name]
         rows.append({
-            "run_id": man.get("run_id", d.name), "dir": str(d), "manifest": man,
+            "run_id": d.name, "dir": str(d), "manifest": man,
             "model": str(man.get("model", "?")), "task": str(man.get("task", "?")),
             "params": plots._finite_or(man.get("params"), math.nan),
-            "budgets": sweep.get("budgets", man.get("budgets")),
-            "n": sweep.get("n", man.get("n")),
-            "temperature": sweep.get("temperature", man.get("temperature")),
-            "mode": sweep.get("mode", man.get("mode")),
-            "engine": man.get("engine"), "status": man.get("status"),
+            "budgets": plan.get("budgets"), "n": plan.get("n"),
+            "temperature": gen.get("temperature"), "mode": gen.get("mode"),
+            "engine": man.get("engine"),
+            **{k: st[k] for k in cols[11:] if k in st.index},
         })  # fmt: skip
-    return pd.DataFrame(rows, columns=["run_id", "dir", "manifest", "model", "task", "params",
-                                       "budgets", "n", "temperature", "mode", "engine",
-                                       "status"])  # fmt: skip
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _run_notes(runs: pd.DataFrame) -> list[str]:
+    """Sentences about the runs a reader must know before trusting a number."""
+    notes = []
+    labelled = runs[runs["spec_label"].astype(bool)] if "spec_label" in runs else runs.iloc[:0]
+    for (model, task), g in labelled.groupby(["model", "task"]):
+        notes.append(f"{model} on {task} has {len(g)} runs with different settings "
+                     f"({'; '.join(g['spec_label'])}): each is its own curve, never pooled.")
+    for _, r in runs.iterrows():
+        if r["status"] != "complete":
+            notes.append(f"Run {r['run_id']} is {r['status']} ({r['present']} of {r['expected']} "
+                         "records): its numbers cover only the records present.")
+        if r["errors"]:
+            notes.append(f"Run {r['run_id']}: {r['errors']} of {r['records']} records are errors "
+                         "(e.g. prompt + budget longer than the context), counted as wrong.")
+    return notes
 
 
 def runs_table(runs: pd.DataFrame, scores: pd.DataFrame) -> Table:
-    counts = scores.groupby("run_id").size() if not scores.empty else pd.Series(dtype=int)
+    """Every run with its state and, next to its exact match, how many records were engine
+    errors (counted as wrong) and how many gave no extractable answer."""
     rows = []
     for _, r in runs.sort_values(["task", "params", "model"]).iterrows():
         b = r["budgets"]
+        status = str(r["status"] or "")
+        if status == "incomplete":
+            status += f" ({r['present']}/{r['expected']} records)"
+        if r.get("duplicates") or r.get("bad_lines"):
+            status += f"; {r['duplicates']} duplicated, {r['bad_lines']} invalid lines skipped"
+        model = r["model"] + (f" [{r['spec_label']}]" if r.get("spec_label") else "")
         rows.append([
-            r["run_id"], r["model"], plots.format_params(r["params"]), r["task"],
+            r["run_id"], model, plots.format_params(r["params"]), r["task"],
             ", ".join(str(x) for x in b) if isinstance(b, list) else str(b),
             "" if r["n"] is None else r["n"], "" if r["temperature"] is None else r["temperature"],
-            r["mode"] or "", r["engine"] or "", int(counts.get(r["run_id"], 0)), r["status"] or "",
+            r["mode"] or "", r["engine"] or "", int(r["records"]), fmt_num(r["exact_match"]),
+            int(r["errors"]), int(r["no_answer"]), status,
         ])  # fmt: skip
     return Table(["run", "model", "params", "task", "budgets", "n", "temperature", "mode",
-                  "engine", "records", "status"], rows, numeric={2, 5, 6, 9},
-                 caption="Runs")  # fmt: skip
+                  "engine", "records", "exact match", "errors", "no answer", "status"], rows,
+                 numeric={2, 5, 6, 9, 10, 11, 12},
+                 caption="Runs (errors and no-answer records count as wrong in exact match)")  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- page
@@ -815,6 +824,9 @@ def render(results_dir: Path, scores: pd.DataFrame, analysis, runs: pd.DataFrame
     h.append('<h2 id="runs">Runs and manifests</h2>')
     h.append(rt.html())
     md += ["## Runs", "", rt.markdown(), ""]
+    for note in _run_notes(runs):
+        h.append(f"<p class=note>{esc(note)}</p>")
+        md += [note, ""]
     for _, r in runs.sort_values(["task", "params", "model"]).iterrows():
         man = json.dumps(r["manifest"], indent=2, sort_keys=True, default=str)
         h.append(

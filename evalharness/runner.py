@@ -27,7 +27,7 @@ from evalharness.formats import (
     with_overrides,
 )
 from evalharness.spec import EngineSpec, GenerationSpec, ModelSpec, Plan, RunSpec, TaskSpec
-from evalharness.store import ResultsError, RunStore, now, os_error_message
+from evalharness.store import ResultsError, RunStore, now, os_error_message, read_problems
 from evalharness.sweep import SweepConfig, Sweeper
 from evalharness.tasks import load_task
 from evalharness.zoo import ModelRef, resolve_models, tensor_sizes
@@ -62,6 +62,7 @@ class EvalOptions:
     family: str | None = None
     progress: bool = True
     dry_run: bool = False  # build the spec and report the run id; generate nothing
+    train_tokens: float | None = None  # for the cost model of hub models (6 N D)
 
 
 @dataclass(frozen=True)
@@ -200,8 +201,7 @@ def run_one(ref: ModelRef, task, opts: EvalOptions, gen: GenerationSpec, plan: P
                           opts.few_shot, system),
             format={k: v for k, v in asdict(fmt).items() if k != "description"},
             generation=gen,
-            engine=EngineSpec(engine.name, dict(getattr(engine, "settings", None)
-                                                or _engine_settings(engine, opts))),
+            engine=EngineSpec(engine.name, dict(engine.settings)),
         )
         run_id = spec.run_id()
         if opts.dry_run:
@@ -212,17 +212,6 @@ def run_one(ref: ModelRef, task, opts: EvalOptions, gen: GenerationSpec, plan: P
         raise ResultsError(os_error_message(e, Path(opts.results))) from None
     finally:
         engine.close()
-
-
-def _engine_settings(engine, opts: EvalOptions) -> dict[str, Any]:
-    """Effective engine settings where an engine does not report its own `settings`."""
-    keep = {k: v for k, v in opts.engine_options.items()
-            if k not in ("batch_size", "device", "gpu_memory_utilization")}
-    keep["max_model_len"] = getattr(engine, "max_model_len", None)
-    device = str(getattr(engine, "device", "") or "")
-    if device:  # the effective device kind: an explicit --device cpu on a CPU machine is the default
-        keep["device"] = "cuda" if device.startswith("cuda") else "cpu"
-    return keep
 
 
 def _run(store: RunStore, spec: RunSpec, ref: ModelRef, task, opts: EvalOptions, plan: Plan,
@@ -247,6 +236,8 @@ def _run(store: RunStore, spec: RunSpec, ref: ModelRef, task, opts: EvalOptions,
         **old, "run_id": run_id, "model": ref.name, "model_path": ref.path, "task": task.name,
         "spec": spec.to_json(), "plan": merged_plan,
         "params": count_params(engine, ref), "model_config": model_config(ref),
+        "train_tokens": opts.train_tokens or ref.train_tokens,
+        "train_flops": None if opts.train_tokens else ref.train_flops,
         "family": family_of(ref, opts.family), "answer_type": task.answer_type,
         "engine": engine.name, "engine_version": engine.version,
         "engine_options": {k: v for k, v in opts.engine_options.items()},
@@ -255,9 +246,10 @@ def _run(store: RunStore, spec: RunSpec, ref: ModelRef, task, opts: EvalOptions,
     }
     if Path(ref.path).suffix == ".gguf" or old.get("gguf"):
         manifest["gguf"] = ref.path
-    store.write_manifest(manifest)
     store.merge_problems(rows)
     ids = [p.id for p in task.problems]
+    manifest["n_problems"] = len(read_problems(store.dir))  # every problem the run was asked
+    store.write_manifest(manifest)
     need = [{(j, b, lv) for (pid, j, b, lv) in plan.keys([p]) if (pid, j, b, lv) not in done}
             for p in ids]
     todo = [k for k, keys in enumerate(need) if keys]

@@ -134,6 +134,16 @@ _REQUIRED = {"problem_id": str, "sample": int, "budget": int, "extensions": int,
 _PY = {pa.string(): str, pa.int64(): int, pa.float64(): (int, float), pa.bool_(): bool}
 
 
+def _is(v: Any, typ: type | tuple) -> bool:
+    """JSON-typed check: bools are not ints; an integral float (40.0) is an int."""
+    if typ is int:
+        return (isinstance(v, int) and not isinstance(v, bool)) or (
+            isinstance(v, float) and v.is_integer())
+    if typ == (int, float):
+        return isinstance(v, int | float) and not isinstance(v, bool)
+    return isinstance(v, typ)
+
+
 def _check_row(row: Any) -> str | None:
     """Why a parsed line is not a record, or None when it is one."""
     if not isinstance(row, dict):
@@ -142,7 +152,7 @@ def _check_row(row: Any) -> str | None:
         v = row.get(name)
         if v is None:
             return f"missing {name!r}"
-        if not isinstance(v, typ) or (typ is int and isinstance(v, bool)):
+        if not _is(v, typ):
             return f"{name!r} is {v!r}, not {typ.__name__}"
     for name, t in FIELD_TYPES.items():
         v = row.get(name)
@@ -152,13 +162,10 @@ def _check_row(row: Any) -> str | None:
             if not isinstance(v, list):
                 return f"{name!r} is not a list"
             item = _PY[t.value_type]
-            if not all(x is None or (isinstance(x, item) and not (item is int and isinstance(x, bool)))
-                       for x in v):
+            if not all(x is None or _is(x, item) for x in v):
                 return f"{name!r} holds values that are not {t.value_type}"
-        else:
-            item = _PY[t]
-            if not isinstance(v, item) or (item is int and isinstance(v, bool)):
-                return f"{name!r} is {v!r}, not {t}"
+        elif not _is(v, _PY[t]):
+            return f"{name!r} is {v!r}, not {t}"
     return None
 
 

@@ -107,9 +107,11 @@ def _read_scores(run_dir: Path) -> tuple[pd.DataFrame, dict]:
     return table.to_pandas(), state
 
 
-MANIFEST_COLUMNS = ("params", "family", "engine", "answer_type", "temperature", "spec_label")
-# settings that already make separate curves (sampled runs are labelled by n and temperature)
-_LABELLED_ELSEWHERE = {"generation.temperature", "generation.top_p"}
+MANIFEST_COLUMNS = ("params", "family", "engine", "answer_type", "temperature", "spec_label",
+                    "model_config", "train_tokens", "train_flops")
+# settings that already make separate curves (sampled runs are labelled by n and temperature),
+# and the plan of manifests written before the spec existed (budgets and n were settings then)
+_LABELLED_ELSEWHERE = {"temperature", "top_p", "budgets", "n"}
 
 
 def spec_labels(manifests: dict[str, dict]) -> dict[str, str]:
@@ -125,7 +127,7 @@ def spec_labels(manifests: dict[str, dict]) -> dict[str, str]:
         flats = {rid: flat(manifests[rid].get("spec") or manifests[rid].get("settings") or {})
                  for rid in rids}
         keys = sorted({k for f in flats.values() for k in f})
-        differ = [k for k in keys if k not in _LABELLED_ELSEWHERE
+        differ = [k for k in keys if k.split(".")[-1] not in _LABELLED_ELSEWHERE
                   and len({json.dumps(f.get(k), sort_keys=True, default=str) for f in flats.values()}) > 1]
         for rid in rids:
             f = flats[rid]
@@ -166,6 +168,12 @@ def load_scores(results_dir: Path) -> pd.DataFrame:
         gen = (manifest.get("spec") or {}).get("generation") or (manifest.get("settings") or {}).get("sweep") or {}
         scores["temperature"] = float(gen.get("temperature") or 0.0)
         scores["spec_label"] = labels[run_dir.name]
+        # what the FLOPs axis and the cost model need: architecture and training compute
+        cfg = manifest.get("model_config")
+        scores["model_config"] = pd.Series([cfg] * len(scores), dtype=object, index=scores.index)
+        for key in ("train_tokens", "train_flops"):
+            v = manifest.get(key)
+            scores[key] = float(v) if v is not None else np.nan
         if labels[run_dir.name]:
             scores["model"] = scores["model"].astype(str) + f" [{labels[run_dir.name]}]"
         frames.append(scores)

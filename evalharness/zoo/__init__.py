@@ -22,6 +22,8 @@ class ModelRef:
     params: int | None = None
     family: str | None = None
     sha256: str | None = None
+    train_tokens: int | None = None  # tokens seen in training (zoo manifest; --train-tokens)
+    train_flops: float | None = None  # 6 N D where known
 
 
 def tensor_sizes(checkpoint: str | Path) -> dict[str, int]:
@@ -44,7 +46,8 @@ def zoo_manifest() -> dict:
 
 def zoo_models() -> list[ModelRef]:
     return [
-        ModelRef(m["name"], str(ZOO_DIR / m["path"]), m["params"], FAMILY, m["sha256"])
+        ModelRef(m["name"], str(ZOO_DIR / m["path"]), m["params"], FAMILY, m["sha256"],
+                 m.get("tokens"), m.get("train_flops"))
         for m in zoo_manifest()["models"]
     ]
 
