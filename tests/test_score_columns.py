@@ -65,3 +65,12 @@ def test_registry_defines_every_score_column_once_and_marks_emergence_metrics():
     assert len(set(SCORE_COLUMNS)) == len(SCORE_COLUMNS)
     assert {"ref_token_acc", "edit_distance", "gold_token_acc"} <= set(EMERGENCE_COLUMNS)
     assert "correct" not in EMERGENCE_COLUMNS
+
+
+def test_a_choice_answer_given_as_the_option_text_counts_as_that_option():
+    df = pd.DataFrame([_rows(problem_id="q1", answer="58147", reference="C"),
+                       _rows(problem_id="q2", answer="12", reference="A")])
+    options = {"q1": ["58047", "58146", "58147", "57147"], "q2": ["13", "14", "15", "16"]}
+    s = score_records(df, "choice", options=options)
+    assert s["pred"].tolist() == ["C", None]
+    assert s["correct"].tolist() == [True, False]

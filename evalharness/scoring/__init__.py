@@ -64,7 +64,9 @@ def score_run(run_dir: Path) -> Path:
         health = store.Health()
         samples = read_samples(run_dir / store.SAMPLES, health)
         answer_type, regex = scoring_settings(manifest)
-        scores = score_records(samples, answer_type, pattern=regex)
+        options = {r["id"]: r["choices"] for r in store.read_problems(run_dir)
+                   if isinstance(r.get("choices"), list)} or None
+        scores = score_records(samples, answer_type, pattern=regex, options=options)
         state = store.run_state(run_dir, samples, health, manifest)
         table = pa.Table.from_pandas(scores, preserve_index=False)
         meta = dict(table.schema.metadata or {})

@@ -47,6 +47,7 @@ class _Context:
     out: pd.DataFrame
     answer_type: str
     pattern: str | None
+    options: dict[str, list[str]] | None = None  # choice tasks: problem id -> option texts
 
     @property
     def n(self) -> int:
@@ -148,7 +149,24 @@ def _error(ctx: _Context) -> np.ndarray:
 @column("pred", "extracted answer")
 def _pred(ctx: _Context) -> np.ndarray:
     answers = ctx.df["answer"].astype(object)
-    return _map_unique(answers, lambda a: extract_answer(a, ctx.answer_type, ctx.pattern))
+    pred = _map_unique(answers, lambda a: extract_answer(a, ctx.answer_type, ctx.pattern))
+    if ctx.answer_type == "choice" and ctx.options:
+        # a model that answers with an option's text instead of its letter chose that option
+        for k, (pid, text, p) in enumerate(zip(ctx.df["problem_id"], answers, pred, strict=True)):
+            if p is None or _choice_letter(str(p)) is None:
+                letter = _option_by_text(text, ctx.options.get(pid))
+                if letter is not None:
+                    pred[k] = letter
+    return pred
+
+
+def _option_by_text(text: object, options: list[str] | None) -> str | None:
+    """The letter of the one option whose text the answer is (normalised), else None."""
+    if not isinstance(text, str) or not options:
+        return None
+    said = " ".join(text.strip().split()).lower()
+    hits = [k for k, o in enumerate(options) if " ".join(str(o).split()).lower() == said]
+    return chr(ord("A") + hits[0]) if len(hits) == 1 else None
 
 
 @column("no_answer", "no answer could be extracted (not an error)", higher_is_better=False)
@@ -279,17 +297,20 @@ EMERGENCE_COLUMNS = tuple(c.name for c in COLUMNS.values() if c.emergence)
 
 
 def score_records(
-    df: pd.DataFrame, answer_type: AnswerType | str, pattern: str | None = None
+    df: pd.DataFrame, answer_type: AnswerType | str, pattern: str | None = None,
+    options: dict[str, list[str]] | None = None,
 ) -> pd.DataFrame:
     """One score row per record (columns: `SCORE_COLUMNS`, computed by the `COLUMNS` registry).
 
     `df` has the `SampleRecord` fields as columns; list fields may be Python lists or Arrow
-    lists. Optional fields (choice_logprobs, gold_*) may be absent.
+    lists. Optional fields (choice_logprobs, gold_*) may be absent. `options`: for choice
+    tasks, each problem's option texts, so an answer that is an option's text counts as that
+    option's letter.
     """
     if len(df) == 0:
         return pd.DataFrame(columns=SCORE_COLUMNS)
     out = pd.DataFrame({c: df[c].to_numpy() if c in df else None for c in ID_COLUMNS})
-    ctx = _Context(df, out, str(answer_type), pattern)
+    ctx = _Context(df, out, str(answer_type), pattern, options)
     for name, col in COLUMNS.items():
         values = col.compute(ctx)
         out[name] = pd.Series(values, dtype=object) if name == "pred" else values
