@@ -97,8 +97,13 @@ def budget_control(scores: pd.DataFrame) -> pd.DataFrame:
     `scores`: score rows (`scoring.score_records` / `load_scores`). Counts are integers
     (NaN where the scores lack the column); rates of forced-end failures are over the forced
     records (NaN where none was forced), the others over all records (`n`)."""
-    if scores.empty:
+    # nothing to say without knowing which records were forced at which budget (hand-built
+    # frames given to `analyze` may lack the columns)
+    if scores.empty or not {"model", "budget", "cut"} <= set(scores.columns):
         return pd.DataFrame(columns=COLUMNS)
+    scores = scores.assign(**{k: v for k, v in (
+        ("run_id", scores["model"]), ("task", ""), ("extensions", 0), ("sample", 0),
+        ("error", False)) if k not in scores})  # fmt: skip
     cut = scores["cut"].astype("boolean").fillna(False).astype(bool)
     err = scores["error"].astype(bool)
     extracted = _flag(scores, "answer_extracted")
@@ -123,6 +128,9 @@ def budget_control(scores: pd.DataFrame) -> pd.DataFrame:
         "forced_no_answer": (1.0 - extracted).where(cut & ~err, 0.0),
         "answer_cut": answer_cut,
     })  # fmt: skip
+    for col, source in (("forced_answer_cut", answer_cut), ("forced_no_answer", extracted)):
+        if source.isna().all():  # unknown, not zero
+            df[col] = np.nan
     counts = ["n", "forced", "natural_end", "marker_found", "errors", "reopened",
               "forced_answer_cut", "forced_no_answer", "answer_cut"]  # fmt: skip
     g = df.groupby(KEYS, sort=True, observed=True, dropna=False)

@@ -150,6 +150,19 @@ def test_sampled_runs_are_labelled_like_analysis():
     assert line.startswith("toy (n=4, temp=0.7) add T=8: 100% (8/8) of forced answers")
 
 
+def test_scores_without_the_new_columns_derive_them_or_say_unknown():
+    """Scores files written before these columns: counts are derived from the record
+    columns; re-opened thinking needs the answer text, so it is unknown (NaN), never 0."""
+    recs = [rec("<think> 1", pid="a", finish="length"), rec("hmm", pid="b"), rec("42", pid="c")]
+    full = budget_control(score(recs))
+    old = budget_control(score(recs).drop(columns=DIAG[:-1]))
+    same = ["n", "forced", "natural_end", "marker_found", "errors", "forced_answer_cut",
+            "forced_no_answer", "answer_cut"]  # fmt: skip
+    assert old[same].astype(float).equals(full[same].astype(float))
+    assert full.loc[0, "reopened"] == 1 and pd.isna(old.loc[0, "reopened"])
+    assert "re-opened" not in warning_lines(old)[0] and "re-opened" in warning_lines(full)[0]
+
+
 def test_empty_scores_give_an_empty_table_and_no_warnings():
     diag = budget_control(score([]))
     assert diag.empty and "forced_answer_cut_rate" in diag and warning_lines(diag) == []
