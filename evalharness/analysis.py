@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from evalharness import buy
+from evalharness.diagnostics import BITE_RULE, budget_control
 from evalharness.flops import RULE_FALLBACK, add_flops
 from evalharness.metrics import (
     best_of_k_weights,
@@ -892,6 +893,7 @@ class Analysis:
     cheapest: pd.DataFrame  # cheapest (model, T, n) per target accuracy, runner-up, margin
     crossover: pd.DataFrame  # query volume Q where the preferred model changes (train + Q*inf)
     buy_costs: pd.DataFrame  # per target and model: training FLOPs, inference FLOPs per query
+    diagnostics: pd.DataFrame  # per run x budget: did budget forcing bite (diagnostics.py)
     rules: dict[str, str] = field(
         default_factory=lambda: {
             "log_budget_fit": SATURATION_RULE,
@@ -901,11 +903,13 @@ class Analysis:
             "exchange": buy.SURFACE_RULE,
             "cheapest": buy.CHEAPEST_RULE,
             "crossover": buy.CROSSOVER_RULE,
+            "budget_control": BITE_RULE,
         }
     )
 
     TABLES = ("budgets", "fits", "coverage", "coverage_fits", "emergence", "sharpness",
-              "spans", "compute", "exchange", "cheapest", "crossover", "buy_costs")  # fmt: skip
+              "spans", "compute", "exchange", "cheapest", "crossover", "buy_costs",
+              "diagnostics")  # fmt: skip
 
     def to_json(self) -> dict:
         """The fits and headline numbers as plain JSON-able data (NaN -> None)."""
@@ -965,4 +969,5 @@ def analyze(
         compute=compute_table(pp, ks, thinking),
         **dict(zip(("exchange", "cheapest", "crossover", "buy_costs"),
                    buy_tables(pp, df, ks, info, n_boot, alpha, seed), strict=True)),
+        diagnostics=budget_control(scores),
     )  # fmt: skip

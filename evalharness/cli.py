@@ -179,6 +179,12 @@ def _print_summary(results: Path, run_ids: list[str] | None = None) -> None:
                       str(r["n"]), *[f"{v:.3f}" if v == v else "" for v in row.values],
                       f"{r['errors']}/{r['records']}", f"{r['no_answer']}/{r['records']}", state)
     Console(width=None if sys.stdout.isatty() else 160).print(table)
+    # budget forcing fails silently (answers rambling into --max-answer-tokens, thinking
+    # re-opened): say where, one line per run x budget
+    from evalharness.diagnostics import budget_control, warning_lines
+
+    for line in warning_lines(budget_control(df)):
+        typer.secho(f"warning: {line}", fg="yellow", err=True)
 
 
 @app.command()

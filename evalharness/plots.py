@@ -400,6 +400,57 @@ def plot_thinking_usage(
     return fig
 
 
+_CONTROL_PANELS = (
+    ("forced_rate", "thinking forced to end at T\n(share of records)"),
+    ("forced_answer_cut_rate", "answer cut by --max-answer-tokens\n(share of forced ends)"),
+    ("reopened_rate", "thinking re-opened in the answer\n(share of forced ends)"),
+    ("forced_no_answer_rate", "no extractable answer\n(share of forced ends)"),
+)
+
+
+def plot_budget_control(
+    diagnostics: pd.DataFrame,
+    *,
+    task: str | None = None,
+    family: str | None = None,
+    params: Mapping[str, float] | None = None,
+    warn_share: float = 0.05,
+) -> Figure:
+    """Did budget forcing bite? Per model vs the thinking budget T: the share of records whose
+    thinking was forced to end, and among those forced ends the share whose answer was cut by
+    ``--max-answer-tokens``, that re-opened thinking, or that gave no extractable answer; the
+    dotted line is the warning threshold (`warn_share`).
+
+    `diagnostics`: analysis ``diagnostics`` rows of one task (model, budget, the ``*_rate``
+    columns of :func:`evalharness.diagnostics.budget_control`)."""
+    with mpl.rc_context(_STYLE):
+        fig, axes = _new_figure(3.3 * len(_CONTROL_PANELS), 3.9, ncols=len(_CONTROL_PANELS),
+                                sharey=True)  # fmt: skip
+        params = _params_of(diagnostics, params)
+        colors = model_colors(params)
+        bax = _BudgetAxis(diagnostics["budget"])
+        handles = []
+        for m in _model_order(params):
+            g = diagnostics[diagnostics["model"] == m].sort_values("budget")
+            st = dict(color=colors[m], marker="o", ms=4, lw=1.6)
+            for ax, (col, _) in zip(axes, _CONTROL_PANELS, strict=True):
+                ax.plot(bax.x(g["budget"]), g[col].astype(float), label=_label(m, params), **st)
+            handles.append(Line2D([], [], label=_label(m, params), **st))
+        for i, (ax, (_, title)) in enumerate(zip(axes, _CONTROL_PANELS, strict=True)):
+            if i > 0:
+                ax.axhline(warn_share, color="crimson", lw=0.9, ls=":", zorder=0)
+            bax.apply(ax, "thinking budget T (log₂)")
+            ax.set_title(title)
+            ax.set_ylim(-0.03, 1.03)
+        axes[0].set_ylabel("share")
+        handles.append(Line2D([], [], color="crimson", lw=0.9, ls=":",
+                              label=f"warning above {100 * warn_share:.0f}%"))
+        fig.suptitle(_title("Budget control: did forcing the end of thinking bite?", family, task))
+        fig.legend(handles=handles, loc="outside lower center", frameon=False,
+                   ncols=min(4, len(handles)))
+    return fig
+
+
 _BESTOF_PANELS = (
     ("pass", "pass@k (unbiased): any of k correct"),
     ("maj", "maj@k: majority vote of k"),
@@ -896,7 +947,7 @@ def plot_cost_vs_queries(
 
 FIGURE_KINDS = (
     "accuracy_vs_budget", "thinking_tokens", "pass_maj_at_k", "emergence", "flops_frontier",
-    "iso_accuracy", "cost_vs_queries",
+    "iso_accuracy", "cost_vs_queries", "budget_control",
 )  # fmt: skip
 
 
@@ -1041,7 +1092,30 @@ def build_figures(analysis) -> list[FigureSpec]:
                 )
             )
         specs += _buy_figures(a, task, fam, P)
+        specs += _control_figures(a, task, fam, P)
     return specs
+
+
+def _control_figures(a, task: str, fam: str, P: Mapping[str, float]) -> list[FigureSpec]:
+    """The budget-control figure of one task, where a forced end failed to bite at least once
+    (answer cut, thinking re-opened or no answer); otherwise the report's table says so."""
+    from evalharness.diagnostics import WARN_SHARE
+
+    diag = getattr(a, "diagnostics", pd.DataFrame())
+    if diag.empty:
+        return []
+    diag = _base_level(diag[diag["task"] == task])
+    failed = diag[["forced_answer_cut", "reopened", "forced_no_answer"]].astype(float)
+    if diag.empty or not (failed.fillna(0).to_numpy() > 0).any():
+        return []
+    return [FigureSpec(
+        slug("budget_control", task), "budget_control", task, fam,
+        "Did budget forcing bite? Share of records whose thinking was forced to end at T, and "
+        "of those forced ends the share whose answer was cut by --max-answer-tokens, that "
+        "re-opened thinking, or that gave no extractable answer (dotted: the "
+        f"{100 * WARN_SHARE:.0f}% warning threshold).",
+        plot_budget_control(diag, task=task, family=fam, params=P, warn_share=WARN_SHARE),
+    )]  # fmt: skip
 
 
 def _buy_figures(a, task: str, fam: str, P: Mapping[str, float]) -> list[FigureSpec]:

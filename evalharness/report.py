@@ -510,6 +510,83 @@ def crossover_table(an, task: str) -> Table:
     )  # fmt: skip
 
 
+class Bullets:
+    """Warning lines among a section's tables (same interface as `Table`)."""
+
+    def __init__(self, lines: Sequence[str], prefix: str = "warning: "):
+        self.lines, self.prefix = list(lines), prefix
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def html(self) -> str:
+        items = "".join(f"<li>{esc(self.prefix + s)}</li>" for s in self.lines)
+        return f'<ul class="warn">{items}</ul>'
+
+    def markdown(self) -> str:
+        return "\n".join(f"- {self.prefix}{s}" for s in self.lines)
+
+
+def _diagnostics(an, task: str) -> pd.DataFrame:
+    diag = getattr(an, "diagnostics", None)
+    if diag is None or diag.empty:
+        return pd.DataFrame()
+    return _task(diag, task)
+
+
+def control_table(an, task: str) -> Table:
+    """Per run × budget: how thinking ended (by itself at the marker, or forced at T) and,
+    of the forced ends, how many did not bite (answer cut, thinking re-opened, no answer)."""
+    from evalharness.diagnostics import BITE_RULE
+
+    diag = _diagnostics(an, task)
+    if diag.empty:
+        return Table([], [])
+    params = _params_map(an)
+    order = {m: i for i, m in enumerate(_order(diag["model"], params))}
+    diag = diag.assign(_o=diag["model"].map(order)).sort_values(
+        ["_o", "run_id", "extensions", "budget"])
+
+    def share(count, of) -> str:
+        c, o = _num(count), _num(of)
+        if not (math.isfinite(c) and math.isfinite(o)) or o <= 0:
+            return "–"
+        return f"{100 * c / o:.0f}% ({int(c)})"
+
+    rows = []
+    for _, r in diag.iterrows():
+        rows.append([
+            r["model"] + _ext_tag(r), f"{int(r['budget'])}", int(r["n"]),
+            share(r["marker_found"], r["n"]), share(r["forced"], r["n"]),
+            share(r["forced_answer_cut"], r["forced"]), share(r["reopened"], r["forced"]),
+            share(r["forced_no_answer"], r["forced"]), share(r["errors"], r["n"]),
+        ])  # fmt: skip
+    return Table(
+        ["model", "T", "records", "ended at marker", "forced at T", "answer cut",
+         "re-opened thinking", "no answer", "errors"], rows, numeric=set(range(1, 9)),
+        caption=f"Budget control per run × budget: how thinking ended, and of the forced ends "
+                f"how many did not bite — task {task}",
+        note="ended at marker / forced at T / errors: share of all records; answer cut "
+             "(by --max-answer-tokens), re-opened thinking and no answer: share of the forced "
+             f"ends. Warning rule: {BITE_RULE}.",
+    )  # fmt: skip
+
+
+def control_warnings(an, task: str) -> Bullets | Paragraph:
+    """The run × budget pairs where a control did not bite (the summary's warning lines)."""
+    from evalharness.diagnostics import WARN_SHARE, warning_lines
+
+    diag = _diagnostics(an, task)
+    if diag.empty:
+        return Paragraph("")
+    lines = warning_lines(diag)
+    if not lines:
+        pct = f"{100 * WARN_SHARE:.0f}%"
+        return Paragraph(f"Every control bit: no run × budget had more than {pct} of its forced "
+                         f"ends cut, re-opened or without an answer, or more than {pct} errors.")
+    return Bullets(lines)
+
+
 def _linear_share(emergence: pd.DataFrame, family) -> str:
     """Sharpness of a straight line over the family's size range: 1 / doublings spanned."""
     if emergence.empty:
@@ -747,6 +824,8 @@ code { font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace; font-si
 .kv { margin:8px 0; } .kv > b { display:inline-block; min-width:90px; color:var(--muted); }
 .ok { color:var(--ok); font-weight:700; } .bad { color:var(--bad); font-weight:700; }
 .muted { color:var(--muted); }
+ul.warn { background:#fff6f5; border-left:4px solid var(--bad); padding:10px 16px 10px 34px;
+          border-radius:4px; }
 footer { color:var(--muted); font-size:12px; margin-top:50px; }
 """
 
@@ -807,6 +886,8 @@ def render(results_dir: Path, scores: pd.DataFrame, analysis, runs: pd.DataFrame
              [buy_answer(an, task), exchange_rate_table(an, task), cheapest_table(an, task)]),
             ("Training + inference cost vs query volume", "cost_vs_queries",
              [crossover_table(an, task)]),
+            ("Budget control: did it bite?", "budget_control",
+             [control_warnings(an, task), control_table(an, task)]),
         ]  # fmt: skip
         for name, kind, tables in sections:
             shown = figs.get(kind, [])

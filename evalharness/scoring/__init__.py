@@ -38,7 +38,7 @@ from evalharness.store import read_manifest, read_samples  # noqa: F401
 log = logging.getLogger("evalharness")
 
 # Bump when the score columns or their meaning change: load_scores re-scores older files.
-SCORES_VERSION = "2"
+SCORES_VERSION = "3"
 _VERSION_KEY = b"evalharness_scores_version"
 _STATE_KEY = b"evalharness_run_state"
 
@@ -66,7 +66,8 @@ def score_run(run_dir: Path) -> Path:
         answer_type, regex = scoring_settings(manifest)
         options = {r["id"]: r["choices"] for r in store.read_problems(run_dir)
                    if isinstance(r.get("choices"), list)} or None
-        scores = score_records(samples, answer_type, pattern=regex, options=options)
+        scores = score_records(samples, answer_type, pattern=regex, options=options,
+                               markers=(manifest.get("spec") or {}).get("format"))
         state = store.run_state(run_dir, samples, health, manifest)
         table = pa.Table.from_pandas(scores, preserve_index=False)
         meta = dict(table.schema.metadata or {})

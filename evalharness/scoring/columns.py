@@ -7,6 +7,7 @@ Python loops, so 10^6 records score in seconds. Pure: frames in, frames out (no 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -48,6 +49,9 @@ class _Context:
     answer_type: str
     pattern: str | None
     options: dict[str, list[str]] | None = None  # choice tasks: problem id -> option texts
+    # the run's reasoning format (manifest spec.format: think_start, think_end, extension, …);
+    # None for callers that do not pass it: diagnostics then look for common markers
+    markers: dict | None = None
 
     @property
     def n(self) -> int:
@@ -292,6 +296,78 @@ def _gold_think_len(ctx: _Context) -> np.ndarray:
     return np.where(think.valid, think.lengths, np.nan)
 
 
+# -- budget-control diagnostics: did the forced end of thinking bite? -----------------------
+# (aggregated per run x budget by `evalharness.diagnostics`)
+
+# markers that re-open thinking when the run's format is not known: the think tags most
+# reasoning models use and s1's extension word
+FALLBACK_MARKERS = ("<think>", "</think>", "Wait")
+
+
+def _marker_pattern(markers: dict | None) -> re.Pattern | None:
+    """One regex matching any think-start, think-end or extension string of the format.
+
+    Word-like ends only match at word boundaries, so "Wait" does not match "Waiting" or
+    "await"; markers are matched case-sensitively (they are exact strings the model emits)."""
+    if markers is None:
+        texts = list(FALLBACK_MARKERS)
+    else:
+        texts = [markers.get(k) for k in ("think_start", "think_end", "extension")]
+    parts = []
+    for t in {str(t).strip() for t in texts if t and str(t).strip()}:
+        pat = re.escape(t)
+        if re.match(r"\w", t):
+            pat = r"(?<!\w)" + pat
+        if re.search(r"\w$", t):
+            pat += r"(?!\w)"
+        parts.append(pat)
+    return re.compile("|".join(sorted(parts))) if parts else None
+
+
+def _bool_col(ctx: _Context, name: str) -> np.ndarray:
+    if name not in ctx.df:
+        return np.zeros(ctx.n, dtype=bool)
+    return ctx.df[name].fillna(False).to_numpy(dtype=bool)
+
+
+@column("marker_found", "thinking ended at the think-end marker within the budget")
+def _marker_found(ctx: _Context) -> np.ndarray:
+    # the sweep records the natural length only where the marker came within this budget
+    if "natural_thinking_tokens" not in ctx.df:
+        return np.zeros(ctx.n, dtype=bool)
+    return ctx.df["natural_thinking_tokens"].notna().to_numpy() & ~_bool_col(ctx, "cut")
+
+
+@column("natural_end", "the model ended thinking itself within the budget (marker or eos)")
+def _natural_end(ctx: _Context) -> np.ndarray:
+    # not cut and not an error: the marker, or an end of sequence before the budget
+    return ~_bool_col(ctx, "cut") & ~ctx.out["error"].to_numpy(dtype=bool)
+
+
+@column("reopened", "thinking re-opened after a forced end (think marker or 'Wait' in the "
+        "answer)", higher_is_better=False)
+def _reopened(ctx: _Context) -> np.ndarray:
+    cut = _bool_col(ctx, "cut")
+    pattern = _marker_pattern(ctx.markers)
+    if pattern is None or not cut.any():
+        return np.zeros(ctx.n, dtype=bool)
+    found = _map_unique(ctx.df["answer"].astype(object),
+                        lambda a: isinstance(a, str) and pattern.search(a) is not None)
+    return cut & found.astype(bool)
+
+
+@column("answer_extracted", "an answer could be extracted (not an error, not no-answer)")
+def _answer_extracted(ctx: _Context) -> np.ndarray:
+    return ~ctx.out["no_answer"].to_numpy(dtype=bool) & ~ctx.out["error"].to_numpy(dtype=bool)
+
+
+@column("answer_cut", "the answer was cut by --max-answer-tokens", higher_is_better=False)
+def _answer_cut(ctx: _Context) -> np.ndarray:
+    if "finish_reason" not in ctx.df:
+        return np.zeros(ctx.n, dtype=bool)
+    return (ctx.df["finish_reason"].astype(object) == "length").to_numpy(dtype=bool)
+
+
 SCORE_COLUMNS = ID_COLUMNS + list(COLUMNS)
 EMERGENCE_COLUMNS = tuple(c.name for c in COLUMNS.values() if c.emergence)
 
@@ -299,18 +375,20 @@ EMERGENCE_COLUMNS = tuple(c.name for c in COLUMNS.values() if c.emergence)
 def score_records(
     df: pd.DataFrame, answer_type: AnswerType | str, pattern: str | None = None,
     options: dict[str, list[str]] | None = None,
+    markers: dict | None = None,
 ) -> pd.DataFrame:
     """One score row per record (columns: `SCORE_COLUMNS`, computed by the `COLUMNS` registry).
 
     `df` has the `SampleRecord` fields as columns; list fields may be Python lists or Arrow
     lists. Optional fields (choice_logprobs, gold_*) may be absent. `options`: for choice
     tasks, each problem's option texts, so an answer that is an option's text counts as that
-    option's letter.
+    option's letter. `markers`: the run's reasoning format (manifest ``spec.format``), for the
+    re-opened-thinking diagnostic.
     """
     if len(df) == 0:
         return pd.DataFrame(columns=SCORE_COLUMNS)
     out = pd.DataFrame({c: df[c].to_numpy() if c in df else None for c in ID_COLUMNS})
-    ctx = _Context(df, out, str(answer_type), pattern, options)
+    ctx = _Context(df, out, str(answer_type), pattern, options=options, markers=markers)
     for name, col in COLUMNS.items():
         values = col.compute(ctx)
         out[name] = pd.Series(values, dtype=object) if name == "pred" else values
