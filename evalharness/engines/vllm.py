@@ -156,16 +156,27 @@ class VLLMEngine:
                 tick(sum(count(k, r) for k, r in enumerate(results)))
             return results
         ids = self.llm.enqueue(prompts, params, use_tqdm=False)
-        at = {rid: k for k, rid in enumerate(ids)}
+        # `enqueue` returns internal ids ("7-1a2b3c4d"); outputs carry the external one ("7").
+        at = {rid: k for k, rid in enumerate(ids)} | {
+            rid.rsplit("-", 1)[0]: k for k, rid in enumerate(ids)}
         engine = self.llm.llm_engine
-        done: dict[int, Any] = {}
+        finished, unticked = [], set()
         while engine.has_unfinished_requests():
             for res in engine.step():
-                if res.finished and res.request_id in at:
-                    k = at[res.request_id]
-                    done[k] = res
-                    tick(count(k, res))
-        return [done[k] for k in range(len(ids))]
+                if res.finished:
+                    finished.append(res)
+                    if res.request_id in at:
+                        tick(count(at[res.request_id], res))
+                    else:
+                        unticked.add(res.request_id)
+        # ordered as `LLM.generate` orders them (external ids count up in submission order)
+        results = sorted(finished, key=lambda r: int(r.request_id))
+        if len(results) != len(ids):
+            raise EngineError(f"vLLM returned {len(results)} outputs for {len(ids)} requests")
+        for k, res in enumerate(results):
+            if res.request_id in unticked:
+                tick(count(k, res))
+        return results
 
     def generate(self, requests: Sequence[GenRequest],
                  progress: Callable[[int], None] | None = None) -> list[list[Completion]]:
