@@ -10,7 +10,7 @@ import json
 import os
 import re
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -30,11 +30,17 @@ class Engine(Protocol):
     # max_model_len, revision, seed, ...): what a run's identity should hold.
     settings: dict[str, Any]
 
-    def generate(self, requests: Sequence[GenRequest]) -> list[list[Completion]]:
+    # `progress`: optional; an engine calls it with token counts as work completes inside the
+    # call (decoded tokens for generate, continuation tokens for score). Engines without it
+    # (e.g. Ray replicas) stay valid: `evalharness.progress.call_with_progress` ticks for them
+    # once the call returns.
+    def generate(self, requests: Sequence[GenRequest],
+                 progress: Callable[[int], None] | None = None) -> list[list[Completion]]:
         """One list of `request.n` completions per request, in request order."""
         ...
 
-    def score(self, pairs: Sequence[tuple[list[int], list[int]]]) -> list[ScoreResult]:
+    def score(self, pairs: Sequence[tuple[list[int], list[int]]],
+              progress: Callable[[int], None] | None = None) -> list[ScoreResult]:
         """Teacher-forced log p of each continuation token after its context tokens."""
         ...
 

@@ -12,7 +12,7 @@ import dataclasses
 import gc
 import inspect
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from evalharness.engines.base import (
@@ -141,7 +141,47 @@ class VLLMEngine:
             raise EngineError("this vLLM engine was closed (another one was started in this "
                               "process); build a new VLLMEngine")
 
-    def generate(self, requests: Sequence[GenRequest]) -> list[list[Completion]]:
+    def _run(self, prompts: list[Any], params: Any, tick: Callable[[int], None] | None,
+             count: Callable[[int, Any], int]) -> list[Any]:
+        """`LLM.generate`, with `tick(count(k, output))` as each request finishes.
+
+        vLLM's offline API reports a request only when it has finished (`_add_request` forces
+        `RequestOutputKind.FINAL_ONLY`), so this is the finest grain it offers without its
+        private stats; the steps are the ones `LLM.generate` runs (`enqueue`, then
+        `llm_engine.step()` until done), so nothing is slower. Versions without `enqueue`
+        tick once at the end of the call."""
+        if tick is None or not hasattr(self.llm, "enqueue"):
+            results = self.llm.generate(prompts, params, use_tqdm=False)
+            if tick is not None:
+                tick(sum(count(k, r) for k, r in enumerate(results)))
+            return results
+        ids = self.llm.enqueue(prompts, params, use_tqdm=False)
+        # `enqueue` returns internal ids ("7-1a2b3c4d"); outputs carry the external one ("7").
+        at = {rid: k for k, rid in enumerate(ids)} | {
+            rid.rsplit("-", 1)[0]: k for k, rid in enumerate(ids)}
+        engine = self.llm.llm_engine
+        finished, unticked = [], set()
+        while engine.has_unfinished_requests():
+            for res in engine.step():
+                if res.finished:
+                    finished.append(res)
+                    if res.request_id in at:
+                        tick(count(at[res.request_id], res))
+                    else:
+                        unticked.add(res.request_id)
+        # ordered as `LLM.generate` orders them (external ids count up in submission order)
+        results = sorted(finished, key=lambda r: int(r.request_id))
+        if len(results) != len(ids):
+            raise EngineError(f"vLLM returned {len(results)} outputs for {len(ids)} requests")
+        for k, res in enumerate(results):
+            if res.request_id in unticked:
+                tick(count(k, res))
+        return results
+
+    def generate(self, requests: Sequence[GenRequest],
+                 progress: Callable[[int], None] | None = None) -> list[list[Completion]]:
+        """`progress`, if given, receives each request's decoded tokens (stop tokens included)
+        as it finishes."""
         from vllm.inputs import TokensPrompt
 
         self._check_open()
@@ -173,7 +213,8 @@ class VLLMEngine:
             )
             for i in ok
         ]
-        results = self.llm.generate(prompts, params, use_tqdm=False)
+        results = self._run(prompts, params, progress,
+                            lambda _, res: sum(len(c.token_ids) for c in res.outputs))
         for i, res in zip(ok, results, strict=True):
             stops = set(requests[i].stop_ids) | {self.tokenizer.eos_token_id}
             comps = []
@@ -187,7 +228,9 @@ class VLLMEngine:
             out[i] = comps
         return out
 
-    def score(self, pairs: Sequence[tuple[list[int], list[int]]]) -> list[ScoreResult]:
+    def score(self, pairs: Sequence[tuple[list[int], list[int]]],
+              progress: Callable[[int], None] | None = None) -> list[ScoreResult]:
+        """`progress`, if given, receives each pair's continuation tokens as it is scored."""
         from vllm.inputs import TokensPrompt
 
         self._check_open()
@@ -195,13 +238,16 @@ class VLLMEngine:
         out: list[ScoreResult] = [ScoreResult([], []) for _ in pairs]
         todo = [k for k, (ctx, cont) in enumerate(pairs)
                 if cont and ctx and len(ctx) + len(cont) <= self.max_model_len]
+        if progress is not None:  # refused pairs are done: the bar reaches 100 %
+            skipped = set(range(len(pairs))) - set(todo)
+            progress(sum(len(pairs[k][1]) for k in skipped))
         if not todo:
             return out
         # prompt_logprobs=1: each prompt position carries the actual token's log-prob and rank.
         params = self._params(max_tokens=1, prompt_logprobs=1, temperature=0.0,
                               skip_special_tokens=False)
         prompts = [TokensPrompt(prompt_token_ids=pairs[k][0] + pairs[k][1]) for k in todo]
-        results = self.llm.generate(prompts, params, use_tqdm=False)
+        results = self._run(prompts, params, progress, lambda k, _: len(pairs[todo[k]][1]))
         for k, res in zip(todo, results, strict=True):
             ctx, cont = pairs[k]
             plp = res.prompt_logprobs[len(ctx) :]
