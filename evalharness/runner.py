@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata as md
+import os
 import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,6 +28,7 @@ from evalharness.formats import (
     render_prompt,
     with_overrides,
 )
+from evalharness.progress import Progress
 from evalharness.spec import EngineSpec, GenerationSpec, ModelSpec, Plan, RunSpec, TaskSpec
 from evalharness.store import ResultsError, RunStore, now, os_error_message, read_problems
 from evalharness.sweep import SweepConfig, Sweeper
@@ -259,12 +262,14 @@ def _run(store: RunStore, spec: RunSpec, ref: ModelRef, task, opts: EvalOptions,
         log(f"{run_id}: resuming, {have} of {have + total} records already made; "
             f"generating the other {total}")
     cfg = SweepConfig.of(spec.generation, plan)
-    sweeper = Sweeper(engine, _format_of(spec), cfg)
+    # token bars per phase (thinking, answers, scoring) inside engine calls; the record bar
+    # below counts what reached the store
+    sweeper = Sweeper(engine, _format_of(spec), cfg, Progress(disable=not opts.progress))
     meta = {"run_id": run_id, "model": ref.name, "task": task.name}
     made = errors = tokens = 0
     t0 = time.time()
     bar = tqdm(total=total, desc=ref.name, unit="rec", dynamic_ncols=True,
-               disable=not opts.progress)
+               disable=not opts.progress or not sys.stderr.isatty() or bool(os.environ.get("CI")))
     # each replica should get a full chunk per call (results are the same either way)
     chunk = opts.chunk * max(1, opts.replicas)
     for start in range(0, len(todo), chunk):

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from evalharness.engines.base import Engine
 from evalharness.formats import ReasoningFormat
+from evalharness.progress import Progress, call_with_progress, generated_tokens, scored_tokens
 from evalharness.spec import GenerationSpec, Plan
 from evalharness.types import GenRequest, Problem, SampleRecord
 
@@ -86,8 +87,10 @@ def unit_seed(seed: int, problem_id: str, sample: int = 0) -> int:
 
 
 class Sweeper:
-    def __init__(self, engine: Engine, fmt: ReasoningFormat, cfg: SweepConfig) -> None:
+    def __init__(self, engine: Engine, fmt: ReasoningFormat, cfg: SweepConfig,
+                 progress: Progress | None = None) -> None:
         self.engine, self.fmt, self.cfg = engine, fmt, cfg
+        self.progress = progress or Progress(disable=True)
         tok = engine.tokenizer
         self.tok = tok
         self.eos = tok.eos_token_id
@@ -135,12 +138,16 @@ class Sweeper:
     def think(self, prompts: Sequence[list[int]], seeds: Sequence[int],
               t_max: Sequence[int]) -> list[Trace]:
         """One thinking trace per request (one sample each), each up to its own budget."""
+        with self.progress.phase("thinking", sum(t_max)) as tick:
+            return self._think(prompts, seeds, t_max, tick)
+
+    def _think(self, prompts, seeds, t_max, tick) -> list[Trace]:
         cfg = self.cfg
         reqs = [GenRequest(p, t, cfg.temperature, cfg.top_p, s, 1, self.stop_ids, self.stop_strs)
                 for p, s, t in zip(prompts, seeds, t_max, strict=True)]
         traces = [Trace() for _ in prompts]
         open_: list[int] = []
-        for i, comps in enumerate(self.engine.generate(reqs)):
+        for i, comps in enumerate(self._generate(reqs, tick)):
             if self._absorb(traces[i], comps[0]):
                 open_.append(i)
         # extend mode: replace each natural end by the extension text and keep thinking
@@ -154,7 +161,7 @@ class Sweeper:
                                cfg.temperature, cfg.top_p, seeds[i] * 31 + 1000 * k, 1,
                                self.stop_ids, self.stop_strs) for i in open_]
             still = []
-            for i, comps in zip(open_, self.engine.generate(reqs), strict=True):
+            for i, comps in zip(open_, self._generate(reqs, tick), strict=True):
                 if self._absorb(traces[i], comps[0]):
                     still.append(i)
             open_ = still
@@ -176,6 +183,9 @@ class Sweeper:
             return prompt + trace.ids[:limit] + self.end_ids + self.cue_ids, limit, None, False
         used = min(budget, limit)
         return prompt + trace.ids[:used] + self.end_ids + self.cue_ids, used, None, True
+
+    def _generate(self, reqs, tick):
+        return call_with_progress(self.engine.generate, reqs, tick, generated_tokens)
 
     def _continuation(self, context: str, cont: str, prefix: bool = False) -> list[int]:
         """The tokens of `cont` after `context` as lm-eval splits them: encode the two
@@ -255,7 +265,10 @@ class Sweeper:
         plist = list(prefixes)
         ans_reqs = [GenRequest(list(pre), cfg.max_answer_tokens, cfg.temperature, cfg.top_p,
                                seeds[(i, j)] * 7919 + len(pre), 1, ()) for i, j, pre in plist]
-        answers = [c[0] for c in self.engine.generate(ans_reqs)] if ans_reqs else []
+        answers = []
+        if ans_reqs:
+            with self.progress.phase("answers", len(ans_reqs) * cfg.max_answer_tokens) as tick:
+                answers = [c[0] for c in self._generate(ans_reqs, tick)]
         refs = [self.tok.encode(p.reference, add_special_tokens=False) for p in problems]
         pairs = [(list(pre), refs[i]) for i, _, pre in plist]
         # multiple choice: each option's continuation (lm-eval's target_delimiter + choice) is
@@ -285,7 +298,11 @@ class Sweeper:
                 ans = refs[i] + [self.eos]
                 gold_split[i] = (len(pairs), len(think))
                 pairs.append((list(prompts[i]), think + ans))
-        scores = self.engine.score(pairs) if pairs else []
+        scores = []
+        if pairs:
+            with self.progress.phase("scoring", scored_tokens(pairs)) as tick:
+                scores = call_with_progress(self.engine.score, pairs, tick,
+                                            lambda _: scored_tokens(pairs))
         choice_lp: dict[int, list[float]] = {}
         for k, at in choice_rows:
             choice_lp.setdefault(k, []).append(sum(scores[at].logprobs))
