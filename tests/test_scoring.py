@@ -70,6 +70,10 @@ EXTRACTION = [
     ("Paris", "string", "Paris"),
     ("Let me think.\nThe capital is Paris.\n\nParis", "string", "Paris"),
     ("The answer is Paris.", "string", "Paris"),
+    # Too big to evaluate, still a number: the span is kept whole, not cut to its first digit.
+    ("The answer is 1e100000000.", "number", "1e100000000"),
+    ("The answer is 42   . Then more", "integer", "42"),
+    ("#### 12   \n\n", "integer", "12"),
 ]
 
 # (extracted prediction, reference, answer type, correct?)
@@ -126,6 +130,11 @@ GRADING = [
     ("\\text{B}", "B", "choice", True),
     ("C", "B", "choice", False),
     (None, "B", "choice", False),
+    # Beyond the number caps a value compares as a normalised string.
+    ("1e5000", "1e5000", "number", True),
+    ("1e5000", "1E5000", "integer", True),
+    ("1e100000000", "5", "integer", False),
+    ("1e999", "1" + "0" * 999, "integer", True),
 ]
 
 

@@ -1,0 +1,439 @@
+"""Answer extraction and grading under adversarial input: bounded time, never an exception.
+
+Each defect test runs its calls in a forked child that is killed at a time limit, so the
+earlier, unbounded code fails the test instead of hanging the suite: a call stuck in one huge
+integer operation (``Fraction("1e100000000")``) holds the GIL and ignores signals, so neither a
+thread with a join timeout nor SIGALRM could stop it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import multiprocessing
+import random
+import re
+import threading
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from evalharness.scoring import answers, canonical_answer, extract_answer, grade, last_boxed
+
+TYPES = ("integer", "number", "math", "string", "choice")
+# The documented bound (a fallback so that these tests fail, not error, on the earlier code).
+LIMIT_S = getattr(answers, "GRADE_TIME_LIMIT_S", 6.0)
+MB = 1 << 20
+
+
+def _child(send, fn, args):
+    try:
+        send.send((True, fn(*args)))
+    except BaseException:
+        send.send((False, traceback.format_exc()))
+
+
+def _within(limit_s: float, fn, *args):
+    """fn(*args) in a forked child, killed after `limit_s` seconds; its result, or a failure."""
+    ctx = multiprocessing.get_context("fork")
+    recv, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(send, fn, args), daemon=True)
+    proc.start()
+    send.close()
+    try:
+        if not recv.poll(limit_s):
+            pytest.fail(f"still running after {limit_s:.0f} s")
+        ok, value = recv.recv()
+    finally:
+        if proc.is_alive():
+            proc.kill()
+        proc.join()
+    if not ok:
+        pytest.fail(f"raised:\n{value}")
+    return value
+
+
+def _timed_calls(calls) -> list[tuple[str, object, float]]:
+    """Run (label, fn, *args) calls; their results and seconds (picklable, for `_within`)."""
+    out = []
+    for label, fn, *args in calls:
+        t = time.perf_counter()
+        result = fn(*args)
+        out.append((label, result, time.perf_counter() - t))
+    return out
+
+
+def _assert_each_within_bound(results):
+    slow = [(label, round(dt, 2)) for label, _, dt in results if dt > LIMIT_S]
+    assert not slow, f"calls over the {LIMIT_S:.0f} s bound: {slow}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The defects, one test each
+# ---------------------------------------------------------------------------------------------
+
+
+def _huge_exponent_calls():
+    text = "The answer is 1e100000000."
+    calls = [("extract " + t, extract_answer, text, t) for t in TYPES]
+    calls += [("grade " + t, grade, "1e100000000", "5", t) for t in TYPES]
+    calls += [("grade ref " + t, grade, "5", "1e100000000", t) for t in TYPES]
+    calls += [("canonical " + t, canonical_answer, "1e100000000", t) for t in TYPES]
+    return _timed_calls(calls)
+
+
+def test_a_huge_exponent_is_not_expanded_into_an_exact_integer():
+    # 11 characters used to mean an exact integer of 10^8 digits: minutes per call.
+    results = _within(4 * LIMIT_S, _huge_exponent_calls)
+    _assert_each_within_bound(results)
+    by_label = {label: value for label, value, _ in results}
+    assert by_label["extract number"] == "1e100000000"
+    assert not any(v for k, v in by_label.items() if k.startswith("grade"))
+
+
+def test_scoring_a_run_with_a_huge_exponent_finishes():
+    from evalharness.scoring import score_records
+    from evalharness.types import SampleRecord
+
+    def score():
+        base = dict(
+            run_id="r", model="m", task="t", problem_id="p", sample=0, seed=0, budget=0,
+            extensions=0, thinking_tokens=0, natural_thinking_tokens=0, cut=False, thinking="",
+            answer="The answer is 1e100000000.", answer_ids=[1], answer_logprobs=[-0.1],
+            reference="5", ref_ids=[1], ref_logprobs=[-0.1], ref_hits=[True],
+            prompt_tokens=1, generated_tokens=1, finish_reason="stop", time_s=0.0,
+        )  # fmt: skip
+        import pandas as pd
+
+        rows = pd.DataFrame([SampleRecord(**base).to_json()])
+        scores = score_records(rows, "number")
+        return scores["pred"].tolist(), scores["correct"].tolist()
+
+    assert _within(4 * LIMIT_S, score) == (["1e100000000"], [False])
+
+
+def _over_the_digit_limit_calls():
+    big_frac = "\\frac{" + "7" * 5000 + "}{3}"
+    calls = []
+    for t in TYPES:
+        calls += [
+            ("canonical 1e5000 " + t, canonical_answer, "1e5000", t),
+            ("canonical frac " + t, canonical_answer, big_frac, t),
+            ("grade 1e5000 " + t, grade, "1e5000", "1e5000", t),
+            ("grade 1e5000 vs 5 " + t, grade, "1e5000", "5", t),
+            ("grade frac " + t, grade, big_frac, big_frac, t),
+            ("grade frac vs 5 " + t, grade, big_frac, "5", t),
+            ("extract frac " + t, extract_answer, f"The answer is ${big_frac}$.", t),
+        ]
+    return _timed_calls(calls)
+
+
+def test_numbers_over_the_int_digit_limit_compare_as_strings_and_never_raise():
+    # "1e5000" raised ValueError (Python's 4,300-digit int/str limit) in canonical_answer, and
+    # \frac{<4301+ digits>}{...} in grade too.
+    results = _within(4 * LIMIT_S, _over_the_digit_limit_calls)
+    _assert_each_within_bound(results)
+    by_label = {label: value for label, value, _ in results}
+    for t in ("integer", "number", "math"):
+        assert by_label["canonical 1e5000 " + t] == "1e5000"  # a string, not a number
+        assert by_label["grade 1e5000 " + t] is True  # equal strings are still correct
+        assert by_label["grade 1e5000 vs 5 " + t] is False
+        assert by_label["grade frac " + t] is True
+        assert by_label["grade frac vs 5 " + t] is False
+
+
+def test_majority_voting_in_analyze_survives_numbers_over_the_digit_limit():
+    # analyze (hence plots and report) canonicalises predictions for maj@k.
+    from test_analysis import synthetic_scores
+
+    from evalharness.analysis import analyze
+
+    def run():
+        scores = synthetic_scores(n_problems=8, n_samples=3)
+        wrong = scores.index[~scores["correct"]]
+        scores.loc[wrong[::2], "pred"] = "1e5000"
+        scores.loc[wrong[1::2], "pred"] = "\\frac{" + "7" * 5000 + "}{3}"
+        return len(analyze(scores, n_boot=20).budgets)
+
+    assert _within(60, run) > 0
+
+
+def test_ordinary_numbers_keep_their_exactness_and_tolerance():
+    assert grade("1234567890123456789", "1234567890123456788", "integer") is False
+    assert grade("1234567890123456", "1,234,567,890,123,456", "integer") is True
+    assert grade("1e3", "1000", "integer") is True
+    assert grade("1e-3", "0.001", "number") is True
+    assert grade("0.3333333", "1/3", "number") is True  # 1e-6 relative tolerance
+    assert grade("0.3333", "1/3", "number") is False
+    assert grade("1e999", "1" + "0" * 999, "integer") is True  # 1000 characters: still a number
+    assert canonical_answer("1e3", "integer") == canonical_answer("1,000", "integer") == "1000"
+
+
+def _nested_boxes_calls():
+    n = 10_000
+    calls = [(f"extract {t}", extract_answer, "\\boxed{" * n, t) for t in TYPES]
+    calls += [(f"closed {t}", extract_answer, "\\boxed{" * n + "5}", t) for t in TYPES]
+    calls.append(("last_boxed", last_boxed, "\\boxed{" * n + "5}" + "}" * (n - 1)))  # all closed
+    return _timed_calls(calls)
+
+
+def test_many_unclosed_boxes_extract_in_linear_time():
+    # 10^4 repeats of "\boxed{" took 12-23 s: each box rescanned the text to its end.
+    results = _within(4 * LIMIT_S, _nested_boxes_calls)
+    slow = [(label, round(dt, 2)) for label, _, dt in results if dt > 1.0]
+    assert not slow, f"over 1 s: {slow}"
+    by_label = {label: value for label, value, _ in results}
+    assert by_label["closed integer"] == "5" and by_label["extract math"] is None
+    assert by_label["last_boxed"] == "5"  # the innermost box is the last one
+
+
+def _backtracking_calls(texts):
+    calls = []
+    for name, text in texts.items():
+        for t in TYPES:
+            calls += [
+                (f"extract {name} {t}", extract_answer, text, t),
+                (f"grade {name} {t}", grade, text, "5", t),
+                (f"canonical {name} {t}", canonical_answer, text, t),
+            ]
+    return _timed_calls(calls)
+
+
+def test_long_runs_do_not_make_a_regex_backtrack_quadratically():
+    # "1"*n + "a"*n + "!" graded in > 90 s at 1 MB: "\d+\.?\d*" in the number pattern retried
+    # every split of the digit run. Long runs of spaces did the same to the answer-cue and
+    # "####" patterns (their lazy group re-scanned the run once per character).
+    half = MB // 2
+    texts = {
+        "digits-letters": "1" * half + "a" * half + "!",
+        "cue-spaces": "The answer is a" + " " * MB + "b",
+        "hash-spaces": "#### a" + " " * MB + "b",
+        "digits": "9" * MB,
+    }
+    results = _within(8 * LIMIT_S, _backtracking_calls, texts)
+    _assert_each_within_bound(results)
+    by_label = {label: value for label, value, _ in results}
+    assert by_label["extract cue-spaces string"] == "a" + " " * MB + "b"
+    assert by_label["extract hash-spaces string"] == "a" + " " * MB + "b"
+    assert by_label["grade digits integer"] is False
+
+
+# ---------------------------------------------------------------------------------------------
+# math-verify: bounded on every thread
+# ---------------------------------------------------------------------------------------------
+
+_EXPLOSIVE = [
+    "9^{9^{9}}", "10^{10^{10}}", "10^{100000000}", "10000000!", "\\binom{1000000}{500000}",
+    "(x+1)^{100000}", "9999!!", "x^x^x^x^x^x^x^x^2", "95E821541433", "(10^{9})!",
+    "{" * 20 + "1" + "}" * 20, "(" * 20 + "1" + ")" * 20, "1" * 401,
+]  # fmt: skip
+_ORDINARY = [
+    "\\frac{\\sqrt{3}}{2}", "x^2+2x+1", "(x+1)^2", "e^{-x^2}", "\\left(0, 1\\right]", "2^{10}",
+    "\\{1, 2\\}", "(n+1)!", "5!", "\\binom{10}{3}", "1e5000", "3\\sqrt{3}", "2^{2n+1}",
+    "\\frac{1}{1+\\frac{1}{1+\\frac{1}{2}}}", "2^{2^{x}}", "e^{-x^{2}}",
+    "\\begin{pmatrix}1 & 2\\\\3 & 4\\end{pmatrix}",
+]  # fmt: skip
+
+
+def test_inputs_known_to_explode_in_sympy_are_refused_up_front():
+    for text in _EXPLOSIVE:
+        assert answers._mv_refuses(text), text
+    for text in _ORDINARY:
+        assert not answers._mv_refuses(text), text
+
+
+# The slowest of _EXPLOSIVE for math-verify: most end at its own 1 s timeouts in the worker;
+# "95E821541433" never does (C code), so its worker is killed at the deadline.
+_UNSCREENED = ["9^{9^{9}}", "(x+1)^{100000}", "{" * 20 + "1" + "}" * 20, "95E821541433"]
+
+
+def _grade_unscreened():
+    answers._mv_refuses = lambda text: False  # (a forked child: the parent keeps the screen)
+    calls = [(text, grade, text, "\\frac{1}{2}", "math") for text in _UNSCREENED]
+    calls.append(("after", grade, "\\frac{\\sqrt{2}}{2}", "\\frac{1}{\\sqrt{2}}", "math"))
+    return _timed_calls(calls)
+
+
+def test_explosive_inputs_that_pass_the_screen_still_end_within_the_bound():
+    results = _within(len(_UNSCREENED) * LIMIT_S + 30, _grade_unscreened)
+    _assert_each_within_bound(results)
+    assert [value for _, value, _ in results] == [False] * len(_UNSCREENED) + [True]
+
+
+_HANGING_WORKER = """
+import signal, sys, time
+signal.signal(signal.SIGALRM, signal.SIG_IGN)  # deaf to math-verify's own timeout, like C code
+sys.stdout.buffer.write(b'{"ready": true}\\n'); sys.stdout.buffer.flush()
+for line in sys.stdin.buffer:
+    time.sleep(3600)
+"""
+
+
+def test_a_stuck_math_verify_is_killed_at_the_deadline_on_any_thread(monkeypatch):
+    monkeypatch.setattr(answers, "_MV_WORKER_SOURCE", _HANGING_WORKER)
+    monkeypatch.setattr(answers, "_MV_DEADLINE_S", 1.5)
+    monkeypatch.setattr(answers, "_workers", threading.local())
+
+    def timed(pair):
+        t = time.perf_counter()
+        return grade(*pair, "math"), time.perf_counter() - t
+
+    pairs = [("\\sqrt{2}/2", "1/\\sqrt{2}"), ("\\sqrt{8}/4", "1/\\sqrt{2}")]
+    results = [timed(pairs[0])]
+    with ThreadPoolExecutor(1) as pool:
+        results.append(pool.submit(timed, pairs[1]).result(timeout=30))
+    for verdict, seconds in results:
+        assert verdict is False and seconds < 1.5 + 2.0  # deadline + the worker's start-up
+
+    # Back to the real worker: the next answer is graded properly.
+    monkeypatch.undo()
+    monkeypatch.setattr(answers, "_workers", threading.local())
+    answers._MV_CACHE.clear()
+    assert grade("\\frac{\\sqrt{2}}{2}", "\\frac{1}{\\sqrt{2}}", "math") is True
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["raise SystemExit(3)", 'print(\'{"ready": false, "error": "no sympy"}\', flush=True)'],
+)
+def test_where_no_worker_can_start_math_verify_runs_in_process(monkeypatch, source):
+    monkeypatch.setattr(answers, "_MV_WORKER_SOURCE", source)
+    monkeypatch.setattr(answers, "_workers", threading.local())
+    monkeypatch.setattr(answers, "_worker_broken", False)
+    monkeypatch.setattr(answers, "_MV_CACHE", type(answers._MV_CACHE)())
+    assert grade("\\frac{\\sqrt{2}}{2}", "\\frac{1}{\\sqrt{2}}", "math") is True
+    assert answers._worker_broken is True
+
+
+def test_a_task_regex_that_backtracks_is_cut_off():
+    text = "x" * 300_000  # this pattern is quadratic here: a lazy prefix, then ".*" per start
+    pattern = r"(?s)\A.*?(?:x.*Z)"
+    results = _within(
+        4 * LIMIT_S, _timed_calls, [("regex", extract_answer, text, "string", pattern)]
+    )
+    _assert_each_within_bound(results)
+    assert results[0][1] == text  # cut off, then the default extraction
+    # Flags of a compiled pattern are kept.
+    assert extract_answer("ANSWER: 7", "integer", pattern=re.compile("answer: (\\d)", re.I)) == "7"
+
+
+# ---------------------------------------------------------------------------------------------
+# The linear rewrites give what the regexes they replace gave
+# ---------------------------------------------------------------------------------------------
+
+_OLD_SENTENCE = re.compile(r"\s*(.+?)\s*(?:\.\s|\.?$|\n)", re.MULTILINE)
+_OLD_HASHES = re.compile(r"####\s*(.+?)\s*$", re.MULTILINE)
+_OLD_NUM_CORE = re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?(?:/\d+)?$", re.IGNORECASE)
+
+
+def _old_last_boxed(text):
+    for m in reversed(list(answers._BOXED.finditer(text))):
+        depth = 1
+        for i in range(m.end(), len(text)):
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            if depth == 0:
+                return text[m.end() : i]
+    bare = answers._BOXED_BARE.findall(text)
+    return bare[-1] if bare else None
+
+
+def _blank_is_none(span):  # a whitespace-only span tidies to nothing either way
+    return span if span is not None and span.strip() else None
+
+
+def test_linear_extraction_matches_the_regexes_it_replaces():
+    rng = random.Random(7)
+    alphabet = ["a", "5", ".", " ", "\n", "\t", "\r", "#", "####", "\x1c", "\u2028", "\u00a0",
+                ". ", ".\n", "{", "}", "\\boxed{", "\\fbox{", "\\boxed ", "e"]  # fmt: skip
+    for _ in range(20_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14)))
+        pos = rng.randint(0, len(text))
+        old = _OLD_SENTENCE.match(text, pos)
+        assert _blank_is_none(answers._sentence_after(text, pos)) == _blank_is_none(
+            old.group(1) if old else None
+        ), (text, pos)
+        found = _OLD_HASHES.findall(text)
+        assert _blank_is_none(answers._last_hashes(text)) == _blank_is_none(
+            found[-1] if found else None
+        ), text
+        assert last_boxed(text) == _old_last_boxed(text), text
+    for _ in range(20_000):
+        text = "".join(rng.choice("0123456789..eE+-/ \n") for _ in range(rng.randint(0, 8)))
+        assert bool(answers._NUM_CORE.match(text)) == bool(_OLD_NUM_CORE.match(text)), text
+
+
+# ---------------------------------------------------------------------------------------------
+# Fuzz: 10^4 adversarial outputs per answer type
+# ---------------------------------------------------------------------------------------------
+
+
+def _load_bench():
+    path = Path(__file__).resolve().parents[1] / "bench" / "fuzz_grading.py"
+    spec = importlib.util.spec_from_file_location("fuzz_grading", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class _Errors(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.ERROR)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+N_FUZZ = 10_000
+REAL_MATH_VERIFY_CALLS = 250
+
+
+def test_fuzz_every_answer_type_never_raises_and_stays_within_the_bound(monkeypatch):
+    """Every public call on 5 x 10^4 adversarial outputs: no exception (raised, or swallowed
+    and logged), results of the promised types, no call over the bound.
+
+    math-verify costs ~7 ms a call on such input, so the first REAL_MATH_VERIFY_CALLS reach the
+    real worker and the rest a stand-in that checks what it is handed (the worker's bound has
+    its own tests above); everything before the worker runs for real on all of them."""
+    fuzz = _load_bench()
+    errors = _Errors()
+    logging.getLogger(answers.__name__).addHandler(errors)
+    real, budget = answers._worker_verdict, [REAL_MATH_VERIFY_CALLS]
+
+    def worker_verdict(pred, reference, deadline):
+        assert isinstance(pred, str) and isinstance(reference, str)
+        assert not answers._mv_refuses(pred) and not answers._mv_refuses(reference)
+        budget[0] -= 1
+        return real(pred, reference, deadline) if budget[0] >= 0 else False
+
+    monkeypatch.setattr(answers, "_worker_verdict", worker_verdict)
+    rng = random.Random(20251129)
+    slowest = (0.0, "")
+
+    def timed(fn, *args):
+        nonlocal slowest
+        t = time.perf_counter()
+        out = fn(*args)
+        slowest = max(slowest, (time.perf_counter() - t, f"{fn.__name__}{args!r:.80}"))
+        return out
+
+    try:
+        for kind in TYPES:
+            refs = fuzz.REFERENCES[kind]
+            for i in range(N_FUZZ):
+                text = fuzz.adversarial(rng)
+                ref = refs[i % len(refs)]
+                pred = timed(extract_answer, text, kind)
+                assert pred is None or (isinstance(pred, str) and pred), (kind, text)
+                for answer in (pred, text):  # the raw output too: grade must take anything
+                    assert timed(grade, answer, ref, kind) in (True, False), (kind, text)
+                    key = timed(canonical_answer, answer, kind)
+                    assert key is None or isinstance(key, str), (kind, text)
+    finally:
+        logging.getLogger(answers.__name__).removeHandler(errors)
+    assert not errors.messages, errors.messages[:3]
+    assert budget[0] < 0, "the fuzz inputs should reach math-verify"
+    assert slowest[0] < LIMIT_S, slowest
