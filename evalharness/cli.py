@@ -28,6 +28,24 @@ def parse_budgets(text: str) -> tuple[int, ...]:
     return vals
 
 
+def parse_engine_args(items: list[str] | None) -> dict | None:
+    """`key=value` pairs -> a dict; values read as YAML scalars/maps (`true`, `0.5`, `{a: 1}`)."""
+    if not items:
+        return None
+    import yaml
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"--engine-arg takes key=value, got {item!r}")
+        try:
+            out[key.strip().replace("-", "_")] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise typer.BadParameter(f"--engine-arg {item!r}: value is not valid YAML") from None
+    return out
+
+
 @app.command("eval")
 def eval_cmd(
     model: str = typer.Option("zoo", "--model", "-m", help="Model(s), comma-separated: zoo, zoo/arith-h128, a hub id or a local dir."),
@@ -58,6 +76,7 @@ def eval_cmd(
     tensor_parallel_size: int = typer.Option(None, min=1, help="vLLM: GPUs per model."),
     gpu_memory_utilization: float = typer.Option(None, min=0.01, max=1.0, help="vLLM: share of GPU memory to use."),
     revision: str = typer.Option(None, help="Model revision (branch, tag or commit)."),
+    engine_arg: list[str] = typer.Option(None, "--engine-arg", help="vLLM: any EngineArgs field as key=value (repeatable; values parsed as YAML), checked against the installed vLLM."),
     family: str = typer.Option(None, help="Family name grouping model sizes (default: from the name)."),
     train_tokens: float = typer.Option(None, min=0, help="Training tokens of the model (hub models: from the model card), for the training + inference cost model."),
     results: Path = RESULTS,
@@ -77,7 +96,7 @@ def eval_cmd(
     engine_options = {k: v for k, v in dict(
         device=device, dtype=dtype, batch_size=batch_size, max_model_len=max_model_len,
         tensor_parallel_size=tensor_parallel_size, gpu_memory_utilization=gpu_memory_utilization,
-        revision=revision).items() if v is not None}
+        revision=revision, engine_args=parse_engine_args(engine_arg)).items() if v is not None}
     opts = EvalOptions(
         models=model, task=task, budgets=parse_budgets(budgets) if budgets is not None else None,
         n=n, temperature=temperature, top_p=top_p, seed=seed, mode=mode,

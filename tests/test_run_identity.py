@@ -43,6 +43,8 @@ IDENTITY = {
 # vLLM-on-GPU options: part of the identity through the engine's effective settings; they
 # cannot be given a second value on this CPU machine (one core group, no GPU memory)
 IDENTITY_GPU_ONLY = {"tensor_parallel_size"}
+# vLLM only: in the engine's settings (see test_engine_args_reach_vllm_and_its_settings)
+IDENTITY_VLLM_ONLY = {"engine_arg"}
 NOT_IDENTITY = {
     "results": ["--results", "OTHER"],
     "replicas": ["--replicas", "2"],
@@ -72,7 +74,7 @@ def test_every_eval_option_is_classified():
     import inspect
 
     names = set(inspect.signature(cmd.callback).parameters)
-    known = set(IDENTITY) | IDENTITY_GPU_ONLY | set(NOT_IDENTITY) | NOT_RUN_HERE
+    known = set(IDENTITY) | IDENTITY_GPU_ONLY | IDENTITY_VLLM_ONLY | set(NOT_IDENTITY) | NOT_RUN_HERE
     assert names == known, f"classify these options: {names ^ known}"
 
 
@@ -125,3 +127,17 @@ def test_the_manifest_holds_the_whole_spec_and_the_scorer_reads_it(tmp_path):
     assert spec.run_id() == run.name
     assert spec.task.answer_type == "integer" and spec.generation.max_answer_tokens > 0
     assert len(spec.model.weights) == 64
+
+
+@pytest.mark.vllm
+def test_engine_args_reach_vllm_are_checked_and_change_the_run_id(tmp_path):
+    args = ["--engine", "vllm"]
+    plain = run_id(tmp_path, *args)
+    other = run_id(tmp_path, *args, "--engine-arg", "max_num_seqs=8")
+    assert other != plain
+    res = runner.invoke(app, [*BASE, "--results", str(tmp_path), *args,
+                              "--engine-arg", "no_such_argument=1"])
+    assert res.exit_code == 2 and "no_such_argument" in res.output
+    res = runner.invoke(app, [*BASE, "--results", str(tmp_path), "--engine", "hf",
+                              "--engine-arg", "max_num_seqs=8"])
+    assert res.exit_code == 2 and "not used by the hf engine" in res.output

@@ -54,7 +54,7 @@ class VLLMEngine:
     closed = False
     OPTIONS = frozenset({"dtype", "max_model_len", "tensor_parallel_size",
                          "gpu_memory_utilization", "seed", "revision", "trust_remote_code",
-                         "enforce_eager", "enable_prefix_caching"})
+                         "enforce_eager", "enable_prefix_caching", "engine_args"})
 
     def __init__(
         self,
@@ -68,10 +68,13 @@ class VLLMEngine:
         trust_remote_code: bool = False,
         enforce_eager: bool | None = None,
         enable_prefix_caching: bool = True,
+        engine_args: dict[str, Any] | None = None,
         **extra: Any,
     ) -> None:
-        """`extra`: further `LLM(...)` arguments for direct use (tests, experiments); the
-        registry's `load_engine` passes only `OPTIONS`."""
+        """`engine_args` (the CLI's `--engine-arg key=value`) and `extra` (direct use): further
+        `LLM(...)` arguments, each checked against the installed vLLM's `EngineArgs`; an
+        unknown name is an error, never dropped."""
+        extra = {**(engine_args or {}), **extra}
         try:
             import vllm
             from vllm import LLM
@@ -129,6 +132,8 @@ class VLLMEngine:
             "device": device_kind, "max_model_len": self.max_model_len, "revision": revision,
             "trust_remote_code": trust_remote_code, "seed": seed,
             "tensor_parallel_size": tensor_parallel_size,
+            # passed-through engine arguments can change outputs (quantization, kv dtype, …)
+            "engine_args": dict(sorted((engine_args or {}).items())),
         }
 
     def _params(self, **kw: Any):
