@@ -154,7 +154,7 @@ def run_bare_vllm(path, ids, stop, args):
 
     call(ids[:WARMUP])
     wall, out = timed(lambda: call(ids))
-    return wall  # the LLM goes with this frame; the caller collects before the next, {"ids": out}
+    return wall, {"ids": out}  # the LLM goes with this frame; the caller collects
 
 
 def agreement(a: dict, b: dict, tok) -> str:
