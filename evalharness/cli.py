@@ -169,7 +169,7 @@ def _print_summary(results: Path, run_ids: list[str] | None = None) -> None:
     from evalharness.scoring import load_scores, run_table
 
     df = load_scores(results)
-    runs = run_table(results)
+    runs = run_table(results, df)
     if run_ids is not None:
         df = df[df["run_id"].isin(run_ids)]
         runs = runs[runs["run_id"].isin(run_ids)] if len(runs) else runs

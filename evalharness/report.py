@@ -705,16 +705,16 @@ def _drill_run(run: pd.Series, picks: list[str], scores: pd.DataFrame,
 # ----------------------------------------------------------------------------- runs
 
 
-def list_runs(results_dir: Path) -> pd.DataFrame:
+def list_runs(results_dir: Path, scores: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per run (the store's walk): identity, plan, state, and the error / no-answer
-    counts that belong next to accuracy."""
+    counts that belong next to accuracy (`scores`: the loaded scores, where at hand)."""
     from evalharness import store
     from evalharness.scoring import run_table
 
     cols = ["run_id", "dir", "manifest", "model", "task", "params", "budgets", "n",
             "temperature", "mode", "engine", "status", "records", "errors", "no_answer",
             "exact_match", "present", "expected", "duplicates", "bad_lines", "spec_label"]
-    state = run_table(results_dir)
+    state = run_table(results_dir, scores)
     if state.empty:
         return pd.DataFrame(columns=cols)
     state = state.set_index("run_id")
@@ -956,7 +956,7 @@ def make_report(results_dir: Path, *, scores: pd.DataFrame | None = None, analys
         from evalharness.analysis import analyze
 
         analysis = analyze(scores)
-    runs = list_runs(results_dir)
+    runs = list_runs(results_dir, scores)
     page, summary = render(results_dir, scores, analysis, runs, drill_problems)
     html_path, md_path = results_dir / "report.html", results_dir / "summary.md"
     html_path.write_text(page, encoding="utf-8")

@@ -30,7 +30,7 @@ from evalharness.formats import (
 )
 from evalharness.progress import Progress
 from evalharness.spec import EngineSpec, GenerationSpec, ModelSpec, Plan, RunSpec, TaskSpec
-from evalharness.store import ResultsError, RunStore, now, os_error_message, read_problems
+from evalharness.store import ResultsError, RunStore, now, os_error_message
 from evalharness.sweep import SweepConfig, Sweeper
 from evalharness.tasks import load_task
 from evalharness.zoo import ModelRef, resolve_models, tensor_sizes
@@ -219,45 +219,39 @@ def run_one(ref: ModelRef, task, opts: EvalOptions, gen: GenerationSpec, plan: P
 
 def _run(store: RunStore, spec: RunSpec, ref: ModelRef, task, opts: EvalOptions, plan: Plan,
          engine, texts, prompts, t_start, log) -> RunResult:
-    run_id = spec.run_id()
+    run_id = store.dir.name
     rows = [{"id": p.id, "prompt": t, "prompt_sha": _sha(ids), "reference": p.reference,
              **({"choices": list(p.choices)} if p.choices else {})}
             for p, t, ids in zip(task.problems, texts, prompts, strict=True)]
-    changed = store.merge_problems(rows, dry_run=True)
-    if changed:
-        raise ValueError(
-            f"run {run_id}: the prompt tokens of {len(changed)} problem(s) (e.g. {changed[0]!r}) "
-            "differ from those its records were made with, under the same settings; the "
-            "tokenizer or task text changed without changing the model files. Use another "
-            "--results folder or delete " + str(store.dir))
     done = store.done_keys()
+    all_ids = store.merge_problems(rows)  # refuses prompts that changed under this run id
     old = store.read_manifest()
     old_plan = old.get("plan") or {}
-    merged_plan = {"budgets": sorted(set(old_plan.get("budgets") or ()) | set(plan.budgets)),
-                   "n": max(int(old_plan.get("n") or 0), plan.n), "levels": plan.levels}
+    # what the run covers after this command: every problem and budget ever asked of it
+    covered = Plan(tuple(sorted(set(old_plan.get("budgets") or ()) | set(plan.budgets))),
+                   max(int(old_plan.get("n") or 0), plan.n), plan.levels)
     manifest = {
         **old, "run_id": run_id, "model": ref.name, "model_path": ref.path, "task": task.name,
-        "spec": spec.to_json(), "plan": merged_plan,
+        "spec": spec.to_json(),
+        "plan": {"budgets": list(covered.budgets), "n": covered.n, "levels": covered.levels},
+        "n_problems": len(all_ids),
         "params": count_params(engine, ref), "model_config": model_config(ref),
         "train_tokens": opts.train_tokens or ref.train_tokens,
         "train_flops": None if opts.train_tokens else ref.train_flops,
         "family": family_of(ref, opts.family), "answer_type": task.answer_type,
         "engine": engine.name, "engine_version": engine.version,
-        "engine_options": {k: v for k, v in opts.engine_options.items()},
+        "engine_options": dict(opts.engine_options),
         "replicas": opts.replicas, "packages": package_versions(), "git_commit": git_commit(),
         "started": old.get("started", now()), "status": "running",
     }
     if getattr(ref, "gguf", None):  # a GGUF file, dequantized into a cached checkpoint
         manifest.update(gguf=ref.gguf, gguf_sha256=ref.gguf_sha256)
-    store.merge_problems(rows)
-    ids = [p.id for p in task.problems]
-    manifest["n_problems"] = len(read_problems(store.dir))  # every problem the run was asked
     store.write_manifest(manifest)
-    need = [{(j, b, lv) for (pid, j, b, lv) in plan.keys([p]) if (pid, j, b, lv) not in done}
-            for p in ids]
+    need = [{(j, b, lv) for (_, j, b, lv) in plan.keys([p.id]) if (p.id, j, b, lv) not in done}
+            for p in task.problems]
     todo = [k for k, keys in enumerate(need) if keys]
     total = sum(len(k) for k in need)
-    have = len(plan.keys(ids)) - total
+    have = len(plan.keys([p.id for p in task.problems])) - total
     if have:
         log(f"{run_id}: resuming, {have} of {have + total} records already made; "
             f"generating the other {total}")
@@ -277,24 +271,18 @@ def _run(store: RunStore, spec: RunSpec, ref: ModelRef, task, opts: EvalOptions,
         for unit in sweeper.run([task.problems[k] for k in idx], [prompts[k] for k in idx], meta,
                                 need=[need[k] for k in idx]):
             store.append(unit)
+            done.update((r.problem_id, r.sample, r.budget, r.extensions) for r in unit)
             made += len(unit)
             errors += sum(r.finish_reason.startswith("error") for r in unit)
             tokens += sum(r.generated_tokens for r in unit)
             bar.update(len(unit))
         bar.set_postfix(tok_s=f"{tokens / max(time.time() - t0, 1e-9):.0f}", errors=errors)
     bar.close()
-    expected = set(plan.keys(ids)) | _old_expected(store, merged_plan)
-    missing = len(expected - store.done_keys())
+    missing = len(set(covered.keys(all_ids)) - done)
     status = "complete" if not missing else "incomplete"
     manifest.update(status=status, finished=now(), wall_seconds=round(time.time() - t_start, 2))
     store.write_manifest(manifest)
     return RunResult(store.dir, made, errors, status)
-
-
-def _old_expected(store: RunStore, plan: dict) -> set:
-    from evalharness.store import expected_keys
-
-    return expected_keys(store.dir, {"plan": plan})
 
 
 def _format_of(spec: RunSpec) -> ReasoningFormat:

@@ -327,19 +327,24 @@ class RunStore:
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         write_atomic(self.manifest_path, json.dumps(manifest, indent=2, default=str) + "\n")
 
-    def merge_problems(self, rows: list[dict[str, Any]], dry_run: bool = False) -> list[str]:
-        """Add this invocation's problems to problems.jsonl (kept: every problem ever asked).
+    def merge_problems(self, rows: list[dict[str, Any]]) -> list[str]:
+        """Add this invocation's problems to problems.jsonl (kept: every problem ever asked)
+        and return every problem id the run now holds.
 
-        Returns the ids of problems whose prompt tokens differ from those stored under the
+        Raises `ValueError` when a problem's prompt tokens differ from those stored under the
         same run id (a tokenizer or template that changed without changing the spec)."""
         old = {r["id"]: r for r in read_problems(self.dir)}
         changed = [r["id"] for r in rows
                    if r["id"] in old and old[r["id"]].get("prompt_sha") not in (None, r["prompt_sha"])]
-        if dry_run or changed:
-            return changed
+        if changed:
+            raise ValueError(
+                f"run {self.dir.name}: the prompt tokens of {len(changed)} problem(s) (e.g. "
+                f"{changed[0]!r}) differ from those its records were made with, under the same "
+                "settings; the tokenizer or task text changed without changing the model "
+                f"files. Use another --results folder or delete {self.dir}")
         merged = {**old, **{r["id"]: r for r in rows}}
         write_atomic(self.dir / PROBLEMS, "".join(json.dumps(r) + "\n" for r in merged.values()))
-        return changed
+        return list(merged)
 
     # -- samples -----------------------------------------------------------------------------
     def done_keys(self) -> set[tuple[str, int, int, int]]:

@@ -187,13 +187,10 @@ class Sweeper:
     def _generate(self, reqs, tick):
         return call_with_progress(self.engine.generate, reqs, tick, generated_tokens)
 
-    def _continuation(self, context: str, cont: str, prefix: bool = False) -> list[int]:
+    def _continuation(self, context: str, cont: str) -> list[int]:
         """The tokens of `cont` after `context` as lm-eval splits them: encode the two
         together and keep what follows the context's tokens (a trailing space of the
-        context moves into the continuation). `prefix`: after a thinking prefix, where the
-        context text is not what precedes it, encode the continuation alone."""
-        if prefix:
-            return self.tok.encode(cont, add_special_tokens=False)
+        context moves into the continuation)."""
         n_space = len(context) - len(context.rstrip())
         if n_space:
             context, cont = context[:-n_space], context[-n_space:] + cont
@@ -275,12 +272,14 @@ class Sweeper:
         # scored after every prefix (budget-dependent Brier) and once after the bare prompt
         # (lm-eval's context: acc / acc_norm comparable with lm-eval's own numbers)
         active = sorted({i for i, _ in items})
-        conts = {i: [self._continuation(problems[i].prompt, c, prefix=True)
-                     for c in _continuations(problems[i])] for i in active}
+        options = {i: _continuations(problems[i]) for i in active}
+        # after a thinking prefix the context text is not what precedes the option: encode alone
+        conts = {i: [self.tok.encode(c, add_special_tokens=False) for c in options[i]]
+                 for i in active}
         lm_ctx = {i: self.tok.encode(problems[i].prompt, add_special_tokens=False)
-                  for i in active if conts[i]}
-        lm_conts = {i: [self._continuation(problems[i].prompt, c)
-                        for c in _continuations(problems[i])] for i in lm_ctx}
+                  for i in active if options[i]}
+        lm_conts = {i: [self._continuation(problems[i].prompt, c) for c in options[i]]
+                    for i in lm_ctx}
         choice_rows: list[tuple[int, int]] = []
         for k, (i, _, pre) in enumerate(plist):
             for c in conts[i]:

@@ -185,23 +185,28 @@ def load_scores(results_dir: Path) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def run_table(results_dir: Path) -> pd.DataFrame:
+def run_table(results_dir: Path, scores: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per run: identity, state (complete / incomplete / interrupted; expected vs
     present records, duplicates, dropped lines) and the counts that belong next to accuracy:
-    records, errors, no-answer, exact match."""
-    rows = []
+    records, errors, no-answer, exact match. `scores`: `load_scores(results_dir)` where the
+    caller has it already (each run's scores are then not read twice)."""
+    if scores is None:
+        scores = load_scores(results_dir)  # also rebuilds stale scores and their state
     dirs = store.run_dirs(results_dir)
     manifests = {d.name: read_manifest(d) for d in dirs}
     labels = spec_labels(manifests) if dirs else {}
+    by_run = dict(tuple(scores.groupby("run_id"))) if len(scores) else {}
+    rows = []
     for run_dir in dirs:
-        scores, state = _read_scores(run_dir)
+        meta = pq.read_schema(run_dir / store.SCORES).metadata or {}
+        state = json.loads(meta.get(_STATE_KEY, b"{}"))
+        g = by_run.get(run_dir.name, scores.iloc[:0])
         m = manifests[run_dir.name]
         rows.append(dict(
             run_id=run_dir.name, model=m.get("model"), task=m.get("task"),
-            spec_label=labels.get(run_dir.name, ""), n=int(scores["sample"].max() + 1) if len(scores) else 0,
-            records=len(scores), errors=int(scores["error"].sum()) if len(scores) else 0,
-            no_answer=int(scores["no_answer"].sum()) if len(scores) else 0,
-            exact_match=float(scores["correct"].mean()) if len(scores) else float("nan"),
+            spec_label=labels.get(run_dir.name, ""), n=int(g["sample"].max() + 1) if len(g) else 0,
+            records=len(g), errors=int(g["error"].sum()), no_answer=int(g["no_answer"].sum()),
+            exact_match=float(g["correct"].mean()) if len(g) else float("nan"),
             **state,
         ))
     return pd.DataFrame(rows)
