@@ -24,9 +24,13 @@ RESULTS ?= results
 EXTRA ?=
 # what every `eval` of the default job shares
 RUN_ARGS = --engine $(ENGINE) --replicas $(REPLICAS) --results $(RESULTS) --no-score $(EXTRA)
-# The default job adds best-of-N sampling at one budget and the 5-digit emergence set.
+# On the zoo (11 sizes x 3 seeds) the default job sweeps budgets on one seed per size, runs
+# every seed on the 5-digit emergence set at one budget (seed spread), and samples best-of-N at
+# a budget every add_sweep scratchpad fits in (pass@k is then not capped by the budget).
+SWEEP_MODEL ?= $(if $(filter zoo,$(MODEL)),zoo/seed0,$(MODEL))
 SAMPLE_N ?= $(if $(filter zoo,$(MODEL)),8,0)
-SAMPLE_BUDGET ?= 32
+SAMPLE_BUDGET ?= 128
+SAMPLE_LIMIT ?= $(if $(filter zoo,$(MODEL)),--limit 200,)
 EMERGENCE_TASK ?= $(if $(filter zoo,$(MODEL)),add5,)
 
 STAMP := $(VENV)/.installed-vllm$(VLLM)
@@ -62,13 +66,13 @@ lint: install
 	$(VENV)/bin/ruff check evalharness tests bench
 
 eval: install
-	$(EH) eval --model $(MODEL) --task $(TASK) $(if $(BUDGETS),--budgets $(BUDGETS)) --n $(N) \
+	$(EH) eval --model $(SWEEP_MODEL) --task $(TASK) $(if $(BUDGETS),--budgets $(BUDGETS)) --n $(N) \
 	  --temperature $(TEMPERATURE) $(RUN_ARGS)
 	@if [ -n "$(EMERGENCE_TASK)" ]; then \
 	  $(EH) eval --model $(MODEL) --task $(EMERGENCE_TASK) --budgets 128 $(RUN_ARGS); fi
 	@if [ "$(SAMPLE_N)" != "0" ]; then \
-	  $(EH) eval --model $(MODEL) --task $(TASK) --budgets $(SAMPLE_BUDGET) --n $(SAMPLE_N) \
-	    --temperature 0.7 $(RUN_ARGS); fi
+	  $(EH) eval --model $(SWEEP_MODEL) --task $(TASK) --budgets $(SAMPLE_BUDGET) --n $(SAMPLE_N) \
+	    --temperature 0.7 $(SAMPLE_LIMIT) $(RUN_ARGS); fi
 	$(EH) score --results $(RESULTS)
 	$(EH) analyze --results $(RESULTS)
 	$(EH) plots --results $(RESULTS) > /dev/null

@@ -1,6 +1,6 @@
 """Static vs continuous batching in the transformers engine, side by side on one workload.
 
-    .venv/bin/python bench/hf_batching.py [--model zoo/arith-h128] [--n 48] [--batch-size 8]
+    .venv/bin/python bench/hf_batching.py [--model zoo/arith-h128-s0] [--n 48] [--batch-size 8]
     .venv/bin/python bench/hf_batching.py --real PATH [--n 20] [--max-tokens 512]
 
 Zoo: arithmetic prompts whose answers mix 4 and 128 new tokens. `--real PATH` (a checkpoint
@@ -71,7 +71,7 @@ def measure(path: str, batch_size: int, make, repeats: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="zoo/arith-h128")
+    ap.add_argument("--model", default="zoo/arith-h128-s0")
     ap.add_argument("--real", help="a chat checkpoint directory: GSM8K prompts instead")
     ap.add_argument("--n", type=int, default=48)
     ap.add_argument("--batch-size", type=int, default=8)

@@ -1,6 +1,6 @@
 """One-pass budget sweep vs. one generation per budget, measured side by side in one run.
 
-    .venv/bin/python bench/sweep.py [--engine hf|vllm] [--model zoo/arith-h128] [--limit 305]
+    .venv/bin/python bench/sweep.py [--engine hf|vllm] [--model zoo/arith-h128-s0] [--limit 305]
 
 Prints wall time of both ways over the same problems and budgets, and their ratio.
 """
@@ -21,7 +21,7 @@ from evalharness.zoo import resolve_models
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--engine", default="hf")
-    ap.add_argument("--model", default="zoo/arith-h128")
+    ap.add_argument("--model", default="zoo/arith-h128-s0")
     ap.add_argument("--task", default="add_sweep")
     ap.add_argument("--limit", type=int, default=305)
     ap.add_argument("--budgets", default="0,8,16,32,64,128")

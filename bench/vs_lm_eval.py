@@ -22,7 +22,7 @@ Each backend gets an untimed warm-up call on a few prompts, then the timed call(
 compared as lm-eval returns them (decoded without special tokens, cut at the first stop string):
 the agreement rate of each of ours with lm-eval, and token-for-token agreement of our engines.
 
-    .venv/bin/python bench/vs_lm_eval.py [--model zoo/arith-h128] [--tasks add5] [--limit N]
+    .venv/bin/python bench/vs_lm_eval.py [--model zoo/arith-h128-s0] [--tasks add5] [--limit N]
 
 Threads: on a 2-core machine shared with other work, two OpenMP threads per process made
 transformers 10-20x *slower* at times (OpenMP barrier waits while the other core is busy):
@@ -48,7 +48,7 @@ EOS = "<eos>"
 
 
 def default_model() -> str:
-    """zoo/arith-h128, or the largest zoo checkpoint present while the zoo is being trained."""
+    """zoo/arith-h128-s0, or the largest zoo checkpoint present while the zoo is being trained."""
     from evalharness.zoo import ZOO_DIR, zoo_models
 
     try:

@@ -48,7 +48,7 @@ def parse_engine_args(items: list[str] | None) -> dict | None:
 
 @app.command("eval")
 def eval_cmd(
-    model: str = typer.Option("zoo", "--model", "-m", help="Model(s), comma-separated: zoo, zoo/arith-h128, a hub id or a local dir."),
+    model: str = typer.Option("zoo", "--model", "-m", help="Model(s), comma-separated: zoo (every size and seed), zoo/seed0, zoo/arith-h128-s0, smollm2, a .gguf file, a hub id or a local dir."),
     task: str = typer.Option("add_sweep", "--task", "-t", help="Task name/YAML path, or lm_eval:<name>."),
     budgets: str = typer.Option(None, help="Thinking-token budgets T, comma-separated (default: the task's)."),
     n: int = typer.Option(1, "--n", min=1, help="Samples per problem (best-of-N); n > 1 needs --temperature > 0."),
@@ -262,7 +262,8 @@ def zoo_train(
     steps: int = typer.Option(None, help="Override the recipe's step count (for quick trials)."),
     out: Path = typer.Option(None, help="Output folder (default: the package's zoo folder)."),
 ) -> None:
-    """Train the zoo from the recipe (about 25 min on 2 cores) and write its manifest."""
+    """Train the zoo from the recipe (11 sizes x 3 seeds; see README for the wall time on 2
+    cores) and write its manifest. Checkpoints already trained with the recipe are kept."""
     from dataclasses import replace
 
     from evalharness.zoo import ZOO_DIR
@@ -270,7 +271,7 @@ def zoo_train(
 
     recipe = Recipe() if steps is None else replace(Recipe(), steps=steps)
     for m in train_zoo(out or ZOO_DIR, TASKS_DATA, recipe, jobs=jobs):
-        typer.echo(f"{m['name']:>20} {m['params']:>9,} params  loss {m['final_loss']:.4f}")
+        typer.echo(f"{m['name']:>22} {m['params']:>9,} params  loss {m['final_loss']:.4f}")
 
 
 @zoo_app.command("list")
@@ -279,7 +280,9 @@ def zoo_list() -> None:
     from evalharness.zoo import zoo_manifest
 
     for m in zoo_manifest()["models"]:
-        typer.echo(f"{m['name']:>20} {m['params']:>9,} params  {m['train_flops']:.2e} train FLOPs")
+        typer.echo(f"{m['name']:>22} {m['params']:>9,} params  width {m['hidden']:>3}  "
+                   f"{m['heads']} heads x {m['head_dim']}  seed {m['seed']}  "
+                   f"{m['train_flops']:.2e} train FLOPs")
 
 
 @tasks_app.command("list")

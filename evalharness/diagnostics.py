@@ -177,7 +177,7 @@ def _pct(count: int, of: int) -> str:
 
 def warning_lines(diag: pd.DataFrame, share: float = WARN_SHARE) -> list[str]:
     """One line per run × budget where a control did not bite in more than `share` of its
-    records, e.g. ``zoo/arith-h128 add_sweep T=8: 12% of forced answers (6/50) were cut by
+    records, e.g. ``zoo/arith-h128-s0 add_sweep T=8: 12% of forced answers (6/50) were cut by
     --max-answer-tokens (raise it)``. `diag`: the `budget_control` table."""
     lines = []
     for _, r in diag.iterrows():

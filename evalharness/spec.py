@@ -27,7 +27,7 @@ DEFAULT_MAX_ANSWER_TOKENS = None  # None: the task's own (its YAML `max_answer_t
 
 @dataclass(frozen=True)
 class ModelSpec:
-    name: str  # as the user named it: zoo/arith-h128, a hub id, a local dir
+    name: str  # as the user named it: zoo/arith-h128-s0, a hub id, a local dir
     weights: str | None  # sha256 over weight, config and tokenizer files; None for a hub id
     revision: str | None = None  # hub revision (the weights' identity for hub ids)
 
@@ -40,6 +40,9 @@ class TaskSpec:
     answer_regex: str | None = None  # tried first by the answer extractor
     few_shot: int | None = None
     system_prompt: str | None = None
+    # regex over the gold trace (thinking + think-end + answer, as text): tokens inside its
+    # groups (or its matches, without groups) are the informative ones for gold_info_* scores
+    informative: str | None = None
 
 
 @dataclass(frozen=True)

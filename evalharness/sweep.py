@@ -295,7 +295,7 @@ class Sweeper:
             if p.gold_thinking is not None and any(j == 0 for ii, j in items if ii == i):
                 think = self.tok.encode(p.gold_thinking, add_special_tokens=False) + self.end_ids
                 ans = refs[i] + [self.eos]
-                gold_split[i] = (len(pairs), len(think))
+                gold_split[i] = (len(pairs), len(think), [self.tok.decode([t]) for t in think + ans])
                 pairs.append((list(prompts[i]), think + ans))
         scores = []
         if pairs:
@@ -311,10 +311,11 @@ class Sweeper:
         for n_key, (i, j, b, level, pre_info, err) in enumerate(keys):
             extra: dict = {}
             if i in gold_split and j == 0 and level == 0:
-                at, n_think = gold_split[i]
+                at, n_think, texts = gold_split[i]
                 g = scores[at]
                 extra = dict(gold_think_hits=g.hits[:n_think], gold_think_logprobs=g.logprobs[:n_think],
-                             gold_answer_hits=g.hits[n_think:], gold_answer_logprobs=g.logprobs[n_think:])
+                             gold_answer_hits=g.hits[n_think:], gold_answer_logprobs=g.logprobs[n_think:],
+                             gold_think_tokens=texts[:n_think], gold_answer_tokens=texts[n_think:])
             if i in prompt_choice_at:
                 at = prompt_choice_at[i]
                 extra.update(

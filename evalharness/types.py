@@ -88,6 +88,10 @@ class SampleRecord:
     gold_think_logprobs: list[float] | None = None
     gold_answer_hits: list[bool] | None = None
     gold_answer_logprobs: list[float] | None = None
+    # ... and the gold trace's tokens as text (one string per token), so the scorer can pick the
+    # task's informative tokens (TaskSpec.informative) and compare the whole scratchpad
+    gold_think_tokens: list[str] | None = None
+    gold_answer_tokens: list[str] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

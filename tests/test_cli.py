@@ -11,7 +11,7 @@ runner = CliRunner()
 
 
 def eval_args(tmp_path, *extra):
-    return ["eval", "--model", "zoo/arith-h128", "--task", "add_sweep", "--limit", "12",
+    return ["eval", "--model", "zoo/arith-h128-s0", "--task", "add_sweep", "--limit", "12",
             "--budgets", "0,16,128", "--results", str(tmp_path), *extra]
 
 
@@ -72,5 +72,5 @@ def test_bad_input_gets_a_clear_error(tmp_path, args, message):
 def test_unknown_model_and_task_are_named(tmp_path):
     res = runner.invoke(app, ["eval", "--model", "zoo/arith-h7", "--task", "add5", "--results", str(tmp_path)])
     assert res.exit_code == 2 and "the zoo has" in res.output
-    res = runner.invoke(app, ["eval", "--model", "zoo/arith-h16", "--task", "nonesuch", "--results", str(tmp_path)])
+    res = runner.invoke(app, ["eval", "--model", "zoo/arith-h16-s0", "--task", "nonesuch", "--results", str(tmp_path)])
     assert res.exit_code == 2 and "nonesuch" in res.output

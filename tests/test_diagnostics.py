@@ -274,13 +274,13 @@ def test_cli_summary_warns_when_the_answer_budget_cuts_forced_answers(tmp_path):
     from evalharness.cli import app
 
     runner = CliRunner()
-    res = runner.invoke(app, ["eval", "--model", "zoo/arith-h128", "--task", "add_sweep",
+    res = runner.invoke(app, ["eval", "--model", "zoo/arith-h128-s0", "--task", "add_sweep",
                               "--limit", "8", "--budgets", "0,8,64", "--max-answer-tokens", "2",
                               "--results", str(tmp_path), "--no-progress"])  # fmt: skip
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["summary", "--results", str(tmp_path)])
     assert res.exit_code == 0, res.output
-    warned = re.findall(r"warning: zoo/arith-h128 add_sweep T=(\d+): (\d+)% \((\d+)/(\d+)\) of "
+    warned = re.findall(r"warning: zoo/arith-h128-s0 add_sweep T=(\d+): (\d+)% \((\d+)/(\d+)\) of "
                         r"forced answers were cut by --max-answer-tokens \(raise it\)", res.output)
     assert warned, res.output
     # the lines agree with the records: two-token answers of multi-digit sums are cut

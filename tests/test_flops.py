@@ -60,7 +60,7 @@ def test_grouped_query_attention_shrinks_k_and_v_only():
 
 @pytest.mark.parametrize(
     ("config", "prompt", "generated"),
-    [(LLAMA2_7B, 7, 5), (LLAMA2_7B, 1, 0), ("arith-h16", 6, 40), ("arith-h128", 12, 129)],
+    [(LLAMA2_7B, 7, 5), (LLAMA2_7B, 1, 0), ("arith-h16-s0", 6, 40), ("arith-h128-s0", 12, 129)],
 )
 def test_record_flops_equal_a_token_by_token_hand_count_prefill_included(config, prompt, generated):
     cfg = zoo_config(config) if isinstance(config, str) else config
@@ -71,7 +71,7 @@ def test_record_flops_equal_a_token_by_token_hand_count_prefill_included(config,
 
 
 def test_attention_term_dominates_the_zoo_at_long_thinking_but_not_at_short():
-    cfg = zoo_config("arith-h16")  # d_attn = 64 > hidden 16: attention is the big term
+    cfg = zoo_config("arith-h16-s0")  # d_attn = 128 > hidden 16: attention is the big term
     n, d, layers = non_embedding_params(cfg), attention_width(cfg), cfg["num_hidden_layers"]
     short = record_flops([5], [3], n, layers, d)[0] / record_flops([5], [3], n)[0]
     long = record_flops([5], [500], n, layers, d)[0] / record_flops([5], [500], n)[0]

@@ -59,7 +59,7 @@ def _records(results):
 def _eval(results, engine, replicas, **sweep):
     from evalharness.runner import EvalOptions, run_eval
 
-    opts = EvalOptions(models="zoo/arith-h128", task="add_sweep", budgets=(4, 16, 64), **sweep,
+    opts = EvalOptions(models="zoo/arith-h128-s0", task="add_sweep", budgets=(4, 16, 64), **sweep,
                        engine=engine, results=results, limit=40, replicas=replicas,
                        engine_options={"dtype": "float32"}, progress=False)
     return run_eval(opts, log=lambda *_: None)

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from evalharness.cli import app
 
 runner = CliRunner()
-MODEL = "zoo/arith-h128"
+MODEL = "zoo/arith-h128-s0"
 
 
 def ev(results, *args, ok=True):

@@ -14,12 +14,12 @@ from typer.testing import CliRunner
 from evalharness.cli import app
 
 runner = CliRunner()
-BASE = ["eval", "--model", "zoo/arith-h16", "--task", "add5", "--limit", "2", "--budgets", "0",
+BASE = ["eval", "--model", "zoo/arith-h16-s0", "--task", "add5", "--limit", "2", "--budgets", "0",
         "--dry-run"]
 
 # option -> extra args giving it a non-default value that must change the run id
 IDENTITY = {
-    "model": ["--model", "zoo/arith-h32"],
+    "model": ["--model", "zoo/arith-h32-s0"],
     "task": ["--task", "add_sweep"],
     "temperature": ["--temperature", "0.5"],
     "top_p": ["--top-p", "0.9"],
@@ -109,14 +109,14 @@ def test_few_shot_count_is_part_of_the_identity_on_gsm8k(tmp_path, monkeypatch):
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not beside the project")
     monkeypatch.setenv("EVALHARNESS_DATA_DIR", str(SHARED_DATA))
-    args = ["--task", "gsm8k", "--model", "zoo/arith-h16", "--format", "cot-raw"]
+    args = ["--task", "gsm8k", "--model", "zoo/arith-h16-s0", "--format", "cot-raw"]
     one = run_id(tmp_path, *args, "--few-shot", "1")
     two = run_id(tmp_path, *args, "--few-shot", "2")
     assert one != two
 
 
 def test_the_manifest_holds_the_whole_spec_and_the_scorer_reads_it(tmp_path):
-    res = runner.invoke(app, ["eval", "--model", "zoo/arith-h16", "--task", "add5", "--limit", "2",
+    res = runner.invoke(app, ["eval", "--model", "zoo/arith-h16-s0", "--task", "add5", "--limit", "2",
                               "--budgets", "0", "--results", str(tmp_path), "--no-progress"])
     assert res.exit_code == 0, res.output
     (run,) = (tmp_path / "runs").iterdir()

@@ -20,7 +20,7 @@ runner = CliRunner()
 def results(tmp_path_factory):
     out = tmp_path_factory.mktemp("results")
     for args in (["--model", "zoo", "--task", "add5", "--limit", "300", "--budgets", "128"],
-                 ["--model", "zoo/arith-h128", "--task", "add_sweep",
+                 ["--model", "zoo/arith-h128-s0", "--task", "add_sweep",
                   "--budgets", "0,8,16,32,64,128"]):
         res = runner.invoke(app, ["eval", *args, "--results", str(out), "--no-score"])
         assert res.exit_code == 0, res.output

@@ -38,7 +38,7 @@ from evalharness.store import read_manifest, read_samples  # noqa: F401
 log = logging.getLogger("evalharness")
 
 # Bump when the score columns or their meaning change: load_scores re-scores older files.
-SCORES_VERSION = "3"
+SCORES_VERSION = "4"
 _VERSION_KEY = b"evalharness_scores_version"
 _STATE_KEY = b"evalharness_run_state"
 
@@ -50,6 +50,11 @@ def scoring_settings(manifest: dict) -> tuple[str, str | None]:
     answer_type = task.get("answer_type") or manifest.get("answer_type") or "string"
     regex = task.get("answer_regex") or manifest.get("answer_regex") or legacy.get("answer_regex")
     return str(answer_type), regex
+
+
+def informative_pattern(manifest: dict) -> str | None:
+    """The task's informative-token regex (TaskSpec.informative) from the run's spec."""
+    return ((manifest.get("spec") or {}).get("task") or {}).get("informative")
 
 
 def score_run(run_dir: Path) -> Path:
@@ -67,7 +72,8 @@ def score_run(run_dir: Path) -> Path:
         options = {r["id"]: r["choices"] for r in store.read_problems(run_dir)
                    if isinstance(r.get("choices"), list)} or None
         scores = score_records(samples, answer_type, pattern=regex, options=options,
-                               markers=(manifest.get("spec") or {}).get("format"))
+                               markers=(manifest.get("spec") or {}).get("format"),
+                               informative=informative_pattern(manifest))
         state = store.run_state(run_dir, samples, health, manifest)
         table = pa.Table.from_pandas(scores, preserve_index=False)
         meta = dict(table.schema.metadata or {})
@@ -111,7 +117,7 @@ def _read_scores(run_dir: Path) -> tuple[pd.DataFrame, dict]:
 
 
 MANIFEST_COLUMNS = ("params", "family", "engine", "answer_type", "temperature", "spec_label",
-                    "model_config", "train_tokens", "train_flops")
+                    "model_config", "train_tokens", "train_flops", "size", "model_seed")
 # settings that already make separate curves (sampled runs are labelled by n and temperature),
 # and the plan of manifests written before the spec existed (budgets and n were settings then)
 _LABELLED_ELSEWHERE = {"temperature", "top_p", "budgets", "n"}
@@ -177,8 +183,13 @@ def load_scores(results_dir: Path) -> pd.DataFrame:
         for key in ("train_tokens", "train_flops"):
             v = manifest.get(key)
             scores[key] = float(v) if v is not None else np.nan
+        # seeded families: every seed of one size shares `size`; NaN seed = not a seeded family
+        scores["size"] = manifest.get("model_size") or manifest.get("model") or run_dir.name
+        seed = manifest.get("model_seed")
+        scores["model_seed"] = float(seed) if seed is not None else np.nan
         if labels[run_dir.name]:
             scores["model"] = scores["model"].astype(str) + f" [{labels[run_dir.name]}]"
+            scores["size"] = scores["size"].astype(str) + f" [{labels[run_dir.name]}]"
         frames.append(scores)
     if not frames:
         return pd.DataFrame(columns=SCORE_COLUMNS + list(MANIFEST_COLUMNS))

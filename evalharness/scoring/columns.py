@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -52,6 +52,8 @@ class _Context:
     # the run's reasoning format (manifest spec.format: think_start, think_end, extension, …);
     # None for callers that do not pass it: diagnostics then look for common markers
     markers: dict | None = None
+    informative: str | None = None  # the task's informative-token regex (TaskSpec.informative)
+    cache: dict = field(default_factory=dict)  # values several columns share
 
     @property
     def n(self) -> int:
@@ -296,6 +298,122 @@ def _gold_think_len(ctx: _Context) -> np.ndarray:
     return np.where(think.valid, think.lengths, np.nan)
 
 
+# -- informative tokens and the whole scratchpad -------------------------------------------
+# Per-token accuracy over a whole gold trace is dominated by tokens every model gets right
+# (formatting, separators); the task names the ones that carry the computation.
+
+
+def informative_mask(tokens: list[str], pattern: str | None) -> np.ndarray:
+    """Which tokens of a gold trace are informative: those overlapping a group of `pattern`
+    (or a whole match when it has no groups), searched over the joined token texts."""
+    if pattern is None:
+        return np.ones(len(tokens), dtype=bool)
+    text = "".join(tokens)
+    marked = np.zeros(len(text) + 1, dtype=np.int64)
+    rx = re.compile(pattern)
+    for m in rx.finditer(text):
+        spans = [m.span(g) for g in range(1, rx.groups + 1)] if rx.groups else [m.span()]
+        for a, b in spans:
+            if a >= 0 and b > a:
+                marked[a] += 1
+                marked[b] -= 1
+    covered = np.cumsum(marked)[:-1] > 0
+    ends = np.cumsum([len(t) for t in tokens])
+    starts = ends - np.array([len(t) for t in tokens], dtype=np.int64)
+    return np.array([bool(covered[a:b].any()) for a, b in zip(starts, ends, strict=True)],
+                    dtype=bool)
+
+
+def _is_list(v) -> bool:
+    return isinstance(v, list | tuple | np.ndarray)
+
+
+def _codepoints(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
+
+
+def _flat(arrs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    off = np.concatenate([[0], np.cumsum([a.size for a in arrs])]).astype(np.int64)
+    return (np.concatenate(arrs) if arrs else np.zeros(0, np.int64)), off
+
+
+def _gold_rows(ctx: _Context):
+    """Per record with a gold trace: (row, hits, logprobs, token texts) over thinking + answer."""
+    if "gold_think_tokens" not in ctx.df:
+        return
+    cols = [ctx.df[c].tolist() if c in ctx.df else [None] * ctx.n for c in (
+        "gold_think_tokens", "gold_answer_tokens", "gold_think_hits", "gold_answer_hits",
+        "gold_think_logprobs", "gold_answer_logprobs")]
+    for row, (tt, ta, ht, ha, lt, la) in enumerate(zip(*cols, strict=True)):
+        if not all(_is_list(v) for v in (tt, ta, ht, ha)):
+            continue
+        yield (row, np.concatenate([np.asarray(ht, bool), np.asarray(ha, bool)]),
+               np.concatenate([np.asarray(lt, float), np.asarray(la, float)]),
+               [*tt, *ta])
+
+
+def _info(ctx: _Context) -> pd.DataFrame:
+    if "info" in ctx.cache:
+        return ctx.cache["info"]
+    acc, lp, n = np.full(ctx.n, np.nan), np.full(ctx.n, np.nan), np.full(ctx.n, np.nan)
+    for row, hits, logprobs, tokens in _gold_rows(ctx):
+        mask = informative_mask(tokens, ctx.informative)
+        n[row] = mask.sum()
+        if mask.any():
+            acc[row] = hits[mask].mean()
+            lp[row] = logprobs[mask].mean()
+    ctx.cache["info"] = pd.DataFrame({"acc": acc, "lp": lp, "n": n})
+    return ctx.cache["info"]
+
+
+@column("gold_info_acc", "per-token accuracy (informative gold tokens)", emergence=True)
+def _gold_info_acc(ctx: _Context) -> np.ndarray:
+    return _info(ctx)["acc"].to_numpy()
+
+
+@column("gold_info_logprob", "mean log p per informative gold token", emergence=True)
+def _gold_info_logprob(ctx: _Context) -> np.ndarray:
+    return _info(ctx)["lp"].to_numpy()
+
+
+@column("gold_info_len", "informative gold tokens")
+def _gold_info_len(ctx: _Context) -> np.ndarray:
+    return _info(ctx)["n"].to_numpy()
+
+
+@column("scratch_edit_distance", "edit distance, whole scratchpad (characters, / gold length)",
+        emergence=True, higher_is_better=False)
+def _scratch_edit_distance(ctx: _Context) -> np.ndarray:
+    """Levenshtein distance between the generated thinking + answer and the gold thinking +
+    answer, in characters (= tokens for the zoo's one-token-per-character tokenizer), divided
+    by the gold length; markers and end-of-sequence tokens are left out of both."""
+    out = np.full(ctx.n, np.nan)
+    if "gold_think_tokens" not in ctx.df:
+        return out
+    thinking = ctx.df["thinking"].tolist() if "thinking" in ctx.df else [""] * ctx.n
+    answers = ctx.df["answer"].tolist() if "answer" in ctx.df else [""] * ctx.n
+    rows, gen, gold = [], [], []
+    for row, tt, ta in zip(range(ctx.n), ctx.df["gold_think_tokens"].tolist(),
+                           ctx.df.get("gold_answer_tokens", pd.Series([None] * ctx.n)).tolist(),
+                           strict=True):
+        if not (_is_list(tt) and _is_list(ta)):
+            continue
+        # the gold think tokens end with the think-end marker, the answer with end-of-sequence
+        g = "".join(tt[:-1]) + "".join(ta[:-1])
+        rows.append(row)
+        gen.append(_codepoints(str(thinking[row] or "") + str(answers[row] or "")))
+        gold.append(_codepoints(g))
+    if not rows:
+        return out
+    gv, go = _flat(gen)
+    rv, ro = _flat(gold)
+    dist = batch_edit_distance(gv, go, rv, ro)
+    lengths = np.diff(ro)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out[rows] = np.where(lengths > 0, dist / lengths, np.nan)
+    return out
+
+
 # -- budget-control diagnostics: did the forced end of thinking bite? -----------------------
 # (aggregated per run x budget by `evalharness.diagnostics`)
 
@@ -376,6 +494,7 @@ def score_records(
     df: pd.DataFrame, answer_type: AnswerType | str, pattern: str | None = None,
     options: dict[str, list[str]] | None = None,
     markers: dict | None = None,
+    informative: str | None = None,
 ) -> pd.DataFrame:
     """One score row per record (columns: `SCORE_COLUMNS`, computed by the `COLUMNS` registry).
 
@@ -388,7 +507,8 @@ def score_records(
     if len(df) == 0:
         return pd.DataFrame(columns=SCORE_COLUMNS)
     out = pd.DataFrame({c: df[c].to_numpy() if c in df else None for c in ID_COLUMNS})
-    ctx = _Context(df, out, str(answer_type), pattern, options=options, markers=markers)
+    ctx = _Context(df, out, str(answer_type), pattern, options=options, markers=markers,
+                   informative=informative)
     for name, col in COLUMNS.items():
         values = col.compute(ctx)
         out[name] = pd.Series(values, dtype=object) if name == "pred" else values

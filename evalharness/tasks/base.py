@@ -39,6 +39,8 @@ class Task:
     # optional extraction regex for completions (group 1 if the pattern has groups, else match)
     answer_regex: str | None = None
     source: str = ""  # where the rows came from (file path or hub id), for the run manifest
+    # which gold-trace tokens carry information (TaskSpec.informative): a regex; None = all
+    informative: str | None = None
 
     def __len__(self) -> int:
         return len(self.problems)

@@ -62,7 +62,7 @@ __all__ = [
 TOP_KEYS = {
     "name", "aliases", "description", "source", "fields", "answer_type", "normalize", "prompt",
     "few_shot_examples", "default_few_shot", "system_prompt", "answer_regex", "default_budgets",
-    "max_thinking_tokens", "max_answer_tokens", "target_delimiter",
+    "max_thinking_tokens", "max_answer_tokens", "target_delimiter", "informative",
 }  # fmt: skip
 SOURCE_KEYS = {"file", "local", "hf", "records"}
 HF_KEYS = {"path", "name", "split"}
@@ -479,6 +479,12 @@ def _build(
             re.compile(answer_regex)
         except re.error as e:
             raise spec.bad("answer_regex", f"a valid regex ({e})", answer_regex) from e
+    informative = spec.opt_str("informative", spec.cfg.get("informative"))
+    if informative is not None:
+        try:
+            re.compile(informative)
+        except re.error as e:
+            raise spec.bad("informative", f"a valid regex ({e})", informative) from e
     description = spec.string("description", "")
 
     k = default_k if few_shot is None else int(few_shot)
@@ -588,6 +594,7 @@ def _build(
         system_prompt=system_prompt,
         answer_regex=answer_regex,
         source=data.where,
+        informative=informative,
     )
 
 

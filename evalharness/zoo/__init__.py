@@ -1,6 +1,7 @@
 """The built-in model zoo: tiny Llama checkpoints shipped as package data, addressed by name.
 
-``zoo`` means the whole family, ``zoo/arith-h128`` one member. Any other name passes through
+``zoo`` means the whole family (every size and seed), ``zoo/arith-h128-s0`` one member,
+``zoo/seed0`` one seed of every size. Any other name passes through
 unchanged (a hub id or a local checkpoint directory), except GGUF files: a ``.gguf`` path, a
 directory holding one, or a shipped name (``smollm2``) resolves to a converted checkpoint in the
 cache (`evalharness.models`), with the GGUF file and its sha256 on the reference.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +30,8 @@ class ModelRef:
     train_flops: float | None = None  # 6 N D where known
     gguf: str | None = None  # the GGUF file `path` was converted from (the manifest records it)
     gguf_sha256: str | None = None
+    size: str | None = None  # seeded families: the name shared by every seed of one size
+    seed: int | None = None  # ... and this checkpoint's training seed
 
 
 def tensor_sizes(checkpoint: str | Path) -> dict[str, int]:
@@ -49,9 +53,11 @@ def zoo_manifest() -> dict:
 
 
 def zoo_models() -> list[ModelRef]:
+    """Every zoo checkpoint, by parameters then seed."""
     return [
         ModelRef(m["name"], str(ZOO_DIR / m["path"]), m["params"], FAMILY, m["sha256"],
-                 m.get("tokens"), m.get("train_flops"))
+                 m.get("tokens"), m.get("train_flops"),
+                 size=f"{FAMILY}-{m['size']}" if "size" in m else None, seed=m.get("seed"))
         for m in zoo_manifest()["models"]
     ]
 
@@ -62,6 +68,11 @@ def resolve_models(spec: str) -> list[ModelRef]:
     for name in (s.strip() for s in spec.split(",") if s.strip()):
         if name == "zoo":
             out += zoo_models()
+        elif m := re.fullmatch(r"zoo/seed(\d+)", name):  # one seed of every size
+            picked = [r for r in zoo_models() if r.seed == int(m.group(1))]
+            if not picked:
+                raise ValueError(f"no zoo checkpoints with seed {m.group(1)}")
+            out += picked
         elif name.startswith("zoo/"):
             found = [m for m in zoo_models() if m.name == name]
             if not found:

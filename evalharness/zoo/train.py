@@ -1,8 +1,12 @@
-"""Training recipe for the built-in model zoo: one family of tiny Llama models, identical data.
+"""Training recipe for the built-in model zoo (v2): one family of tiny Llama models, one recipe.
 
-Every size sees the same stream of fresh arithmetic problems for the same number of steps, so
-size is the only thing that differs between them. Head size is 32 because vLLM's CPU attention
-kernel supports no smaller head; ``head_dim`` decouples it from the (tiny) hidden size.
+Every member has the same attention: 2 layers of 4 heads of size 32 (vLLM's CPU attention kernel
+supports no smaller head; ``head_dim`` decouples it from the residual width). Sizes differ only in
+the residual width (the MLP is 4x the width), so the number of heads cannot stand in for size, as
+it did in the first zoo (2 heads below h96, 3-4 above, where its add5 jump sat). Every size is
+trained from 3 seeds; a seed sets both the initialisation and the order of the training stream,
+so the seed-to-seed spread is the uncertainty of "a model of this size" under this recipe. The
+learning rate is one constant for every size (warm-up, then cosine decay to 0).
 """
 
 from __future__ import annotations
@@ -23,42 +27,45 @@ from evalharness import synth
 from evalharness.zoo import ZOO_DIR, tensor_sizes
 from evalharness.zoo.tokenizer import END_THINK, THINK, build_tokenizer
 
+HEADS = 4
+HEAD_DIM = 32
+LAYERS = 2
+# Residual widths, roughly log-spaced (11 sizes, 10.6K to 538K parameters = 51x).
+WIDTHS = (8, 12, 16, 20, 24, 32, 40, 48, 64, 96, 128)
+SEEDS = (0, 1, 2)
+
 
 @dataclass(frozen=True)
 class Size:
     hidden: int
-    heads: int
-    layers: int = 2
+    seed: int = 0
+    heads: int = HEADS
+    layers: int = LAYERS
 
     @property
     def name(self) -> str:
-        return f"arith-h{self.hidden}"
+        return f"arith-h{self.hidden}-s{self.seed}"
 
 
-SIZES = [Size(16, 2), Size(32, 2), Size(48, 2), Size(64, 2), Size(80, 2), Size(96, 3),
-         Size(112, 4), Size(128, 4)]
+SIZES = [Size(w, s) for s in SEEDS for w in WIDTHS]
 
 
 @dataclass(frozen=True)
 class Recipe:
     steps: int = 1000
-    batch: int = 144
+    batch: int = 128
     warmup: int = 30
-    data_seed: int = 0
-    init_seed: int = 0
+    lr: float = 3e-3  # the same for every width
     mul_share: float = 0.15
     cut_share: float = 0.10  # examples whose thinking is cut and the answer forced
     max_len: int = 512
-
-    def lr(self, hidden: int) -> float:
-        return min(6e-3, 3e-3 * math.sqrt(64 / hidden))
 
 
 def model_config(size: Size, vocab: int, tok) -> LlamaConfig:
     return LlamaConfig(
         vocab_size=vocab, hidden_size=size.hidden, intermediate_size=4 * size.hidden,
         num_hidden_layers=size.layers, num_attention_heads=size.heads,
-        num_key_value_heads=size.heads, head_dim=32, max_position_embeddings=512,
+        num_key_value_heads=size.heads, head_dim=HEAD_DIM, max_position_embeddings=512,
         tie_word_embeddings=True, rms_norm_eps=1e-5, pad_token_id=tok.pad_token_id,
         eos_token_id=tok.eos_token_id, bos_token_id=None, torch_dtype="float32",
     )
@@ -82,9 +89,10 @@ def encode_example(p: synth.Arith, tok, rng: np.random.Generator, cut_share: flo
     return ids, mask
 
 
-def batches(recipe: Recipe, tok, exclude: set[str]):
-    stream = synth.training_stream(recipe.data_seed, exclude, recipe.mul_share)
-    rng = np.random.default_rng(recipe.data_seed + 1)
+def batches(recipe: Recipe, tok, exclude: set[str], seed: int = 0):
+    """Endless padded batches; `seed` sets the stream of problems and which thinking is cut."""
+    stream = synth.training_stream(seed, exclude, recipe.mul_share)
+    rng = np.random.default_rng(seed + 1)
     while True:
         rows = [encode_example(next(stream), tok, rng, recipe.cut_share) for _ in range(recipe.batch)]
         width = max(len(ids) for ids, _ in rows)
@@ -100,11 +108,10 @@ def batches(recipe: Recipe, tok, exclude: set[str]):
 
 def train_one(size: Size, recipe: Recipe, out_dir: Path, exclude: set[str]) -> dict:
     torch.set_num_threads(1)  # two sizes train side by side, one core each
-    torch.manual_seed(recipe.init_seed)
+    torch.manual_seed(size.seed)
     tok = build_tokenizer()
     model = LlamaForCausalLM(model_config(size, len(tok), tok))
-    lr = recipe.lr(size.hidden)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=0.01)
+    opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, betas=(0.9, 0.98), weight_decay=0.01)
 
     def schedule(step: int) -> float:
         if step < recipe.warmup:
@@ -116,7 +123,8 @@ def train_one(size: Size, recipe: Recipe, out_dir: Path, exclude: set[str]) -> d
     tokens = 0
     t0 = time.time()
     model.train()
-    for step, (ids, attn, labels) in zip(range(recipe.steps), batches(recipe, tok, exclude), strict=False):
+    for step, (ids, attn, labels) in zip(range(recipe.steps), batches(recipe, tok, exclude, size.seed),
+                                          strict=False):
         loss = model(input_ids=ids, attention_mask=attn, labels=labels).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -131,7 +139,10 @@ def train_one(size: Size, recipe: Recipe, out_dir: Path, exclude: set[str]) -> d
     path = out_dir / size.name
     model.save_pretrained(path, safe_serialization=True)
     tok.save_pretrained(path)
-    return manifest_entry(size, recipe, path, tokens, loss.item(), time.time() - t0)
+    entry = manifest_entry(size, recipe, path, tokens, loss.item(), time.time() - t0)
+    # each checkpoint carries its own entry, so an interrupted training resumes where it stopped
+    (path / "zoo_entry.json").write_text(json.dumps(entry, indent=2) + "\n")
+    return entry
 
 
 def manifest_entry(size: Size, recipe: Recipe, path: Path, tokens: int, final_loss: float,
@@ -143,19 +154,20 @@ def manifest_entry(size: Size, recipe: Recipe, path: Path, tokens: int, final_lo
     return {
         "name": f"zoo/{size.name}",
         "path": size.name,
+        "size": f"h{size.hidden}",
         "params": n_params,
         "non_embedding_params": n_params - n_embed,
         "layers": size.layers,
         "hidden": size.hidden,
+        "intermediate": 4 * size.hidden,
         "heads": size.heads,
-        "head_dim": 32,
+        "head_dim": HEAD_DIM,
         "steps": recipe.steps,
         "batch": recipe.batch,
-        "lr": recipe.lr(size.hidden),
+        "lr": recipe.lr,
         "tokens": tokens,
         "train_flops": 6 * n_params * tokens,
-        "seed": recipe.init_seed,
-        "data_seed": recipe.data_seed,
+        "seed": size.seed,
         "final_loss": round(final_loss, 5),
         "train_seconds": round(seconds, 1),
         "sha256": hashlib.sha256((path / "model.safetensors").read_bytes()).hexdigest(),
@@ -174,7 +186,7 @@ def _worker(args):
 
 
 def write_manifest(out_dir: Path, recipe: Recipe, entries: list[dict]) -> Path:
-    entries = sorted(entries, key=lambda e: e["params"])
+    entries = sorted(entries, key=lambda e: (e["params"], e["seed"]))
     path = out_dir / "manifest.json"
     path.write_text(json.dumps({"recipe": asdict(recipe), "models": entries}, indent=2) + "\n")
     return path
@@ -182,12 +194,20 @@ def write_manifest(out_dir: Path, recipe: Recipe, entries: list[dict]) -> Path:
 
 def train_zoo(out_dir: Path, tasks_dir: Path, recipe: Recipe = Recipe(),
               sizes: list[Size] = SIZES, jobs: int = 2) -> list[dict]:
-    """Train every size (largest first, `jobs` at a time) and write ``manifest.json``."""
+    """Train every size and seed (seed by seed, largest first, `jobs` at a time) and write
+    ``manifest.json``. A checkpoint already trained with this recipe is kept, not retrained."""
     out_dir.mkdir(parents=True, exist_ok=True)
     heldout = synth.write_heldout_sets(tasks_dir)
     exclude = synth.read_jsonl_ids(heldout)
-    work = [(s, recipe, out_dir, exclude) for s in sorted(sizes, key=lambda s: -s.hidden)]
-    entries, errors = [], []
+    entries, errors, work = [], [], []
+    for s in sorted(sizes, key=lambda s: (s.seed, -s.hidden)):
+        done = out_dir / s.name / "zoo_entry.json"
+        entry = json.loads(done.read_text()) if done.exists() else None
+        if entry and entry["steps"] == recipe.steps and entry["batch"] == recipe.batch \
+                and entry["lr"] == recipe.lr:
+            entries.append(entry)
+        else:
+            work.append((s, recipe, out_dir, exclude))
     with mp.get_context("spawn").Pool(max(1, jobs)) as pool:
         for entry in pool.imap_unordered(_worker, work, chunksize=1):
             (errors if "error" in entry else entries).append(entry)
@@ -195,11 +215,10 @@ def train_zoo(out_dir: Path, tasks_dir: Path, recipe: Recipe = Recipe(),
         raise RuntimeError("training failed for " + ", ".join(e["name"] for e in errors)
                            + "\n" + "\n".join(e["error"] for e in errors))
     write_manifest(out_dir, recipe, entries)
-    return sorted(entries, key=lambda e: e["params"])
-
+    return sorted(entries, key=lambda e: (e["params"], e["seed"]))
 
 
 TASKS_DATA = Path(__file__).resolve().parents[2] / "tasks" / "data"
 
-if __name__ == "__main__":  # `python -m evalharness.zoo.train`; the CLI's `zoo train` is the same
+if __name__ == "__main__":
     train_zoo(ZOO_DIR, TASKS_DATA)
