@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.isotonic import IsotonicRegression
 
 from evalharness import buy
 from evalharness.diagnostics import BITE_RULE, budget_control
@@ -242,6 +243,12 @@ def _curve(x, y) -> tuple[np.ndarray, np.ndarray]:
 def steepest_doubling(log2_params, y) -> tuple[float, float]:
     """(sharpness, start of the steepest doubling in log2 params); see `sharpness`."""
     x, v = _curve(log2_params, y)
+    if x.size >= 2:
+        # on the isotonic (monotone) fit of the curve: a dip below the end points used to give
+        # shares above 100% (issue #15); a monotone curve's one-doubling rise <= its total rise
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "auto" on few points warns
+            v = IsotonicRegression(increasing="auto").fit(x, v).predict(x)
     if x.size < 2 or v[-1] == v[0]:
         return math.nan, math.nan
     total = v[-1] - v[0]
