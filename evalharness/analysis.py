@@ -70,7 +70,7 @@ SPAN_METRICS = ("ref_token_acc", "gold_token_acc", "gold_answer_acc", "ref_logpr
 class LogBudgetFit:
     """accuracy = a + b * log2(T) over the unsaturated budgets (see `rule`)."""
 
-    status: str  # "ok", or why there is no fit
+    status: str  # "ok", or "no fit: <reason>"
     a: float = math.nan
     b: float = math.nan
     a_lo: float = math.nan
@@ -144,7 +144,7 @@ def _fit_log_budget_from(
     used = tuple(int(b) for b in budgets[keep])
     if keep.sum() < MIN_POINTS:
         return LogBudgetFit(
-            status=f"only {int(keep.sum())} unsaturated budgets (need {MIN_POINTS})",
+            status=f"no fit: only {int(keep.sum())} unsaturated budgets (need {MIN_POINTS})",
             budgets=used,
             n_problems=n_problems,
         )
@@ -190,7 +190,13 @@ def _fit_coverage_from(
 ) -> CoverageFit:
     keep = (point > 0) & (point < 1) & np.isfinite(point)
     if keep.sum() < MIN_POINTS:
-        return CoverageFit(status=f"only {int(keep.sum())} usable k (need {MIN_POINTS})")
+        return CoverageFit(status=f"no fit: only {int(keep.sum())} values of k with "
+                                  f"0 < pass@k < 1 (need {MIN_POINTS})")
+    if np.ptp(point[keep]) < 1e-12:
+        # pass@k == pass@1 for every k (e.g. samples that all agree): beta = 0 with a CI of
+        # +-1e-32 is not a measurement, the sampling adds no coverage
+        return CoverageFit(status="no fit: pass@k flat in k (pass@k == pass@1, beta = 0)",
+                           ks=tuple(int(k) for k in ks[keep]))  # fmt: skip
     x = np.log(ks[keep].astype(float))
 
     def transform(p: np.ndarray) -> np.ndarray:

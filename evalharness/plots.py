@@ -281,7 +281,7 @@ def plot_accuracy_vs_budget(
             fit = _fit_row(fits, m)
             why = _no_fit_reason(fits, m) if fit is None else None
             if why:
-                handles.append(Line2D([], [], ls="none", label=f"   no fit: {why}"))
+                handles.append(Line2D([], [], ls="none", label=f"   {why}" if why.startswith("no fit") else f"   no fit: {why}"))
             if fit is not None:
                 tb = [t for t in _parse_budgets(fit.get("budgets")) if t > 0]
                 if len(tb) >= 2:

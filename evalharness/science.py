@@ -253,10 +253,13 @@ def _fit_l(p: np.ndarray, em: np.ndarray) -> np.ndarray:
     """L minimising sum over sizes of (em - p^L)^2, per row (grid on log L; rows = replicates)."""
     p = np.atleast_2d(p)
     em = np.atleast_2d(em)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        pred = np.exp(np.log(np.clip(p, 1e-300, 1))[:, None, :] * L_GRID[None, :, None])
-    sse = np.nansum((em[:, None, :] - pred) ** 2, axis=2)
-    return L_GRID[np.argmin(sse, axis=1)]
+    out = np.empty(p.shape[0])
+    for i in range(0, p.shape[0], 64):  # blocks keep replicates x grid x sizes small
+        lp = np.log(np.clip(p[i : i + 64], 1e-300, 1))
+        pred = np.exp(lp[:, None, :] * L_GRID[None, :, None])
+        sse = np.nansum((em[i : i + 64, None, :] - pred) ** 2, axis=2)
+        out[i : i + 64] = L_GRID[np.argmin(sse, axis=1)]
+    return out
 
 
 def _line(x: np.ndarray, z: np.ndarray, use: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -222,3 +222,25 @@ def test_difficulty_buckets_fall_back_to_natural_length_quartiles():
     labels, source = science.difficulty_buckets([np.nan] * 8, [3, 5, 9, 12, 20, 30, 40, np.inf])
     assert source == "natural thinking length quartile"
     assert len(set(labels)) == 4 and labels[0].startswith("Q1")
+
+
+# ----------------------------------------------------------------------------- degenerate fits
+
+
+def test_flat_pass_at_k_is_no_fit_not_beta_zero():
+    from evalharness.analysis import fit_coverage
+
+    solved = np.repeat([[1.0], [0.0]], [4, 6], axis=0) * np.ones((1, 4))  # pass@k = 0.4 for all k
+    fit = fit_coverage(np.array([1, 2, 4, 8]), solved, n_boot=50)
+    assert fit.status == "no fit: pass@k flat in k (pass@k == pass@1, beta = 0)"
+    assert np.isnan(fit.beta) and np.isnan(fit.beta_lo)
+
+
+def test_log_budget_fit_on_a_flat_window_is_no_fit():
+    from evalharness.analysis import fit_log_budget
+
+    flat = pd.DataFrame({"problem_id": np.repeat(np.arange(4), 3), "budget": [16, 32, 64] * 4,
+                         "correct": np.repeat([1.0, 0.0, 1.0, 0.0], 3)})  # fmt: skip
+    fit = fit_log_budget(flat, n_boot=50)
+    # the plateau rule cuts a flat curve to its first budget: a reason, never b = 0
+    assert fit.status == "no fit: only 1 unsaturated budgets (need 3)" and np.isnan(fit.b)
