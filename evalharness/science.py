@@ -181,7 +181,7 @@ def monotone_sharpness(log2_params, y, weights=None) -> Sharpness:
     if x[-1] - x[0] <= 1:
         return Sharpness("no fit: sizes span at most one doubling")
     if np.ptp(y) == 0:
-        return Sharpness("no fit: zero variance (the metric is flat across sizes)")
+        return Sharpness("no fit: zero variance (the curve is flat)")
     grid = np.linspace(x[0], x[-1], int(round((x[-1] - x[0]) * 200)) + 1)
     iso = isotonic_curve(x, y, weights)
     iso_share = iso_start = math.nan
@@ -503,7 +503,7 @@ def compare_log_models(budgets, successes, trials) -> pd.DataFrame:
     n_obs = float(n.sum())
     rows = []
 
-    def add(model: str, k: int, fun, starts, bounds=None):
+    def add(model: str, k: int, fun, starts, bounds=None):  # model: the form's name
         best = None
         for p0 in starts:
             with warnings.catch_warnings():
@@ -514,12 +514,12 @@ def compare_log_models(budgets, successes, trials) -> pd.DataFrame:
             if best is None or res.fun < best.fun:
                 best = res
         ll = -float(best.fun)
-        rows.append({"model": model, "k": k, "loglik": ll, "aic": 2 * k - 2 * ll,
+        rows.append({"form": model, "k": k, "loglik": ll, "aic": 2 * k - 2 * ll,
                      "bic": k * math.log(n_obs) - 2 * ll, "params": " ".join(
                          f"{v:.4g}" for v in best.x)})  # fmt: skip
 
-    if x.size < 2 or n_obs == 0:
-        return pd.DataFrame(rows)
+    if x.size < 2 or n_obs == 0 or s.sum() in (0, n_obs):
+        return pd.DataFrame(rows)  # no fit: too few budgets, or every outcome alike
     a0, b0 = (float(v[0]) for v in _ols_rows(x, rate))
     add("linear in log2 T", 2, lambda th: th[0] + th[1] * x, [[a0, b0]])
     lr = np.clip(rate, 0.02, 0.98)
@@ -587,6 +587,8 @@ def difficulty_mix(
     step-like (median share of their rise in one doubling >= 0.6) and the step model within
     0.1 of the pooled curve -> "difficulty mix"; neither -> "not the difficulty mix"."""
     b, lo, hi = pooled_slope
+    if not math.isfinite(b):
+        return DifficultyMix("undetermined", "no pooled log-T fit to explain")
     sh = bucket_fits["step_share"].dropna() if not bucket_fits.empty else pd.Series(dtype=float)
     if sh.empty:
         return DifficultyMix("undetermined", "no difficulty buckets with a rise over T")

@@ -184,9 +184,9 @@ def test_aic_prefers_the_logistic_on_a_sigmoid_and_the_line_on_a_line():
     x = np.log2(BUDGETS)
     n = np.full(BUDGETS.size, 400.0)
     sig = science.compare_log_models(BUDGETS, n * (0.05 + 0.9 * expit((x - 3.5) / 0.4)), n)
-    assert sig.loc[sig["preferred_aic"], "model"].item().startswith(("4-parameter", "logistic"))
+    assert sig.loc[sig["preferred_aic"], "form"].item().startswith(("4-parameter", "logistic"))
     lin = science.compare_log_models(BUDGETS, n * (0.1 + 0.11 * x), n)
-    assert lin.loc[lin["preferred_bic"], "model"].item() == "linear in log2 T"
+    assert lin.loc[lin["preferred_bic"], "form"].item() == "linear in log2 T"
 
 
 def test_difficulty_mix_is_named_when_each_bucket_is_a_step():
@@ -244,3 +244,78 @@ def test_log_budget_fit_on_a_flat_window_is_no_fit():
     fit = fit_log_budget(flat, n_boot=50)
     # the plateau rule cuts a flat curve to its first budget: a reason, never b = 0
     assert fit.status == "no fit: only 1 unsaturated budgets (need 3)" and np.isnan(fit.b)
+
+
+# ----------------------------------------------------------------------------- integration
+
+
+def synthetic_scores(sizes=5, seeds=3, problems=120, seed=0) -> pd.DataFrame:
+    """Score rows of a seeded family: per-token error smooth in log N (so exact match = p^L is
+    a metric-induced jump) and a budget sweep where a problem of d digits is solved only once
+    its 9*d natural thinking tokens fit in T."""
+    rng = np.random.default_rng(seed)
+    d = rng.integers(1, 6, problems)
+    natural = 9.0 * d
+    budgets = [0, 8, 16, 32, 64]
+    frames = []
+    for i in range(sizes):
+        log2_n = 14.0 + i
+        for s in range(seeds):
+            p = 1 - expit(1.2 - 1.1 * i + rng.normal(0, 0.05))
+            hits = rng.binomial(20, p, problems)
+            solved = rng.random(problems) < p**8
+            for t in budgets:
+                fits = natural <= t
+                frames.append(pd.DataFrame({
+                    "run_id": f"h{i}-s{s}", "model": f"zoo/h{i}-s{s}", "size": f"zoo/h{i}",
+                    "model_seed": float(s),
+                    "family": "zoo", "params": 2.0**log2_n, "task": "add_sweep", "budget": t,
+                    "extensions": 0, "problem_id": [f"p{j}" for j in range(problems)],
+                    "sample": 0, "correct": solved & fits, "temperature": 0.0,
+                    "difficulty": d.astype(float), "gold_info_acc": hits / 20,
+                    "gold_info_len": 20.0, "natural_thinking_tokens": np.where(fits, natural,
+                                                                               np.nan),
+                    "thinking_tokens": np.minimum(natural, t), "cut": ~fits,
+                    "prompt_tokens": 8, "generated_tokens": np.minimum(natural, t) + 4,
+                    "pred": np.where(solved & fits, "1", "0"), "answer_type": "integer",
+                }))  # fmt: skip
+    return pd.concat(frames, ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory):
+    from evalharness.analysis import analyze
+    from evalharness.report import make_report
+
+    scores = synthetic_scores()
+    an = analyze(scores, n_boot=200)
+    root = tmp_path_factory.mktemp("results")
+    an.write(root / "analysis")
+    _, md = make_report(root, scores=scores, analysis=an)
+    return an, md.read_text(), root
+
+
+def test_analyze_writes_the_seed_schaeffer_and_log_t_tables(seeded):
+    an, _, root = seeded
+    for name in ("seed_curves", "seed_points", "schaeffer", "verdicts", "logt_buckets",
+                 "logt_bucket_fits", "logt_tests", "logt_models", "logt_residuals"):  # fmt: skip
+        assert not getattr(an, name).empty, name
+        assert (root / "analysis" / f"{name}.csv").exists()
+    em = an.seed_curves[an.seed_curves["metric"] == "em"]
+    assert len(em) == 5 and (em["n_seeds"] == 3).all()
+    assert (em["ci_lo"] <= em["mean"]).all() and (em["mean"] <= em["ci_hi"]).all()
+    assert len(an.seed_points[an.seed_points["metric"] == "em"]) == 15
+    assert an.verdicts["token_metric"].tolist() == ["gold_info_acc"]
+    assert (an.sharpness["sharpness"].dropna() <= 1).all()
+
+
+def test_report_states_the_verdict_sentence_and_the_new_tables(seeded):
+    an, md, _ = seeded
+    sentence = an.verdicts["sentence"].item()
+    assert sentence.startswith("add_sweep (zoo): exact match's sharpness is")
+    assert "metric-induced" in sentence and sentence in md
+    for caption in ("Exact match and per-token accuracy over seeds", "Schaeffer test",
+                    "Monotone-fit sharpness", "Accuracy by difficulty",
+                    "Is accuracy linear in log₂T?", "Linear vs logistic in log₂T"):  # fmt: skip
+        assert f"**{caption}" in md, caption
+    assert "driven by the difficulty mix" in md
