@@ -516,6 +516,24 @@ def logt_tables(an, task: str) -> list:
     return out
 
 
+def verdict_lines(results_dir: Path) -> list[str]:
+    """The emergence verdict sentence per (family, task), from ``analysis/verdicts.csv`` (written
+    by `evalharness analyze`); a hint when it is missing or older than the scores."""
+    path = Path(results_dir) / "analysis" / "verdicts.csv"
+    if not path.exists():
+        return ["no emergence verdicts yet: run `evalharness analyze`"]
+    try:
+        v = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return ["no emergence verdicts: no family with >= 2 sizes on one task"]
+    out = [str(s) for s in v.get("sentence", pd.Series(dtype=str))]
+    newest = max((p.stat().st_mtime for p in Path(results_dir).glob("runs/*/scores.parquet")),
+                 default=0.0)  # fmt: skip
+    if newest > path.stat().st_mtime:
+        out.append("(verdicts are older than the scores: rerun `evalharness analyze`)")
+    return out or ["no emergence verdicts: no family with >= 2 sizes on one task"]
+
+
 def fmt_pts_raw(v) -> str:
     v = _num(v)
     return f"{v:+.1f}" if math.isfinite(v) else "–"

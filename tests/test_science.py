@@ -319,3 +319,14 @@ def test_report_states_the_verdict_sentence_and_the_new_tables(seeded):
                     "Is accuracy linear in log₂T?", "Linear vs logistic in log₂T"):  # fmt: skip
         assert f"**{caption}" in md, caption
     assert "driven by the difficulty mix" in md
+
+
+def test_summary_prints_the_verdict_sentence_per_task(seeded):
+    from typer.testing import CliRunner
+
+    from evalharness.cli import app
+
+    an, _, root = seeded
+    res = CliRunner().invoke(app, ["summary", "--results", str(root)])
+    assert res.exit_code == 0, res.output
+    assert f"verdict: {an.verdicts['sentence'].item()}\n" in res.output
