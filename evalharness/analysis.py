@@ -315,6 +315,10 @@ def emergence_span(
     x1, x2 = float(x[best[0]]), float(x[best[1]])
 
     def share(xs, ys) -> float:
+        if xs.size >= 2:  # on the isotonic fit: a share of a monotone rise stays within [0, 1]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                ys = IsotonicRegression(increasing="auto").fit(xs, ys).predict(xs)
         total = ys[-1] - ys[0]
         if xs.size < 2 or total == 0:
             return math.nan
@@ -843,7 +847,7 @@ def logt_tables(pp: pd.DataFrame, df: pd.DataFrame, n_boot: int, alpha: float,
                 buckets_rows.append({**ident, "bucket": b, "bucket_source": source,
                                      "budget": t, "accuracy": a, "n_problems": len(sub)})
             pos = budgets > 0
-            step = science.monotone_sharpness(np.log2(budgets[pos]), acc_b[pos])
+            step = science.monotone_sharpness(np.log2(budgets[pos]), acc_b[pos], sigmoid=False)
             row = {**ident, "bucket": b, "bucket_source": source, "n_problems": len(sub),
                    "step_share": step.value, "step_status": step.status}
             if window.sum() >= 2 and np.ptp(acc_b[window]) == 0:

@@ -330,3 +330,26 @@ def test_summary_prints_the_verdict_sentence_per_task(seeded):
     res = CliRunner().invoke(app, ["summary", "--results", str(root)])
     assert res.exit_code == 0, res.output
     assert f"verdict: {an.verdicts['sentence'].item()}\n" in res.output
+
+
+def test_emergence_span_shares_stay_within_one_on_a_dip():
+    from evalharness.analysis import emergence_span
+
+    span = emergence_span([0, 1, 2, 3], [0.0, 0.1, 0.9, 0.85], [0.5, 0.0, 0.9, 0.6])
+    assert 0 <= span.em_share <= 1 and 0 <= span.metric_share <= 1
+
+
+def test_seed_figure_draws_each_seed_thin_and_the_mean_thick_on_both_scales(seeded):
+    from evalharness.plots import plot_seed_emergence
+
+    an, _, _ = seeded
+    fig = plot_seed_emergence(an.seed_curves, an.seed_points, an.schaeffer, task="add_sweep",
+                              family="zoo")  # fmt: skip
+    lin, log = fig.axes[:2]
+    assert log.get_yscale() == "log" and lin.get_xscale() == "log"
+    for ax in (lin, log):
+        widths = sorted(ln.get_linewidth() for ln in ax.get_lines())
+        assert widths.count(0.7) == 6  # 3 seeds x (exact match, per-token accuracy)
+        assert widths.count(2.2) == 2  # the two seed means
+        labels = " ".join(ln.get_label() for ln in ax.get_lines())
+        assert "predicted EM" in labels and "gold_info_acc" in labels
