@@ -620,8 +620,8 @@ def plot_emergence(
     """The emergence panel: on the same samples, exact match vs parameters (with the prediction
     (per-token accuracy)^L dashed) beside teacher-forced per-token accuracy and the log-prob of
     the correct answer vs parameters (log x). Each line's sharpness — the share of its total
-    rise that happens in the steepest doubling of parameters — is in its legend, so "jumps under
-    EM, smooth under per-token accuracy" reads as two numbers.
+    rise that happens in the steepest doubling of parameters, from a monotone fit — is in its
+    legend; whether a jump is metric-induced is the Schaeffer test's call (`science`).
 
     `emergence`: analysis ``emergence`` rows of one (family, task), one per model (params, em,
     pred_em_ref, ref_token_acc, ref_logprob_sum, optional gold_* columns, budget).

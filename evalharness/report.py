@@ -247,9 +247,10 @@ def sampling_table(an, task: str) -> Table:
             continue
         one, top = g[g["k"] == 1].iloc[0], g[g["k"] == n].iloc[0]
         fit = cf[(cf["model"] == m) & (cf["budget"] == t)] if not cf.empty else cf
+        why = "" if fit.empty or _ok(fit).shape[0] else str(fit["status"].iloc[0])
         fit = _ok(fit)
         if fit.empty:
-            c = beta = r2 = "–"
+            c, beta, r2 = why or "–", "–", "–"  # 'no fit: <reason>', never beta = 0
         else:
             f = fit.iloc[0]
             c = fmt_ci(f["c"], f["c_lo"], f["c_hi"])

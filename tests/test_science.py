@@ -353,3 +353,19 @@ def test_seed_figure_draws_each_seed_thin_and_the_mean_thick_on_both_scales(seed
         assert widths.count(2.2) == 2  # the two seed means
         labels = " ".join(ln.get_label() for ln in ax.get_lines())
         assert "predicted EM" in labels and "gold_info_acc" in labels
+
+
+def test_report_prints_no_fit_with_its_reason_for_flat_pass_at_k():
+    from types import SimpleNamespace
+
+    from evalharness.report import sampling_table
+
+    cov = pd.DataFrame({"model": "m", "task": "t", "extensions": 0, "budget": 16,
+                        "k": [1, 2, 4], "pass_at_k": 0.4, "maj_at_k": 0.4, "bok_at_k": 0.4})
+    why = "no fit: pass@k flat in k (pass@k == pass@1, beta = 0)"
+    fits = pd.DataFrame({"model": ["m"], "task": "t", "extensions": 0, "budget": 16,
+                         "status": why, "c": np.nan, "beta": np.nan, "rule": ""})  # fmt: skip
+    an = SimpleNamespace(coverage=cov, coverage_fits=fits, emergence=pd.DataFrame(),
+                         budgets=pd.DataFrame(), compute=pd.DataFrame())  # fmt: skip
+    (row,) = sampling_table(an, "t").rows
+    assert row[8] == why and row[9] == "–"
