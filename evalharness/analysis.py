@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.isotonic import IsotonicRegression
 
-from evalharness import buy
+from evalharness import buy, science
 from evalharness.diagnostics import BITE_RULE, budget_control
 from evalharness.flops import RULE_FALLBACK, add_flops
 from evalharness.metrics import (
@@ -43,10 +44,7 @@ COVERAGE_RULE = (
     "fit log(-log pass@k) = log c - beta * log k by least squares over k with "
     f"0 < pass@k < 1; need >= {MIN_POINTS} values of k"
 )
-SHARPNESS_RULE = (
-    "share of the total change (largest model minus smallest) that happens in the steepest "
-    "single doubling of parameters, on the piecewise-linear curve over log2(params)"
-)
+SHARPNESS_RULE = science.MONOTONE_SHARPNESS_RULE + "; on the per-size means over seeds"
 FLOPS_RULE = (
     "inference FLOPs per problem = mean over samples of the record's FLOPs * n, a record with "
     "L = prompt + generated tokens costing 2 * N * L + 2 * n_layers * d_attn * L(L+1)/2 "
@@ -69,7 +67,7 @@ SPAN_METRICS = ("ref_token_acc", "gold_token_acc", "gold_answer_acc", "ref_logpr
 class LogBudgetFit:
     """accuracy = a + b * log2(T) over the unsaturated budgets (see `rule`)."""
 
-    status: str  # "ok", or why there is no fit
+    status: str  # "ok", or "no fit: <reason>"
     a: float = math.nan
     b: float = math.nan
     a_lo: float = math.nan
@@ -143,7 +141,7 @@ def _fit_log_budget_from(
     used = tuple(int(b) for b in budgets[keep])
     if keep.sum() < MIN_POINTS:
         return LogBudgetFit(
-            status=f"only {int(keep.sum())} unsaturated budgets (need {MIN_POINTS})",
+            status=f"no fit: only {int(keep.sum())} unsaturated budgets (need {MIN_POINTS})",
             budgets=used,
             n_problems=n_problems,
         )
@@ -189,7 +187,13 @@ def _fit_coverage_from(
 ) -> CoverageFit:
     keep = (point > 0) & (point < 1) & np.isfinite(point)
     if keep.sum() < MIN_POINTS:
-        return CoverageFit(status=f"only {int(keep.sum())} usable k (need {MIN_POINTS})")
+        return CoverageFit(status=f"no fit: only {int(keep.sum())} values of k with "
+                                  f"0 < pass@k < 1 (need {MIN_POINTS})")
+    if np.ptp(point[keep]) < 1e-12:
+        # pass@k == pass@1 for every k (e.g. samples that all agree): beta = 0 with a CI of
+        # +-1e-32 is not a measurement, the sampling adds no coverage
+        return CoverageFit(status="no fit: pass@k flat in k (pass@k == pass@1, beta = 0)",
+                           ks=tuple(int(k) for k in ks[keep]))  # fmt: skip
     x = np.log(ks[keep].astype(float))
 
     def transform(p: np.ndarray) -> np.ndarray:
@@ -242,6 +246,12 @@ def _curve(x, y) -> tuple[np.ndarray, np.ndarray]:
 def steepest_doubling(log2_params, y) -> tuple[float, float]:
     """(sharpness, start of the steepest doubling in log2 params); see `sharpness`."""
     x, v = _curve(log2_params, y)
+    if x.size >= 2:
+        # on the isotonic (monotone) fit of the curve: a dip below the end points used to give
+        # shares above 100% (issue #15); a monotone curve's one-doubling rise <= its total rise
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "auto" on few points warns
+            v = IsotonicRegression(increasing="auto").fit(x, v).predict(x)
     if x.size < 2 or v[-1] == v[0]:
         return math.nan, math.nan
     total = v[-1] - v[0]
@@ -305,6 +315,10 @@ def emergence_span(
     x1, x2 = float(x[best[0]]), float(x[best[1]])
 
     def share(xs, ys) -> float:
+        if xs.size >= 2:  # on the isotonic fit: a share of a monotone rise stays within [0, 1]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                ys = IsotonicRegression(increasing="auto").fit(xs, ys).predict(xs)
         total = ys[-1] - ys[0]
         if xs.size < 2 or total == 0:
             return math.nan
@@ -353,6 +367,8 @@ _NEEDED = POINT + [
     "ref_prob", "edit_distance", "answer_logprob_mean", "gold_think_acc", "gold_answer_acc",
     "gold_token_acc", "gold_answer_logprob", "gold_answer_len", "gold_think_len",
     "answer_type", "params", "family", "temperature", "difficulty", *EMERGENCE_COLUMNS,
+    "natural_thinking_tokens", "model_seed", "size", "gold_info_acc", "gold_info_logprob",
+    "gold_info_len", "scratch_edit_distance",
 ]  # fmt: skip
 _NEEDED = list(dict.fromkeys(_NEEDED))
 
@@ -375,10 +391,13 @@ def _prepare(scores: pd.DataFrame) -> pd.DataFrame:
     temp = pd.to_numeric(df["temperature"], errors="coerce").fillna(0.0)
     df["greedy"] = temp == 0
     df["base_model"] = df["model"]  # the checkpoint one buys, before the sampled-run label
+    # a size groups the seeds of one model shape; old results (no column): each model its own
+    df["size"] = df["size"].astype(object).where(df["size"].notna(), df["model"])
     if (~df["greedy"]).any():
         n = df.groupby(["model", "task", "temperature"], dropna=False)["sample"].transform("max") + 1
-        label = df["model"].astype(str) + " (n=" + n.astype(str) + ", temp=" + temp.astype(str) + ")"
-        df["model"] = df["model"].where(df["greedy"], label)
+        tag = " (n=" + n.astype(str) + ", temp=" + temp.astype(str) + ")"
+        df["model"] = df["model"].where(df["greedy"], df["model"].astype(str) + tag)
+        df["size"] = df["size"].where(df["greedy"], df["size"].astype(str) + tag)
     return df
 
 
@@ -575,17 +594,23 @@ def emergence_table(scores: pd.DataFrame) -> pd.DataFrame:
 
 
 _EMERGENCE_NAMED = {"ref_token_acc", "ref_logprob_mean", "ref_logprob_sum", "edit_distance",
-                    "gold_answer_acc", "gold_token_acc"}
+                    "gold_answer_acc", "gold_token_acc", "gold_info_acc", "gold_info_logprob",
+                    "gold_info_len", "scratch_edit_distance"}
 
 
-def _emergence(df: pd.DataFrame) -> pd.DataFrame:
-    # across sizes, compare like with like: greedy runs where a family/task has them
+def _emergence_records(df: pd.DataFrame) -> pd.DataFrame:
+    """The records emergence compares across sizes: greedy runs where a family/task has them
+    (like with like), each model at its largest budget and fewest "Wait" extensions."""
     has_greedy = df.groupby(["family", "task"])["greedy"].transform("any")
     df = df[df["greedy"] | ~has_greedy]
     top = df.groupby(["model", "task"])["budget"].transform("max")
     df = df[df["budget"] == top]
     least_ext = df.groupby(["model", "task"])["extensions"].transform("min")
-    df = df[df["extensions"] == least_ext].copy()
+    return df[df["extensions"] == least_ext].copy()
+
+
+def _emergence(df: pd.DataFrame) -> pd.DataFrame:
+    df = _emergence_records(df)
     df["ref_exact"] = (df["ref_token_acc"] == 1).astype(float)
     df["_ref_hits"] = df["ref_token_acc"] * df["ref_len"]
     df["_gold_len"] = df["gold_answer_len"] + df["gold_think_len"]
@@ -594,6 +619,8 @@ def _emergence(df: pd.DataFrame) -> pd.DataFrame:
     g = df.groupby(["family", "task", "model"], sort=True, observed=True)
     out = g.agg(
         params=("params", "first"),
+        size=("size", "first"),
+        model_seed=("model_seed", "first"),
         budget=("budget", "first"),
         n_problems=("problem_id", "nunique"),
         n_samples=("correct", "size"),
@@ -618,6 +645,10 @@ def _emergence(df: pd.DataFrame) -> pd.DataFrame:
         _gold_tokens=("_gold_len", "sum"),
         _gold_ans_hits=("_gold_ans_hits", "sum"),
         _gold_ans_tokens=("gold_answer_len", "sum"),
+        gold_info_acc=("gold_info_acc", "mean"),
+        gold_info_logprob=("gold_info_logprob", "mean"),
+        gold_info_len=("gold_info_len", "mean"),
+        scratch_edit_distance=("scratch_edit_distance", "mean"),
         # a metric registered as an emergence column needs no line here
         **{c: (c, "mean") for c in EMERGENCE_COLUMNS if c not in _EMERGENCE_NAMED},
     ).reset_index()
@@ -635,26 +666,39 @@ def _emergence(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def sharpness_table(emergence: pd.DataFrame) -> pd.DataFrame:
+    """Monotone-fit sharpness (`science.monotone_sharpness`) per (family, task, metric), on the
+    per-size means over seeds; 'no fit: <reason>' in `status` where there is none."""
     rows = []
     for (family, task), fam in emergence.groupby(["family", "task"], sort=True):
         fam = fam[np.isfinite(fam["log2_params"])]
-        if fam["params"].nunique() < 2:
+        size = fam["size"] if "size" in fam else fam["model"]
+        if size.nunique() < 2:
             continue
         for metric in EMERGENCE_METRICS:
             if metric not in fam or fam[metric].notna().sum() < 2:
                 continue
-            share, start = steepest_doubling(fam["log2_params"], fam[metric])
-            x, y = _curve(fam["log2_params"], fam[metric])
+            per = fam.assign(_size=size).groupby("_size")[["log2_params", metric]].mean()
+            per = per.dropna().sort_values("log2_params")
+            res = science.monotone_sharpness(per["log2_params"], per[metric])
+            x, y = per["log2_params"].to_numpy(), per[metric].to_numpy()
+            start = res.start_log2
             rows.append(
                 {
                     "family": family,
                     "task": task,
                     "metric": metric,
-                    "sharpness": share,
-                    "total_rise": y[-1] - y[0],
+                    "status": res.status,
+                    "sharpness": res.value,
+                    "fit": res.fit,
+                    "sharpness_sigmoid": res.sigmoid,
+                    "sharpness_isotonic": res.isotonic,
+                    "midpoint_params": 2.0**res.midpoint_log2,
+                    "width_doublings": res.width_log2,
+                    "total_rise": y[-1] - y[0] if y.size else math.nan,
                     "steepest_from_params": 2.0**start,
-                    "steepest_to_params": 2.0 ** min(start + 1, x[-1]),
-                    "n_models": int(fam["params"].nunique()),
+                    "steepest_to_params": 2.0 ** min(start + 1, x[-1]) if x.size else math.nan,
+                    "n_models": int(fam["model"].nunique()),
+                    "n_sizes": int(per.shape[0]),
                 }  # fmt: skip
             )
     return pd.DataFrame(rows)
@@ -682,6 +726,172 @@ def span_table(emergence: pd.DataFrame, lo: float = 0.2, hi: float = 0.8) -> pd.
                 }  # fmt: skip
             )
     return pd.DataFrame(rows)
+
+
+# the per-token metric of the Schaeffer test, best first: informative gold tokens (digits of
+# scratchpad and answer), every gold token, the reference answer's tokens
+TOKEN_METRICS = (("gold_info_acc", "gold_info_len"), ("gold_token_acc", "_gold_len"),
+                 ("ref_token_acc", "ref_len"))  # fmt: skip
+SEED_EXTRAS = ("gold_info_logprob", "scratch_edit_distance")
+
+
+def _token_metric(rec: pd.DataFrame) -> tuple[str, str] | None:
+    for acc, length in TOKEN_METRICS:
+        if rec[acc].notna().any() and (rec[length] > 0).any():
+            return acc, length
+    return None
+
+
+def seed_tables(df: pd.DataFrame, n_boot: int, alpha: float, seed: int | None):
+    """(seed_curves, seed_points, schaeffer, verdicts) per (family, task) over sizes, from the
+    emergence records; see `science` for the rules."""
+    rec = _emergence_records(df)
+    rec["_gold_len"] = rec["gold_answer_len"] + rec["gold_think_len"]
+    curves, points, tests, verdicts = [], [], [], []
+    for (family, task), g in rec.groupby(["family", "task"], sort=True):
+        g = g[np.isfinite(g["params"]) & (g["params"] > 0)]
+        if g["size"].nunique() < 2:
+            continue
+        metric = _token_metric(g)
+        acc, length = metric if metric else ("_none", "_none_len")
+        g = g.assign(_none=np.nan, _none_len=np.nan) if metric is None else g
+        extras = tuple(c for c in SEED_EXTRAS if g[c].notna().any())
+        fc = science.family_curves(g, acc, length, extras, n_boot, alpha, seed)
+        d = fc.design
+        ident = {"family": family, "task": task}
+        names = {"em": "em", "token_acc": fc.metric}
+        for key, c in fc.curves.items():
+            if key == "token_acc" and metric is None:
+                continue
+            for i, size in enumerate(d.sizes):
+                curves.append({**ident, "metric": names.get(key, key), "size": size,
+                               "params": 2.0 ** d.log2_params[i],
+                               "log2_params": d.log2_params[i], "n_seeds": int(d.n_seeds[i]),
+                               "mean": c.mean[i], "sd": c.sd[i], "seed_min": c.seed_min[i],
+                               "seed_max": c.seed_max[i], "ci_lo": c.ci_lo[i],
+                               "ci_hi": c.ci_hi[i], "n_problems": fc.n_problems})  # fmt: skip
+            seeds = g.groupby("model")["model_seed"].first()
+            for j, model in enumerate(fc.models):
+                points.append({**ident, "metric": names.get(key, key), "model": model,
+                               "size": d.sizes[d.size_of[j]], "model_seed": seeds.get(model),
+                               "params": 2.0 ** d.log2_params[d.size_of[j]],
+                               "value": c.per_seed[j]})  # fmt: skip
+        res = science.schaeffer_test(d, fc.curves["em"], fc.curves["token_acc"],
+                                     fc.tokens_per_size, alpha, fc.metric if metric else "",
+                                     fc.n_problems)  # fmt: skip
+        if metric is None:
+            res = science.SchaefferResult("undetermined", "no per-token accuracy of the gold "
+                                          "target or answer in the scores", res.table)
+        sharp = science.monotone_sharpness(d.log2_params, fc.curves["em"].mean)
+        summary = {"l_eff": res.l_eff, "l_eff_lo": res.l_eff_lo, "l_eff_hi": res.l_eff_hi,
+                   "token_slope": res.slope, "token_slope_lo": res.slope_lo,
+                   "token_slope_hi": res.slope_hi, "token_metric": res.metric}  # fmt: skip
+        tests.append(res.table.assign(**ident, **summary, verdict=res.verdict))
+        verdicts.append({**ident, "verdict": res.verdict, "reason": res.reason,
+                         "sentence": science.verdict_sentence(task, str(family), res, sharp),
+                         "em_sharpness": sharp.value, "em_sharpness_fit": sharp.fit or
+                         sharp.status, "n_sizes": len(d.sizes),
+                         "max_seeds": int(d.n_seeds.max()), **summary})  # fmt: skip
+
+    def frame(rows):
+        return pd.DataFrame(rows)
+
+    schaeffer = pd.concat(tests, ignore_index=True) if tests else pd.DataFrame()
+    return frame(curves), frame(points), schaeffer, frame(verdicts)
+
+
+def logt_tables(pp: pd.DataFrame, df: pd.DataFrame, n_boot: int, alpha: float,
+                seed: int | None):  # fmt: skip
+    """(logt_buckets, logt_bucket_fits, logt_tests, logt_models, logt_residuals) per greedy
+    accuracy-vs-T curve with >= 3 budgets T > 0: per-difficulty curves and slopes, lack of fit,
+    the window-reselecting CI, linear vs logistic by AIC/BIC, and the difficulty-mix verdict."""
+    diff = df.groupby(["task", "problem_id"])["difficulty"].first()
+    top = df[df["budget"] == df.groupby(CURVE)["budget"].transform("max")]
+    natural = top.groupby(CURVE + ["problem_id"])["natural_thinking_tokens"].mean()
+    greedy = set(df.loc[df["greedy"], "model"])
+    buckets_rows, fit_rows, test_rows, model_rows, resid_rows = [], [], [], [], []
+    for key, cur in pp[pp["model"].isin(greedy)].groupby(CURVE, sort=True, observed=True):
+        ident = dict(zip(CURVE, key, strict=True))
+        wide = cur.pivot_table(index="problem_id", columns="budget", values="acc")
+        budgets = wide.columns.to_numpy(dtype=float)
+        if (budgets > 0).sum() < MIN_POINTS:
+            continue
+        values = wide.to_numpy(dtype=float)
+        point = np.nanmean(values, axis=0)
+        reps = bootstrap_means(values, n_boot, seed)
+        window = select_budgets(budgets, point)
+        fixed = _fit_log_budget_from(budgets, point, reps, len(wide), alpha)
+        lof = science.lack_of_fit(budgets, point, reps, window, alpha)
+        for t, r, lo, hi in zip(lof.budgets if lof.resid else (), lof.resid, lof.resid_lo,
+                                lof.resid_hi, strict=True):  # fmt: skip
+            resid_rows.append({**ident, "budget": t, "resid": r, "resid_lo": lo, "resid_hi": hi})
+        re = science.reselecting_ci(budgets, point, reps, select_budgets, alpha)
+        counts = cur.groupby("budget")[["c", "n"]].sum()
+        for scope, mask in (("window", window), ("all T > 0", budgets > 0)):
+            if mask.sum() >= 2:
+                m = science.compare_log_models(budgets[mask], counts["c"].to_numpy()[mask],
+                                               counts["n"].to_numpy()[mask])  # fmt: skip
+                model_rows += [{**ident, "scope": scope, **r} for r in m.to_dict("records")]
+        # difficulty buckets: the task's field, else quartiles of the natural thinking length
+        pids = wide.index.to_numpy()
+        nat = natural.reindex([(*key, p) for p in pids]).to_numpy(dtype=float)
+        has_nat = np.isfinite(nat).any()
+        nat = np.where(np.isfinite(nat), nat, np.inf) if has_nat else nat
+        labels, source = science.difficulty_buckets(
+            diff.reindex([(ident["task"], p) for p in pids]).to_numpy(dtype=float), nat)
+        bfits = []
+        for b in sorted({lab for lab in labels if lab}):
+            sub = values[labels == b]
+            acc_b = np.nanmean(sub, axis=0)
+            for t, a in zip(budgets, acc_b, strict=True):
+                buckets_rows.append({**ident, "bucket": b, "bucket_source": source,
+                                     "budget": t, "accuracy": a, "n_problems": len(sub)})
+            pos = budgets > 0
+            step = science.monotone_sharpness(np.log2(budgets[pos]), acc_b[pos], sigmoid=False)
+            row = {**ident, "bucket": b, "bucket_source": source, "n_problems": len(sub),
+                   "step_share": step.value, "step_status": step.status}
+            if window.sum() >= 2 and np.ptp(acc_b[window]) == 0:
+                row.update(b=math.nan, b_lo=math.nan, b_hi=math.nan,
+                           status="no fit: zero variance (flat over the pooled window)")
+            elif window.sum() >= 2:
+                xw = np.log2(budgets[window])
+                r_b = bootstrap_means(sub, n_boot, seed)[:, window]
+                b0 = float(science._ols_rows(xw, acc_b[window])[1][0])
+                lo, hi = _quantiles(science._ols_rows(xw, r_b)[1][:, None], alpha)
+                row.update(b=b0, b_lo=float(lo[0]), b_hi=float(hi[0]), status="ok")
+            else:
+                row.update(b=math.nan, b_lo=math.nan, b_hi=math.nan,
+                           status="no fit: fewer than 2 budgets in the pooled window")
+            bfits.append(row)
+        fit_rows += bfits
+        bf = pd.DataFrame(bfits)
+        gap = math.nan
+        if has_nat and window.any():
+            final = values[:, -1]
+            pred = science.step_model(budgets, np.nan_to_num(final), nat)
+            gap = float(np.nanmax(np.abs(point - pred)[window]))
+        mix = (science.difficulty_mix((fixed.b, fixed.b_lo, fixed.b_hi), bf, gap)
+               if source != "none" else science.DifficultyMix(
+                   "undetermined", "no difficulty field or natural thinking length to "
+                   "break the curve down by"))  # fmt: skip
+        best = {}
+        for scope in ("window", "all T > 0"):
+            ms = [r for r in model_rows if r["scope"] == scope and all(
+                r[c] == ident[c] for c in CURVE)]  # fmt: skip
+            for crit in ("aic", "bic"):
+                won = [r["form"] for r in ms if r[f"preferred_{crit}"]]
+                best[f"preferred_{crit}_{scope.split()[0]}"] = won[0] if won else ""
+        test_rows.append({
+            **ident, "fit_status": fixed.status, "b": fixed.b, "b_lo_fixed": fixed.b_lo,
+            "b_hi_fixed": fixed.b_hi, "b_lo_reselect": re.b_lo, "b_hi_reselect": re.b_hi,
+            "reselect_valid_share": re.valid_share, "window": " ".join(map(str, lof.budgets)),
+            "lof_status": lof.status, "lof_chi2": lof.stat, "lof_df": lof.df,
+            "lof_p": lof.p_value, "bucket_source": source, "mix_verdict": mix.verdict,
+            "mix_sentence": mix.sentence, "median_step_share": mix.median_step_share,
+            "step_model_gap": mix.step_model_gap, **best,
+        })  # fmt: skip
+    return tuple(pd.DataFrame(r) for r in (buckets_rows, fit_rows, test_rows, model_rows,
+                                           resid_rows))  # fmt: skip
 
 
 def compute_table(pp: pd.DataFrame, ks: list[int], thinking: pd.DataFrame) -> pd.DataFrame:
@@ -894,6 +1104,15 @@ class Analysis:
     crossover: pd.DataFrame  # query volume Q where the preferred model changes (train + Q*inf)
     buy_costs: pd.DataFrame  # per target and model: training FLOPs, inference FLOPs per query
     diagnostics: pd.DataFrame  # per run x budget: did budget forcing bite (diagnostics.py)
+    seed_curves: pd.DataFrame = field(default_factory=pd.DataFrame)  # per size: seed mean, CI
+    seed_points: pd.DataFrame = field(default_factory=pd.DataFrame)  # per checkpoint values
+    schaeffer: pd.DataFrame = field(default_factory=pd.DataFrame)  # observed vs p^L_eff per size
+    verdicts: pd.DataFrame = field(default_factory=pd.DataFrame)  # one sentence per family/task
+    logt_buckets: pd.DataFrame = field(default_factory=pd.DataFrame)  # accuracy per bucket x T
+    logt_bucket_fits: pd.DataFrame = field(default_factory=pd.DataFrame)  # slope, step share
+    logt_tests: pd.DataFrame = field(default_factory=pd.DataFrame)  # lack of fit, CIs, mix
+    logt_models: pd.DataFrame = field(default_factory=pd.DataFrame)  # AIC/BIC per model form
+    logt_residuals: pd.DataFrame = field(default_factory=pd.DataFrame)  # per budget, with CI
     rules: dict[str, str] = field(
         default_factory=lambda: {
             "log_budget_fit": SATURATION_RULE,
@@ -904,12 +1123,17 @@ class Analysis:
             "cheapest": buy.CHEAPEST_RULE,
             "crossover": buy.CROSSOVER_RULE,
             "budget_control": BITE_RULE,
+            "seed_ci": science.SEED_CI_RULE,
+            "schaeffer": science.SCHAEFFER_RULE,
+            "lack_of_fit": science.LACK_OF_FIT_RULE,
         }
     )
 
     TABLES = ("budgets", "fits", "coverage", "coverage_fits", "emergence", "sharpness",
               "spans", "compute", "exchange", "cheapest", "crossover", "buy_costs",
-              "diagnostics")  # fmt: skip
+              "diagnostics", "seed_curves", "seed_points", "schaeffer", "verdicts",
+              "logt_buckets", "logt_bucket_fits", "logt_tests", "logt_models",
+              "logt_residuals")  # fmt: skip
 
     def to_json(self) -> dict:
         """The fits and headline numbers as plain JSON-able data (NaN -> None)."""
@@ -925,6 +1149,8 @@ class Analysis:
             "exchange": _records(self.exchange),
             "cheapest": _records(self.cheapest),
             "crossover": _records(self.crossover),
+            "verdicts": _records(self.verdicts),
+            "logt_tests": _records(self.logt_tests),
         }
 
     def write(self, out_dir: Path) -> list[Path]:
@@ -970,4 +1196,8 @@ def analyze(
         **dict(zip(("exchange", "cheapest", "crossover", "buy_costs"),
                    buy_tables(pp, df, ks, info, n_boot, alpha, seed), strict=True)),
         diagnostics=budget_control(scores),
+        **dict(zip(("seed_curves", "seed_points", "schaeffer", "verdicts"),
+                   seed_tables(df, n_boot, alpha, seed), strict=True)),
+        **dict(zip(("logt_buckets", "logt_bucket_fits", "logt_tests", "logt_models",
+                    "logt_residuals"), logt_tables(pp, df, n_boot, alpha, seed), strict=True)),
     )  # fmt: skip

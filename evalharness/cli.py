@@ -211,6 +211,10 @@ def summary(results: Path = RESULTS) -> None:
     """Print exact match by model and budget for every run, and where the report is."""
     _log_warnings()
     _print_summary(results)
+    from evalharness.report import verdict_lines
+
+    for line in verdict_lines(results):  # what the data show, per task (issue #15)
+        typer.echo(f"verdict: {line}")
     for name in ("report.html", "summary.md", "plots", "analysis"):
         if (results / name).exists():
             typer.echo(f"{name:>12}: {results / name}")

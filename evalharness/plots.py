@@ -281,7 +281,7 @@ def plot_accuracy_vs_budget(
             fit = _fit_row(fits, m)
             why = _no_fit_reason(fits, m) if fit is None else None
             if why:
-                handles.append(Line2D([], [], ls="none", label=f"   no fit: {why}"))
+                handles.append(Line2D([], [], ls="none", label=f"   {why}" if why.startswith("no fit") else f"   no fit: {why}"))
             if fit is not None:
                 tb = [t for t in _parse_budgets(fit.get("budgets")) if t > 0]
                 if len(tb) >= 2:
@@ -620,8 +620,8 @@ def plot_emergence(
     """The emergence panel: on the same samples, exact match vs parameters (with the prediction
     (per-token accuracy)^L dashed) beside teacher-forced per-token accuracy and the log-prob of
     the correct answer vs parameters (log x). Each line's sharpness — the share of its total
-    rise that happens in the steepest doubling of parameters — is in its legend, so "jumps under
-    EM, smooth under per-token accuracy" reads as two numbers.
+    rise that happens in the steepest doubling of parameters, from a monotone fit — is in its
+    legend; whether a jump is metric-induced is the Schaeffer test's call (`science`).
 
     `emergence`: analysis ``emergence`` rows of one (family, task), one per model (params, em,
     pred_em_ref, ref_token_acc, ref_logprob_sum, optional gold_* columns, budget).
@@ -690,6 +690,64 @@ def plot_emergence(
                 extra,
             )
         )
+    return fig
+
+
+def plot_seed_emergence(
+    seed_curves: pd.DataFrame,
+    seed_points: pd.DataFrame | None = None,
+    schaeffer: pd.DataFrame | None = None,
+    *,
+    task: str | None = None,
+    family: str | None = None,
+) -> Figure:
+    """Exact match and the per-token accuracy on informative tokens vs parameters, over seeds:
+    each seed a thin line, the seed mean thick with its CI band (seeds and problems
+    resampled), and the Schaeffer prediction p^L_eff dashed; left on a linear scale, right as
+    error (1 - value) on a log scale, where a smooth power-law trend is a straight line.
+
+    `seed_curves` / `seed_points` / `schaeffer`: the analysis tables of one (family, task)."""
+    metrics = [m for m in dict.fromkeys(seed_curves["metric"]) if m in ("em",) or
+               m.endswith("_acc")][:2]  # fmt: skip
+    style = {0: dict(color="0.15"), 1: dict(color="tab:blue")}
+    with mpl.rc_context(_STYLE):
+        fig, (lin, log) = _new_figure(12.5, 4.6, ncols=2)
+        for i, metric in enumerate(metrics):
+            c = seed_curves[seed_curves["metric"] == metric].sort_values("params")
+            x = c["params"].to_numpy(float)
+            label = "exact match" if metric == "em" else f"per-token accuracy ({metric})"
+            for ax, err in ((lin, False), (log, True)):
+                def tr(v, err=err):
+                    v = np.asarray(v, float)
+                    return np.clip(1 - v, 1e-4, 1) if err else v
+
+                pts = (seed_points[seed_points["metric"] == metric]
+                       if seed_points is not None and not seed_points.empty else None)
+                if pts is not None and "model_seed" in pts:
+                    key = pts["model_seed"].astype(str)
+                    for _, g in pts.assign(_k=key).groupby("_k"):
+                        g = g.sort_values("params")
+                        ax.plot(g["params"], tr(g["value"]), lw=0.7, alpha=0.45, **style[i])
+                ax.plot(x, tr(c["mean"]), lw=2.2, marker="o", ms=4,
+                        label=label + (" (1 − value)" if err else "") + ": seed mean",
+                        **style[i])  # fmt: skip
+                lo, hi = tr(c["ci_lo"]), tr(c["ci_hi"])
+                ax.fill_between(x, np.minimum(lo, hi), np.maximum(lo, hi), alpha=0.15, lw=0,
+                                **style[i])  # fmt: skip
+                if metric == "em" and schaeffer is not None and "em_pred" in schaeffer:
+                    s = schaeffer.sort_values("params")
+                    ax.plot(s["params"], tr(s["em_pred"]), ls="--", color="tab:red", lw=1.3,
+                            label="predicted EM = p^L_eff (smooth per-token trend)")  # fmt: skip
+        for ax, ylab in ((lin, "value (share)"), (log, "error = 1 − value (log scale)")):
+            x = seed_curves["params"].to_numpy(float)
+            _log_params_axis(ax, x)
+            ax.set_ylabel(ylab)
+            _legend(ax, loc="upper center", bbox_to_anchor=(0.5, -0.18))
+        lin.set_ylim(-0.02, 1.02)
+        log.set_yscale("log")
+        lin.set_title("linear scale (thin: one seed; band: 95% CI over seeds and problems)")
+        log.set_title("log-error scale")
+        fig.suptitle(_title("Emergence over seeds", family, task))
     return fig
 
 
@@ -946,7 +1004,8 @@ def plot_cost_vs_queries(
 
 
 FIGURE_KINDS = (
-    "accuracy_vs_budget", "thinking_tokens", "pass_maj_at_k", "emergence", "flops_frontier",
+    "accuracy_vs_budget", "thinking_tokens", "pass_maj_at_k", "emergence", "emergence_seeds",
+    "flops_frontier",
     "iso_accuracy", "cost_vs_queries", "budget_control",
 )  # fmt: skip
 
@@ -1078,6 +1137,7 @@ def build_figures(analysis) -> list[FigureSpec]:
                     plot_emergence(g, sh, task=task, family=str(family), params=P),
                 )
             )
+        specs += _seed_figures(a, task)
         comp = a.compute[a.compute["task"] == task] if not a.compute.empty else a.compute
         if not comp.empty and np.isfinite(comp["flops"].astype(float)).sum() >= 2:
             specs.append(
@@ -1094,6 +1154,29 @@ def build_figures(analysis) -> list[FigureSpec]:
         specs += _buy_figures(a, task, fam, P)
         specs += _control_figures(a, task, fam, P)
     return specs
+
+
+def _seed_figures(a, task: str) -> list[FigureSpec]:
+    """The over-seeds emergence figure per family of one task (>= 2 sizes)."""
+    sc = getattr(a, "seed_curves", pd.DataFrame())
+    if sc.empty:
+        return []
+    out = []
+    for family, g in sc[sc["task"] == task].groupby("family", sort=True):
+        if g["size"].nunique() < 2:
+            continue
+        pts, sch = (getattr(a, n, pd.DataFrame()) for n in ("seed_points", "schaeffer"))
+        pts = pts[(pts["task"] == task) & (pts["family"] == family)] if not pts.empty else None
+        sch = sch[(sch["task"] == task) & (sch["family"] == family)] if not sch.empty else None
+        out.append(FigureSpec(
+            slug("emergence_seeds", family, task), "emergence_seeds", task, str(family),
+            "Exact match and per-token accuracy on the informative gold tokens vs parameters: "
+            "thin lines one seed each, thick the seed mean with its 95% CI band (seeds within "
+            "a size and problems resampled); dashed red: EM predicted as p^L_eff from the "
+            "smooth per-token trend (Schaeffer test). Right: the same as error on a log scale.",
+            plot_seed_emergence(g, pts, sch, task=task, family=str(family)),
+        ))  # fmt: skip
+    return out
 
 
 def _control_figures(a, task: str, fam: str, P: Mapping[str, float]) -> list[FigureSpec]:

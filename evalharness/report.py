@@ -247,9 +247,10 @@ def sampling_table(an, task: str) -> Table:
             continue
         one, top = g[g["k"] == 1].iloc[0], g[g["k"] == n].iloc[0]
         fit = cf[(cf["model"] == m) & (cf["budget"] == t)] if not cf.empty else cf
+        why = "" if fit.empty or _ok(fit).shape[0] else str(fit["status"].iloc[0])
         fit = _ok(fit)
         if fit.empty:
-            c = beta = r2 = "–"
+            c, beta, r2 = why or "–", "–", "–"  # 'no fit: <reason>', never beta = 0
         else:
             f = fit.iloc[0]
             c = fmt_ci(f["c"], f["c_lo"], f["c_hi"])
@@ -309,17 +310,23 @@ def emergence_table(an, task: str) -> list[Table]:
         sh = an.sharpness
         sh = sh[(sh["task"] == task) & (sh["family"] == family)] if not sh.empty else sh
         if not sh.empty:
-            srows = [[_METRIC_NAMES.get(r["metric"], r["metric"]), fmt_pct(r["sharpness"], 0),
-                      f"{plots.format_params(r['steepest_from_params'])} → "
-                      f"{plots.format_params(r['steepest_to_params'])}",
-                      fmt_num(r["total_rise"]), int(r["n_models"])]
-                     for _, r in sh.iterrows()]  # fmt: skip
+            srows = []
+            for _, r in sh.iterrows():
+                ok = r.get("status", "ok") == "ok"
+                srows.append([
+                    _METRIC_NAMES.get(r["metric"], r["metric"]),
+                    fmt_pct(r["sharpness"], 0) if ok else r["status"], r.get("fit", "") or "",
+                    fmt_pct(r.get("sharpness_sigmoid"), 0), fmt_pct(r.get("sharpness_isotonic"), 0),
+                    (f"{plots.format_params(r['steepest_from_params'])} → "
+                     f"{plots.format_params(r['steepest_to_params'])}") if ok else "–",
+                    fmt_num(r["total_rise"]), int(r.get("n_sizes", r["n_models"])),
+                ])  # fmt: skip
             rule = an.rules.get("sharpness", "") if hasattr(an, "rules") else ""
             out.append(Table(
-                ["metric", "sharpness (steepest-doubling share)", "steepest doubling",
-                 "total change", "models"],
-                srows, numeric={1, 3, 4},
-                caption=f"Sharpness — {family} family, task {task}",
+                ["metric", "sharpness (≤ 100%)", "fit", "sigmoid", "isotonic",
+                 "steepest doubling", "total change", "sizes"],
+                srows, numeric={1, 3, 4, 6, 7},
+                caption=f"Monotone-fit sharpness — {family} family, task {task}",
                 note=f"Sharpness: {rule}." if rule else "",
             ))  # fmt: skip
         sp = getattr(an, "spans", pd.DataFrame())
@@ -338,6 +345,199 @@ def emergence_table(an, task: str) -> list[Table]:
                 caption=f"Where exact match jumps — {family} family, task {task}",
             ))  # fmt: skip
     return out
+
+
+def _fam(df: pd.DataFrame, task: str, family) -> pd.DataFrame:
+    if df is None or df.empty:
+        return pd.DataFrame()
+    return df[(df["task"] == task) & (df["family"] == family)]
+
+
+def _mean_sd_ci(r) -> str:
+    s = fmt_num(r["mean"])
+    if math.isfinite(_num(r.get("sd"))):
+        s += f" ± {fmt_num(r['sd'])}"
+    if math.isfinite(_num(r.get("ci_lo"))):
+        s += f" [{fmt_num(r['ci_lo'])}, {fmt_num(r['ci_hi'])}]"
+    return s
+
+
+def seed_tables(an, task: str) -> list:
+    """Per family: the verdict, EM and per-token accuracy over seeds, the Schaeffer test."""
+    sc = _task(getattr(an, "seed_curves", pd.DataFrame()), task)
+    out: list = []
+    for family, g in sc.groupby("family", sort=True) if not sc.empty else []:
+        v = _fam(getattr(an, "verdicts", pd.DataFrame()), task, family)
+        if not v.empty:
+            out.append(Paragraph(f"Verdict: {v['sentence'].iloc[0]}",
+                                 an.rules.get("schaeffer", "") if hasattr(an, "rules") else ""))
+        metrics = list(dict.fromkeys(g["metric"]))
+        wide = {m: g[g["metric"] == m].set_index("size") for m in metrics}
+        em = wide["em"].sort_values("params")
+        rows = []
+        for size, r in em.iterrows():
+            row = [size, plots.format_params(r["params"]), int(r["n_seeds"]), _mean_sd_ci(r),
+                   f"{fmt_num(r['seed_min'])} – {fmt_num(r['seed_max'])}"]
+            for m in metrics[1:]:
+                row.append(_mean_sd_ci(wide[m].loc[size]) if size in wide[m].index else "–")
+            rows.append(row)
+        cols = ["size", "params", "seeds", "exact match mean ± sd [95% CI]", "EM seed range",
+                *[f"{_METRIC_NAMES.get(m, m)} mean ± sd [95% CI]" for m in metrics[1:]]]
+        out.append(Table(
+            cols, rows, numeric=set(range(1, len(cols))),
+            caption=f"Exact match and per-token accuracy over seeds — {family} family, "
+                    f"task {task}",
+            note=("Per size: mean over seeds ± their SD, 95% CI "
+                  + (an.rules.get("seed_ci", "") if hasattr(an, "rules") else "")
+                  + ". Per-token accuracy is token-pooled over the informative gold tokens "
+                  "where the scores have them (gold_info_acc)."),
+        ))  # fmt: skip
+        t = _fam(getattr(an, "schaeffer", pd.DataFrame()), task, family)
+        if t.empty or "em_pred" not in t:
+            continue
+        t = t.sort_values("params")
+        r0 = t.iloc[0]
+        srows = [[r["size"], plots.format_params(r["params"]),
+                  fmt_ci(r["em"], r["em_lo"], r["em_hi"]), fmt_num(r["token_error"]),
+                  fmt_num(r["p_fit"]), fmt_ci(r["em_pred"], r["em_pred_lo"], r["em_pred_hi"]),
+                  fmt_ci(r["em_minus_pred"], r["em_minus_pred_lo"], r["em_minus_pred_hi"]),
+                  fmt_ci(r["resid"], r["resid_lo"], r["resid_hi"])]
+                 for _, r in t.iterrows()]  # fmt: skip
+        out.append(Table(
+            ["size", "params", "observed EM [95% CI]", "per-token error", "p (smooth fit)",
+             "predicted EM p^L_eff [CI]", "observed − predicted [CI]",
+             "logit-error residual [CI]"], srows, numeric=set(range(1, 8)),
+            caption=f"Schaeffer test — {family} family, task {task}",
+            note=(f"Per-token metric: {r0['token_metric'] or 'none'}; "
+                  f"L_eff = {fmt_ci(r0['l_eff'], r0['l_eff_lo'], r0['l_eff_hi'])}; "
+                  f"logit(error) per doubling of N = "
+                  f"{fmt_ci(r0['token_slope'], r0['token_slope_lo'], r0['token_slope_hi'])}. "
+                  "CIs of predicted EM, differences and residuals are Bonferroni-corrected "
+                  "over sizes."),
+        ))  # fmt: skip
+    return out
+
+
+def _logt_model(an, task: str):
+    """The curve the log-T breakdown shows: the largest greedy model with a fit, else the
+    largest one (the CSVs have every curve)."""
+    lt = _task(getattr(an, "logt_tests", pd.DataFrame()), task)
+    if lt.empty:
+        return None
+    params = _params_map(an)
+    lt = lt.assign(_ok=lt["fit_status"] == "ok",
+                   _p=lt["model"].map(lambda m: plots._finite_or(params.get(m), -1)))
+    return lt.sort_values(["_ok", "_p", "extensions"], ascending=[True, True, False]).iloc[-1]
+
+
+def logt_tables(an, task: str) -> list:
+    """The log-T law under scrutiny: difficulty breakdown, lack of fit, window-reselecting
+    CIs, linear vs logistic, and the difficulty-mix sentence."""
+    lt = _task(getattr(an, "logt_tests", pd.DataFrame()), task)
+    if lt.empty:
+        return []
+    out: list = []
+    params = _params_map(an)
+    pick = _logt_model(an, task)
+    key = (pick["model"], pick["extensions"])
+    out.append(Paragraph(f"{pick['model']}{_ext_tag(pick)}: {pick['mix_sentence']}"))
+    bk = _task(getattr(an, "logt_buckets", pd.DataFrame()), task)
+    bf = _task(getattr(an, "logt_bucket_fits", pd.DataFrame()), task)
+    if not bk.empty:
+        bk = bk[(bk["model"] == key[0]) & (bk["extensions"] == key[1])]
+        bf = bf[(bf["model"] == key[0]) & (bf["extensions"] == key[1])].set_index("bucket")
+        budgets = sorted(bk["budget"].unique())
+        rows = []
+        for b, g in bk.groupby("bucket", sort=True):
+            acc = g.set_index("budget")["accuracy"]
+            f = bf.loc[b] if b in bf.index else None
+            rows.append([b, int(g["n_problems"].iloc[0]),
+                         *[fmt_pct(acc.get(t), 0) for t in budgets],
+                         fmt_ci(100 * f["b"], 100 * f["b_lo"], 100 * f["b_hi"], fmt_pts_raw)
+                         if f is not None and f["status"] == "ok" else
+                         (f["status"] if f is not None else "–"),
+                         fmt_pct(f["step_share"], 0) if f is not None else "–"])  # fmt: skip
+        src = bk["bucket_source"].iloc[0] if not bk.empty else ""
+        out.append(Table(
+            ["bucket", "problems", *[f"T={t:g}" for t in budgets],
+             "slope (pts/doubling, pooled window) [CI]", "rise in steepest doubling"], rows,
+            numeric=set(range(1, len(budgets) + 4)),
+            caption=f"Accuracy by difficulty ({src}) — {pick['model']}{_ext_tag(pick)}, "
+                    f"task {task}",
+        ))  # fmt: skip
+    res = _task(getattr(an, "logt_residuals", pd.DataFrame()), task)
+    rows = []
+    n_all = len(lt)
+    lt = lt[lt["fit_status"] == "ok"]
+    for m in _order(lt["model"], params):
+        for _, r in lt[lt["model"] == m].iterrows():
+            ok = r["fit_status"] == "ok"
+            rr = res[(res["model"] == m) & (res["extensions"] == r["extensions"])] \
+                if not res.empty else res
+            resid = "; ".join(f"{t:g}: {fmt_ci(100 * x['resid'], 100 * x['resid_lo'], 100 * x['resid_hi'], fmt_pts_raw)}"  # noqa: E501
+                              for t, x in rr.set_index("budget").iterrows()) if len(rr) else "–"
+            lof = (f"χ²={fmt_num(r['lof_chi2'])} (df {int(r['lof_df'])}), "
+                   f"p={fmt_num(r['lof_p'])}" if r["lof_status"] == "ok" else r["lof_status"])
+            rows.append([
+                m + _ext_tag(r),
+                fmt_ci(100 * r["b"], 100 * r["b_lo_fixed"], 100 * r["b_hi_fixed"], fmt_pts_raw)
+                if ok else r["fit_status"],
+                fmt_ci(math.nan, 100 * r["b_lo_reselect"], 100 * r["b_hi_reselect"],
+                       fmt_pts_raw).lstrip("– ") if ok else "–",
+                fmt_pct(r["reselect_valid_share"], 0), lof, resid,
+                f"{r['preferred_aic_window'] or '–'} / {r['preferred_aic_all'] or '–'}",
+                f"{r['preferred_bic_window'] or '–'} / {r['preferred_bic_all'] or '–'}",
+                r["mix_verdict"],
+            ])  # fmt: skip
+    rules = an.rules if hasattr(an, "rules") else {}
+    out.append(Table(
+        ["model", "slope, fixed window [CI]", "slope CI, window re-chosen per resample",
+         "resamples with a window", "lack of fit vs per-budget means",
+         "residual per T (pts) [CI]", "AIC prefers (window / all T>0)",
+         "BIC prefers (window / all T>0)", "difficulty mix"], rows, numeric={1, 2, 3},
+        caption=f"Is accuracy linear in log₂T? — task {task}",
+        note=f"Curves with a log-T fit ({len(lt)} of {n_all}; the others: no fit, reason in the "
+             f"fit table). Lack of fit: {rules.get('lack_of_fit', '')}.",
+    ))  # fmt: skip
+    lm = _task(getattr(an, "logt_models", pd.DataFrame()), task)
+    if not lm.empty:
+        lm = lm[(lm["model"] == key[0]) & (lm["extensions"] == key[1])]
+    if not lm.empty:
+        mrows = [[r["scope"], r["form"], int(r["k"]), fmt_num(r["loglik"]), fmt_num(r["aic"]),
+                  fmt_num(r["bic"]), "✓" if r["preferred_aic"] else "",
+                  "✓" if r["preferred_bic"] else ""] for _, r in lm.iterrows()]  # fmt: skip
+        out.append(Table(
+            ["budgets", "model", "parameters", "log-likelihood", "AIC", "BIC", "AIC best",
+             "BIC best"], mrows, numeric={2, 3, 4, 5},
+            caption=f"Linear vs logistic in log₂T — {pick['model']}{_ext_tag(pick)}, task {task}",
+            note="Bernoulli likelihood of every (problem, sample) outcome, each form fitted by "
+                 "maximum likelihood; outcomes of one problem at different T are treated as "
+                 "independent here (the lack-of-fit test above accounts for the pairing).",
+        ))  # fmt: skip
+    return out
+
+
+def verdict_lines(results_dir: Path) -> list[str]:
+    """The emergence verdict sentence per (family, task), from ``analysis/verdicts.csv`` (written
+    by `evalharness analyze`); a hint when it is missing or older than the scores."""
+    path = Path(results_dir) / "analysis" / "verdicts.csv"
+    if not path.exists():
+        return ["no emergence verdicts yet: run `evalharness analyze`"]
+    try:
+        v = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return ["no emergence verdicts: no family with >= 2 sizes on one task"]
+    out = [str(s) for s in v.get("sentence", pd.Series(dtype=str))]
+    newest = max((p.stat().st_mtime for p in Path(results_dir).glob("runs/*/scores.parquet")),
+                 default=0.0)  # fmt: skip
+    if newest > path.stat().st_mtime:
+        out.append("(verdicts are older than the scores: rerun `evalharness analyze`)")
+    return out or ["no emergence verdicts: no family with >= 2 sizes on one task"]
+
+
+def fmt_pts_raw(v) -> str:
+    v = _num(v)
+    return f"{v:+.1f}" if math.isfinite(v) else "–"
 
 
 # labels of score columns come from the scoring registry; the rest are analysis-derived
@@ -388,28 +588,22 @@ def headline(an, task: str) -> list[str]:
             f"(95% CI {fmt_pts(f['b_lo'])} to {fmt_pts(f['b_hi'])}), R² = {fmt_num(f['r2'])}, "
             f"over T ∈ {{{str(f['budgets']).replace(' ', ', ')}}}."
         )
-    sh = _task(an.sharpness, task)
-    for family, g in sh.groupby("family", sort=True) if not sh.empty else []:
-        d = dict(zip(g["metric"], g["sharpness"], strict=True))
-        # The continuous twin of exact match is the teacher-forced per-token accuracy of the
-        # gold target where the task has one (it does not depend on the model's own thinking).
-        tok = next(
-            (m for m in ("gold_token_acc", "ref_token_acc") if m in d and d[m] == d[m]), None
-        )
-        if "em" in d and tok:
-            n = int(g["n_models"].iloc[0])
-            what = "the gold target" if tok == "gold_token_acc" else "the answer"
-            s = (
-                f"Emergence ({family}, {n} sizes): {fmt_pct(d['em'], 0)} of exact match's "
-                f"total rise happens in its steepest doubling of parameters, against "
-                f"{fmt_pct(d[tok], 0)} for teacher-forced per-token accuracy of {what}"
-            )
-            if "ref_logprob_sum" in d:
-                s += f" and {fmt_pct(d['ref_logprob_sum'], 0)} for log p(answer | own thinking)"
-            lin = _linear_share(_task(an.emergence, task), family)
-            if lin:
-                s += f" (a straight line over this size range would give {lin})"
-            out.append(s + ".")
+        lt = _task(getattr(an, "logt_tests", pd.DataFrame()), task)
+        lt = lt[(lt["model"] == f["model"]) & (lt["extensions"] == f.get("extensions", 0))] \
+            if not lt.empty else lt
+        if not lt.empty:
+            r = lt.iloc[0]
+            lof = (f"lack of fit against per-budget means p = {fmt_num(r['lof_p'])}"
+                   if r["lof_status"] == "ok" else f"lack of fit: {r['lof_status']}")
+            out.append(
+                f"Scrutiny of that fit: with the budget window re-chosen in every resample the "
+                f"95% CI is {fmt_pts(r['b_lo_reselect'])} to {fmt_pts(r['b_hi_reselect'])} "
+                f"points per doubling; {lof}; AIC prefers {r['preferred_aic_all'] or '–'} over "
+                f"all T > 0; {r['mix_sentence']}"
+            )  # fmt: skip
+    # emergence: the verdict computed from the numbers (science.verdict_sentence), not a story
+    v = _task(getattr(an, "verdicts", pd.DataFrame()), task)
+    out += [f"Emergence: {t}" for t in v["sentence"]] if not v.empty else []
     c = _task(an.compute, task)
     if not c.empty and "on_frontier" in c and c["on_frontier"].any():
         f = c[c["on_frontier"].astype(bool)].sort_values("flops")
@@ -585,17 +779,6 @@ def control_warnings(an, task: str) -> Bullets | Paragraph:
         return Paragraph(f"Every control bit: no run × budget had more than {pct} of its forced "
                          f"ends cut, re-opened or without an answer, or more than {pct} errors.")
     return Bullets(lines)
-
-
-def _linear_share(emergence: pd.DataFrame, family) -> str:
-    """Sharpness of a straight line over the family's size range: 1 / doublings spanned."""
-    if emergence.empty:
-        return ""
-    p = emergence.loc[emergence["family"] == family, "params"].astype(float)
-    p = p[np.isfinite(p) & (p > 0)]
-    if p.empty or p.max() / p.min() <= 2:
-        return ""
-    return fmt_pct(1 / math.log2(p.max() / p.min()), 0)
 
 
 # ----------------------------------------------------------------------------- drill-down
@@ -880,7 +1063,9 @@ def render(results_dir: Path, scores: pd.DataFrame, analysis, runs: pd.DataFrame
              [fit_table(an, task), accuracy_table(an, task)]),
             ("Thinking tokens used", "thinking_tokens", [thinking_table(an, task)]),
             ("Repeated sampling (best-of-N)", "pass_maj_at_k", [sampling_table(an, task)]),
-            ("Emergence across model size", "emergence", emergence_table(an, task)),
+            ("Is accuracy linear in log T?", "", logt_tables(an, task)),
+            ("Emergence across model size", ("emergence_seeds", "emergence"),
+             seed_tables(an, task) + emergence_table(an, task)),
             ("Inference-compute frontier", "flops_frontier", [frontier_table(an, task)]),
             ("Bigger model or longer think?", "iso_accuracy",
              [buy_answer(an, task), exchange_rate_table(an, task), cheapest_table(an, task)]),
@@ -890,7 +1075,8 @@ def render(results_dir: Path, scores: pd.DataFrame, analysis, runs: pd.DataFrame
              [control_warnings(an, task), control_table(an, task)]),
         ]  # fmt: skip
         for name, kind, tables in sections:
-            shown = figs.get(kind, [])
+            kinds = kind if isinstance(kind, tuple) else (kind,)
+            shown = [f for k in kinds for f in figs.get(k, [])]
             tables = [t for t in tables if len(t)]
             if not shown and not tables:
                 continue

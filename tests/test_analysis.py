@@ -78,7 +78,7 @@ def test_log_budget_fit_reports_why_it_did_not_fit():
         {"problem_id": [0, 0, 0, 1, 1, 1], "budget": [16, 32, 64] * 2, "correct": [1.0] * 6}
     )
     fit = fit_log_budget(flat, n_boot=50)
-    assert fit.status.startswith("only 0") and np.isnan(fit.b)
+    assert fit.status.startswith("no fit: only 0") and np.isnan(fit.b)
 
 
 def test_coverage_fit_recovers_a_power_law():

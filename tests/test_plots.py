@@ -172,6 +172,7 @@ def test_make_plots_writes_every_applicable_figure(fake_results, tmp_path):
     stems = [
         "accuracy_vs_budget_add_sweep",
         "emergence_arith_add_sweep",
+        "emergence_seeds_arith_add_sweep",
         "flops_frontier_add_sweep",
         "iso_accuracy_arith_add_sweep",
         "pass_maj_at_k_add_sweep",
@@ -207,7 +208,8 @@ def test_single_budget_task_has_no_budget_figures(tmp_path):
 
     root = write_fake_results(tmp_path / "one", problems=8, sampled_n=1, budgets=[128])
     names = {p.stem for p in make_plots(root)}
-    assert names == {"emergence_arith_add_sweep", "flops_frontier_add_sweep"}
+    assert names == {"emergence_arith_add_sweep", "emergence_seeds_arith_add_sweep",
+                     "flops_frontier_add_sweep"}
 
 
 def test_make_plots_removes_its_stale_figures_only(fake_results, tmp_path):

@@ -42,7 +42,7 @@ def test_html_is_self_contained_with_every_figure(report):
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
     imgs = re.findall(r'<img [^>]*src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
     specs = build_figures(an)
-    assert len(imgs) == len(specs) == 6
+    assert len(imgs) == len(specs) == 7  # incl. the over-seeds emergence figure (issue #15)
     for data in imgs:
         assert base64.b64decode(data)[:8] == b"\x89PNG\r\n\x1a\n"
     for spec in specs:
@@ -132,9 +132,12 @@ def test_summary_tables(report):
     em_an = an.emergence.set_index("model")
     for r in em[1:]:
         assert r[em[0].index("exact match")] == f"{100 * em_an.loc[r[0], 'em']:.1f}%"
-    sharp = _md_table(md, "Sharpness — arith family")
+    sharp = _md_table(md, "Monotone-fit sharpness — arith family")
     names = [r[0] for r in sharp[1:]]
     assert "exact match" in names and "per-token accuracy (answer)" in names
+    # a share of the rise, never above 100% (the old piecewise rule could exceed it)
+    shares = [float(r[1].rstrip("%")) for r in sharp[1:] if r[1].endswith("%")]
+    assert shares and all(0 <= v <= 100 for v in shares)
 
     front = _md_table(md, "Compute frontier")
     assert len(front) - 1 == int(an.compute["on_frontier"].sum())

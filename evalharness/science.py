@@ -1,0 +1,685 @@
+"""The statistics a referee asks for (issue #15): seed-aware curves, monotone sharpness, the
+Schaeffer "mirage" test and a log-T analysis that survives a difficulty breakdown.
+
+Pure functions on numpy arrays and small frames; no I/O. Two resampling units are crossed
+here: *problems* (shared by every size, so one problem resample is applied to all sizes at
+once) and *seeds* (checkpoints of one size, resampled among themselves). Every interval states
+which it resamples.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, stats
+from scipy.special import expit, logit
+from sklearn.isotonic import IsotonicRegression
+
+# ---------------------------------------------------------------------------------------------
+# Seed-aware curves
+# ---------------------------------------------------------------------------------------------
+
+SEED_CI_RULE = (
+    "per size: mean over seeds; CI = mean +- t(df) * SD of a joint bootstrap that resamples "
+    "problems (one resample shared by all sizes) and seeds within each size (seed deviations "
+    "scaled by sqrt(k/(k-1)) so k resampled seeds have the variance of k new ones); "
+    "df = Welch-Satterthwaite with the seed part on k-1 degrees of freedom"
+)
+
+
+@dataclass(frozen=True)
+class SeedDesign:
+    """Which checkpoint belongs to which size (checkpoints are rows of the value matrices)."""
+
+    sizes: tuple[str, ...]
+    log2_params: np.ndarray  # per size
+    size_of: np.ndarray  # per checkpoint: index into `sizes`
+
+    @property
+    def n_seeds(self) -> np.ndarray:
+        return np.bincount(self.size_of, minlength=len(self.sizes))
+
+
+@dataclass(frozen=True)
+class SizeCurve:
+    """One metric per size: seed mean, seed spread, CI and the joint bootstrap replicates."""
+
+    mean: np.ndarray
+    sd: np.ndarray  # between seeds (NaN with one seed)
+    seed_min: np.ndarray
+    seed_max: np.ndarray
+    ci_lo: np.ndarray
+    ci_hi: np.ndarray
+    reps: np.ndarray  # (n_boot x sizes), joint resamples of problems and seeds
+    per_seed: np.ndarray  # per checkpoint, full data
+
+
+def design_from(sizes, log2_params, size_of) -> SeedDesign:
+    return SeedDesign(tuple(sizes), np.asarray(log2_params, float), np.asarray(size_of, int))
+
+
+def resample_weights(
+    design: SeedDesign, n_problems: int, n_boot: int, seed: int | None = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """(problem weights n_boot x problems, seed weights n_boot x checkpoints): multinomial
+    counts; problems drawn once per replicate for all sizes, seeds within each size."""
+    rng = np.random.default_rng(seed)
+    wp = rng.multinomial(n_problems, np.full(n_problems, 1 / n_problems), size=n_boot)
+    ws = np.zeros((n_boot, design.size_of.size))
+    for s in range(len(design.sizes)):
+        idx = np.flatnonzero(design.size_of == s)
+        ws[:, idx] = rng.multinomial(idx.size, np.full(idx.size, 1 / idx.size), size=n_boot)
+    return wp.astype(float), ws
+
+
+def _ratio(num: np.ndarray, den: np.ndarray, wp: np.ndarray) -> np.ndarray:
+    """Per checkpoint, sum(w * num) / sum(w * den) over problems: (checkpoints x rows of wp)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (np.nan_to_num(num) @ wp.T) / (np.nan_to_num(den) @ wp.T)
+
+
+def size_curve(
+    design: SeedDesign,
+    num: np.ndarray,
+    den: np.ndarray,
+    wp: np.ndarray,
+    ws: np.ndarray,
+    alpha: float = 0.05,
+) -> SizeCurve:
+    """A per-size curve of the ratio metric sum(num)/sum(den) over problems (checkpoints x
+    problems; for a mean, `den` is 1 where the cell is present, 0 where missing)."""
+    n_sizes, k = len(design.sizes), design.n_seeds
+    per_seed = _ratio(num, den, np.ones((1, num.shape[1])))[:, 0]
+    reps_c = _ratio(num, den, wp).T  # n_boot x checkpoints
+    mean = np.full(n_sizes, np.nan)
+    sd, smin, smax = mean.copy(), mean.copy(), mean.copy()
+    v_seed = np.zeros(n_sizes)
+    reps = np.full((wp.shape[0], n_sizes), np.nan)
+    for s in range(n_sizes):
+        idx = np.flatnonzero(design.size_of == s)
+        vals = per_seed[idx]
+        mean[s], smin[s], smax[s] = np.nanmean(vals), np.nanmin(vals), np.nanmax(vals)
+        prob_only = np.nanmean(reps_c[:, idx], axis=1)  # seeds fixed, problems resampled
+        if idx.size > 1:
+            sd[s] = np.nanstd(vals, ddof=1)
+            v_seed[s] = sd[s] ** 2 / idx.size
+            w = ws[:, idx]
+            seeded = (w * reps_c[:, idx]).sum(axis=1) / w.sum(axis=1)
+            # resampling k seeds has (k-1)/k of the variance of drawing k new ones
+            reps[:, s] = prob_only + math.sqrt(idx.size / (idx.size - 1)) * (seeded - prob_only)
+        else:
+            reps[:, s] = prob_only
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        se = np.nanstd(reps, axis=0, ddof=1)
+        # Welch-Satterthwaite: the seed share of the variance is known on k-1 df only
+        df = np.where(v_seed > 0, se**4 * (k - 1) / np.maximum(v_seed, 1e-300) ** 2, np.inf)
+    q = stats.t.ppf(1 - alpha / 2, np.maximum(df, 1.0))
+    return SizeCurve(mean, sd, smin, smax, mean - q * se, mean + q * se, reps, per_seed)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sharpness from a monotone fit
+# ---------------------------------------------------------------------------------------------
+
+MONOTONE_SHARPNESS_RULE = (
+    "fit a monotone curve in log2 params (sigmoid lower + (upper-lower)*expit((x-mid)/width) by "
+    "bounded least squares; isotonic regression, joined by straight lines, where the sigmoid "
+    "does not converge); sharpness = largest rise of the fitted curve within one doubling / its "
+    "rise over the measured range, in [0, 1]; needs >= 3 sizes spanning > 1 doubling"
+)
+
+
+@dataclass(frozen=True)
+class Sharpness:
+    status: str  # "ok" or "no fit: <reason>"
+    value: float = math.nan  # the reported sharpness (from `fit`)
+    fit: str = ""  # "sigmoid" | "isotonic"
+    sigmoid: float = math.nan
+    isotonic: float = math.nan
+    midpoint_log2: float = math.nan  # sigmoid midpoint (log2 params)
+    width_log2: float = math.nan  # sigmoid width (doublings)
+    start_log2: float = math.nan  # start of the steepest doubling of the chosen fit
+
+
+def _sigmoid(x, lower, upper, mid, width):
+    return lower + (upper - lower) * expit((x - mid) / width)
+
+
+def _window_share(x_grid: np.ndarray, f: np.ndarray) -> tuple[float, float]:
+    """(largest rise in one doubling / total rise, its start) of a monotone curve on a grid."""
+    total = f[-1] - f[0]
+    step = x_grid[1] - x_grid[0]
+    shift = int(round(1 / step))
+    rises = f[shift:] - f[:-shift]
+    best = int(np.argmax(rises / total))
+    return float(np.clip(rises[best] / total, 0.0, 1.0)), float(x_grid[best])
+
+
+def isotonic_curve(x, y, weights=None) -> np.ndarray:
+    """Isotonic fit, direction by the sign of the trend (Spearman), at the given x."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "auto" on few points warns; we know
+        return IsotonicRegression(increasing="auto").fit(x, y, sample_weight=weights).predict(x)
+
+
+def monotone_sharpness(log2_params, y, weights=None, sigmoid: bool = True) -> Sharpness:
+    """Sharpness of a per-size curve from a monotone fit (`MONOTONE_SHARPNESS_RULE`); never
+    above 1, whatever the input (a non-monotone curve is first made monotone). `sigmoid=False`
+    uses the isotonic fit alone (cheap: for many small curves)."""
+    x = np.asarray(log2_params, float)
+    y = np.asarray(y, float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    order = np.argsort(x)
+    x, y = x[order], y[order]
+    if np.unique(x).size < 3:
+        return Sharpness(f"no fit: {np.unique(x).size} sizes (need 3)")
+    if x[-1] - x[0] <= 1:
+        return Sharpness("no fit: sizes span at most one doubling")
+    if np.ptp(y) == 0:
+        return Sharpness("no fit: zero variance (the curve is flat)")
+    grid = np.linspace(x[0], x[-1], int(round((x[-1] - x[0]) * 200)) + 1)
+    iso = isotonic_curve(x, y, weights)
+    iso_share = iso_start = math.nan
+    if iso[-1] != iso[0]:
+        iso_share, iso_start = _window_share(grid, np.interp(grid, *_dedupe(x, iso)))
+    span = np.ptp(y)
+    lo_b, hi_b = y.min() - span, y.max() + span  # room to bend a sigmoid into a line
+    p0 = [y[0], y[-1], (x[0] + x[-1]) / 2, (x[-1] - x[0]) / 4]
+    p0[0], p0[1] = np.clip(p0[0], lo_b, hi_b), np.clip(p0[1], lo_b, hi_b)
+    bounds = ([lo_b, lo_b, x[0] - 2, 0.02], [hi_b, hi_b, x[-1] + 2, 4 * (x[-1] - x[0])])
+    sig = None
+    try:
+        if not sigmoid:
+            raise RuntimeError("sigmoid not asked for")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sig, _ = optimize.curve_fit(_sigmoid, x, y, p0=p0, bounds=bounds, max_nfev=400)
+    except (RuntimeError, ValueError):
+        sig = None
+    sig_share = sig_start = math.nan
+    if sig is not None and np.all(np.isfinite(sig)):
+        f = _sigmoid(grid, *sig)
+        if abs(f[-1] - f[0]) > 1e-9 * max(span, 1e-12):
+            sig_share, sig_start = _window_share(grid, f)
+    if math.isfinite(sig_share):
+        return Sharpness("ok", sig_share, "sigmoid", sig_share, iso_share, float(sig[2]),
+                         float(sig[3]), sig_start)  # fmt: skip
+    if math.isfinite(iso_share):
+        return Sharpness("ok", iso_share, "isotonic", math.nan, iso_share, start_log2=iso_start)
+    return Sharpness("no fit: the monotone fit is flat (no net trend across sizes)")
+
+
+def _dedupe(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    s = pd.Series(y).groupby(x).mean()
+    return s.index.to_numpy(float), s.to_numpy(float)
+
+
+# ---------------------------------------------------------------------------------------------
+# The Schaeffer test: is exact match's jump the metric, or the model?
+# ---------------------------------------------------------------------------------------------
+
+SCHAEFFER_RULE = (
+    "per-token error e on the informative gold tokens, per size (seed mean), fitted as "
+    "logit(e) = c + d*log2 N over the sizes with at least one token error; predicted "
+    "EM = p^L_eff with p = 1 - fitted e and L_eff fitted by least squares of observed EM on "
+    "p^L; CIs from a joint bootstrap of problems and seeds, Bonferroni-corrected over sizes. "
+    "Verdict 'real transition' when a residual of the smooth per-token trend excludes zero (the "
+    "per-token metric itself jumps); 'metric-induced' when no residual does and observed minus "
+    "predicted EM includes zero at every size; otherwise 'undetermined' (also with < 4 sizes, "
+    "< 3 sizes with token errors, or EM range < 0.1)"
+)
+MIN_SIZES = 4
+L_GRID = np.geomspace(0.05, 1e4, 4000)
+
+
+@dataclass(frozen=True)
+class SchaefferResult:
+    verdict: str  # "metric-induced" | "real transition" | "undetermined"
+    reason: str
+    table: pd.DataFrame  # per size: observed / predicted EM, per-token error, residuals
+    l_eff: float = math.nan
+    l_eff_lo: float = math.nan
+    l_eff_hi: float = math.nan
+    slope: float = math.nan  # d: logit(error) per doubling of N
+    slope_lo: float = math.nan
+    slope_hi: float = math.nan
+    metric: str = ""
+
+
+def _fit_l(p: np.ndarray, em: np.ndarray) -> np.ndarray:
+    """L minimising sum over sizes of (em - p^L)^2, per row (grid on log L; rows = replicates)."""
+    p = np.atleast_2d(p)
+    em = np.atleast_2d(em)
+    out = np.empty(p.shape[0])
+    for i in range(0, p.shape[0], 64):  # blocks keep replicates x grid x sizes small
+        lp = np.log(np.clip(p[i : i + 64], 1e-300, 1))
+        pred = np.exp(lp[:, None, :] * L_GRID[None, :, None])
+        sse = np.nansum((em[i : i + 64, None, :] - pred) ** 2, axis=2)
+        out[i : i + 64] = L_GRID[np.argmin(sse, axis=1)]
+    return out
+
+
+def _line(x: np.ndarray, z: np.ndarray, use: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of z: (intercept, slope) of least squares over the columns in `use`."""
+    xs, zs = x[use], np.atleast_2d(z)[:, use]
+    xc = xs - xs.mean()
+    slope = (zs - zs.mean(axis=1, keepdims=True)) @ xc / (xc @ xc)
+    return zs.mean(axis=1) - slope * xs.mean(), slope
+
+
+def _logit_error(acc: np.ndarray, floor: np.ndarray) -> np.ndarray:
+    return logit(np.clip(1 - acc, floor, 1 - floor))
+
+
+def schaeffer_test(
+    design: SeedDesign,
+    em: SizeCurve,
+    acc: SizeCurve,
+    tokens_per_size: np.ndarray,
+    alpha: float = 0.05,
+    metric: str = "gold_info_acc",
+    n_problems: int = 0,
+) -> SchaefferResult:
+    """Smooth per-token trend -> predicted exact match, compared with the observed one.
+
+    `em`, `acc`: per-size curves of exact match and per-token accuracy built from the *same*
+    resample weights (so replicates pair). `tokens_per_size`: informative tokens scored per size
+    (one half-token is the floor of the error, so a size without errors stays finite).
+    `n_problems`: a gap smaller than half a problem (0.5 / n_problems) is below what the data
+    resolve and never counts as a miss (observed 0 vs predicted 1e-6 is no miss).
+    """
+    x = design.log2_params
+    n = x.size
+    floor = 0.5 / np.maximum(np.asarray(tokens_per_size, float), 1.0)
+    has_err = (1 - acc.mean) > floor  # sizes with at least one token error
+    a_bonf = alpha / max(n, 1)
+    table = pd.DataFrame({"size": design.sizes, "log2_params": x, "params": 2.0**x,
+                          "em": em.mean, "em_lo": em.ci_lo, "em_hi": em.ci_hi,
+                          "token_error": 1 - acc.mean, "has_token_errors": has_err})  # fmt: skip
+
+    def undetermined(why: str) -> SchaefferResult:
+        return SchaefferResult("undetermined", why, table, metric=metric)
+
+    if n < MIN_SIZES:
+        return undetermined(f"only {n} sizes (need {MIN_SIZES})")
+    if not np.all(np.isfinite(acc.mean)):
+        return undetermined(f"no per-token accuracy ({metric}) at every size")
+    if np.nanmax(em.mean) - np.nanmin(em.mean) < 0.1:
+        return undetermined(
+            f"exact match hardly changes across sizes (range {np.ptp(em.mean):.2f}), "
+            "no transition to explain"
+        )
+    if has_err.sum() < 3:
+        return undetermined(f"only {int(has_err.sum())} sizes make any token error (need 3) "
+                            "— the per-token metric is saturated")  # fmt: skip
+    z = _logit_error(acc.mean, floor)
+    c, d = (float(v[0]) for v in _line(x, z, has_err))
+    z_rep = _logit_error(acc.reps, floor)
+    c_rep, d_rep = _line(x, z_rep, has_err)
+    p_fit = 1 - expit(c + d * x)
+    p_rep = 1 - expit(c_rep[:, None] + d_rep[:, None] * x[None, :])
+    l_eff = float(_fit_l(p_fit, em.mean)[0])
+    l_rep = _fit_l(p_rep, em.reps)
+    pred, pred_rep = p_fit**l_eff, p_rep ** l_rep[:, None]
+    resid = z - (c + d * x)
+    resid_rep = z_rep - (c_rep[:, None] + d_rep[:, None] * x[None, :])
+    diff, diff_rep = em.mean - pred, em.reps - pred_rep
+
+    def band(reps):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanquantile(reps, [a_bonf / 2, 1 - a_bonf / 2], axis=0)
+
+    # percentile bands of the replicate *deviations*, centred on the full-data value
+    r_lo, r_hi = band(resid_rep - np.nanmean(resid_rep, axis=0)) + resid
+    d_lo, d_hi = band(diff_rep - np.nanmean(diff_rep, axis=0)) + diff
+    p_lo, p_hi = band(pred_rep)
+    table = table.assign(p_fit=p_fit, em_pred=pred, em_pred_lo=p_lo, em_pred_hi=p_hi,
+                         em_minus_pred=diff, em_minus_pred_lo=d_lo, em_minus_pred_hi=d_hi,
+                         logit_error=z, resid=np.where(has_err, resid, np.nan),
+                         resid_lo=np.where(has_err, r_lo, np.nan),
+                         resid_hi=np.where(has_err, r_hi, np.nan))  # fmt: skip
+    (l_lo, l_hi), (s_lo, s_hi) = (np.nanquantile(v, [alpha / 2, 1 - alpha / 2])
+                                  for v in (l_rep, d_rep))  # fmt: skip
+    jump = has_err & ((r_lo > 0) | (r_hi < 0))
+    tol = 0.5 / n_problems if n_problems else 0.0
+    miss = (d_lo > tol) | (d_hi < -tol)
+    common = dict(table=table, l_eff=l_eff, l_eff_lo=float(l_lo), l_eff_hi=float(l_hi),
+                  slope=d, slope_lo=float(s_lo), slope_hi=float(s_hi), metric=metric)  # fmt: skip
+    if jump.any():
+        i = int(np.argmax(np.where(jump, np.abs(resid), -np.inf)))
+        return SchaefferResult(
+            "real transition",
+            f"the per-token error itself departs from its smooth trend at {int(jump.sum())} of "
+            f"{int(has_err.sum())} sizes (largest at {_fmt_params(x[i])}: logit residual "
+            f"{resid[i]:+.2f} [{r_lo[i]:+.2f}, {r_hi[i]:+.2f}])",
+            **common,
+        )
+    if not miss.any():
+        i = int(np.argmax(np.abs(diff)))
+        return SchaefferResult(
+            "metric-induced",
+            f"a smooth per-token trend (logit error {d:+.2f} [{s_lo:+.2f}, {s_hi:+.2f}] per "
+            f"doubling) with L_eff = {l_eff:.3g} [{l_lo:.3g}, {l_hi:.3g}] predicts exact match "
+            f"at all {n} sizes (largest gap {diff[i]:+.3f} [{d_lo[i]:+.3f}, {d_hi[i]:+.3f}] at "
+            f"{_fmt_params(x[i])})",
+            **common,
+        )
+    i = int(np.argmax(np.where(miss, np.abs(diff), -np.inf)))
+    return SchaefferResult(
+        "undetermined",
+        f"the per-token trend is smooth but p^L_eff (L_eff = {l_eff:.3g}) misses observed exact "
+        f"match at {int(miss.sum())} of {n} sizes (at {_fmt_params(x[i])}: observed "
+        f"{em.mean[i]:.3f}, predicted {pred[i]:.3f} [{p_lo[i]:.3f}, {p_hi[i]:.3f}])",
+        **common,
+    )
+
+
+def _fmt_params(log2_p: float) -> str:
+    p = 2.0**log2_p
+    for unit, div in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if p >= div:
+            return f"{p / div:.3g}{unit} params"
+    return f"{p:.0f} params"
+
+
+def verdict_sentence(task: str, family: str, res: SchaefferResult, sharp: Sharpness) -> str:
+    """One sentence per task: what the data show and why, with the deciding numbers."""
+    s = (f"{task} ({family}): exact match's sharpness is {100 * sharp.value:.0f}% "
+         f"({sharp.fit} fit)" if sharp.status == "ok"
+         else f"{task} ({family}): exact match's sharpness: {sharp.status}")  # fmt: skip
+    label = {"metric-induced": "the jump is metric-induced",
+             "real transition": "a real transition",
+             "undetermined": "undetermined"}[res.verdict]  # fmt: skip
+    return f"{s}; {label}: {res.reason}."
+
+
+# ---------------------------------------------------------------------------------------------
+# log-T: lack of fit, window-reselecting CIs, logistic alternative, difficulty mix
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LackOfFit:
+    status: str
+    budgets: tuple[int, ...] = ()
+    resid: tuple[float, ...] = ()
+    resid_lo: tuple[float, ...] = ()
+    resid_hi: tuple[float, ...] = ()
+    stat: float = math.nan  # Wald chi-square of the residuals vs the per-budget means model
+    df: int = 0
+    p_value: float = math.nan
+
+
+LACK_OF_FIT_RULE = (
+    "residuals of the per-budget means from a + b*log2 T over the fitted window, CIs from the "
+    "problem bootstrap; Wald chi-square r' pinv(Cov_boot(r)) r on (budgets - 2) df against the "
+    "saturated per-budget means model (paired across budgets through the bootstrap covariance)"
+)
+
+
+def _ols_rows(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return _line(x, y, np.ones(x.size, bool))
+
+
+def lack_of_fit(
+    budgets: np.ndarray, point: np.ndarray, reps: np.ndarray, window: np.ndarray,
+    alpha: float = 0.05,
+) -> LackOfFit:  # fmt: skip
+    """Lack-of-fit of the line over the window (`LACK_OF_FIT_RULE`); reps: n_boot x budgets."""
+    used = tuple(int(b) for b in budgets[window])
+    k = int(window.sum())
+    if k < 3:
+        return LackOfFit(f"no fit: only {k} unsaturated budgets (need 3)", used)
+    x = np.log2(budgets[window].astype(float))
+    y, yr = point[window], reps[:, window]
+    a, b = (float(v[0]) for v in _ols_rows(x, y))
+    ar, br = _ols_rows(x, yr)
+    r = y - (a + b * x)
+    rr = yr - (ar[:, None] + br[:, None] * x[None, :])
+    rr = rr[np.all(np.isfinite(rr), axis=1)]
+    lo, hi = np.quantile(rr - rr.mean(axis=0), [alpha / 2, 1 - alpha / 2], axis=0) + r
+    df = k - 2
+    if df == 0 or rr.shape[0] < 10:
+        return LackOfFit("no test: residuals have 0 degrees of freedom", used, tuple(r),
+                         tuple(lo), tuple(hi))  # fmt: skip
+    cov = np.cov(rr, rowvar=False)
+    stat = float(r @ np.linalg.pinv(cov, rcond=1e-10, hermitian=True) @ r)
+    return LackOfFit("ok", used, tuple(map(float, r)), tuple(map(float, lo)),
+                     tuple(map(float, hi)), stat, df, float(stats.chi2.sf(stat, df)))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ReselectingCI:
+    b_lo: float
+    b_hi: float
+    fixed_lo: float
+    fixed_hi: float
+    valid_share: float  # share of replicates with >= 3 unsaturated budgets
+
+
+def reselecting_ci(
+    budgets: np.ndarray, point: np.ndarray, reps: np.ndarray, select, alpha: float = 0.05
+) -> ReselectingCI:
+    """Slope CI with the budget window chosen again (by `select(budgets, accuracy) -> mask`)
+    inside each replicate, beside the CI with the full-data window held fixed."""
+    budgets = np.asarray(budgets, float)
+    fixed = select(budgets, point)
+    slopes_fixed = (_ols_rows(np.log2(budgets[fixed]), reps[:, fixed])[1]
+                    if fixed.sum() >= 3 else np.full(reps.shape[0], np.nan))  # fmt: skip
+    slopes = np.full(reps.shape[0], np.nan)
+    for i, row in enumerate(reps):
+        w = select(budgets, row)
+        if w.sum() >= 3:
+            slopes[i] = _ols_rows(np.log2(budgets[w]), row[w])[1][0]
+    q = [alpha / 2, 1 - alpha / 2]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lo, hi = np.nanquantile(slopes, q) if np.isfinite(slopes).any() else (math.nan,) * 2
+        flo, fhi = (np.nanquantile(slopes_fixed, q) if np.isfinite(slopes_fixed).any()
+                    else (math.nan,) * 2)  # fmt: skip
+    return ReselectingCI(float(lo), float(hi), float(flo), float(fhi),
+                         float(np.isfinite(slopes).mean()))  # fmt: skip
+
+
+def _bernoulli_ll(p: np.ndarray, s: np.ndarray, n: np.ndarray) -> float:
+    p = np.clip(p, 1e-9, 1 - 1e-9)
+    return float(np.sum(s * np.log(p) + (n - s) * np.log(1 - p)))
+
+
+def compare_log_models(budgets, successes, trials) -> pd.DataFrame:
+    """AIC / BIC on the Bernoulli likelihood of the outcomes for accuracy vs x = log2 T:
+    linear a + b*x (clipped to (0, 1)), logistic regression expit(c + d*x), and the 4-parameter
+    logistic lo + (hi - lo)*expit((x - m)/s); each by maximum likelihood on per-budget counts."""
+    t = np.asarray(budgets, float)
+    s, n = np.asarray(successes, float), np.asarray(trials, float)
+    ok = (t > 0) & (n > 0)
+    t, s, n = t[ok], s[ok], n[ok]
+    x = np.log2(t)
+    rate = s / n
+    n_obs = float(n.sum())
+    rows = []
+
+    def add(model: str, k: int, fun, starts, show=lambda th: th):  # model: the form's name
+        best = None
+        for p0 in starts:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                res = optimize.minimize(lambda th: -_bernoulli_ll(fun(th), s, n), p0,
+                                        method="Nelder-Mead",
+                                        options={"maxiter": 2000, "xatol": 1e-6,
+                                                 "fatol": 1e-8})  # fmt: skip
+            if best is None or res.fun < best.fun:
+                best = res
+        ll = -float(best.fun)
+        rows.append({"form": model, "k": k, "loglik": ll, "aic": 2 * k - 2 * ll,
+                     "bic": k * math.log(n_obs) - 2 * ll, "params": " ".join(
+                         f"{v:.4g}" for v in show(best.x))})  # fmt: skip
+
+    if x.size < 2 or n_obs == 0 or s.sum() in (0, n_obs):
+        return pd.DataFrame(rows)  # no fit: too few budgets, or every outcome alike
+    a0, b0 = (float(v[0]) for v in _ols_rows(x, rate))
+    add("linear in log2 T", 2, lambda th: th[0] + th[1] * x, [[a0, b0]])
+    lr = np.clip(rate, 0.02, 0.98)
+    c0, d0 = (float(v[0]) for v in _ols_rows(x, logit(lr)))
+    add("logistic regression in log2 T", 2, lambda th: expit(th[0] + th[1] * x), [[c0, d0]])
+    if x.size >= 4:
+        span = max(x[-1] - x[0], 1.0)
+
+        def four(th):
+            # unconstrained: lo, hi in (0, 1) through expit, the width > 0 through exp (the
+            # bounded L-BFGS-B took ~0.1 s a fit here, Nelder-Mead on this form ~0.01 s)
+            return expit(th[0]) + (expit(th[1]) - expit(th[0])) * expit((x - th[2])
+                                                                       / np.exp(th[3]))
+
+        lo0, hi0 = logit(np.clip([rate.min(), rate.max()], 0.01, 0.99))
+        add("4-parameter logistic in log2 T", 4, four,
+            [[lo0, hi0, m, np.log(span / 4)] for m in np.linspace(x[0], x[-1], 3)],
+            show=lambda th: (expit(th[0]), expit(th[1]), th[2], np.exp(th[3])))  # lo hi m s
+    out = pd.DataFrame(rows)
+    out["preferred_aic"] = out["aic"] == out["aic"].min()
+    out["preferred_bic"] = out["bic"] == out["bic"].min()
+    out["n_outcomes"] = int(n_obs)
+    return out
+
+
+def difficulty_buckets(difficulty, natural_len, max_buckets: int = 8) -> tuple[np.ndarray, str]:
+    """Bucket label per problem and where it came from: the task's difficulty field (its own
+    levels when few, quantiles otherwise), else quartiles of the natural thinking length."""
+    d = pd.to_numeric(pd.Series(difficulty), errors="coerce").to_numpy(float)
+    if np.isfinite(d).sum() and np.unique(d[np.isfinite(d)]).size > 1:
+        levels = np.unique(d[np.isfinite(d)])
+        if levels.size <= max_buckets:
+            return np.array([f"{v:g}" if np.isfinite(v) else "" for v in d], object), "difficulty"
+        return _quantile_labels(d, 4), "difficulty quartile"
+    n = pd.to_numeric(pd.Series(natural_len), errors="coerce").to_numpy(float)
+    if np.isfinite(n).sum() and np.unique(n[np.isfinite(n)]).size > 1:
+        return _quantile_labels(n, 4), "natural thinking length quartile"
+    return np.full(d.size, "", object), "none"
+
+
+def _quantile_labels(v: np.ndarray, q: int) -> np.ndarray:
+    # inf (never ended thinking by itself) falls in the top bucket
+    ranked = pd.Series(np.where(np.isfinite(v), v, np.nan)).rank(method="first")
+    ranked = ranked.fillna(np.inf) if np.isinf(v).any() else ranked
+    cut = pd.qcut(ranked.replace(np.inf, ranked[np.isfinite(ranked)].max() + 1), q, labels=False,
+                  duplicates="drop")  # fmt: skip
+    lo_hi = pd.Series(v).groupby(cut).agg(["min", "max"])
+    return np.array([f"Q{int(c) + 1} ({lo_hi.loc[c, 'min']:g}-{lo_hi.loc[c, 'max']:g})"
+                     if c == c else "" for c in cut], object)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DifficultyMix:
+    verdict: str  # "difficulty mix" | "not the difficulty mix" | "partly" | "undetermined"
+    sentence: str
+    median_step_share: float = math.nan
+    step_model_gap: float = math.nan  # max |pooled - step model| over the window
+
+
+def step_model(budgets, final_acc, natural_len) -> np.ndarray:
+    """Pooled accuracy if each problem were solved (at its final accuracy) exactly when its
+    natural thinking length fits in T: mean_i final_i * [L_i <= T]."""
+    b = np.asarray(budgets, float)
+    L = np.where(np.isfinite(natural_len), natural_len, np.inf)
+    return (np.asarray(final_acc, float)[:, None] * (L[:, None] <= b[None, :])).mean(axis=0)
+
+
+def difficulty_mix(
+    pooled_slope: tuple[float, float, float], bucket_fits: pd.DataFrame, gap: float
+) -> DifficultyMix:
+    """Is the pooled log-T slope a mixture of per-difficulty steps? Rule: per-bucket curves
+    step-like (median share of their rise in one doubling >= 0.6) and the step model within
+    0.1 of the pooled curve -> "difficulty mix"; neither -> "not the difficulty mix"."""
+    b, lo, hi = pooled_slope
+    if not math.isfinite(b):
+        return DifficultyMix("undetermined", "no pooled log-T fit to explain")
+    sh = bucket_fits["step_share"].dropna() if not bucket_fits.empty else pd.Series(dtype=float)
+    if sh.empty:
+        return DifficultyMix("undetermined", "no difficulty buckets with a rise over T")
+    med = float(sh.median())
+    steps, tracks = med >= 0.6, math.isfinite(gap) and gap <= 0.1
+    slopes = bucket_fits["b"].dropna()
+    within = (f"within-bucket slopes {100 * slopes.min():+.1f} to {100 * slopes.max():+.1f} "
+              "pts/doubling" if not slopes.empty else "no within-bucket slopes")  # fmt: skip
+    gap_s = (f"the step model (each problem solved once its natural thinking fits in T) is "
+             f"within {gap:.3f} of the pooled curve" if math.isfinite(gap)
+             else "no natural thinking lengths for the step model")  # fmt: skip
+    verdict = ("difficulty mix" if steps and (tracks or not math.isfinite(gap))
+               else "not the difficulty mix" if not steps and not tracks else "partly")
+    head = {"difficulty mix": "the pooled log-T slope is driven by the difficulty mix",
+            "not the difficulty mix": "the pooled log-T slope is not explained by the "
+                                      "difficulty mix",
+            "partly": "the difficulty mix explains the pooled log-T slope only in part"}[verdict]
+    pooled = f"{100 * b:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]" if math.isfinite(b) else "–"
+    return DifficultyMix(
+        verdict,
+        f"{head}: pooled slope {pooled} pts/doubling; per-bucket curves put a median "
+        f"{100 * med:.0f}% of their rise in one doubling of T; {within}; {gap_s}.",
+        med, gap,
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# From records to curves (one family x task)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FamilyCurves:
+    design: SeedDesign
+    models: tuple[str, ...]  # checkpoint per row of the matrices
+    curves: dict[str, SizeCurve]  # "em", "token_acc" (token-pooled), "token_logprob", ...
+    tokens_per_size: np.ndarray  # informative tokens scored per size (full data)
+    metric: str  # the per-token accuracy column used
+    n_problems: int
+
+
+def family_curves(
+    records: pd.DataFrame,
+    acc_col: str,
+    len_col: str,
+    extra_means: tuple[str, ...] = (),
+    n_boot: int = 400,
+    alpha: float = 0.05,
+    seed: int | None = 0,
+) -> FamilyCurves:
+    """Seed-aware per-size curves of one family on one task from per-record rows (columns
+    model, size, params, problem_id, correct, `acc_col`, `len_col`, `extra_means`). Exact match
+    and the extras are means per (checkpoint, problem) then over problems; per-token accuracy is
+    token-pooled (hits / tokens) so p^L speaks of one token. One resample set serves them all,
+    so replicates pair across metrics."""
+    df = records.assign(_hits=records[acc_col] * records[len_col], _one=1.0)
+    ckpt = df.groupby("model", sort=False).agg(size=("size", "first"), params=("params", "mean"))
+    sizes = ckpt.groupby("size")["params"].mean().sort_values()
+    order = ckpt.assign(_p=ckpt["size"].map(sizes)).sort_values(["_p"]).index
+    size_index = {s: i for i, s in enumerate(sizes.index)}
+    design = design_from(sizes.index, np.log2(sizes.to_numpy(float)),
+                         ckpt.loc[order, "size"].map(size_index).to_numpy())  # fmt: skip
+    cols = ["correct", "_hits", len_col, "_one", *extra_means]
+    g = df.assign(correct=df["correct"].astype(float)).groupby(["model", "problem_id"])[cols]
+    mean = g.mean()
+    problems = mean.index.get_level_values("problem_id").unique()
+
+    def mat(col: str) -> np.ndarray:
+        return mean[col].unstack("problem_id").reindex(index=order, columns=problems).to_numpy(
+            float)  # fmt: skip
+
+    present = np.isfinite(mat("_one")).astype(float)
+    wp, ws = resample_weights(design, len(problems), n_boot, seed)
+    curves = {"em": size_curve(design, mat("correct"), present, wp, ws, alpha)}
+    hits, toks = mat("_hits"), mat(len_col)
+    curves["token_acc"] = size_curve(design, hits, np.where(np.isfinite(hits), toks, 0), wp, ws,
+                                     alpha)  # fmt: skip
+    for c in extra_means:
+        v = mat(c)
+        curves[c] = size_curve(design, v, np.isfinite(v).astype(float), wp, ws, alpha)
+    tok_sum = np.nansum(np.where(np.isfinite(hits), toks, 0), axis=1)
+    per_size = np.bincount(design.size_of, weights=tok_sum, minlength=len(design.sizes))
+    return FamilyCurves(design, tuple(order), curves, per_size, acc_col, len(problems))
