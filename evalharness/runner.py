@@ -241,6 +241,8 @@ def _run(store: RunStore, spec: RunSpec, ref: ModelRef, task, opts: EvalOptions,
         "family": family_of(ref, opts.family), "answer_type": task.answer_type,
         "engine": engine.name, "engine_version": engine.version,
         "engine_options": dict(opts.engine_options),
+        # a served model: where it ran and the server's version (not part of the run id)
+        **({"server": engine.server} if getattr(engine, "server", None) else {}),
         "replicas": opts.replicas, "packages": package_versions(), "git_commit": git_commit(),
         "started": old.get("started", now()), "status": "running",
     }
