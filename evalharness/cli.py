@@ -1,4 +1,4 @@
-"""Command line: ``evalharness eval | score | analyze | plots | report | zoo | tasks``."""
+"""Command line: ``evalharness eval | score | analyze | plots | report | export | zoo | tasks``."""
 
 from __future__ import annotations
 
@@ -259,6 +259,44 @@ def report(results: Path = RESULTS) -> None:
     from evalharness.report import make_report
 
     for p in make_report(results):
+        typer.echo(str(p))
+
+
+@app.command()
+def export(
+    results: Path = RESULTS,
+    fmt: str = typer.Option("lm-eval", "--format", help="lm-eval (results JSON per model x task x budget) | tidy (long CSV + Parquet) | all."),
+    out: Path = typer.Option(None, "--out", help="Output folder (default: <results>/export)."),
+    track: str = typer.Option(None, "--track", help="Also log the tidy rows to an experiment tracker: mlflow (off by default)."),
+    tracking_uri: str = typer.Option(None, "--tracking-uri", help="MLflow tracking URI (default: a local file store in <out>/mlruns)."),
+) -> None:
+    """Write results/ in other tools' formats (lm-eval 0.4 results JSON, a tidy table)."""
+    from evalharness.export import TRACKERS, write_lm_eval, write_tidy
+    from evalharness.export import track as track_runs
+
+    _log_warnings()
+    if fmt not in ("lm-eval", "tidy", "all"):
+        raise typer.BadParameter(f"--format must be lm-eval, tidy or all, got {fmt!r}")
+    if track is not None and track not in TRACKERS:  # before anything is written
+        typer.secho(f"error: unknown tracker {track!r}; choose {', '.join(TRACKERS)}",
+                    fg="red", err=True)
+        raise typer.Exit(2)
+    out = out or results / "export"
+    try:
+        paths = []
+        if fmt in ("lm-eval", "all"):
+            paths += write_lm_eval(results, out / "lm-eval")
+        if fmt in ("tidy", "all"):
+            paths += write_tidy(results, out)
+        if track:
+            uri = tracking_uri or str(out / "mlruns")
+            typer.echo(f"logged {track_runs(results, track, uri)} runs to {track} at {uri}")
+    except ValueError as e:
+        typer.secho(f"error: {_one_line(e)}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    if not paths:
+        typer.secho(f"warning: no scored runs under {results}", fg="yellow", err=True)
+    for p in paths:
         typer.echo(str(p))
 
 
