@@ -247,6 +247,10 @@ class OpenAIEngine:
             "stop": list(requests[i].stop_strs) or None, "include_stop_str_in_output": True,
             "logprobs": 0, "skip_special_tokens": False, "spaces_between_special_tokens": False,
             "return_token_ids": True, "return_tokens_as_token_ids": True,
+            # every other sampling knob pinned to "off", as in our SamplingParams: `vllm serve`
+            # otherwise fills unset ones from the model's generation_config.json
+            "top_k": 0, "min_p": 0.0, "repetition_penalty": 1.0, "presence_penalty": 0.0,
+            "frequency_penalty": 0.0,
         } for i in ok]
         answers = self._run(bodies, progress, lambda _, a: sum(
             len(_token_ids(c)) for c in a.get("choices", [])))
