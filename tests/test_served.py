@@ -21,11 +21,18 @@ SERVED, ALIAS = "served-zoo", "served-zoo-alias"  # two names for one model
 
 
 @pytest.fixture(scope="module")
-def server(largest):
+def served(largest):
+    """The module's `vllm serve` (the last test kills it)."""
     from evalharness.engines.served import LocalVLLMServer
 
-    with LocalVLLMServer(largest.path, [SERVED, ALIAS]) as url:
-        yield url
+    srv = LocalVLLMServer(largest.path, [SERVED, ALIAS])
+    with srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def server(served):
+    return served.url
 
 
 class Proxy:
@@ -45,6 +52,7 @@ class Proxy:
         self.drop_after: int | None = None
         self.no_prompt_logprobs = self.echo_only = False
         self.completions = 0
+        self.auth: set[str | None] = set()
         self.lock = threading.Lock()
         proxy = self
 
@@ -66,6 +74,7 @@ class Proxy:
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["content-length"])))
                 with proxy.lock:
+                    proxy.auth.add(self.headers.get("authorization"))
                     proxy.completions += 1
                     k = proxy.completions
                 if proxy.drop_after is not None and k >= proxy.drop_after:
@@ -200,12 +209,15 @@ def test_a_budget_sweep_through_the_server_writes_the_in_process_records(
 
 
 def test_a_500_mid_run_is_retried_and_no_record_is_lost_or_duplicated(
-        largest, server, proxy, in_process_run, tmp_path):
+        largest, server, proxy, in_process_run, tmp_path, monkeypatch):
     proxy.fail_500 = {3, 4, 10}
+    monkeypatch.setenv("EVALHARNESS_TEST_KEY", "sk-test")
     # two servers (the proxy and the server itself) share the requests like replicas
-    opts = {"base_url": f"{proxy.url},{server}", "served_model_name": SERVED}
+    opts = {"base_url": f"{proxy.url},{server}", "served_model_name": SERVED,
+            "api_key_env": "EVALHARNESS_TEST_KEY"}
     res = _eval(tmp_path, "openai", largest, engine_options=opts)
     assert res.status == "complete" and proxy.completions > 10
+    assert proxy.auth == {"Bearer sk-test"}  # the key reaches the server, not the manifest
     _assert_same_records(_records(res.dir), in_process_run)
     assert json.loads((res.dir / "manifest.json").read_text())["server"]["base_urls"] == [
         proxy.url, server]
@@ -298,3 +310,38 @@ def test_the_served_model_name_is_in_the_run_id_and_where_it_runs_is_not(
 def test_replicas_are_refused_for_the_served_engine(largest):
     with pytest.raises(EngineError, match="several comma-separated --base-url"):
         load_engine("openai", largest.path, replicas=2, base_url="http://127.0.0.1:1/v1")
+
+
+def test_killing_the_real_server_mid_run_is_one_line_and_leaves_a_resumable_run(
+        largest, served, tmp_path):
+    """Last in the module: it kills the module's server. (Resuming to the same records after
+    a server comes back is the proxy test above.)"""
+    import os
+    import signal
+    import time
+
+    from evalharness.engines.served import ServerError
+    from evalharness.store import RunStore
+
+    def kill_after_first_records():
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            files = list(tmp_path.glob("runs/*/samples.jsonl"))
+            if files and len(files[0].read_text().splitlines()) >= 3:
+                os.killpg(served.proc.pid, signal.SIGKILL)
+                return
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_after_first_records)
+    killer.start()
+    opts = {"base_url": served.url, "served_model_name": SERVED, "max_retries": 1}
+    with pytest.raises(ServerError, match=r"failed after 2 tries: unreachable") as e:
+        _eval(tmp_path, "openai", largest, engine_options=opts, chunk=1)
+    killer.join()
+    assert "\n" not in str(e.value) and served.url in str(e.value)
+    (run_dir,) = list((tmp_path / "runs").iterdir())
+    kept = _records(run_dir)  # no duplicates, no half-written line
+    assert 3 <= len(kept) < 8 * 3
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] != "complete"
+    with RunStore(tmp_path, run_dir.name) as store:  # the lock is free: a re-run can resume
+        assert store.done_keys() == set(kept)
