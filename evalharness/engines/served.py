@@ -208,20 +208,25 @@ class OpenAIEngine:
         that fails for good cancels the rest and raises (nothing partial is returned)."""
         out: list[Any] = [None] * len(bodies)
         workers = min(len(bodies), self.max_concurrency * len(self.urls)) or 1
-        with ThreadPoolExecutor(workers, thread_name_prefix="evalharness-openai") as pool:
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="evalharness-openai")
+        ok = False
+        try:
             futs = {pool.submit(self._post, "/completions", b): k for k, b in enumerate(bodies)}
             pending = set(futs)
             while pending:
                 done, pending = wait(pending, return_when=FIRST_EXCEPTION)
                 for f in done:
                     if f.exception() is not None:
-                        for p in pending:
-                            p.cancel()
                         raise f.exception()
                     k = futs[f]
                     out[k] = f.result()
                     if tick is not None:
                         tick(count(k, out[k]))
+            ok = True
+        finally:
+            # on an error or Ctrl-C: drop the queued requests and do not wait for the ones in
+            # flight (their answers would be thrown away)
+            pool.shutdown(wait=ok, cancel_futures=not ok)
         return out
 
     # -- the Engine protocol ----------------------------------------------------------------
