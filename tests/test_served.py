@@ -307,6 +307,12 @@ def test_the_served_model_name_is_in_the_run_id_and_where_it_runs_is_not(
     assert run_id("--base-url", server, "--served-model-name", ALIAS) != base
 
 
+def test_an_in_process_option_is_refused_by_the_served_engine_before_connecting(largest):
+    with pytest.raises(EngineError, match="option dtype is not used by the openai engine; "
+                                          "it accepts: api_key_env, base_url"):
+        load_engine("openai", largest.path, base_url="http://127.0.0.1:1/v1", dtype="float32")
+
+
 def test_replicas_are_refused_for_the_served_engine(largest):
     with pytest.raises(EngineError, match="several comma-separated --base-url"):
         load_engine("openai", largest.path, replicas=2, base_url="http://127.0.0.1:1/v1")
