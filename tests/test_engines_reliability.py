@@ -27,15 +27,16 @@ ADD = [json.loads(x) for x in (REPO / "tasks/data/add_sweep.jsonl").read_text().
 def test_importing_the_registry_imports_no_engine():
     code = ("import sys, evalharness.engines as e; "
             "print(sorted(m for m in ('vllm', 'torch', 'evalharness.engines.hf', "
-            "'evalharness.engines.vllm') if m in sys.modules))")
+            "'evalharness.engines.vllm', 'evalharness.engines.served', 'httpx') "
+            "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(REPO)}, check=True)
     assert out.stdout.strip() == "[]"
-    assert set(ENGINES) == {"hf", "vllm"}
+    assert set(ENGINES) == {"hf", "vllm", "openai"}
 
 
 def test_unknown_engine_names_the_registered_ones():
-    with pytest.raises(EngineError, match="unknown engine 'tgi'; choose auto, hf, vllm"):
+    with pytest.raises(EngineError, match="unknown engine 'tgi'; choose auto, hf, vllm, openai"):
         resolve_engine_kind("tgi")
 
 

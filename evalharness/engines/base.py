@@ -22,7 +22,7 @@ class EngineError(RuntimeError):
 
 
 class Engine(Protocol):
-    name: str  # a registry name: "hf" | "vllm"
+    name: str  # a registry name: "hf" | "vllm" | "openai"
     version: str  # the engine library's version, for the manifest
     tokenizer: Any  # a transformers tokenizer (both engines tokenize with it)
     max_model_len: int | None

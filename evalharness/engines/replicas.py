@@ -125,7 +125,16 @@ class ReplicatedEngine:
             # A local cluster sized to this process's cores, quiet; RAY_ADDRESS joins one instead.
             local = {} if joined else {
                 "num_cpus": sum(map(len, groups)) or None, "include_dashboard": False}
-            ray.init(log_to_driver=False, runtime_env={"env_vars": env}, **local)
+            try:
+                ray.init(log_to_driver=False, runtime_env={"env_vars": env}, **local)
+            except ConnectionError as e:
+                # Ray >= 2.5x clusters require a token by default; a driver without
+                # RAY_AUTH_MODE=token is refused with nothing but "failed to connect"
+                raise EngineError(
+                    f"could not join the Ray cluster at RAY_ADDRESS={os.environ['RAY_ADDRESS']} "
+                    f"({_line(e)}): check the address, and for a cluster with token "
+                    "authentication set RAY_AUTH_MODE=token and its token (RAY_AUTH_TOKEN or "
+                    "~/.ray/auth_token)") from None
             if not joined:
                 _clean_up_with_this_process()
         key = (tuple(map(tuple, groups)), gpus)
@@ -180,6 +189,10 @@ class ReplicatedEngine:
                     _ACTORS.pop(key)
                     for a in group:
                         ray.kill(a)
+
+
+def _line(e: BaseException) -> str:
+    return " ".join(str(e).split())[:200]
 
 
 # -- clean-up: no Ray process outlives the driver ----------------------------------------------
