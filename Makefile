@@ -30,8 +30,9 @@ RUN_ARGS = --engine $(ENGINE) --replicas $(REPLICAS) --results $(RESULTS) --no-s
 SWEEP_MODEL ?= $(if $(filter zoo,$(MODEL)),zoo/seed0,$(MODEL))
 SAMPLE_N ?= $(if $(filter zoo,$(MODEL)),8,0)
 SAMPLE_BUDGET ?= 128
-SAMPLE_LIMIT ?= $(if $(filter zoo,$(MODEL)),--limit 200,)
+SAMPLE_LIMIT ?= $(if $(filter zoo,$(MODEL)),--limit 100,)
 EMERGENCE_TASK ?= $(if $(filter zoo,$(MODEL)),add5,)
+EMERGENCE_LIMIT ?= $(if $(filter zoo,$(MODEL)),--limit 200,)
 
 STAMP := $(VENV)/.installed-vllm$(VLLM)
 
@@ -69,7 +70,8 @@ eval: install
 	$(EH) eval --model $(SWEEP_MODEL) --task $(TASK) $(if $(BUDGETS),--budgets $(BUDGETS)) --n $(N) \
 	  --temperature $(TEMPERATURE) $(RUN_ARGS)
 	@if [ -n "$(EMERGENCE_TASK)" ]; then \
-	  $(EH) eval --model $(MODEL) --task $(EMERGENCE_TASK) --budgets 128 $(RUN_ARGS); fi
+	  $(EH) eval --model $(MODEL) --task $(EMERGENCE_TASK) --budgets 128 $(EMERGENCE_LIMIT) \
+	    $(RUN_ARGS); fi
 	@if [ "$(SAMPLE_N)" != "0" ]; then \
 	  $(EH) eval --model $(SWEEP_MODEL) --task $(TASK) --budgets $(SAMPLE_BUDGET) --n $(SAMPLE_N) \
 	    --temperature 0.7 $(SAMPLE_LIMIT) $(RUN_ARGS); fi

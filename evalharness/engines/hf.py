@@ -76,6 +76,11 @@ class HFEngine:
         # seed, as vLLM's `LLM(seed=...)` makes its unseeded requests.
         self._rng = random.Random(seed)
         check_model_source(model, revision)
+        # transformers' own "Loading weights" bar: one line per model, 33 in the zoo's default
+        # job; the harness shows its own progress (and none with --no-progress)
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(
                 model, revision=revision, trust_remote_code=trust_remote_code

@@ -123,8 +123,12 @@ class ReplicatedEngine:
         if not ray.is_initialized():
             _ACTORS.clear()  # handles from an earlier, shut-down Ray session are dead
             # A local cluster sized to this process's cores, quiet; RAY_ADDRESS joins one instead.
+            # address="local" always starts a new one: without it ray.init() first looks for a
+            # running cluster through /tmp/ray/ray_current_cluster, and a stale file (a cluster
+            # stopped without cleaning up) made it try to join that one and fail
             local = {} if joined else {
-                "num_cpus": sum(map(len, groups)) or None, "include_dashboard": False}
+                "address": "local", "num_cpus": sum(map(len, groups)) or None,
+                "include_dashboard": False}
             try:
                 ray.init(log_to_driver=False, runtime_env={"env_vars": env}, **local)
             except ConnectionError as e:
