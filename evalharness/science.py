@@ -9,6 +9,8 @@ which it resamples.
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 import warnings
 from dataclasses import dataclass
@@ -231,10 +233,13 @@ SCHAEFFER_RULE = (
     "p^L; CIs from a joint bootstrap of problems and seeds, Bonferroni-corrected over sizes. "
     "Verdict 'real transition' when a residual of the smooth per-token trend excludes zero (the "
     "per-token metric itself jumps); 'metric-induced' when no residual does and observed minus "
-    "predicted EM includes zero at every size; otherwise 'undetermined' (also with < 4 sizes, "
-    "< 3 sizes with token errors, or EM range < 0.1)"
+    "predicted EM includes zero at every size with every such CI within ±0.2; otherwise "
+    "'undetermined' (also with < 4 sizes, one checkpoint per size, < 3 sizes with token "
+    "errors, or EM range < 0.1)"
 )
 MIN_SIZES = 4
+# a "metric-induced" verdict needs every size's observed-minus-predicted CI within ± this
+MAX_GAP_HALF_WIDTH = 0.2
 L_GRID = np.geomspace(0.05, 1e4, 4000)
 
 
@@ -308,6 +313,9 @@ def schaeffer_test(
 
     if n < MIN_SIZES:
         return undetermined(f"only {n} sizes (need {MIN_SIZES})")
+    if np.max(design.n_seeds) < 2:
+        return undetermined("one checkpoint per size: the seed-to-seed spread is not measured, "
+                            "so no departure from a smooth trend can be told from seed noise")
     if not np.all(np.isfinite(acc.mean)):
         return undetermined(f"no per-token accuracy ({metric}) at every size")
     if np.nanmax(em.mean) - np.nanmin(em.mean) < 0.1:
@@ -359,6 +367,18 @@ def schaeffer_test(
             f"the per-token error itself departs from its smooth trend at {int(jump.sum())} of "
             f"{int(has_err.sum())} sizes (largest at {_fmt_params(x[i])}: logit residual "
             f"{resid[i]:+.2f} [{r_lo[i]:+.2f}, {r_hi[i]:+.2f}])",
+            **common,
+        )
+    half = (d_hi - d_lo) / 2
+    if not miss.any() and np.nanmax(half) > MAX_GAP_HALF_WIDTH:
+        i = int(np.nanargmax(half))
+        return SchaefferResult(
+            "undetermined",
+            f"observed exact match is within the CI of p^L_eff (L_eff = {l_eff:.3g}) at all {n} "
+            f"sizes, but too imprecisely to call the jump metric-induced: at "
+            f"{_fmt_params(x[i])} observed minus predicted is {diff[i]:+.3f} "
+            f"[{d_lo[i]:+.3f}, {d_hi[i]:+.3f}] (exact match seed SD there "
+            f"{em.sd[i]:.2f})",
             **common,
         )
     if not miss.any():
@@ -677,6 +697,10 @@ def family_curves(
     hits, toks = mat("_hits"), mat(len_col)
     curves["token_acc"] = size_curve(design, hits, np.where(np.isfinite(hits), toks, 0), wp, ws,
                                      alpha)  # fmt: skip
+    # both are shares: mean ± t·SE over 3 seeds can leave [0, 1]; the interval is clipped to it
+    for key in ("em", "token_acc"):
+        c = curves[key]
+        curves[key] = dataclasses.replace(c, ci_lo=np.clip(c.ci_lo, 0, 1), ci_hi=np.clip(c.ci_hi, 0, 1))
     for c in extra_means:
         v = mat(c)
         curves[c] = size_curve(design, v, np.isfinite(v).astype(float), wp, ws, alpha)

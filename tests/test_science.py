@@ -138,6 +138,21 @@ def test_schaeffer_is_undetermined_with_too_few_sizes_or_flat_em():
     assert flat.verdict == "undetermined" and "hardly changes" in flat.reason
 
 
+def test_one_checkpoint_per_size_gives_no_verdict_even_on_a_step():
+    """Without seeds the seed spread is unmeasured: a jump could be one unlucky seed."""
+    res = _schaeffer(_records(LOG2_N, lambda x: -0.6 if x < 15 else -4.0, seeds=1))
+    assert res.verdict == "undetermined" and "one checkpoint per size" in res.reason
+
+
+def test_smooth_trend_with_huge_seed_spread_is_too_imprecise_to_call_metric_induced():
+    """The zoo's case: EM of one size ranges over most of [0, 1] across seeds, so p^L_eff
+    cannot be rejected anywhere, and cannot be confirmed either."""
+    res = _schaeffer(_records(LOG2_N, lambda x: 1.0 - 0.7 * (x - 12), seed_sd=1.5, rng_seed=3))
+    assert res.verdict != "metric-induced", res.reason
+    t = res.table
+    assert ((t["em_lo"] >= 0) & (t["em_hi"] <= 1)).all()  # share CIs stay inside [0, 1]
+
+
 def test_verdict_sentence_carries_the_verdict_and_its_numbers():
     res = _schaeffer(_records(LOG2_N, lambda x: 1.0 - 0.7 * (x - 12)))
     fc_em = res.table["em"].to_numpy()
