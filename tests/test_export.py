@@ -67,8 +67,11 @@ def test_lm_eval_results_json_reads_with_lm_evals_own_code(results, zoo):
         assert d["model_name"] == zoo[0].name and "/" not in d["model_name_sanitized"]
         table = make_table(d)  # lm-eval's own results table over our file
         row = next(line for line in table.splitlines() if key in line)
-        assert "exact_match" in row and f"{em.mean():.4f}" in row
-        assert f"{em.std(ddof=1) / np.sqrt(em.size):.4f}" in row
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert "exact_match" in cells  # value and stderr follow the metric (0 prints as "0")
+        value, stderr = float(cells[cells.index("↑") + 1]), float(cells[cells.index("±") + 1])
+        assert value == pytest.approx(em.mean(), abs=5e-5)
+        assert stderr == pytest.approx(em.std(ddof=1) / np.sqrt(em.size), abs=5e-5)
     (sampled,) = [f for f in files if "/add_sweep_T16_n3/" in f]
     d = json.loads(open(sampled).read())
     assert {"exact_match,none", "pass@3,none", "maj@3,none"} <= set(d["results"]["add_sweep_T16_n3"])
