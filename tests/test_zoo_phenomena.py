@@ -48,7 +48,7 @@ def test_every_seed_of_every_size_is_scored_and_the_seed_tables_follow_the_recor
     assert add5.groupby("size")["model_seed"].nunique().to_dict() == {
         f"zoo/arith-{s}": 3 for s in sizes}
     assert add5["gold_info_acc"].notna().all() and add5["scratch_edit_distance"].notna().all()
-    an = analyze(root)
+    an = analyze(scores)
     curves = an.seed_curves[(an.seed_curves["task"] == "add5") & (an.seed_curves["metric"] == "em")]
     assert len(curves) == len(sizes) and (curves["n_seeds"] == 3).all()
     # the seed mean is the mean of the per-seed exact matches, each computed from the records
