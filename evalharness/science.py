@@ -10,7 +10,6 @@ which it resamples.
 from __future__ import annotations
 
 import dataclasses
-
 import math
 import warnings
 from dataclasses import dataclass

@@ -369,6 +369,16 @@ class _Spec:
             raise self.bad(field, "a string", value)
         return value
 
+    def opt_regex(self, field: str) -> str | None:
+        """An optional top-level regex, compiled once here so a bad one fails at load."""
+        value = self.opt_str(field, self.cfg.get(field))
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as e:
+                raise self.bad(field, f"a valid regex ({e})", value) from e
+        return value
+
     def string(self, field: str, default: str, value: Any = None) -> str:
         value = self._get(field) if value is None else value
         return default if value is None else str(self.opt_str(field, value))
@@ -473,18 +483,8 @@ def _build(
     max_answer = spec.integer("max_answer_tokens", 256, minimum=1)
     max_think = spec.integer("max_thinking_tokens", max(budgets))
     system_prompt = spec.opt_str("system_prompt", spec.cfg.get("system_prompt"))
-    answer_regex = spec.opt_str("answer_regex", spec.cfg.get("answer_regex"))
-    if answer_regex is not None:
-        try:
-            re.compile(answer_regex)
-        except re.error as e:
-            raise spec.bad("answer_regex", f"a valid regex ({e})", answer_regex) from e
-    informative = spec.opt_str("informative", spec.cfg.get("informative"))
-    if informative is not None:
-        try:
-            re.compile(informative)
-        except re.error as e:
-            raise spec.bad("informative", f"a valid regex ({e})", informative) from e
+    answer_regex = spec.opt_regex("answer_regex")
+    informative = spec.opt_regex("informative")
     description = spec.string("description", "")
 
     k = default_k if few_shot is None else int(few_shot)
