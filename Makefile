@@ -10,7 +10,6 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 export VLLM_ENABLE_V1_MULTIPROCESSING ?= 0
-export VLLM_CPU_KVCACHE_SPACE ?= 1
 
 MODEL ?= zoo
 TASK ?= add_sweep

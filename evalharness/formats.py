@@ -50,6 +50,24 @@ FORMATS: dict[str, ReasoningFormat] = {
 }
 
 
+# Answer tokens a forced answer gets by default in a format, where it was measured on a real
+# model: after "Therefore, the final answer is" an instruct model states the answer and then
+# often explains on. SmolLM2-135M-Instruct, 32 GSM8K and 32 MATH-500 problems, budgets
+# 0/16/64/256, 1,024 answer tokens (README "Real models"): the forced answers that end at all
+# end within 256 tokens; the rest loop to any limit. So 256 ends what can end, at a quarter
+# of the cost of 1,024. The run's default is the smaller of this and the task's own
+# `max_answer_tokens`; formats without a measurement use the task's (`cot-raw` too: without
+# its chat template SmolLM2 ends at once, so an instruct model cannot measure it, and no base
+# model ships). The resolved number is part of the run's generation spec (its identity).
+FORCED_ANSWER_TOKENS: dict[str, int] = {"cot": 256}
+
+
+def default_answer_tokens(fmt: ReasoningFormat, task_default: int) -> int:
+    """`--max-answer-tokens` when the user gives none: the task's, capped by the format's."""
+    cap = FORCED_ANSWER_TOKENS.get(fmt.name)
+    return task_default if cap is None else min(task_default, cap)
+
+
 class FormatError(ValueError):
     pass
 

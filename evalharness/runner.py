@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from evalharness import __version__
 from evalharness.engines import load_engine
 from evalharness.formats import (
     ReasoningFormat,
+    default_answer_tokens,
     detect_format,
     get_format,
     render_prompt,
@@ -192,6 +193,8 @@ def run_one(ref: ModelRef, task, opts: EvalOptions, gen: GenerationSpec, plan: P
     try:
         tok = engine.tokenizer
         fmt = pick_format(opts, tok)
+        if opts.max_answer_tokens is None:  # the format's measured default caps the task's
+            gen = replace(gen, max_answer_tokens=default_answer_tokens(fmt, gen.max_answer_tokens))
         system = opts.system_prompt if opts.system_prompt is not None else task.system_prompt
         texts = [render_prompt(p, fmt, tok, system_prompt=system, few_shot=task.few_shot)
                  for p in task.problems]

@@ -143,8 +143,8 @@ class Sweeper:
 
     def _think(self, prompts, seeds, t_max, tick) -> list[Trace]:
         cfg = self.cfg
-        reqs = [GenRequest(p, t, cfg.temperature, cfg.top_p, s, 1, self.stop_ids, self.stop_strs)
-                for p, s, t in zip(prompts, seeds, t_max, strict=True)]
+        reqs = [GenRequest(p, t, cfg.temperature, cfg.top_p, s, 1, self.stop_ids, self.stop_strs,
+                           logprobs=False) for p, s, t in zip(prompts, seeds, t_max, strict=True)]
         traces = [Trace() for _ in prompts]
         open_: list[int] = []
         for i, comps in enumerate(self._generate(reqs, tick)):
@@ -159,7 +159,7 @@ class Sweeper:
                 traces[i].ids += self.ext_ids
             reqs = [GenRequest(prompts[i] + traces[i].ids, t_max[i] - len(traces[i].ids),
                                cfg.temperature, cfg.top_p, seeds[i] * 31 + 1000 * k, 1,
-                               self.stop_ids, self.stop_strs) for i in open_]
+                               self.stop_ids, self.stop_strs, logprobs=False) for i in open_]
             still = []
             for i, comps in zip(open_, self._generate(reqs, tick), strict=True):
                 if self._absorb(traces[i], comps[0]):

@@ -34,6 +34,9 @@ class GenRequest:
     n: int = 1
     stop_ids: tuple[int, ...] = ()
     stop_strs: tuple[str, ...] = ()  # text markers (multi-token think-end of plain CoT formats)
+    # whether the caller needs each generated token's log-prob: answers do (records keep them),
+    # thinking does not; vLLM then skips a log-softmax over the vocabulary per token
+    logprobs: bool = True
 
 
 @dataclass(frozen=True)

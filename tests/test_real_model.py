@@ -258,3 +258,50 @@ def test_auto_engine_picks_vllm_for_the_real_model_and_transformers_for_the_zoo(
     (odd / "model.safetensors").symlink_to(Path(real_model.path) / "model.safetensors")
     assert resolve_engine_kind("auto", str(odd)) == "hf"
     assert resolve_engine_kind("hf", real_model.path) == "hf"
+
+
+@needs_data
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_a_forced_end_followed_by_rambling_is_recorded_and_diagnosed(real_model, tmp_path,
+                                                                     vllm_pool):
+    """SmolLM2 does not stop after "Therefore, the final answer is 42": it explains on (measured
+    on 32 GSM8K problems at T=0: median 148 answer tokens, 13% end within 16). With a 16-token
+    answer budget the forced answers are cut; the records, scores, warning line and report
+    say so, and agree with each other."""
+    vllm_pool.close()  # the CLI builds its own vLLM engine; one per process
+    answer = 16
+    runner = CliRunner()
+    res = runner.invoke(app, [
+        "eval", "--model", "smollm2", "--task", "gsm8k", "--data-file", str(GSM8K),
+        "--limit", "4", "--budgets", "0,16", "--max-answer-tokens", str(answer),
+        "--engine", "vllm", "--dtype", "float32", "--max-model-len", "1024",
+        "--results", str(tmp_path), "--no-progress"])
+    assert res.exit_code == 0, f"{res.output}\n{res.exception!r}"
+    (run,) = (tmp_path / "runs").iterdir()
+    rows = [json.loads(x) for x in (run / "samples.jsonl").read_text().splitlines()]
+    forced = [r for r in rows if r["cut"]]
+    rambled = [r for r in forced if r["finish_reason"] == "length"]
+    assert len(rambled) * 2 > len(forced) > 0, [(r["answer"], r["finish_reason"]) for r in forced]
+    assert all(len(r["answer_ids"]) == answer and r["answer"] for r in rambled)
+
+    from evalharness.diagnostics import budget_control, warning_lines
+    from evalharness.scoring import load_scores
+
+    scores = load_scores(tmp_path)
+    key = {(r["problem_id"], r["budget"]) for r in rambled}
+    flagged = scores[scores["answer_cut"].astype(bool) & scores["cut"].astype(bool)]
+    assert set(zip(flagged["problem_id"], flagged["budget"], strict=True)) == key
+    diag = budget_control(scores).set_index("budget")
+    for b in (0, 16):
+        at = [r for r in rambled if r["budget"] == b]
+        assert diag.loc[b, "forced_answer_cut"] == len(at)
+        assert diag.loc[b, "forced"] == sum(r["budget"] == b for r in forced)
+    lines = warning_lines(budget_control(scores))
+    assert lines and all("were cut by --max-answer-tokens" in x for x in lines)
+    for line in lines:  # the CLI printed each one
+        assert f"warning: {line}" in res.output
+    assert runner.invoke(app, ["analyze", "--results", str(tmp_path)]).exit_code == 0
+    assert runner.invoke(app, ["report", "--results", str(tmp_path)]).exit_code == 0
+    summary = (tmp_path / "summary.md").read_text()
+    assert all(line in summary for line in lines), summary

@@ -146,3 +146,27 @@ def test_engine_args_reach_vllm_are_checked_and_change_the_run_id(tmp_path):
     res = runner.invoke(app, [*BASE, "--results", str(tmp_path), "--engine", "hf",
                               "--engine-arg", "max_num_seqs=8"])
     assert res.exit_code == 2 and "not used by the hf engine" in res.output
+
+
+def test_the_cot_format_caps_the_tasks_answer_budget_at_its_measured_default(tmp_path,
+                                                                              monkeypatch):
+    """gsm8k asks for 512 answer tokens; `cot` was measured to need 256 after a forced end
+    (formats.FORCED_ANSWER_TOKENS). The resolved number is the run's: a run without the flag
+    is the run with `--max-answer-tokens 256`; other formats keep the task's 512; a number
+    typed always wins."""
+    from evalharness.formats import FORCED_ANSWER_TOKENS, default_answer_tokens, get_format
+    from tests.conftest import SHARED_DATA
+
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is not beside the project")
+    monkeypatch.setenv("EVALHARNESS_DATA_DIR", str(SHARED_DATA))
+    assert FORCED_ANSWER_TOKENS["cot"] == 256
+    assert default_answer_tokens(get_format("cot"), 512) == 256
+    assert default_answer_tokens(get_format("cot"), 12) == 12  # never raises a task's
+    assert default_answer_tokens(get_format("think"), 512) == 512
+    args = ["--task", "gsm8k", "--model", "zoo/arith-h16-s0"]
+    cot = run_id(tmp_path, *args, "--format", "cot")
+    assert cot == run_id(tmp_path, *args, "--format", "cot", "--max-answer-tokens", "256")
+    assert cot != run_id(tmp_path, *args, "--format", "cot", "--max-answer-tokens", "512")
+    raw = run_id(tmp_path, *args, "--format", "cot-raw")
+    assert raw == run_id(tmp_path, *args, "--format", "cot-raw", "--max-answer-tokens", "512")

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,48 @@ def test_our_truncation_matches_vllm_thinking_token_budget(largest, add_task, hf
             ours_T = next(r for r in ours if r.problem_id == p.id and r.budget == T)
             assert ids.index(end) == ours_T.thinking_tokens == T
             assert tok.decode(ids[: ids.index(end)]) == ours_T.thinking
+
+
+def test_cpu_kv_cache_is_small_for_the_zoo_and_a_fifth_of_memory_for_real_models(zoo, real_model):
+    from evalharness.engines.vllm import cpu_kv_cache_bytes
+
+    gib = 1 << 30
+    assert {cpu_kv_cache_bytes(m.path) for m in zoo} == {gib}
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    assert cpu_kv_cache_bytes(real_model.path) == int(min(16, max(1, ram / 5 / gib))) * gib
+
+
+def test_scores_read_through_the_prefix_cache_equal_fresh_scores(vllm_largest, monkeypatch):
+    """Scoring reads vLLM's prefix cache (only the continuation's log-probs are needed): the
+    contexts below were just generated, so their blocks are cached. The numbers equal a fresh
+    computation; a pair whose cached blocks reach into its own continuation (scored twice, 80
+    tokens with 32-token blocks) is recomputed without the cache instead of reading garbage."""
+    import evalharness.engines.vllm as V
+
+    eng = vllm_largest
+    assert eng.settings["block_size"] == 32
+    tok = eng.tokenizer
+    rows = ADD[-24:]  # the longest sums: prompt + 64 thinking tokens span two KV blocks
+    prompts = [tok.encode(r["prompt"] + "<think>") for r in rows]
+    gens = eng.generate([GenRequest(p, 64) for p in prompts])
+    pairs = [(p + c[0].token_ids, tok.encode(r["answer"], add_special_tokens=False))
+             for p, c, r in zip(prompts, gens, rows, strict=True)]
+    seq = [t for p, c in zip(prompts[:6], gens, strict=False) for t in p + c[0].token_ids]
+    long_pair = (seq[:40], seq[40:120])
+    pairs.append(long_pair)
+    seen = []
+    score_rows = V.VLLMEngine._score_rows
+    monkeypatch.setattr(V.VLLMEngine, "_score_rows",
+                        lambda self, *a: seen.append(r := score_rows(self, *a)) or r)
+    eng.score([long_pair])  # its blocks are now cached, past its context
+    seen.clear()
+    cached = eng.score(pairs)
+    hits = [res.num_cached_tokens or 0 for res in seen[0]]
+    assert sum(h > 0 for h in hits) >= len(pairs) // 2, hits  # the cache was really read
+    assert len(seen) == 2 and len(seen[1]) >= 1  # the long pair went round again
+    monkeypatch.setattr(V, "_has_param", lambda name: False)  # vLLM's default: no cache
+    eng.llm.reset_prefix_cache()
+    fresh = eng.score(pairs)
+    for a, b in zip(cached, fresh, strict=True):
+        assert a.hits == b.hits
+        assert max(abs(x - y) for x, y in zip(a.logprobs, b.logprobs, strict=True)) < 1e-4

@@ -36,7 +36,7 @@ VLLM_CPU_HEAD_SIZES = frozenset({32, 64, 80, 96, 112, 128, 160, 192, 224, 256, 5
 AUTO_VLLM_MIN_PARAMS = 5_000_000
 
 
-def _local_shape(model_path: str) -> tuple[int | None, int | None]:
+def local_shape(model_path: str) -> tuple[int | None, int | None]:
     """(attention head size, parameter count) of a local checkpoint; None where unknown."""
     import json
     from pathlib import Path
@@ -72,7 +72,7 @@ def resolve_engine_kind(kind: str, model_path: str | None = None) -> str:
             return "hf"
         if cuda_available():
             return "vllm"
-        head, params = _local_shape(model_path) if model_path else (None, None)
+        head, params = local_shape(model_path) if model_path else (None, None)
         if head is None or params is None:
             return "hf"
         if head not in VLLM_CPU_HEAD_SIZES or params < AUTO_VLLM_MIN_PARAMS:

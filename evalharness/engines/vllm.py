@@ -29,8 +29,27 @@ from evalharness.types import Completion, GenRequest, ScoreResult
 
 # In-process engine core: no spawned process, no `__main__` guard needed, works under pytest.
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-# On CPUs the KV cache is sized in GiB by this variable (else a share of the NUMA node's memory).
-os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+
+
+def cpu_kv_cache_bytes(model: str) -> int:
+    """The KV cache on CPU where `VLLM_CPU_KVCACHE_SPACE` does not set it (vllm-cpu would take
+    a share of the NUMA node's memory and fail when less is free): 1 GiB for the tiny zoo
+    (every sweep fits; more only slows each engine start, +0.9 s and +3 GB resident for
+    4 GiB), else a fifth of the machine's memory within 1-16 GiB. A one-pass sweep re-reads
+    prompt + thinking from the prefix cache for its answers and scoring; with 1 GiB (23K
+    SmolLM2 tokens) 64 GSM8K sweeps to T=256 were evicted first and the sweep took 109 s,
+    with 4 GiB 78 s (bench/real_model.py)."""
+    from evalharness.engines import AUTO_VLLM_MIN_PARAMS, local_shape
+
+    gib = 1 << 30
+    _, params = local_shape(model)
+    if params is not None and params < AUTO_VLLM_MIN_PARAMS:
+        return gib
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return gib
+    return int(min(16, max(1, ram / 5 / gib))) * gib
 
 
 def engine_arg_names() -> set[str] | None:
@@ -41,6 +60,16 @@ def engine_arg_names() -> set[str] | None:
     names = {f.name for f in dataclasses.fields(EngineArgs)}
     params = inspect.signature(LLM.__init__).parameters
     return names | {p for p in params if p not in ("self", "kwargs")}
+
+
+def _has_param(name: str) -> bool:
+    """Whether the installed vLLM's `SamplingParams` has this field."""
+    from vllm import SamplingParams
+
+    fields = getattr(SamplingParams, "__struct_fields__", None)  # a msgspec struct
+    if fields is None:
+        fields = inspect.signature(SamplingParams).parameters
+    return name in fields
 
 
 # vLLM keeps its parallel state (process groups) in module globals: two live engines in one
@@ -107,6 +136,14 @@ class VLLMEngine:
             # not use offset". Unchunked, a prompt that does not fit waits for the next step
             # instead; samples are unchanged (measured: 305 problems x 4 seeded samples equal).
             kwargs["enable_chunked_prefill"] = False
+            # Prefix-cache hits come in whole KV blocks, and vllm-cpu's default block is 128
+            # tokens: a sweep's answer and scoring requests (prompt + thinking[:T] + marker)
+            # re-computed up to 127 tokens each. 32 is the smallest block its attention takes;
+            # SmolLM2, 32 GSM8K problems, budgets 0..128: answers 21.8 s -> 11.0 s, scoring
+            # 15.4 s -> 7.4 s, thinking unchanged (README "Real models").
+            kwargs["block_size"] = 32
+            if not os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
+                kwargs["kv_cache_memory_bytes"] = cpu_kv_cache_bytes(model)
         kwargs.update(extra)
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
         accepted = engine_arg_names()
@@ -132,6 +169,8 @@ class VLLMEngine:
             "device": device_kind, "max_model_len": self.max_model_len, "revision": revision,
             "trust_remote_code": trust_remote_code, "seed": seed,
             "tensor_parallel_size": tensor_parallel_size,
+            # the KV layout the attention kernel reads (on CPU ours is not vLLM's default)
+            "block_size": self.llm.llm_engine.vllm_config.cache_config.block_size,
             # passed-through engine arguments can change outputs (quantization, kv dtype, …)
             "engine_args": dict(sorted((engine_args or {}).items())),
         }
@@ -210,7 +249,7 @@ class VLLMEngine:
                 top_p=requests[i].top_p, seed=requests[i].seed,
                 max_tokens=requests[i].max_tokens, stop_token_ids=list(requests[i].stop_ids),
                 stop=list(requests[i].stop_strs) or None, include_stop_str_in_output=True,
-                logprobs=0, skip_special_tokens=False, spaces_between_special_tokens=False,
+                logprobs=0 if requests[i].logprobs else None, skip_special_tokens=False, spaces_between_special_tokens=False,
                 # We decode the final tokens ourselves; vLLM's per-token incremental
                 # detokenizer is only needed to find stop strings (about a quarter of the
                 # wall time for small models on CPU, bench/vs_lm_eval.py).
@@ -236,8 +275,6 @@ class VLLMEngine:
     def score(self, pairs: Sequence[tuple[list[int], list[int]]],
               progress: Callable[[int], None] | None = None) -> list[ScoreResult]:
         """`progress`, if given, receives each pair's continuation tokens as it is scored."""
-        from vllm.inputs import TokensPrompt
-
         self._check_open()
 
         out: list[ScoreResult] = [ScoreResult([], []) for _ in pairs]
@@ -249,10 +286,24 @@ class VLLMEngine:
         if not todo:
             return out
         # prompt_logprobs=1: each prompt position carries the actual token's log-prob and rank.
+        # vLLM skips its prefix cache for such requests (it would return no log-probs for the
+        # cached positions), so every pair re-computed its whole context: in a budget sweep the
+        # contexts are prompt + thinking (hundreds of tokens) and the continuations a few, and
+        # scoring took 40% of a SmolLM2 sweep. We need log-probs of the continuation only, so
+        # cache reading is allowed where vLLM has the switch; a pair whose cached part reached
+        # into its continuation (`num_cached_tokens`) is scored again without the cache.
+        cached = _has_param("skip_reading_prefix_cache")
         params = self._params(max_tokens=1, prompt_logprobs=1, temperature=0.0,
-                              skip_special_tokens=False)
-        prompts = [TokensPrompt(prompt_token_ids=pairs[k][0] + pairs[k][1]) for k in todo]
-        results = self._run(prompts, params, progress, lambda k, _: len(pairs[todo[k]][1]))
+                              skip_special_tokens=False, detokenize=False,
+                              **({"skip_reading_prefix_cache": False} if cached else {}))
+        results = self._score_rows(todo, pairs, params, progress)
+        again = [k for k, res in zip(todo, results, strict=True)
+                 if (res.num_cached_tokens or 0) >= len(pairs[k][0])]
+        if again:
+            fresh = self._params(max_tokens=1, prompt_logprobs=1, temperature=0.0,
+                                 skip_special_tokens=False, detokenize=False)
+            redo = dict(zip(again, self._score_rows(again, pairs, fresh, None), strict=True))
+            results = [redo.get(k, res) for k, res in zip(todo, results, strict=True)]
         for k, res in zip(todo, results, strict=True):
             ctx, cont = pairs[k]
             plp = res.prompt_logprobs[len(ctx) :]
@@ -260,6 +311,12 @@ class VLLMEngine:
             hits = [d[t].rank == 1 for t, d in zip(cont, plp, strict=True)]
             out[k] = ScoreResult(vals, hits)
         return out
+
+    def _score_rows(self, rows: list[int], pairs, params, progress) -> list[Any]:
+        from vllm.inputs import TokensPrompt
+
+        prompts = [TokensPrompt(prompt_token_ids=pairs[k][0] + pairs[k][1]) for k in rows]
+        return self._run(prompts, params, progress, lambda k, _: len(pairs[rows[k]][1]))
 
     def close(self) -> None:
         # A still-referenced LLM breaks the next one built in this process: drop it, collect.
