@@ -348,6 +348,39 @@ def sweep_table(path, args) -> None:
                   + (" (goal <= 0.55x)" if name == "per-budget runs" else ""))
 
 
+def command_table(model: str, args) -> None:
+    """What a user sees: one `evalharness eval` command for the whole sweep against one command
+    per budget (each a fresh process: imports, engine start, then its sweep), wall clock of
+    whole commands, separate results folders. No goal rides on it: the in-process table above
+    is the stricter comparison."""
+    import shutil
+    import subprocess
+    import sys
+
+    budgets = [0] + [b for b in (16 * 2**k for k in range(12)) if b <= args.max_budget]
+    exe = Path(sys.executable).with_name("evalharness")
+    base = [str(exe), "eval", "--model", model, "--task", "gsm8k", "--data-file",
+            str(args.data_file), "--limit", str(args.n_prompts), "--max-answer-tokens",
+            str(args.answer_tokens), "--engine", args.sweep_engine, "--dtype", "float32",
+            "--max-model-len", str(MAX_MODEL_LEN), "--no-score", "--no-progress"]
+    tmp = Path(tempfile.mkdtemp(prefix="bench-commands-"))
+
+    def command(budget_list: list[int], name: str) -> float:
+        t0 = time.perf_counter()
+        subprocess.run([*base, "--budgets", ",".join(map(str, budget_list)), "--results",
+                        str(tmp / name)], check=True, capture_output=True)
+        return time.perf_counter() - t0
+
+    try:
+        one = command(budgets, "one-pass")
+        each = [command([b], f"T{b}") for b in budgets]
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"\nwhole commands (`evalharness eval`, fresh process each): one-pass {one:.1f} s; one "
+          f"per budget {' + '.join(f'{w:.1f}' for w in each)} = {sum(each):.1f} s; "
+          f"ratio {one / sum(each):.2f}x")
+
+
 def crossover(path, args) -> None:
     """Our two engines on random-weight Llama models of growing size plus the zoo's largest."""
     import torch
@@ -416,6 +449,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5, help="interleaved timed calls per vLLM side")
     ap.add_argument("--no-sweep", action="store_true")
     ap.add_argument("--no-speed", action="store_true", help="only the sweep table")
+    ap.add_argument("--commands", action="store_true",
+                    help="also time whole `evalharness eval` commands: one sweep vs one per budget")
     ap.add_argument("--crossover", action="store_true", help="measure the auto-engine crossover")
     ap.add_argument("--crossover-points", type=int, default=5, help="sizes to measure (1-5)")
     ap.add_argument("--data-file", type=Path, default=GSM8K)
@@ -433,6 +468,8 @@ def main() -> None:
         speed_table(ref.path, args)
     if not args.no_sweep:
         sweep_table(ref.path, args)
+    if args.commands:
+        command_table(args.model, args)
 
 
 if __name__ == "__main__":
