@@ -249,7 +249,8 @@ class VLLMEngine:
                 top_p=requests[i].top_p, seed=requests[i].seed,
                 max_tokens=requests[i].max_tokens, stop_token_ids=list(requests[i].stop_ids),
                 stop=list(requests[i].stop_strs) or None, include_stop_str_in_output=True,
-                logprobs=0 if requests[i].logprobs else None, skip_special_tokens=False, spaces_between_special_tokens=False,
+                logprobs=0 if requests[i].logprobs else None,
+                skip_special_tokens=False, spaces_between_special_tokens=False,
                 # We decode the final tokens ourselves; vLLM's per-token incremental
                 # detokenizer is only needed to find stop strings (about a quarter of the
                 # wall time for small models on CPU, bench/vs_lm_eval.py).
@@ -297,8 +298,10 @@ class VLLMEngine:
                               skip_special_tokens=False, detokenize=False,
                               **({"skip_reading_prefix_cache": False} if cached else {}))
         results = self._score_rows(todo, pairs, params, progress)
-        again = [k for k, res in zip(todo, results, strict=True)
-                 if (res.num_cached_tokens or 0) >= len(pairs[k][0])]
+        # a version that does not report its cache hits gets every pair scored afresh
+        again = [k for k, res in zip(todo, results, strict=True) if cached and (
+            getattr(res, "num_cached_tokens", None) is None
+            or res.num_cached_tokens >= len(pairs[k][0]))]
         if again:
             fresh = self._params(max_tokens=1, prompt_logprobs=1, temperature=0.0,
                                  skip_special_tokens=False, detokenize=False)
