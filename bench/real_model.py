@@ -128,13 +128,11 @@ def run_bare_hf(path, ids, stop, args):
     return wall, {"ids": out}
 
 
-def run_ours(kind, path, ids, stop, args):
+def run_ours_hf(path, ids, stop, args):
     from evalharness.engines import load_engine
     from evalharness.types import GenRequest
 
-    opts = ({"batch_size": args.batch_size} if kind == "hf"
-            else {"max_model_len": MAX_MODEL_LEN, "seed": 0})
-    eng = load_engine(kind, path, dtype="float32", **opts)
+    eng = load_engine("hf", path, dtype="float32", batch_size=args.batch_size)
     reqs = [GenRequest(r, args.max_tokens, stop_ids=(stop,)) for r in ids]
     try:
         eng.generate(reqs[:WARMUP])
@@ -148,8 +146,8 @@ def run_ours(kind, path, ids, stop, args):
 def run_vllm_pair(path, ids, stop, args):
     """Our vLLM engine and bare `LLM.generate` on the *same* `LLM` object (the one our engine
     built), interleaved `--repeats` times; best wall (median printed too). Sharing the object
-    removes load settings, allocator state and call order as differences: what is left is our wrapper
-    (request building, the step loop, stop stripping, decoding the text). Measured twice:
+    removes load settings, allocator state and call order as differences: what is left is our
+    wrapper (request building, the step loop, stop stripping, decoding the text). Measured twice:
     with per-token log-probs (what an answer call asks for, `GenRequest` default) against bare
     `logprobs=0`, and without (what a thinking call asks for) against bare without."""
     from statistics import median
@@ -160,7 +158,7 @@ def run_vllm_pair(path, ids, stop, args):
     from evalharness.types import GenRequest
 
     eng = load_engine("vllm", path, dtype="float32", max_model_len=MAX_MODEL_LEN, seed=0)
-    out = {}
+    result = {}  # "ours-vllm" / "bare-nolp-vllm" ... -> (best wall, {"ids", "median"})
     try:
         for lps in (True, False):
             reqs = [GenRequest(r, args.max_tokens, stop_ids=(stop,), logprobs=lps) for r in ids]
@@ -177,26 +175,21 @@ def run_vllm_pair(path, ids, stop, args):
 
             ours(reqs[:WARMUP])
             bare(ids[:WARMUP])
-            walls = {"ours": [], "bare": []}
+            walls, outs = {"ours": [], "bare": []}, {}
             for _ in range(args.repeats):
                 for name, fn, rows in (("ours", ours, reqs), ("bare", bare, ids)):
-                    wall, got = timed(lambda fn=fn, rows=rows: fn(rows))
+                    wall, outs[name] = timed(lambda fn=fn, rows=rows: fn(rows))
                     walls[name].append(wall)
-                    out[(name, lps)] = got
             tag = "" if lps else " (no log-probs)"
             print(f"    vLLM{tag}: ours " + " ".join(f"{w:.2f}" for w in walls["ours"])
                   + " s; bare " + " ".join(f"{w:.2f}" for w in walls["bare"]) + " s", flush=True)
             for name in ("ours", "bare"):
-                out[(name, lps, "wall")] = min(walls[name])
-                out[(name, lps, "median")] = median(walls[name])
+                key = f"{name}-vllm" if lps else f"{name}-nolp-vllm"
+                result[key] = (min(walls[name]), {"ids": outs[name], "median": median(walls[name])})
     finally:
         eng.close()
         gc.collect()
-    return {key: (out[(key.split("-")[0], lps, "wall")],
-                  {"ids": out[(key.split("-")[0], lps)],
-                   "median": out[(key.split("-")[0], lps, "median")]})
-            for key, lps in (("ours-vllm", True), ("bare-vllm", True),
-                             ("ours-nolp-vllm", False), ("bare-nolp-vllm", False))}
+    return result
 
 
 def agreement(a: dict, b: dict, tok) -> str:
@@ -219,7 +212,7 @@ def speed_table(path, args) -> None:
     # transformers-based backends first: in-process vLLM cuts torch to one thread
     order = [("lmeval", "lm-eval HFLM.generate_until", lambda: run_lmeval(path, texts, stop_str, args)),
              ("bare-hf", "bare transformers generate", lambda: run_bare_hf(path, ids, stop, args)),
-             ("ours-hf", "ours: transformers engine", lambda: run_ours("hf", path, ids, stop, args)),
+             ("ours-hf", "ours: transformers engine", lambda: run_ours_hf(path, ids, stop, args)),
              ("vllm", None, lambda: run_vllm_pair(path, ids, stop, args))]
     names = {"ours-vllm": "ours: vLLM engine", "bare-vllm": "bare vLLM LLM.generate",
              "ours-nolp-vllm": "ours: vLLM, no log-probs", "bare-nolp-vllm": "bare vLLM, no log-probs"}

@@ -294,18 +294,17 @@ class VLLMEngine:
         # cache reading is allowed where vLLM has the switch; a pair whose cached part reached
         # into its continuation (`num_cached_tokens`) is scored again without the cache.
         cached = _has_param("skip_reading_prefix_cache")
-        params = self._params(max_tokens=1, prompt_logprobs=1, temperature=0.0,
-                              skip_special_tokens=False, detokenize=False,
-                              **({"skip_reading_prefix_cache": False} if cached else {}))
+        base = dict(max_tokens=1, prompt_logprobs=1, temperature=0.0, skip_special_tokens=False,
+                    detokenize=False)
+        params = self._params(**base, **({"skip_reading_prefix_cache": False} if cached else {}))
         results = self._score_rows(todo, pairs, params, progress)
         # a version that does not report its cache hits gets every pair scored afresh
         again = [k for k, res in zip(todo, results, strict=True) if cached and (
             getattr(res, "num_cached_tokens", None) is None
             or res.num_cached_tokens >= len(pairs[k][0]))]
         if again:
-            fresh = self._params(max_tokens=1, prompt_logprobs=1, temperature=0.0,
-                                 skip_special_tokens=False, detokenize=False)
-            redo = dict(zip(again, self._score_rows(again, pairs, fresh, None), strict=True))
+            redo = dict(zip(again, self._score_rows(again, pairs, self._params(**base), None),
+                            strict=True))
             results = [redo.get(k, res) for k, res in zip(todo, results, strict=True)]
         for k, res in zip(todo, results, strict=True):
             ctx, cont = pairs[k]
