@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -26,6 +27,16 @@ def parse_budgets(text: str) -> tuple[int, ...]:
     if not vals or min(vals) < 0:
         raise typer.BadParameter("budgets must be non-negative integers, e.g. 0,16,64,256")
     return vals
+
+
+def parse_answer_stop(items: list[str] | None) -> tuple[str, ...] | None:
+    """`--answer-stop` values as typed (`\\n` and `\\t` escapes, since a shell argument rarely
+    holds a newline) -> the stop strings; `--answer-stop ''` means none. Not given: None (the
+    format's own)."""
+    if not items:
+        return None
+    table = {"n": "\n", "t": "\t", "\\": "\\"}
+    return tuple(s for s in (re.sub(r"\\([nt\\])", lambda m: table[m.group(1)], x) for x in items) if s)
 
 
 def parse_engine_args(items: list[str] | None) -> dict | None:
@@ -64,6 +75,7 @@ def eval_cmd(
     think_end: str = typer.Option(None, help="Override the think-end marker."),
     answer_cue: str = typer.Option(None, help="Override the answer cue after a forced end."),
     extension: str = typer.Option(None, help="Override the extension string (default 'Wait')."),
+    answer_stop: list[str] = typer.Option(None, "--answer-stop", help="End answers at this text (repeatable; \\n = newline; '' = none; default: the format's, a blank line for cot)."),
     system_prompt: str = typer.Option(None, help="System prompt for chat models."),
     few_shot: int = typer.Option(None, min=0, help="Few-shot examples where the task has them."),
     limit: int = typer.Option(None, min=1, help="Only the first N problems."),
@@ -111,7 +123,8 @@ def eval_cmd(
         data_file=data_file, limit=limit, format=fmt, system_prompt=system_prompt,
         few_shot=few_shot, family=family, progress=progress, dry_run=dry_run,
         train_tokens=train_tokens,
-        format_overrides=dict(think_end=think_end, answer_cue=answer_cue, extension=extension),
+        format_overrides=dict(think_end=think_end, answer_cue=answer_cue, extension=extension,
+                              answer_stop=parse_answer_stop(answer_stop)),
     )
     try:
         runs = run_eval(opts, log=typer.echo)

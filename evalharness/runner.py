@@ -59,7 +59,7 @@ class EvalOptions:
     data_file: str | None = None
     limit: int | None = None
     format: str = "auto"
-    format_overrides: dict[str, str | None] = field(default_factory=dict)
+    format_overrides: dict[str, str | tuple[str, ...] | None] = field(default_factory=dict)
     system_prompt: str | None = None
     few_shot: int | None = None
     chunk: int = 64  # problems per engine call: big enough to batch, small enough to resume

@@ -172,6 +172,47 @@ def test_vllm_and_transformers_greedy_tokens_equal_on_gsm8k(hf_real, vllm_pool, 
     assert all(len(c.text.split()) > 3 for c in ours_hf)
 
 
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_cot_forced_answers_end_at_the_first_blank_line_on_both_engines(hf_real, vllm_pool,
+                                                                         real_model, gsm8k,
+                                                                         chat_prompts):
+    """After "Therefore, the final answer is" SmolLM2 states an answer, then explains on in
+    new paragraphs. `cot` stops the answer at the first blank line: both engines stop at the
+    same token, and the stopped answer is the unstopped one up to that point (greedy)."""
+    from dataclasses import replace
+
+    from evalharness.sweep import SweepConfig, Sweeper
+
+    fmt = detect_format(hf_real.tokenizer)
+    assert fmt.answer_stop == ("\n\n",)
+    problems, prompts = gsm8k.problems[:6], chat_prompts[:6]
+    meta = {"run_id": "t", "model": "smollm2", "task": "gsm8k"}
+    cfg = SweepConfig((0, 16), max_answer_tokens=64)
+
+    def sweep(engine, f):
+        recs = [r for unit in Sweeper(engine, f, cfg).run(problems, prompts, meta) for r in unit]
+        return {(r.problem_id, r.budget): r for r in recs}
+
+    vllm = vllm_pool.get(real_model.path)
+    stopped, by_hf = sweep(vllm, fmt), sweep(hf_real, fmt)
+    free = sweep(vllm, replace(fmt, answer_stop=()))
+    assert set(stopped) == set(by_hf) == set(free) and len(stopped) == 12
+    for key, r in stopped.items():
+        assert r.answer_ids == by_hf[key].answer_ids, f"{key}: engines stop differently"
+        assert r.finish_reason == by_hf[key].finish_reason
+        assert "\n\n" not in r.answer.rstrip("\n"), f"{key}: ran past a blank line: {r.answer!r}"
+        whole = free[key]
+        assert whole.answer_ids[: len(r.answer_ids)] == r.answer_ids  # a cut, nothing else
+    ended = [k for k, r in stopped.items() if r.finish_reason == "stop"]
+    at_blank = [k for k in ended if stopped[k].answer.endswith("\n\n")]
+    # most answers end there, where the unstopped ones ramble on to the limit
+    assert len(at_blank) * 2 > len(stopped), [r.answer for r in stopped.values()]
+    assert all(len(free[k].answer_ids) > len(stopped[k].answer_ids) for k in at_blank)
+    assert sum(r.finish_reason == "length" for r in free.values()) > sum(
+        r.finish_reason == "length" for r in stopped.values())
+
+
 def score_pairs(gsm8k) -> list[tuple[str, str]]:
     """(context, continuation) strings: GSM8K questions with gold, wrong and odd continuations."""
     out = []
@@ -275,6 +316,8 @@ def test_a_forced_end_followed_by_rambling_is_recorded_and_diagnosed(real_model,
     res = runner.invoke(app, [
         "eval", "--model", "smollm2", "--task", "gsm8k", "--data-file", str(GSM8K),
         "--limit", "4", "--budgets", "0,16", "--max-answer-tokens", str(answer),
+        # without cot's blank-line stop, as a user who wants the whole answer would run it
+        "--answer-stop", "",
         "--engine", "vllm", "--dtype", "float32", "--max-model-len", "1024",
         "--results", str(tmp_path), "--no-progress"])
     assert res.exit_code == 0, f"{res.output}\n{res.exception!r}"

@@ -32,6 +32,7 @@ IDENTITY = {
     "think_end": ["--think-end", "</t>"],
     "answer_cue": ["--answer-cue", "="],
     "extension": ["--extension", "Hmm"],
+    "answer_stop": ["--answer-stop", "\\n"],
     "system_prompt": ["--system-prompt", "Be brief."],
     "few_shot": None,  # add5 has no examples: see test_few_shot_count_is_part_of_the_identity
     "data_file": None,  # filled in by the test: a copy of the task's file at another path
@@ -170,3 +171,25 @@ def test_the_cot_format_caps_the_tasks_answer_budget_at_its_measured_default(tmp
     assert cot != run_id(tmp_path, *args, "--format", "cot", "--max-answer-tokens", "512")
     raw = run_id(tmp_path, *args, "--format", "cot-raw")
     assert raw == run_id(tmp_path, *args, "--format", "cot-raw", "--max-answer-tokens", "512")
+
+
+def test_cot_answers_end_at_a_blank_line_unless_answer_stop_says_otherwise(tmp_path, monkeypatch):
+    """`cot` ends answers at "\\n\\n" (formats.ANSWER_PARAGRAPH_END, measured); the stop is in
+    the run's format, so the id says whether answers were cut there. `--answer-stop '\\n\\n'`
+    (as typed in a shell) is the default; `--answer-stop ''` turns it off: another run."""
+    from evalharness.cli import parse_answer_stop
+    from evalharness.formats import get_format
+    from tests.conftest import SHARED_DATA
+
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is not beside the project")
+    monkeypatch.setenv("EVALHARNESS_DATA_DIR", str(SHARED_DATA))
+    assert get_format("cot").answer_stop == ("\n\n",)
+    assert get_format("zoo").answer_stop == get_format("think").answer_stop == ()
+    assert parse_answer_stop(["\\n\\n"]) == ("\n\n",) and parse_answer_stop([""]) == ()
+    assert parse_answer_stop(None) is None and parse_answer_stop(["a\\\\n"]) == ("a\\n",)
+    args = ["--task", "gsm8k", "--model", "zoo/arith-h16-s0", "--format", "cot"]
+    cot = run_id(tmp_path, *args)
+    assert cot == run_id(tmp_path, *args, "--answer-stop", "\\n\\n")
+    assert cot != run_id(tmp_path, *args, "--answer-stop", "")
+    assert cot != run_id(tmp_path, *args, "--answer-stop", "\\n\\n", "--answer-stop", "Question:")
