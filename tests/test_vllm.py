@@ -75,6 +75,41 @@ def test_one_pass_sweep_equals_independent_on_vllm(vllm_largest, add_task):
         assert x.ref_logprobs == pytest.approx(y.ref_logprobs, abs=1e-5)
 
 
+def test_a_sweep_scores_before_it_answers_so_no_pair_is_scored_twice(vllm_largest, add_task,
+                                                                    monkeypatch):
+    """Answered first, an answer equal to the reference put the reference's tokens into the
+    prefix cache; scoring that pair then read them (vLLM returns no log-probs for cached
+    positions) and had to go round again without the cache. The sweep scores first: one
+    scoring call. The references here are the model's own greedy answers, so every answer
+    is its reference, and many of them cross a 32-token KV block's end. The gold traces
+    (scored after the bare prompt, shorter than a block) are what the model just thought:
+    they skip the cache, or they too would go round again."""
+    import evalharness.engines.vllm as V
+
+    probs = list(add_task.problems)
+    prompts = [vllm_largest.tokenizer.encode(p.prompt + "<think>") for p in probs]
+    meta = {"run_id": "t", "model": "m", "task": "add"}
+    cfg = SweepConfig((128,), max_answer_tokens=12)
+
+    def sweep(problems):
+        vllm_largest.llm.reset_prefix_cache()
+        return [r for u in Sweeper(vllm_largest, FORMATS["zoo"], cfg).run(problems, prompts, meta)
+                for r in u]
+
+    own = [dataclasses.replace(p, reference=r.answer) for p, r in zip(probs, sweep(probs),
+                                                                        strict=True)]
+    calls = []
+    score_rows = V.VLLMEngine._score_rows
+    monkeypatch.setattr(V.VLLMEngine, "_score_rows",
+                        lambda self, rows, *a: calls.append(len(rows)) or score_rows(self, rows, *a))
+    recs = sweep(own)
+    assert sum(r.answer_ids == r.ref_ids for r in recs) > len(recs) * 0.9
+    # some references cross a block boundary: answered first, their blocks would be cached
+    assert sum((r.prompt_tokens + r.thinking_tokens + 1) % 32 + len(r.ref_ids) > 32
+               for r in recs) >= 10
+    assert len(calls) == 1, calls  # no pair went round again (gold traces included)
+
+
 def test_over_long_prompt_is_reported_per_problem_not_fatal(vllm_largest):
     tok = vllm_largest.tokenizer
     ok = GenRequest(tok.encode("12+34=<think>"), 30)

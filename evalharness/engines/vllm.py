@@ -293,18 +293,24 @@ class VLLMEngine:
         # scoring took 40% of a SmolLM2 sweep. We need log-probs of the continuation only, so
         # cache reading is allowed where vLLM has the switch; a pair whose cached part reached
         # into its continuation (`num_cached_tokens`) is scored again without the cache.
-        cached = _has_param("skip_reading_prefix_cache")
         base = dict(max_tokens=1, prompt_logprobs=1, temperature=0.0, skip_special_tokens=False,
                     detokenize=False)
-        params = self._params(**base, **({"skip_reading_prefix_cache": False} if cached else {}))
-        results = self._score_rows(todo, pairs, params, progress)
+        fresh = self._params(**base)
+        # Hits come in whole KV blocks, so a context shorter than one block gains nothing from
+        # the cache, while its continuation may well be cached (a gold trace scored after the
+        # prompt is often what the model just generated): such pairs skip the cache.
+        block = self.settings.get("block_size") or 0
+        reads = {k for k in todo if len(pairs[k][0]) >= block} if _has_param(
+            "skip_reading_prefix_cache") else set()
+        cached = self._params(**base, skip_reading_prefix_cache=False) if reads else fresh
+        results = self._score_rows(todo, pairs, [cached if k in reads else fresh for k in todo],
+                                   progress)
         # a version that does not report its cache hits gets every pair scored afresh
-        again = [k for k, res in zip(todo, results, strict=True) if cached and (
+        again = [k for k, res in zip(todo, results, strict=True) if k in reads and (
             getattr(res, "num_cached_tokens", None) is None
             or res.num_cached_tokens >= len(pairs[k][0]))]
         if again:
-            redo = dict(zip(again, self._score_rows(again, pairs, self._params(**base), None),
-                            strict=True))
+            redo = dict(zip(again, self._score_rows(again, pairs, fresh, None), strict=True))
             results = [redo.get(k, res) for k, res in zip(todo, results, strict=True)]
         for k, res in zip(todo, results, strict=True):
             ctx, cont = pairs[k]
