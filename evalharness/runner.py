@@ -167,6 +167,14 @@ def pick_format(opts: EvalOptions, tokenizer) -> ReasoningFormat:
     return with_overrides(fmt, **opts.format_overrides)
 
 
+def format_identity(fmt: ReasoningFormat) -> dict:
+    """The format as the run spec holds it: every field but the description; answer stops only
+    where there are some, so runs of formats without them keep the ids they had before the
+    field existed (their answers are made as before)."""
+    return {k: v for k, v in asdict(fmt).items()
+            if k != "description" and not (k == "answer_stop" and not v)}
+
+
 def _sha(ids: list[int]) -> str:
     return hashlib.sha256(",".join(map(str, ids)).encode()).hexdigest()[:16]
 
@@ -205,7 +213,7 @@ def run_one(ref: ModelRef, task, opts: EvalOptions, gen: GenerationSpec, plan: P
                             opts.engine_options.get("revision")),
             task=TaskSpec(task.name, task.source, task.answer_type, task.answer_regex,
                           opts.few_shot, system, task.informative),
-            format={k: v for k, v in asdict(fmt).items() if k != "description"},
+            format=format_identity(fmt),
             generation=gen,
             engine=EngineSpec(engine.name, dict(engine.settings)),
         )

@@ -188,6 +188,17 @@ def test_cot_answers_end_at_a_blank_line_unless_answer_stop_says_otherwise(tmp_p
     assert get_format("zoo").answer_stop == get_format("think").answer_stop == ()
     assert parse_answer_stop(["\\n\\n"]) == ("\n\n",) and parse_answer_stop([""]) == ()
     assert parse_answer_stop(None) is None and parse_answer_stop(["a\\\\n"]) == ("a\\n",)
+    # formats without stops keep the spec (and run ids) they had before the field existed
+    from dataclasses import replace
+
+    from evalharness.formats import ReasoningFormat
+    from evalharness.runner import format_identity
+
+    assert "answer_stop" not in format_identity(get_format("zoo"))
+    assert format_identity(get_format("cot"))["answer_stop"] == ("\n\n",)
+    for name in ("zoo", "cot"):  # what the spec holds rebuilds the format
+        f = get_format(name)
+        assert ReasoningFormat(**format_identity(f)) == replace(f, description="")
     args = ["--task", "gsm8k", "--model", "zoo/arith-h16-s0", "--format", "cot"]
     cot = run_id(tmp_path, *args)
     assert cot == run_id(tmp_path, *args, "--answer-stop", "\\n\\n")
