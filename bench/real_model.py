@@ -391,8 +391,8 @@ def sweep_table(path, args) -> None:
     # What the one-pass sweep can save at most on this machine: both rows' thinking alone (the
     # prompts prefilled once in each), as if every answer and score were free. Each
     # (problem, budget) needs its own answer and scoring in both rows, so the time ratio
-    # cannot go below this; on a compute-bound CPU the long contexts the one-pass sweep keeps
-    # cost more per token than the short ones it saves.
+    # cannot go below this. Both rows also pay the same prompt prefill, which on a
+    # compute-bound CPU keeps this above the thinking-token ratio.
     one_f, per_f = min(floor["one-pass"]), min(floor["per-budget runs"])
     print(f"  thinking alone (answers and scoring free): one-pass {one_f:.2f} s, per-budget "
           f"runs {per_f:.2f} s = {one_f / per_f:.2f}x, the time ratio's floor here (rounds: "
