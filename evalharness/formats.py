@@ -34,7 +34,7 @@ class ReasoningFormat:
 # Measured on SmolLM2-135M-Instruct, 64 GSM8K and 64 MATH-500 problems, budgets 0/16/64/256,
 # 256 answer tokens (README "Real models"): exact match unchanged (GSM8K 1/256 both ways,
 # MATH-500 7/256 both ways; the extracted answer differs in 101 and 73 records: the whole text
-# gave a number of the explanation), answer tokens 26.8K -> 7.0K and 27.9K -> 4.7K, forced
+# gave a number of the explanation), answer tokens 26.6K -> 6.9K and 27.8K -> 4.6K, forced
 # answers that end within 256 tokens 79% -> 96% and 68% -> 95%. A single newline would cut
 # display maths (5 MATH-500 answers open with one, "\n\\begin{align*}...") and multi-line
 # answers. `--answer-stop` overrides.
