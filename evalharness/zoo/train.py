@@ -55,10 +55,47 @@ class Recipe:
     steps: int = 1000
     batch: int = 128
     warmup: int = 30
-    lr: float = 3e-3  # the same for every width
+    lr: float = 3e-3  # at width `lr_ref_width` and below
     mul_share: float = 0.15
     cut_share: float = 0.10  # examples whose thinking is cut and the answer forced
     max_len: int = 512
+    # Wider models take effectively larger steps at one LR and settle their copy lookups early
+    # (v2: seeds of h >= 40 each miss a different lookup). None keeps one LR for every width.
+    lr_ref_width: int | None = None
+    # Hold the LR after warm-up until this share of training, then cosine to 0 (0 = cosine
+    # from the end of warm-up, as in v2).
+    decay_from: float = 0.0
+    # Batches drawn from a pool sorted by length: padding was 42% of v2's compute.
+    length_grouped: bool = False
+    pool_batches: int = 16
+    # Shares of training at which a checkpoint is kept (training compute as an axis).
+    keep: tuple[float, ...] = (1.0,)
+
+    def lr_for(self, hidden: int) -> float:
+        if self.lr_ref_width is None:
+            return self.lr
+        return self.lr * min(1.0, self.lr_ref_width / hidden)
+
+    def lr_factor(self, step: int) -> float:
+        """Multiplier of the peak LR at `step`: linear warm-up, hold, then cosine to 0."""
+        if step < self.warmup:
+            return (step + 1) / self.warmup
+        start = max(self.warmup, int(self.decay_from * self.steps))
+        if step < start:
+            return 1.0
+        progress = (step - start) / max(1, self.steps - start)
+        return 0.5 * (1 + math.cos(math.pi * progress))
+
+    def keep_steps(self) -> list[int]:
+        """Steps (counted as steps done) after which a checkpoint is saved; the last is final."""
+        return sorted({max(1, round(f * self.steps)) for f in self.keep} | {self.steps})
+
+
+V2 = Recipe()
+# Candidate v3: LR scaled down with width, 3x the steps with the LR held to 80%,
+# length-grouped batches, and five log-spaced checkpoints per (size, seed).
+V3 = Recipe(steps=3000, warmup=60, lr_ref_width=32, decay_from=0.8, length_grouped=True,
+            keep=(1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0))
 
 
 def model_config(size: Size, vocab: int, tok) -> LlamaConfig:
@@ -89,12 +126,29 @@ def encode_example(p: synth.Arith, tok, rng: np.random.Generator, cut_share: flo
     return ids, mask
 
 
-def batches(recipe: Recipe, tok, exclude: set[str], seed: int = 0):
-    """Endless padded batches; `seed` sets the stream of problems and which thinking is cut."""
+def _row_groups(recipe: Recipe, tok, exclude: set[str], seed: int):
+    """Endless lists of `batch` encoded examples. Length-grouped: a pool of `pool_batches`
+    batches is sorted by length, cut into batches, and those are served in a seeded random
+    order, so a batch pads little while every length still comes at every stage of training."""
     stream = synth.training_stream(seed, exclude, recipe.mul_share)
     rng = np.random.default_rng(seed + 1)
+    order = np.random.default_rng(seed + 2)
     while True:
-        rows = [encode_example(next(stream), tok, rng, recipe.cut_share) for _ in range(recipe.batch)]
+        if not recipe.length_grouped:
+            yield [encode_example(next(stream), tok, rng, recipe.cut_share)
+                   for _ in range(recipe.batch)]
+            continue
+        pool = [encode_example(next(stream), tok, rng, recipe.cut_share)
+                for _ in range(recipe.batch * recipe.pool_batches)]
+        pool.sort(key=lambda r: len(r[0]))
+        groups = [pool[i: i + recipe.batch] for i in range(0, len(pool), recipe.batch)]
+        for k in order.permutation(len(groups)):
+            yield groups[int(k)]
+
+
+def batches(recipe: Recipe, tok, exclude: set[str], seed: int = 0):
+    """Endless padded batches; `seed` sets the stream of problems and which thinking is cut."""
+    for rows in _row_groups(recipe, tok, exclude, seed):
         width = max(len(ids) for ids, _ in rows)
         ids = torch.full((len(rows), width), tok.pad_token_id)
         labels = torch.full((len(rows), width), -100)
@@ -106,25 +160,49 @@ def batches(recipe: Recipe, tok, exclude: set[str], seed: int = 0):
         yield ids, attn, labels
 
 
-def train_one(size: Size, recipe: Recipe, out_dir: Path, exclude: set[str]) -> dict:
+def checkpoint_dir(out_dir: Path, size: Size, step: int, recipe: Recipe) -> Path:
+    """The final checkpoint is `<name>/`; an intermediate one `<name>/steps/step<k>/`."""
+    base = out_dir / size.name
+    return base if step == recipe.steps else base / "steps" / f"step{step:05d}"
+
+
+def train_one(size: Size, recipe: Recipe, out_dir: Path, exclude: set[str],
+              state_dir: Path | None = None) -> dict:
+    """Train one (size, seed), saving a checkpoint (and its manifest entry) at every kept step.
+
+    With `state_dir`, the optimiser and schedule are saved beside each kept checkpoint, so an
+    interrupted training resumes from the last one (the data stream is replayed to that step).
+    """
+    from evalharness.zoo.health import health, heldout_loss, heldout_loss_set
+
     torch.set_num_threads(1)  # two sizes train side by side, one core each
     torch.manual_seed(size.seed)
     tok = build_tokenizer()
     model = LlamaForCausalLM(model_config(size, len(tok), tok))
-    opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, betas=(0.9, 0.98), weight_decay=0.01)
-
-    def schedule(step: int) -> float:
-        if step < recipe.warmup:
-            return (step + 1) / recipe.warmup
-        progress = (step - recipe.warmup) / max(1, recipe.steps - recipe.warmup)
-        return 0.5 * (1 + math.cos(math.pi * progress))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
-    tokens = 0
-    t0 = time.time()
+    opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr_for(size.hidden), betas=(0.9, 0.98),
+                            weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, recipe.lr_factor)
+    state_path = state_dir / f"{size.name}.pt" if state_dir else None
+    start, tokens, seconds, entries = 0, 0, 0.0, []
+    if state_path and state_path.exists():
+        state = torch.load(state_path, weights_only=False)
+        if state["recipe"] == asdict(recipe):
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["opt"])
+            sched.load_state_dict(state["sched"])
+            start, tokens, seconds = state["step"], state["tokens"], state["seconds"]
+            entries = state["entries"]
+            torch.set_rng_state(state["torch_rng"])
+            print(f"[{size.name}] resuming at step {start}", flush=True)
+    heldout = heldout_loss_set()
+    keep = set(recipe.keep_steps())
+    stream = batches(recipe, tok, exclude, size.seed)
+    for _ in range(start):  # replay the stream to where the saved state stopped
+        next(stream)
+    t0 = time.time() - seconds
     model.train()
-    for step, (ids, attn, labels) in zip(range(recipe.steps), batches(recipe, tok, exclude, size.seed),
-                                          strict=False):
+    for step in range(start, recipe.steps):
+        ids, attn, labels = next(stream)
         loss = model(input_ids=ids, attention_mask=attn, labels=labels).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -132,28 +210,51 @@ def train_one(size: Size, recipe: Recipe, out_dir: Path, exclude: set[str]) -> d
         opt.step()
         sched.step()
         tokens += int(attn.sum())
-        if step % 100 == 0 or step == recipe.steps - 1:
+        done = step + 1
+        if step % 100 == 0 or done == recipe.steps:
             print(f"[{size.name}] step {step:4d} loss {loss.item():.4f} {time.time() - t0:.0f}s",
                   flush=True)
-    model.eval()
-    path = out_dir / size.name
-    model.save_pretrained(path, safe_serialization=True)
-    tok.save_pretrained(path)
-    entry = manifest_entry(size, recipe, path, tokens, loss.item(), time.time() - t0)
-    # each checkpoint carries its own entry, so an interrupted training resumes where it stopped
-    (path / "zoo_entry.json").write_text(json.dumps(entry, indent=2) + "\n")
+        if done not in keep:
+            continue
+        model.eval()
+        path = checkpoint_dir(out_dir, size, done, recipe)
+        model.save_pretrained(path, safe_serialization=True)
+        tok.save_pretrained(path)
+        entry = manifest_entry(size, recipe, path, tokens, loss.item(), time.time() - t0,
+                               step=done, out_dir=out_dir)
+        entry["heldout_loss"] = round(heldout_loss(model, tok, heldout), 5)
+        if done == recipe.steps:
+            entry["health"] = health(model, tok)
+            entry["checkpoints"] = entries
+        else:
+            entries.append(entry)
+        # each checkpoint carries its own entry, so an interrupted training resumes where it
+        # stopped and a finished one is never retrained
+        (path / "zoo_entry.json").write_text(json.dumps(entry, indent=2) + "\n")
+        model.train()
+        if state_path and done < recipe.steps:
+            state_path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"recipe": asdict(recipe), "model": model.state_dict(),
+                        "opt": opt.state_dict(), "sched": sched.state_dict(), "step": done,
+                        "tokens": tokens, "seconds": time.time() - t0, "entries": entries,
+                        "torch_rng": torch.get_rng_state()}, state_path)
+    if state_path and state_path.exists():
+        state_path.unlink()
     return entry
 
 
 def manifest_entry(size: Size, recipe: Recipe, path: Path, tokens: int, final_loss: float,
-                   seconds: float) -> dict:
+                   seconds: float, step: int | None = None, out_dir: Path | None = None) -> dict:
     """What the zoo manifest says of one trained checkpoint (read back from disk)."""
     sizes = tensor_sizes(path)
     n_params = sum(sizes.values())
     n_embed = sizes["model.embed_tokens.weight"]
+    step = recipe.steps if step is None else step
+    final = step == recipe.steps
     return {
-        "name": f"zoo/{size.name}",
-        "path": size.name,
+        "name": f"zoo/{size.name}" + ("" if final else f"@step{step}"),
+        "path": size.name if out_dir is None else str(path.relative_to(out_dir)),
+        "step": step,
         "size": f"h{size.hidden}",
         "params": n_params,
         "non_embedding_params": n_params - n_embed,
@@ -164,13 +265,14 @@ def manifest_entry(size: Size, recipe: Recipe, path: Path, tokens: int, final_lo
         "head_dim": HEAD_DIM,
         "steps": recipe.steps,
         "batch": recipe.batch,
-        "lr": recipe.lr,
+        "lr": recipe.lr_for(size.hidden),
         "tokens": tokens,
         "train_flops": 6 * n_params * tokens,
         "seed": size.seed,
         "final_loss": round(final_loss, 5),
         "train_seconds": round(seconds, 1),
         "sha256": hashlib.sha256((path / "model.safetensors").read_bytes()).hexdigest(),
+        "recipe": json.loads(json.dumps(asdict(recipe))),
     }
 
 
@@ -192,10 +294,11 @@ def write_manifest(out_dir: Path, recipe: Recipe, entries: list[dict]) -> Path:
     return path
 
 
-def train_zoo(out_dir: Path, tasks_dir: Path, recipe: Recipe = Recipe(),
-              sizes: list[Size] = SIZES, jobs: int = 2) -> list[dict]:
+def train_zoo(out_dir: Path, tasks_dir: Path, recipe: Recipe = V2,
+              sizes: list[Size] = SIZES, jobs: int = 2, state_dir: Path | None = None) -> list[dict]:
     """Train every size and seed (seed by seed, largest first, `jobs` at a time) and write
-    ``manifest.json``. A checkpoint already trained with this recipe is kept, not retrained."""
+    ``manifest.json``. A checkpoint already trained with this recipe is kept, not retrained;
+    with `state_dir` an interrupted one resumes from its last kept checkpoint."""
     out_dir.mkdir(parents=True, exist_ok=True)
     heldout = synth.write_heldout_sets(tasks_dir)
     exclude = synth.read_jsonl_ids(heldout)
@@ -203,11 +306,10 @@ def train_zoo(out_dir: Path, tasks_dir: Path, recipe: Recipe = Recipe(),
     for s in sorted(sizes, key=lambda s: (s.seed, -s.hidden)):
         done = out_dir / s.name / "zoo_entry.json"
         entry = json.loads(done.read_text()) if done.exists() else None
-        if entry and entry["steps"] == recipe.steps and entry["batch"] == recipe.batch \
-                and entry["lr"] == recipe.lr:
+        if entry and entry.get("recipe", asdict(V2)) == json.loads(json.dumps(asdict(recipe))):
             entries.append(entry)
         else:
-            work.append((s, recipe, out_dir, exclude))
+            work.append((s, recipe, out_dir, exclude, state_dir))
     with mp.get_context("spawn").Pool(max(1, jobs)) as pool:
         for entry in pool.imap_unordered(_worker, work, chunksize=1):
             (errors if "error" in entry else entries).append(entry)
