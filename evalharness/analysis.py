@@ -368,7 +368,7 @@ _NEEDED = POINT + [
     "gold_token_acc", "gold_answer_logprob", "gold_answer_len", "gold_think_len",
     "answer_type", "params", "family", "temperature", "difficulty", *EMERGENCE_COLUMNS,
     "natural_thinking_tokens", "model_seed", "size", "gold_info_acc", "gold_info_logprob",
-    "gold_info_len", "scratch_edit_distance",
+    "gold_info_len", "scratch_edit_distance", "top_p", "run_id", "spec_label",
 ]  # fmt: skip
 _NEEDED = list(dict.fromkeys(_NEEDED))
 
@@ -382,6 +382,10 @@ def _prepare(scores: pd.DataFrame) -> pd.DataFrame:
     if df["answer_type"].isna().all():
         df["answer_type"] = "string"
     df["family"] = df["family"].astype(object).where(df["family"].notna(), df["model"])
+    # a family curve joins sizes of one configuration: runs of another spec are their own
+    # family (the spec label load_scores gives them)
+    spec = df["spec_label"].astype(object).fillna("").astype(str)
+    df["family"] = df["family"].astype(str) + np.where(spec != "", " [" + spec + "]", "")
     df["params"] = pd.to_numeric(df["params"], errors="coerce").astype(float)
     df["extensions"] = df["extensions"].fillna(0).astype(np.int64)
     df["correct"] = df["correct"].astype(bool)
@@ -390,14 +394,24 @@ def _prepare(scores: pd.DataFrame) -> pd.DataFrame:
     # one point: sampled runs are labelled by their sampling settings.
     temp = pd.to_numeric(df["temperature"], errors="coerce").fillna(0.0)
     df["greedy"] = temp == 0
-    df["base_model"] = df["model"]  # the checkpoint one buys, before the sampled-run label
+    df["base_model"] = df["model"]  # the checkpoint, before the sampled-run label
     # a size groups the seeds of one model shape; old results (no column): each model its own
     df["size"] = df["size"].astype(object).where(df["size"].notna(), df["model"])
+    df["base_size"] = df["size"]  # what one buys: seeds are its replicates
+    top_p = pd.to_numeric(df["top_p"], errors="coerce").fillna(1.0)
+    # every decoding setting in words, so no table can put a greedy and a sampled row
+    # under one label ("greedy", "t=0.7", "t=0.7 top-p=0.95")
+    df["decoding"] = np.where(df["greedy"], "greedy", "t=" + temp.map("{:g}".format)) + np.where(
+        top_p < 1, " top-p=" + top_p.map("{:g}".format), "")
     if (~df["greedy"]).any():
-        n = df.groupby(["model", "task", "temperature"], dropna=False)["sample"].transform("max") + 1
-        tag = " (n=" + n.astype(str) + ", temp=" + temp.astype(str) + ")"
+        n = df.groupby(["model", "task", "temperature", "top_p"],
+                       dropna=False)["sample"].transform("max") + 1
+        tag = (" (n=" + n.astype(str) + ", temp=" + temp.astype(str)
+               + np.where(top_p < 1, ", top_p=" + top_p.astype(str), "") + ")")
         df["model"] = df["model"].where(df["greedy"], df["model"].astype(str) + tag)
         df["size"] = df["size"].where(df["greedy"], df["size"].astype(str) + tag)
+        df["base_family"] = df["family"]
+        df["family"] = df["family"].where(df["greedy"], df["family"] + " (" + df["decoding"] + ")")
     return df
 
 
@@ -564,10 +578,20 @@ def _curve_tables(pp: pd.DataFrame, ks: list[int], n_boot: int, alpha: float, se
             cov = _fit_coverage_from(np.asarray(k_here), point[pass_idx], reps[:, pass_idx], alpha)
             cov_fit_rows.append({**ident, "budget": b, **_flat(cov)})
         acc_idx = [col[("acc", b)] for b in budgets]
+        # the fit compares budgets, so it reads only the problems every budget saw
+        common = ~np.isnan(values[:, acc_idx]).any(axis=1)
+        f_point, f_reps = point[acc_idx], reps[:, acc_idx]
+        if not common.all():
+            sub = values[common][:, acc_idx]
+            f_point = sub.mean(axis=0) if len(sub) else np.full(len(acc_idx), np.nan)
+            f_reps = bootstrap_means(sub, n_boot, seed) if len(sub) else f_reps * np.nan
         fit = _fit_log_budget_from(
-            budgets.astype(float), point[acc_idx], reps[:, acc_idx], n_problems, alpha
+            budgets.astype(float), f_point, f_reps, int(common.sum()), alpha
         )
-        fit_rows.append({**ident, **_flat(fit)})
+        fit_rows.append({**ident, "problems": int(common.sum()),
+                         "problem_set": (f"all {n_problems} problems" if common.all() else
+                                         f"{int(common.sum())} of {n_problems} problems "
+                                         "(those every budget saw)"), **_flat(fit)})
     return (
         pd.DataFrame(budget_rows),
         pd.DataFrame(coverage_rows),
@@ -599,14 +623,22 @@ _EMERGENCE_NAMED = {"ref_token_acc", "ref_logprob_mean", "ref_logprob_sum", "edi
 
 
 def _emergence_records(df: pd.DataFrame) -> pd.DataFrame:
-    """The records emergence compares across sizes: greedy runs where a family/task has them
-    (like with like), each model at its largest budget and fewest "Wait" extensions."""
-    has_greedy = df.groupby(["family", "task"])["greedy"].transform("any")
+    """The records emergence compares across sizes: one configuration per family curve. A
+    family's sampled runs and its runs of another spec are families of their own (`_prepare`
+    labels them); within one, greedy runs where there are any, the fewest "Wait" extensions,
+    and one budget for every size: the budget the most sizes ran (the largest among ties), so
+    no curve joins sizes read at different budgets. Sizes without that budget are left out."""
+    base = df["base_family"] if "base_family" in df else df["family"]
+    has_greedy = df.groupby([base, df["task"]])["greedy"].transform("any")
     df = df[df["greedy"] | ~has_greedy]
-    top = df.groupby(["model", "task"])["budget"].transform("max")
-    df = df[df["budget"] == top]
     least_ext = df.groupby(["model", "task"])["extensions"].transform("min")
-    return df[df["extensions"] == least_ext].copy()
+    df = df[df["extensions"] == least_ext]
+    keep = []
+    for _, g in df.groupby(["family", "task"], sort=False):
+        sizes = g.groupby("budget")["size"].nunique()
+        best = sizes[sizes == sizes.max()].index.max()
+        keep.append(g[g["budget"] == best])
+    return pd.concat(keep).copy() if keep else df.iloc[0:0].copy()
 
 
 def _emergence(df: pd.DataFrame) -> pd.DataFrame:
@@ -894,38 +926,60 @@ def logt_tables(pp: pd.DataFrame, df: pd.DataFrame, n_boot: int, alpha: float,
                                            resid_rows))  # fmt: skip
 
 
-def compute_table(pp: pd.DataFrame, ks: list[int], thinking: pd.DataFrame) -> pd.DataFrame:
-    """Every (model, budget, n) point with its inference FLOPs, accuracy and frontier flag."""
-    means = pp.groupby(POINT, sort=True, observed=True)[
-        [f"{m}@{k}" for k in ks for m in ("pass", "maj", "bok")]
-    ].mean()
-    n_min = pp.groupby(POINT, sort=True, observed=True)["n"].min()
+def _problem_sets(pp: pd.DataFrame, keys: list[str]) -> list[tuple[frozenset, pd.DataFrame]]:
+    """Distinct problem sets of the groups `keys` (largest first), each with the rows of every
+    group that saw all of it, restricted to it: the blocks of a paired comparison."""
+    own = pp.groupby(keys, sort=True, observed=True, dropna=False)["problem_id"].agg(frozenset)
+    out = []
+    for S in sorted(set(own), key=lambda s: (-len(s), sorted(map(str, s))[:1])):
+        covering = own[own.map(lambda o, S=S: S <= o)].index
+        rows = pp.set_index(keys).loc[covering].reset_index()
+        out.append((S, rows[rows["problem_id"].isin(S)]))
+    return out
+
+
+def describe_problems(ids: frozenset | set, every: set, difficulty: pd.Series | None) -> str:
+    """"all 305 problems" or "100 of 305 problems (difficulty 1–2)": which problems a row saw."""
+    return buy._describe(np.array(sorted(ids, key=str), dtype=object),
+                         np.array(sorted(every, key=str), dtype=object), difficulty)
+
+
+def compute_table(pp: pd.DataFrame, ks: list[int], thinking: pd.DataFrame,
+                  difficulty: pd.Series | None = None) -> pd.DataFrame:
+    """Every (model, budget, n) point with its inference FLOPs, accuracy and frontier flag, per
+    problem set: points are compared (the frontier) only on problems all of them saw, so a
+    point run on a subset appears in that subset's block beside every other point restricted
+    to the same problems (``problem_set``, ``problems``)."""
+    metric_cols = [f"{m}@{k}" for k in ks for m in ("pass", "maj", "bok")]
     base = thinking.set_index(POINT)
     rows = []
-    for key, row in means.iterrows():
-        params, tokens = base.loc[key, "params"], base.loc[key, "tokens_mean"]
-        simple = 2.0 * params * tokens  # the old axis, kept beside the new one
-        per_sample = base.loc[key, "flops_mean"] if "flops_mean" in base else simple
-        rule = base.loc[key, "flops_rule"] if "flops_rule" in base else RULE_FALLBACK
-        for k in k_grid(int(n_min.loc[key])):
-            rows.append(
-                {
-                    **dict(zip(POINT, key, strict=True)),
-                    "n": k,
-                    "params": params,
-                    "flops": per_sample * k,
-                    "flops_2n": simple * k,
-                    "flops_rule": rule,
-                    "accuracy": row[f"maj@{k}"],
-                    "pass_at_n": row[f"pass@{k}"],
-                    "best_of_n": row[f"bok@{k}"],
-                }  # fmt: skip
-            )
+    for task, tp in pp.groupby("task", sort=True):
+        every = set(tp["problem_id"])
+        diff = difficulty.loc[task] if difficulty is not None and task in difficulty else None
+        for S, block in _problem_sets(tp, POINT):
+            where = {"problems": len(S), "problem_set": describe_problems(S, every, diff)}
+            g = block.groupby(POINT, sort=True, observed=True)
+            means = g[metric_cols].mean()
+            n_min = g["n"].min()
+            toks = g["tokens"].mean()
+            flops = g["flops"].mean() if "flops" in block else None
+            for key, row in means.iterrows():
+                params = base.loc[key, "params"]
+                simple = 2.0 * params * toks.loc[key]  # the old axis, kept beside the new one
+                per_sample = flops.loc[key] if flops is not None else simple
+                rule = base.loc[key, "flops_rule"] if "flops_rule" in base else RULE_FALLBACK
+                for k in k_grid(int(n_min.loc[key])):
+                    rows.append({
+                        **dict(zip(POINT, key, strict=True)), "n": k, **where,
+                        "params": params, "flops": per_sample * k, "flops_2n": simple * k,
+                        "flops_rule": rule, "accuracy": row[f"maj@{k}"],
+                        "pass_at_n": row[f"pass@{k}"], "best_of_n": row[f"bok@{k}"],
+                    })  # fmt: skip
     out = pd.DataFrame(rows)
     if out.empty:
         return out
     out["on_frontier"] = False
-    for _, idx in out.groupby("task").groups.items():
+    for _, idx in out.groupby(["task", "problem_set"]).groups.items():
         out.loc[idx, "on_frontier"] = pareto_frontier(
             out.loc[idx, "flops"], out.loc[idx, "accuracy"]
         )
@@ -1025,9 +1079,13 @@ def exchange_table(pp: pd.DataFrame, df: pd.DataFrame, ks: list[int], n_boot: in
 
 
 def _buy_points(pp: pd.DataFrame, df: pd.DataFrame, ks: list[int]) -> pd.DataFrame:
-    """Per (problem, configuration) accuracy (maj@n) and inference FLOPs (per-sample mean * n)
-    for every (model, budget, n) of the compute table; model = the checkpoint one buys."""
-    base = df.groupby("model", sort=False)["base_model"].first()
+    """Per (problem, configuration, seed) accuracy (maj@n) and inference FLOPs (per-sample mean
+    * n) for every (model, budget, n) of the compute table. `model` is the size one buys (seeds
+    are its replicates); the configuration label names the decoding, so a greedy and a sampled
+    run of one budget and n are two configurations, never one."""
+    meta = df.groupby("model", sort=False).agg(
+        size=("base_size", "first"), seed=("model_seed", "first"), decoding=("decoding", "first"),
+        runs=("run_id", lambda r: ";".join(sorted(set(map(str, r))))))
     frames = []
     for k in ks:
         col = f"maj@{k}"
@@ -1035,13 +1093,15 @@ def _buy_points(pp: pd.DataFrame, df: pd.DataFrame, ks: list[int]) -> pd.DataFra
         if g.empty:
             continue
         ext = np.where(g["extensions"] > 0, " +" + g["extensions"].astype(str) + " Wait", "")
+        size = g["model"].map(meta["size"]).astype(str)
         frames.append(pd.DataFrame({
             "task": g["task"].to_numpy(), "problem_id": g["problem_id"].to_numpy(),
-            "model": g["model"].map(base).to_numpy(),
-            "config": (g["model"].map(base) + " T=" + g["budget"].astype(str) + ext
-                       + f" n={k}").to_numpy(),
+            "model": size.to_numpy(), "seed": g["model"].map(meta["seed"]).to_numpy(float),
+            "config": (size + " T=" + g["budget"].astype(str) + ext + f" n={k} "
+                       + g["model"].map(meta["decoding"])).to_numpy(),
             "budget": g["budget"].to_numpy(), "n": k, "acc": g[col].to_numpy(float),
-            "flops": g["flops"].to_numpy(float) * k,
+            "flops": g["flops"].to_numpy(float) * k, "difficulty": np.nan,
+            "run_id": g["model"].map(meta["runs"]).to_numpy(),
         }))  # fmt: skip
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
@@ -1051,7 +1111,13 @@ def buy_tables(pp: pd.DataFrame, df: pd.DataFrame, ks: list[int], info: pd.DataF
     """(exchange, cheapest, crossover, buy_costs) tables; see `evalharness.buy`."""
     exchange = exchange_table(pp, df, ks, n_boot, alpha, seed)
     points = _buy_points(pp, df, ks)
-    train = dict(zip(info["model"], info["train_flops"], strict=True)) if not info.empty else {}
+    if not points.empty:
+        diff = df.groupby(["task", "problem_id"])["difficulty"].first().rename("difficulty")
+        points = points.drop(columns="difficulty").join(diff, on=["task", "problem_id"])
+    # training FLOPs of a size: the mean over its seeds (one recipe: they differ by a hair)
+    size_of = df.groupby("base_model")["base_size"].first()
+    train = ({} if info.empty else info.assign(size=info["model"].map(size_of))
+             .groupby("size")["train_flops"].mean().to_dict())
     cheap, cross, lines = [], [], []
     if not points.empty:
         points = points[np.isfinite(points["flops"])]
@@ -1081,6 +1147,24 @@ def _jsonable(v):
     if isinstance(v, np.bool_):
         return bool(v)
     return v
+
+
+def _provenance(table: pd.DataFrame, recs: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """`table` with ``runs`` (the run ids its row read, ';'-joined) and ``problems`` (how many
+    problems) for each row, from the records `recs` grouped by the row's `keys`. A count the
+    table computed itself (a paired block, a fit on common problems) is kept."""
+    if table.empty:
+        return table
+    keys = [k for k in keys if k in table and k in recs]
+    g = recs.groupby(keys, sort=False, observed=True, dropna=False)
+    prov = pd.DataFrame({
+        "runs": g["run_id"].agg(lambda r: ";".join(sorted(set(map(str, r))))),
+        "_problems": g["problem_id"].nunique(),
+    }).reset_index()
+    out = table.merge(prov, on=keys, how="left")
+    own = out["problems"] if "problems" in out else out.get("n_problems")
+    out["problems"] = own.fillna(out["_problems"]) if own is not None else out["_problems"]
+    return out.drop(columns="_problems")
 
 
 def _records(df: pd.DataFrame) -> list[dict]:
@@ -1184,7 +1268,8 @@ def analyze(
     if not budgets.empty:
         budgets = budgets.merge(thinking, on=POINT, how="left")
     emergence = _emergence(df)
-    return Analysis(
+    em_recs = _emergence_records(df)
+    tables = dict(
         budgets=budgets,
         fits=fits,
         coverage=coverage,
@@ -1192,7 +1277,8 @@ def analyze(
         emergence=emergence,
         sharpness=sharpness_table(emergence),
         spans=span_table(emergence),
-        compute=compute_table(pp, ks, thinking),
+        compute=compute_table(pp, ks, thinking,
+                              df.groupby(["task", "problem_id"])["difficulty"].first()),
         **dict(zip(("exchange", "cheapest", "crossover", "buy_costs"),
                    buy_tables(pp, df, ks, info, n_boot, alpha, seed), strict=True)),
         diagnostics=budget_control(scores),
@@ -1201,3 +1287,19 @@ def analyze(
         **dict(zip(("logt_buckets", "logt_bucket_fits", "logt_tests", "logt_models",
                     "logt_residuals"), logt_tables(pp, df, n_boot, alpha, seed), strict=True)),
     )  # fmt: skip
+    # every row names the runs and the number of problems it read
+    per_point = POINT + ["n"]
+    for name in ("budgets", "coverage", "coverage_fits", "compute", "fits", "logt_buckets",
+                 "logt_bucket_fits", "logt_tests", "logt_models", "logt_residuals"):
+        tables[name] = _provenance(tables[name], df, per_point)
+    tables["diagnostics"] = _provenance(tables["diagnostics"], df.assign(n=np.nan),
+                                        ["run_id", "budget"])
+    for name in ("emergence", "seed_points"):
+        tables[name] = _provenance(tables[name], em_recs, ["family", "task", "model"])
+    tables["seed_curves"] = _provenance(tables["seed_curves"], em_recs,
+                                        ["family", "task", "size"])
+    for name in ("sharpness", "spans", "schaeffer", "verdicts"):
+        tables[name] = _provenance(tables[name], em_recs, ["family", "task"])
+    exch = df.assign(axis=np.where(df["greedy"], "budget", "samples"))
+    tables["exchange"] = _provenance(tables["exchange"], exch, ["family", "task", "axis"])
+    return Analysis(**tables)

@@ -44,10 +44,13 @@ SURFACE_RULE = (
     "includes 0, or either lies below 0"
 )
 CHEAPEST_RULE = (
-    "winner: the (model, T, n) with the lowest inference FLOPs per problem among those whose "
-    "accuracy (majority vote of n) reaches the target; runner-up: the cheapest such "
-    "configuration of another model; margin = runner-up FLOPs / winner FLOPs; flip rate = "
-    "share of problem resamples in which another model (or none) wins"
+    "configurations (size, decoding, T, n) are compared only on problems all of them saw, one "
+    "table block per problem set; a size's accuracy is the mean over its seeds; winner: the "
+    "configuration with the lowest inference FLOPs per problem among those whose accuracy "
+    "(majority vote of n) reaches the target; runner-up: the cheapest such configuration of "
+    "another size; margin = runner-up FLOPs / winner FLOPs; CIs and flip rate (share of "
+    "resamples in which another size, or none, wins) resample seeds within each size and "
+    "problems"
 )
 CROSSOVER_RULE = (
     "total cost(Q) = training FLOPs + Q * inference FLOPs per query of the model's cheapest "
@@ -302,20 +305,130 @@ def plateau_cut(curve: pd.DataFrame, tol: float = 0.02) -> pd.DataFrame:
 # ----------------------------------------------------------------------------- cheapest config
 
 
-def _matrices(points: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """(configs, accuracy, flops): problems x configs matrices from per-problem rows."""
-    key = ["model", "config", "budget", "n"]
-    acc = points.pivot_table(index="problem_id", columns=key, values="acc", dropna=False)
-    flops = points.pivot_table(index="problem_id", columns=key, values="flops", dropna=False)
-    flops = flops.reindex(columns=acc.columns)
-    meta = acc.columns.to_frame(index=False)
-    return meta, acc.to_numpy(float), flops.to_numpy(float)
+CONFIG_KEY = ["model", "config", "budget", "n"]
 
 
-def _boot_means(values: np.ndarray, w: np.ndarray) -> np.ndarray:
+@dataclass(frozen=True)
+class Block:
+    """Configurations compared on one problem set: every one of them saw every problem."""
+
+    problems: np.ndarray  # problem ids
+    meta: pd.DataFrame  # one row per configuration (CONFIG_KEY)
+    acc: np.ndarray  # seeds x problems x configs (NaN: that seed did not run that config)
+    flops: np.ndarray
+    models: np.ndarray  # model (the size one buys) of each configuration
+    description: str  # "all 305 problems" / "100 of 305 problems (difficulty 1–2)"
+
+
+def _describe(ids: np.ndarray, every: np.ndarray, difficulty: pd.Series | None) -> str:
+    if len(ids) == len(every):
+        return f"all {len(ids)} problems"
+    s = f"{len(ids)} of {len(every)} problems"
+    if difficulty is not None:
+        d = difficulty.reindex(ids).dropna()
+        if not d.empty:
+            s += f" (difficulty {d.min():g}–{d.max():g})"
+    return s
+
+
+def paired_blocks(points: pd.DataFrame) -> list[Block]:
+    """Configurations grouped by the problem sets they share, largest set first.
+
+    A configuration's problem set is the problems every one of its seeds saw. Each distinct
+    set S makes one block: every configuration whose set contains S, evaluated on S only. So
+    a configuration run on a subset (e.g. sampled runs on the easy 100 problems) is compared
+    with the others on exactly those problems, and never pooled with a larger set's accuracy.
+    `points`: per (problem, configuration, seed) rows; ``seed`` optional (one replicate).
+    """
+    pts = points if "seed" in points else points.assign(seed=0)
+    pts = pts.assign(seed=pts["seed"].fillna(-1))
+    every = np.sort(pts["problem_id"].unique())
+    difficulty = (pts.groupby("problem_id")["difficulty"].first()
+                  if "difficulty" in pts else None)
+    cfg_codes = pts.groupby(CONFIG_KEY, sort=True, dropna=False).ngroup().to_numpy()
+    meta_all = (pts[CONFIG_KEY].assign(_c=cfg_codes).drop_duplicates("_c").sort_values("_c")
+                .drop(columns="_c").reset_index(drop=True))
+    if "run_id" in pts:  # provenance: the runs each configuration's rows came from
+        meta_all["runs"] = pts.groupby(cfg_codes)["run_id"].agg(
+            lambda r: ";".join(sorted(set(";".join(map(str, r)).split(";"))))).to_numpy()
+    sets: list[frozenset] = []
+    for _, g in pts.groupby(cfg_codes, sort=True):
+        per_seed = [frozenset(x["problem_id"]) for _, x in g.groupby("seed")]
+        sets.append(frozenset.intersection(*per_seed))
+    blocks = []
+    for S in sorted(set(sets), key=lambda s: (-len(s), sorted(s)[:1])):
+        if not S:
+            continue
+        keep = [c for c, own in enumerate(sets) if S <= own]
+        ids = np.array(sorted(S), dtype=object)
+        sub = pts[np.isin(cfg_codes, keep) & pts["problem_id"].isin(S).to_numpy()]
+        meta = meta_all.iloc[keep].reset_index(drop=True)
+        col = pd.MultiIndex.from_frame(meta[CONFIG_KEY]).get_indexer(
+            pd.MultiIndex.from_frame(sub[CONFIG_KEY]))
+        row = pd.Index(ids).get_indexer(sub["problem_id"])
+        slot = sub.groupby("model")["seed"].transform(lambda x: pd.factorize(x, sort=True)[0])
+        acc = np.full((int(slot.max()) + 1, len(ids), len(meta)), np.nan)
+        flops = np.full_like(acc, np.nan)
+        acc[slot.to_numpy(), row, col] = sub["acc"].to_numpy(float)
+        flops[slot.to_numpy(), row, col] = sub["flops"].to_numpy(float)
+        blocks.append(Block(ids, meta, acc, flops, meta["model"].to_numpy(),
+                            _describe(ids, every, difficulty)))
+    return blocks
+
+
+def _all_runs(meta: pd.DataFrame) -> str | None:
+    """Every run a block read (a row that compared them all and found no winner)."""
+    if "runs" not in meta:
+        return None
+    return ";".join(sorted({r for rs in meta["runs"] for r in str(rs).split(";")}))
+
+
+def _seed_weights(models: np.ndarray, present: np.ndarray, n_boot: int,
+                  rng: np.random.Generator) -> np.ndarray:
+    """(n_boot+1) x seeds x configs weights: row 0 all ones; then, per model, its seeds
+    resampled with replacement (one draw shared by all configurations of that model)."""
+    n_seeds = present.shape[0]
+    out = np.ones((n_boot + 1, n_seeds, len(models)))
+    for m in pd.unique(models):
+        cols = np.flatnonzero(models == m)
+        have = np.flatnonzero(present[:, cols].any(axis=1))
+        if have.size < 2:
+            continue
+        pick = rng.integers(0, have.size, size=(n_boot, have.size))
+        counts = np.stack([np.bincount(p, minlength=have.size) for p in pick])
+        w = np.zeros((n_boot, n_seeds))
+        w[:, have] = counts
+        out[1:, :, cols] = w[:, :, None]
+    return out
+
+
+def _boot_means(values: np.ndarray, w: np.ndarray, ws: np.ndarray) -> np.ndarray:
+    """replicates x configs: per seed the problem-weighted mean, then the seed-weighted mean
+    of those (seeds are replicates of a size; problems are resampled within every seed)."""
     present = ~np.isnan(values)
+    num = np.einsum("rp,spc->rsc", w, np.where(present, values, 0.0))
+    den = np.einsum("rp,spc->rsc", w, present.astype(float))
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (w @ np.where(present, values, 0.0)) / (w @ present.astype(float))
+        per_seed = num / den
+    have = np.isfinite(per_seed)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (ws * np.where(have, per_seed, 0.0)).sum(1) / (ws * have).sum(1)
+
+
+def _replicates(block: Block, n_boot: int, seed: int | None):
+    """(acc, flops) replicates x configs; row 0 is the point estimate."""
+    rng = np.random.default_rng(seed)
+    w = np.vstack([np.ones(len(block.problems)),
+                   resample_weights(len(block.problems), n_boot, rng)])
+    ws = _seed_weights(block.models, ~np.isnan(block.acc).all(axis=1), n_boot, rng)
+    return _boot_means(block.acc, w, ws), _boot_means(block.flops, w, ws)
+
+
+def _seed_spread(block: Block, c: int) -> tuple[int, str]:
+    """Seeds of configuration `c` and their accuracies on the block's problems ("0.95/0.80")."""
+    per_seed = np.nanmean(block.acc[:, :, c], axis=1)
+    per_seed = per_seed[np.isfinite(per_seed)]
+    return len(per_seed), "/".join(f"{v:.3g}" for v in per_seed)
 
 
 def _cheapest_by_model(acc: np.ndarray, flops: np.ndarray, models: np.ndarray, target: float):
@@ -341,47 +454,55 @@ def cheapest_configs(
     alpha: float = 0.05,
     seed: int | None = 0,
 ) -> pd.DataFrame:
-    """Per target accuracy: the cheapest configuration reaching it, the runner-up, the FLOPs
-    margin with its CI and the flip rate (see `CHEAPEST_RULE`).
+    """Per problem set and target accuracy: the cheapest configuration reaching it, the
+    runner-up, the FLOPs margin with its CI and the flip rate (see `CHEAPEST_RULE`).
 
-    `points`: one row per (problem, configuration) with problem_id, model (the base model:
-    the thing one buys), config (a label), budget, n, acc (that problem's accuracy) and flops
-    (that problem's inference FLOPs for the configuration).
+    `points`: one row per (problem, configuration, seed) with problem_id, model (the size one
+    buys: seeds are its replicates), seed (optional), config (a label), budget, n, acc (that
+    problem's accuracy) and flops (that problem's inference FLOPs for the configuration).
+    Configurations are compared only on problems all of them saw (`paired_blocks`).
     """
-    meta, acc, flops = _matrices(points)
-    rng = np.random.default_rng(seed)
-    w = np.vstack([np.ones(acc.shape[0]), resample_weights(acc.shape[0], n_boot, rng)])
-    acc_b, flops_b = _boot_means(acc, w), _boot_means(flops, w)
-    models = meta["model"].to_numpy()
     rows = []
-    for target in targets:
-        uniq, best, arg = _cheapest_by_model(acc_b, flops_b, models, target)
-        row: dict = {"target": target, "rule": CHEAPEST_RULE}
-        order = np.argsort(best[0])
-        if not np.isfinite(best[0, order[0]]):
-            rows.append({**row, "status": "no configuration reaches the target"})
-            continue
-        win = order[0]
-        ci = int(arg[0, win])
-        row.update(status="ok", model=uniq[win], config=meta["config"].iloc[ci],
-                   budget=meta["budget"].iloc[ci], n=int(meta["n"].iloc[ci]),
-                   flops=best[0, win], accuracy=acc_b[0, ci])  # fmt: skip
-        winners = np.argmin(best[1:], axis=1)
-        none = ~np.isfinite(best[1:].min(axis=1))
-        row["flip_rate"] = float(np.mean((winners != win) | none))
-        row["config_flip_rate"] = float(np.mean((winners != win) | none | (arg[1:, win] != ci)))
-        if len(order) > 1 and np.isfinite(best[0, order[1]]):
-            run = order[1]
-            cr = int(arg[0, run])
-            with np.errstate(invalid="ignore", divide="ignore"):
-                margin = best[1:, run] / best[1:, win]
-            margin = np.where(np.isfinite(best[1:, win]), margin, np.nan)
-            lo, hi = _interval(margin, alpha)
-            row.update(runner_up=uniq[run], runner_up_config=meta["config"].iloc[cr],
-                       runner_up_budget=meta["budget"].iloc[cr],
-                       runner_up_n=int(meta["n"].iloc[cr]), runner_up_flops=best[0, run],
-                       margin=best[0, run] / best[0, win], margin_lo=lo, margin_hi=hi)  # fmt: skip
-        rows.append(row)
+    for block in paired_blocks(points):
+        acc_b, flops_b = _replicates(block, n_boot, seed)
+        meta = block.meta
+        base = {"problems": len(block.problems), "problem_set": block.description,
+                "rule": CHEAPEST_RULE}
+        for target in targets:
+            uniq, best, arg = _cheapest_by_model(acc_b, flops_b, block.models, target)
+            row: dict = {"target": target, **base}
+            order = np.argsort(best[0])
+            if not np.isfinite(best[0, order[0]]):
+                rows.append({**row, "status": "no configuration reaches the target",
+                             "runs": _all_runs(meta)})
+                continue
+            win = order[0]
+            ci = int(arg[0, win])
+            seeds, spread = _seed_spread(block, ci)
+            row.update(status="ok", model=uniq[win], config=meta["config"].iloc[ci],
+                       runs=meta["runs"].iloc[ci] if "runs" in meta else None,
+                       budget=meta["budget"].iloc[ci], n=int(meta["n"].iloc[ci]),
+                       flops=best[0, win], accuracy=acc_b[0, ci], seeds=seeds,
+                       seed_accuracies=spread)  # fmt: skip
+            winners = np.argmin(best[1:], axis=1)
+            none = ~np.isfinite(best[1:].min(axis=1))
+            row["flip_rate"] = float(np.mean((winners != win) | none))
+            row["config_flip_rate"] = float(np.mean((winners != win) | none
+                                                    | (arg[1:, win] != ci)))
+            if len(order) > 1 and np.isfinite(best[0, order[1]]):
+                run = order[1]
+                cr = int(arg[0, run])
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    margin = best[1:, run] / best[1:, win]
+                margin = np.where(np.isfinite(best[1:, win]), margin, np.nan)
+                lo, hi = _interval(margin, alpha)
+                row.update(runner_up=uniq[run], runner_up_config=meta["config"].iloc[cr],
+                           runner_up_runs=meta["runs"].iloc[cr] if "runs" in meta else None,
+                           runner_up_budget=meta["budget"].iloc[cr],
+                           runner_up_n=int(meta["n"].iloc[cr]), runner_up_flops=best[0, run],
+                           margin=best[0, run] / best[0, win], margin_lo=lo,
+                           margin_hi=hi)  # fmt: skip
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -407,6 +528,55 @@ def _envelope(train: np.ndarray, slope: np.ndarray) -> list[tuple[int, int, floa
         cur = nxt
 
 
+def _block_crossovers(block: Block, train_flops: dict[str, float], targets: Sequence[float],
+                      n_boot: int, alpha: float, seed: int | None) -> tuple[list, list]:
+    acc_b, flops_b = _replicates(block, n_boot, seed)
+    meta = block.meta
+    where = {"problems": len(block.problems), "problem_set": block.description}
+    cross_rows, line_rows = [], []
+    for target in targets:
+        uniq, best, arg = _cheapest_by_model(acc_b, flops_b, block.models, target)
+        train = np.array([float(train_flops.get(m, math.nan)) for m in uniq])
+        no_train = int(np.sum(~np.isfinite(train) & np.isfinite(best[0])))
+        for j, m in enumerate(uniq):
+            if np.isfinite(best[0, j]):
+                c = int(arg[0, j])
+                line_rows.append({"target": target, **where, "model": m,
+                                  "train_flops": train[j], "inference_flops": best[0, j],
+                                  "config": meta["config"].iloc[c],
+                                  "runs": meta["runs"].iloc[c] if "runs" in meta else None,
+                                  "budget": meta["budget"].iloc[c],
+                                  "n": int(meta["n"].iloc[c])})  # fmt: skip
+        env = _envelope(train, best[0])
+        base = {"target": target, **where, "models_without_train_flops": no_train,
+                "rule": CROSSOVER_RULE}
+        if not env:
+            ok = np.isfinite(train) & np.isfinite(best[0])
+            pick = np.flatnonzero(ok)[np.argmin((train + best[0])[ok])] if ok.any() else None
+            only = uniq[pick] if pick is not None else None
+            runs = {"runs": meta["runs"].iloc[int(arg[0, pick])] if pick is not None
+                    else _all_runs(meta)} if "runs" in meta else {}
+            cross_rows.append({**base, **runs,
+                               "status": "no crossover" if only else "no model qualifies",
+                               "from_model": only})  # fmt: skip
+            continue
+        for i, j, q in env:
+            runs = {} if "runs" not in meta else {
+                "runs": meta["runs"].iloc[int(arg[0, i])],
+                "to_runs": meta["runs"].iloc[int(arg[0, j])]}
+            with np.errstate(invalid="ignore", divide="ignore"):
+                qb = (train[j] - train[i]) / (best[1:, i] - best[1:, j])
+            # a replicate where the pair no longer crosses (the bigger model is not cheaper
+            # per query, or either misses the target) has no crossover: Q = inf there
+            qb = np.where((best[1:, i] > best[1:, j]) & np.isfinite(qb), qb, np.inf)
+            lo, hi = _interval(qb, alpha)
+            cross_rows.append({**base, **runs, "status": "ok", "from_model": uniq[i],
+                               "to_model": uniq[j],
+                               "q_star": q, "q_lo": lo, "q_hi": hi,
+                               "crossing_share": float(np.mean(np.isfinite(qb)))})  # fmt: skip
+    return cross_rows, line_rows
+
+
 def crossovers(
     points: pd.DataFrame,
     train_flops: dict[str, float],
@@ -418,44 +588,15 @@ def crossovers(
     """(crossover rows, cost lines) per target: where the preferred model changes with query
     volume Q, with a bootstrap CI of each crossover Q (see `CROSSOVER_RULE`).
 
-    `points` as for `cheapest_configs`; `train_flops` maps model -> training FLOPs (models
-    without one are left out, and the rows say how many were).
+    `points` as for `cheapest_configs` (compared per problem set, seeds as replicates);
+    `train_flops` maps model -> training FLOPs (models without one are left out, and the rows
+    say how many were).
     """
-    meta, acc, flops = _matrices(points)
-    rng = np.random.default_rng(seed)
-    w = np.vstack([np.ones(acc.shape[0]), resample_weights(acc.shape[0], n_boot, rng)])
-    acc_b, flops_b = _boot_means(acc, w), _boot_means(flops, w)
-    models = meta["model"].to_numpy()
     cross_rows, line_rows = [], []
-    for target in targets:
-        uniq, best, arg = _cheapest_by_model(acc_b, flops_b, models, target)
-        train = np.array([float(train_flops.get(m, math.nan)) for m in uniq])
-        no_train = int(np.sum(~np.isfinite(train) & np.isfinite(best[0])))
-        for j, m in enumerate(uniq):
-            if np.isfinite(best[0, j]):
-                c = int(arg[0, j])
-                line_rows.append({"target": target, "model": m, "train_flops": train[j],
-                                  "inference_flops": best[0, j],
-                                  "config": meta["config"].iloc[c],
-                                  "budget": meta["budget"].iloc[c], "n": int(meta["n"].iloc[c])})  # fmt: skip
-        env = _envelope(train, best[0])
-        base = {"target": target, "models_without_train_flops": no_train, "rule": CROSSOVER_RULE}
-        if not env:
-            ok = np.isfinite(train) & np.isfinite(best[0])
-            only = uniq[np.flatnonzero(ok)[np.argmin((train + best[0])[ok])]] if ok.any() else None
-            cross_rows.append({**base, "status": "no crossover" if only else "no model qualifies",
-                               "from_model": only})  # fmt: skip
-            continue
-        for i, j, q in env:
-            with np.errstate(invalid="ignore", divide="ignore"):
-                qb = (train[j] - train[i]) / (best[1:, i] - best[1:, j])
-            # a replicate where the pair no longer crosses (the bigger model is not cheaper
-            # per query, or either misses the target) has no crossover: Q = inf there
-            qb = np.where((best[1:, i] > best[1:, j]) & np.isfinite(qb), qb, np.inf)
-            lo, hi = _interval(qb, alpha)
-            cross_rows.append({**base, "status": "ok", "from_model": uniq[i], "to_model": uniq[j],
-                               "q_star": q, "q_lo": lo, "q_hi": hi,
-                               "crossing_share": float(np.mean(np.isfinite(qb)))})  # fmt: skip
+    for block in paired_blocks(points):
+        c_rows, l_rows = _block_crossovers(block, train_flops, targets, n_boot, alpha, seed)
+        cross_rows += c_rows
+        line_rows += l_rows
     return pd.DataFrame(cross_rows), pd.DataFrame(line_rows)
 
 

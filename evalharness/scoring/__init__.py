@@ -116,7 +116,8 @@ def _read_scores(run_dir: Path) -> tuple[pd.DataFrame, dict]:
     return table.to_pandas(), state
 
 
-MANIFEST_COLUMNS = ("params", "family", "engine", "answer_type", "temperature", "spec_label",
+MANIFEST_COLUMNS = ("params", "family", "engine", "answer_type", "temperature", "top_p",
+                    "spec_label",
                     "model_config", "train_tokens", "train_flops", "size", "model_seed")
 # settings that already make separate curves (sampled runs are labelled by n and temperature),
 # and the plan of manifests written before the spec existed (budgets and n were settings then)
@@ -124,11 +125,14 @@ _LABELLED_ELSEWHERE = {"temperature", "top_p", "budgets", "n"}
 
 
 def spec_labels(manifests: dict[str, dict]) -> dict[str, str]:
-    """Per run id, what tells its spec apart from other runs of the same model and task
-    ("" when nothing does): two specs are two curves, never samples of one."""
+    """Per run id, what tells its spec apart from other runs of the same family and task
+    ("" when nothing does): two specs are two curves, never samples of one. Every run of the
+    group is labelled (not only a model with two runs), so the seeds and sizes of one
+    configuration share a label and those of another never do; which model a run is (name,
+    weights) is no spec difference."""
     groups: dict[tuple, list[str]] = {}
     for rid, m in manifests.items():
-        groups.setdefault((m.get("model"), m.get("task")), []).append(rid)
+        groups.setdefault((m.get("family") or m.get("model"), m.get("task")), []).append(rid)
     labels = {rid: "" for rid in manifests}
     for rids in groups.values():
         if len(rids) < 2:
@@ -137,13 +141,15 @@ def spec_labels(manifests: dict[str, dict]) -> dict[str, str]:
                  for rid in rids}
         keys = sorted({k for f in flats.values() for k in f})
         differ = [k for k in keys if k.split(".")[-1] not in _LABELLED_ELSEWHERE
+                  and k.split(".")[0] != "model"
                   and len({json.dumps(f.get(k), sort_keys=True, default=str) for f in flats.values()}) > 1]
         for rid in rids:
             f = flats[rid]
             labels[rid] = ", ".join(f"{k.split('.')[-1]}={_short(f.get(k))}" for k in differ)
         if differ:
             log.warning("%s on %s: %d runs with different settings (%s); shown as separate "
-                        "curves, never pooled", manifests[rids[0]].get("model"),
+                        "curves, never pooled", manifests[rids[0]].get("family")
+                        or manifests[rids[0]].get("model"),
                         manifests[rids[0]].get("task"), len(rids),
                         ", ".join(k.split(".")[-1] for k in differ))
     return labels
@@ -176,6 +182,7 @@ def load_scores(results_dir: Path) -> pd.DataFrame:
         scores["answer_type"] = scoring_settings(manifest)[0]
         gen = (manifest.get("spec") or {}).get("generation") or (manifest.get("settings") or {}).get("sweep") or {}
         scores["temperature"] = float(gen.get("temperature") or 0.0)
+        scores["top_p"] = float(gen.get("top_p") or 1.0)
         scores["spec_label"] = labels[run_dir.name]
         # what the FLOPs axis and the cost model need: architecture and training compute
         cfg = manifest.get("model_config")
