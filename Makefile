@@ -35,7 +35,7 @@ EMERGENCE_LIMIT ?= $(if $(filter zoo,$(MODEL)),--limit 200,)
 
 STAMP := $(VENV)/.installed-vllm$(VLLM)
 
-.PHONY: install test lint eval score analyze plots report zoo clean-results
+.PHONY: install test test-fast lint eval score analyze plots report zoo clean-results
 
 install: $(STAMP)
 
@@ -61,6 +61,11 @@ $(STAMP): pyproject.toml Makefile
 
 test: install
 	$(PY) -m pytest -q -rs
+
+# For development: the suite without the real vLLM engine and the long end-to-end runs.
+# CI runs `make test`, the whole suite.
+test-fast: install
+	$(PY) -m pytest -q -rs -m "not vllm and not slow"
 
 lint: install
 	$(VENV)/bin/ruff check evalharness tests bench

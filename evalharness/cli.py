@@ -19,6 +19,16 @@ app.add_typer(tasks_app, name="tasks")
 RESULTS = typer.Option(Path("results"), "--results", help="Results folder.")
 
 
+@app.callback()
+def main(verbose: int = typer.Option(
+        0, "--verbose", "-v", count=True,
+        help="Engine log lines: -v warnings, -vv info (default: our lines and engine errors).")) -> None:
+    """Test-time compute scaling and metric-induced emergence for LMs."""
+    from evalharness.console import set_verbosity
+
+    set_verbosity(verbose)  # before any engine is imported: they read it once
+
+
 def parse_budgets(text: str) -> tuple[int, ...]:
     try:
         vals = tuple(int(x) for x in text.replace(" ", "").split(",") if x)
@@ -216,27 +226,28 @@ def _print_summary(results: Path, run_ids: list[str] | None = None) -> None:
         table.add_row(str(r["task"]), str(model.loc[rid]), f"{int(p):,}" if p == p else "?",
                       str(r["n"]), *[f"{v:.3f}" if v == v else "" for v in row.values],
                       f"{r['errors']}/{r['records']}", f"{r['no_answer']}/{r['records']}", state)
-    Console(width=None if sys.stdout.isatty() else 160).print(table)
     # budget forcing fails silently (answers rambling into --max-answer-tokens, thinking
-    # re-opened): say where, one line per run x budget
+    # re-opened): say where, one line per run x budget; then the table, last, where the eye is
     from evalharness.diagnostics import budget_control, warning_lines
 
     for line in warning_lines(budget_control(df)):
         typer.secho(f"warning: {line}", fg="yellow", err=True)
+    sys.stderr.flush()
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
 
 
 @app.command()
 def summary(results: Path = RESULTS) -> None:
     """Print exact match by model and budget for every run, and where the report is."""
     _log_warnings()
-    _print_summary(results)
     from evalharness.report import verdict_lines
 
-    for line in verdict_lines(results):  # what the data show, per task (issue #15)
-        typer.echo(f"verdict: {line}")
     for name in ("report.html", "summary.md", "plots", "analysis"):
         if (results / name).exists():
             typer.echo(f"{name:>12}: {results / name}")
+    for line in verdict_lines(results):  # what the data show, per task
+        typer.echo(f"verdict: {line}")
+    _print_summary(results)  # last: the table is what the user ran the command for
 
 
 @app.command()
@@ -256,7 +267,7 @@ def analyze(results: Path = RESULTS) -> None:
 
     result = run_analysis(load_scores(results))
     out = result.write(results / "analysis")
-    typer.echo(f"analysis written to {out}")
+    typer.echo(f"analysis: {len(out)} tables written to {results / 'analysis'}")
 
 
 @app.command()

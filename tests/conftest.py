@@ -30,6 +30,10 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(skip)
 
 
+# the exit guard (a session that always ends): its hooks, imported so pytest runs them here
+from exit_guard import pytest_sessionfinish, pytest_unconfigure  # noqa: E402, F401
+
+
 @pytest.fixture(scope="session")
 def zoo():
     from evalharness.zoo import zoo_models

@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from evalharness.console import verbosity
 from evalharness.engines.base import (
     DEFAULT_DTYPE,
     DEFAULT_SEED,
@@ -128,6 +129,8 @@ class VLLMEngine:
             enforce_eager=on_cpu if enforce_eager is None else enforce_eager,
             enable_prefix_caching=enable_prefix_caching,
             gpu_memory_utilization=gpu_memory_utilization,
+            # the weight-loading progress bar, only when engine output was asked for (-v)
+            use_tqdm_on_load=verbosity() > 0,
         )
         if on_cpu:
             # A prompt split over scheduler steps (chunked prefill) makes vLLM rewind its
