@@ -188,6 +188,15 @@ class ExchangeFit:
     sizes: tuple[float, ...] = ()
     levels: tuple[float, ...] = ()
     mean_acc: float = math.nan
+    # how much the one number hides: seeds behind each size (min, max), the local rate's range
+    # over the measured (size, level) cells (equal to `rate` without an interaction), and the
+    # fitted surface's largest miss of a measured cell's accuracy
+    seeds_min: int = 0
+    seeds_max: int = 0
+    rate_min: float = math.nan
+    rate_max: float = math.nan
+    max_residual: float = math.nan
+    worst_cell: str = ""
     rule: str = SURFACE_RULE
 
     @property
@@ -215,8 +224,11 @@ def fit_exchange(
     df = cells[(cells["level"] > 0) & cells["y"].notna() & (cells["params"] > 0)]
     sizes = tuple(sorted(df["params"].unique()))
     levels = tuple(sorted(df["level"].unique()))
+    per_size = df.groupby("params")["model"].nunique()
     base = {"axis": axis, "sizes": sizes, "levels": levels,
-            "n_problems": int(df["problem_id"].nunique()), "n_models": int(df["model"].nunique())}  # fmt: skip
+            "n_problems": int(df["problem_id"].nunique()), "n_models": int(df["model"].nunique()),
+            "seeds_min": int(per_size.min()) if len(per_size) else 0,
+            "seeds_max": int(per_size.max()) if len(per_size) else 0}  # fmt: skip
     if len(sizes) < MIN_LEVELS or len(levels) < MIN_LEVELS:
         what = "model sizes" if len(sizes) < MIN_LEVELS else f"levels of {axis}"
         have = min(len(sizes), len(levels)) if len(sizes) < MIN_LEVELS else len(levels)
@@ -272,6 +284,22 @@ def fit_exchange(
     b_lo, b_hi = _interval(coef[1:, 1], alpha)
     c_lo, c_hi = _interval(coef[1:, 2], alpha)
     rate_lo, rate_hi = _interval(rates[1:], alpha)
+    # the surface against what was measured, cell by cell (seeds pooled as in the fit)
+    lin = coef[0, 0] + coef[0, 1] * cn + coef[0, 2] * cl
+    if math.isfinite(d):
+        lin = lin + d * cn * cl
+    with np.errstate(invalid="ignore", divide="ignore"):
+        observed = succ[0] / trials[0]
+        fitted = 1 / (1 + np.exp(-lin))
+        resid = np.abs(observed - fitted)
+        local = ((coef[0, 2] + d * cn) / (coef[0, 1] + d * cl) if math.isfinite(d)
+                 else np.full(len(cn), rates[0]))
+    worst = int(np.nanargmax(resid))
+    base.update(max_residual=float(resid[worst]),
+                worst_cell=(f"N={_sci(2 ** xn[worst])}, {axis}={2 ** xl[worst]:g}: measured "
+                            f"{observed[worst]:.2f}, fitted {fitted[worst]:.2f}"
+                            if np.isfinite(resid[worst]) else ""),
+                rate_min=float(np.nanmin(local)), rate_max=float(np.nanmax(local)))
     status = "ok"
     if not _excludes_zero(b_lo, b_hi):
         status = (
@@ -626,7 +654,16 @@ def _rate_words(r: Mapping, what: str) -> str:
     if math.isfinite(float(r.get("d", math.nan))):
         s += (f", read at N ≈ {_sci(2 ** float(r['at_log2_params']))}, "
               f"{what.split()[-1]} ≈ {_g(2 ** float(r['at_log2_x']))} (the surface has an "
-              "interaction)")  # fmt: skip
+              f"interaction: across the measured cells the local rate ranges "
+              f"{_g(float(r['rate_min']))}–{_g(float(r['rate_max']))})")  # fmt: skip
+    if int(r.get("seeds_max", 0) or 0) == 1:
+        s += "; read from one seed per size, so seed-to-seed variation is not in the CI"
+    elif int(r.get("seeds_min", 0) or 0) == 1:
+        s += "; some sizes have one seed only"
+    res = float(r.get("max_residual", math.nan))
+    if math.isfinite(res):
+        s += (f"; the fitted surface misses measured cells by up to {res:.2f} accuracy "
+              f"({r['worst_cell']})")  # fmt: skip
     return s
 
 
@@ -664,13 +701,19 @@ def answer(task: str, exchange: pd.DataFrame, cheapest: pd.DataFrame,
         if r["status"] != "ok":
             parts.append(f"No configuration reaches {t}.")
             continue
-        s = (f"To reach {t} at the least inference compute, use {r['model']} with T={r['budget']:g}"
-             f", n={int(r['n'])} ({_sci(float(r['flops']))} FLOPs per problem)")  # fmt: skip
+        seeds = int(r.get("seeds", 0) or 0)
+        spread = (f"{seeds} seeds: {r['seed_accuracies']}" if seeds > 1 else
+                  "one seed, so seed-to-seed variation is not in the CI")
+        where = str(r.get("problem_set") or "")
+        on = f" on {where}" if where and not where.startswith("all ") else ""
+        s = (f"To reach {t}{on} at the least inference compute, use {r['config']} "
+             f"({spread}; {_sci(float(r['flops']))} FLOPs per problem)")  # fmt: skip
         if isinstance(r.get("runner_up"), str):
-            s += (f"; the best other model, {r['runner_up']} (T={r['runner_up_budget']:g}, "
-                  f"n={int(r['runner_up_n'])}), costs {_g(float(r['margin']))}× as much "
+            s += (f"; the best other size, {r['runner_up_config']}, costs "
+                  f"{_g(float(r['margin']))}× as much "
                   f"(95% CI {_g(float(r['margin_lo']))}–{_g(float(r['margin_hi']))}×)")  # fmt: skip
-        s += f"; another model wins in {100 * float(r['flip_rate']):.0f}% of problem resamples."
+        s += (f"; another size wins in {100 * float(r['flip_rate']):.0f}% of resamples of seeds "
+              "and problems.")
         parts.append(s)
     cr = crossover[crossover["task"] == task] if not crossover.empty else crossover
     for _, r in cr.iterrows():

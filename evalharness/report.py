@@ -555,14 +555,18 @@ def frontier_table(an, task: str) -> Table:
     c = _task(an.compute, task)
     if c.empty or "on_frontier" not in c:
         return Table([], [])
-    f = c[c["on_frontier"].astype(bool)].sort_values("flops")
-    rows = [[fmt_flops(r["flops"]), r["model"] + _ext_tag(r), plots.format_params(r["params"]),
-             f"{r['budget']:g}", int(r["n"]), fmt_pct(r["accuracy"]),
-             fmt_pct(r.get("pass_at_n"))] for _, r in f.iterrows()]  # fmt: skip
+    sets = c["problem_set"] if "problem_set" in c else pd.Series("", index=c.index)
+    f = c.assign(_set=sets.fillna(""))[c["on_frontier"].astype(bool)]
+    f = f.sort_values(["_set", "flops"])
+    # one frontier per problem set: points are compared only on the problems they share
+    rows = [[r["_set"], fmt_flops(r["flops"]), r["model"] + _ext_tag(r),
+             plots.format_params(r["params"]), f"{r['budget']:g}", int(r["n"]),
+             fmt_pct(r["accuracy"]), fmt_pct(r.get("pass_at_n"))]
+            for _, r in f.iterrows()]  # fmt: skip
     rule = an.rules.get("flops", "") if hasattr(an, "rules") else ""
     return Table(
-        ["FLOPs / problem", "model", "params", "T", "n", "accuracy", "pass@n"], rows,
-        numeric={0, 2, 3, 4, 5, 6}, caption=f"Compute frontier — task {task}",
+        ["problems", "FLOPs / problem", "model", "params", "T", "n", "accuracy", "pass@n"], rows,
+        numeric={1, 3, 4, 5, 6, 7}, caption=f"Compute frontier per problem set — task {task}",
         note=f"{rule}." if rule else "",
     )  # fmt: skip
 
@@ -606,12 +610,17 @@ def headline(an, task: str) -> list[str]:
     out += [f"Emergence: {t}" for t in v["sentence"]] if not v.empty else []
     c = _task(an.compute, task)
     if not c.empty and "on_frontier" in c and c["on_frontier"].any():
-        f = c[c["on_frontier"].astype(bool)].sort_values("flops")
-        models = list(dict.fromkeys(f["model"]))
-        out.append(
-            f"Compute frontier: {len(f)} of {len(c)} (model, budget, n) points; from cheapest "
-            f"to most expensive it passes through {', '.join(models)}."
-        )
+        sets = c["problem_set"].fillna("") if "problem_set" in c else pd.Series("", c.index)
+        for where, cc in c.groupby(sets, sort=True):
+            f = cc[cc["on_frontier"].astype(bool)].sort_values("flops")
+            if f.empty:
+                continue
+            models = list(dict.fromkeys(f["model"]))
+            on = f" on {where}" if where else ""
+            out.append(
+                f"Compute frontier{on}: {len(f)} of {len(cc)} (model, budget, n) points; from "
+                f"cheapest to most expensive it passes through {', '.join(models)}."
+            )
     return out
 
 
@@ -645,16 +654,27 @@ def buy_answer(an, task: str) -> Paragraph:
 
 def exchange_rate_table(an, task: str) -> Table:
     ex = _task(getattr(an, "exchange", pd.DataFrame()), task)
-    rows = [[r["family"], r["axis"] + (f" ({r['setting']})" if r["setting"] else ""),
-             r["bucket"], fmt_ci(r["rate"], r["rate_lo"], r["rate_hi"]),
-             fmt_ci(r["b"], r["b_lo"], r["b_hi"]), fmt_ci(r["c"], r["c_lo"], r["c_hi"]),
-             fmt_num(r["d"]), int(r["n_problems"]), r["status"]]
-            for _, r in ex.iterrows()]  # fmt: skip
+    rows = []
+    for _, r in ex.iterrows():
+        lo, hi = r.get("rate_min", math.nan), r.get("rate_max", math.nan)
+        local = (f"{fmt_num(lo)}–{fmt_num(hi)}" if r["status"] == "ok"
+                 and math.isfinite(float(r.get("d", math.nan))) else "–")
+        smin, smax = int(r.get("seeds_min", 0) or 0), int(r.get("seeds_max", 0) or 0)
+        seeds = str(smin) if smin == smax else f"{smin}–{smax}"
+        rows.append([r["family"], r["axis"] + (f" ({r['setting']})" if r["setting"] else ""),
+                     r["bucket"], fmt_ci(r["rate"], r["rate_lo"], r["rate_hi"]), local,
+                     fmt_ci(r["b"], r["b_lo"], r["b_hi"]), fmt_ci(r["c"], r["c_lo"], r["c_hi"]),
+                     fmt_num(r["d"]), fmt_num(r.get("max_residual")), seeds,
+                     int(r["n_problems"]), r["status"]])  # fmt: skip
     return Table(
-        ["family", "axis", "difficulty", "doublings of N per doubling", "b (logit / 2×N)",
-         "c (logit / 2×axis)", "interaction d", "problems", "status"], rows,
-        numeric={3, 4, 5, 6, 7}, caption=f"Exchange rates — task {task}",
-        note="95% bootstrap CIs over problems (and seed replicates of one size).",
+        ["family", "axis", "difficulty", "doublings of N per doubling",
+         "local rate over measured cells", "b (logit / 2×N)", "c (logit / 2×axis)",
+         "interaction d", "largest miss of a measured cell", "seeds per size", "problems",
+         "status"], rows,
+        numeric={3, 5, 6, 7, 8, 9, 10}, caption=f"Exchange rates — task {task}",
+        note="95% bootstrap CIs over problems and seed replicates of one size (one seed per "
+             "size: seed-to-seed variation is not in the CI). The largest miss is the fitted "
+             "surface's worst error on a measured (size, level) cell's accuracy.",
     )  # fmt: skip
 
 
@@ -662,19 +682,22 @@ def cheapest_table(an, task: str) -> Table:
     ch = _task(getattr(an, "cheapest", pd.DataFrame()), task)
     rows = []
     for _, r in ch.iterrows():
+        where = f"{r.get('problem_set') or ''}"
         if r["status"] != "ok":
-            rows.append([fmt_pct(r["target"], 0), r["status"], "", "", "", "", ""])
+            rows.append([where, fmt_pct(r["target"], 0), r["status"], "", "", "", "", "", ""])
             continue
-        run = (f"{r['runner_up']} T={r['runner_up_budget']:g} n={int(r['runner_up_n'])}"
-               if isinstance(r.get("runner_up"), str) else "–")  # fmt: skip
-        rows.append([fmt_pct(r["target"], 0), f"{r['model']} T={r['budget']:g} n={int(r['n'])}",
-                     fmt_flops(r["flops"]), fmt_pct(r["accuracy"]), run,
+        run = r.get("runner_up_config") if isinstance(r.get("runner_up"), str) else "–"
+        seeds = int(r.get("seeds", 0) or 0)
+        spread = f"{seeds}: {r['seed_accuracies']}" if seeds > 1 else "1 (no seed spread)"
+        rows.append([where, fmt_pct(r["target"], 0), str(r["config"]), spread,
+                     fmt_flops(r["flops"]), fmt_pct(r["accuracy"]), run or "–",
                      fmt_ci(r.get("margin"), r.get("margin_lo"), r.get("margin_hi")),
                      fmt_pct(r["flip_rate"], 0)])  # fmt: skip
     rule = an.rules.get("cheapest", "") if hasattr(an, "rules") else ""
     return Table(
-        ["target", "cheapest (model, T, n)", "FLOPs / problem", "accuracy", "runner-up model",
-         "FLOPs ratio runner-up / winner", "model flips"], rows, numeric={2, 3, 5, 6},
+        ["problems compared on", "target", "cheapest configuration", "seeds: accuracy each",
+         "FLOPs / problem", "accuracy (seed mean)", "runner-up (another size)",
+         "FLOPs ratio runner-up / winner", "size flips"], rows, numeric={4, 5, 7, 8},
         caption=f"Cheapest configuration per target accuracy — task {task}",
         note=f"{rule}." if rule else "",
     )  # fmt: skip

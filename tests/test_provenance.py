@@ -114,3 +114,21 @@ def test_the_log_budget_fit_reads_only_problems_every_budget_saw(mixed):
     _, scores, an = mixed
     fits = an.fits
     assert np.all(fits["problems"] <= 24)
+
+
+def test_the_report_says_which_problems_each_comparison_used_and_the_seeds(mixed):
+    from evalharness.report import buy_answer, cheapest_table, frontier_table
+
+    _, _, an = mixed
+    table = cheapest_table(an, "add_sweep")
+    sets = {row[0] for row in table.rows}
+    # the sampled runs saw a subset: their block is named, apart from the full set's
+    assert len(sets) >= 2 and any(s.startswith("all 24") for s in sets), sets
+    assert any("of 24 problems" in s for s in sets), sets
+    ok = [row for row in table.rows if row[3]]
+    assert any(row[3].startswith("2: ") for row in ok)  # two seeds, each one's accuracy
+    text = buy_answer(an, "add_sweep").text
+    assert " on 12 of 24 problems" in text or " on 8 of 24 problems" in text
+    assert "2 seeds: " in text
+    frontier = frontier_table(an, "add_sweep")
+    assert len({row[0] for row in frontier.rows}) >= 2
