@@ -358,14 +358,28 @@ def zoo_train(
 
 
 @zoo_app.command("list")
-def zoo_list() -> None:
-    """The zoo's models with parameters and training compute."""
+def zoo_list(
+    all_checkpoints: bool = typer.Option(False, "--all", help="Also list each model's kept intermediate checkpoints (zoo@all)."),
+) -> None:
+    """The zoo's models with parameters, training compute and their health check."""
     from evalharness.zoo import zoo_manifest
 
     for m in zoo_manifest()["models"]:
+        health = m.get("health")
+        if health is None:
+            state = "health: not checked"
+        else:
+            worst = max(((d, w["field"], w["error"]) for d, w in health["worst"].items()),
+                        key=lambda t: t[2])
+            state = (f"health: {'FLAGGED' if health['flagged'] else 'ok'}, worst step "
+                     f"{worst[1]} {100 * worst[2]:.0f}% at {worst[0]} digits")
         typer.echo(f"{m['name']:>22} {m['params']:>9,} params  width {m['hidden']:>3}  "
                    f"{m['heads']} heads x {m['head_dim']}  seed {m['seed']}  "
-                   f"{m['train_flops']:.2e} train FLOPs")
+                   f"{m['train_flops']:.2e} train FLOPs  {state}")
+        for c in m.get("checkpoints", []) if all_checkpoints else []:
+            typer.echo(f"{c['name']:>30} step {c['step']:>5}  {c['tokens']:.3g} tokens  "
+                       f"{c['train_flops']:.2e} train FLOPs  held-out loss "
+                       f"{c.get('heldout_loss', float('nan')):.3f}")
 
 
 @tasks_app.command("list")

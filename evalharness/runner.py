@@ -252,6 +252,8 @@ def _run(store: RunStore, spec: RunSpec, ref: ModelRef, task, opts: EvalOptions,
         "family": family_of(ref, opts.family), "answer_type": task.answer_type,
         # a seeded family (the zoo): which size this checkpoint is and which training seed
         "model_size": ref.size or ref.name, "model_seed": ref.seed,
+        # where in its training the checkpoint is (zoo intermediates: the second scale axis)
+        "train_step": ref.step,
         "engine": engine.name, "engine_version": engine.version,
         "engine_options": dict(opts.engine_options),
         # a served model: where it ran and the server's version (not part of the run id)

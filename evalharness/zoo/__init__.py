@@ -1,7 +1,10 @@
 """The built-in model zoo: tiny Llama checkpoints shipped as package data, addressed by name.
 
-``zoo`` means the whole family (every size and seed), ``zoo/arith-h128-s0`` one member,
-``zoo/seed0`` one seed of every size. Any other name passes through
+``zoo`` means the whole family (every size and seed, final checkpoints), ``zoo/arith-h128-s0``
+one member, ``zoo/seed0`` one seed of every size. Training compute is a second axis: a zoo
+trained with kept intermediate checkpoints addresses them as ``zoo/arith-h64-s1@step750``, and
+``zoo@all`` (``zoo/seed0@all``) adds every kept checkpoint to the finals (``zoo@final`` = ``zoo``).
+Any other name passes through
 unchanged (a hub id or a local checkpoint directory), except GGUF files: a ``.gguf`` path, a
 directory holding one, or a shipped name (``smollm2``) resolves to a converted checkpoint in the
 cache (`evalharness.models`), with the GGUF file and its sha256 on the reference.
@@ -32,6 +35,7 @@ class ModelRef:
     gguf_sha256: str | None = None
     size: str | None = None  # seeded families: the name shared by every seed of one size
     seed: int | None = None  # ... and this checkpoint's training seed
+    step: int | None = None  # zoo: the training step of this checkpoint (None: not recorded)
 
 
 def tensor_sizes(checkpoint: str | Path) -> dict[str, int]:
@@ -52,33 +56,63 @@ def zoo_manifest() -> dict:
     return json.loads(path.read_text())
 
 
-def zoo_models() -> list[ModelRef]:
-    """Every zoo checkpoint, by parameters then seed."""
-    return [
-        ModelRef(m["name"], str(ZOO_DIR / m["path"]), m["params"], FAMILY, m["sha256"],
-                 m.get("tokens"), m.get("train_flops"),
-                 size=f"{FAMILY}-{m['size']}" if "size" in m else None, seed=m.get("seed"))
-        for m in zoo_manifest()["models"]
-    ]
+def _ref(m: dict, final: bool) -> ModelRef:
+    # An intermediate checkpoint is its own family and size (`zoo/arith@step750`): seeds of a
+    # size are replicates only at equal training, never pooled with the final checkpoints.
+    tag = "" if final else f"@step{m['step']}"
+    return ModelRef(m["name"], str(ZOO_DIR / m["path"]), m["params"], FAMILY + tag, m["sha256"],
+                    m.get("tokens"), m.get("train_flops"),
+                    size=f"{FAMILY}-{m['size']}{tag}" if "size" in m else None,
+                    seed=m.get("seed"), step=m.get("step"))
+
+
+def zoo_models(which: str = "final") -> list[ModelRef]:
+    """Every zoo checkpoint, by parameters then seed: ``final`` (one per size and seed) or
+    ``all`` (each one's kept intermediate checkpoints too, by step, then the final)."""
+    if which not in ("final", "all"):
+        raise ValueError(f"zoo@{which}: use zoo@final or zoo@all")
+    out = []
+    for m in zoo_manifest()["models"]:
+        if which == "all":
+            out += [_ref(c, final=False) for c in m.get("checkpoints", [])]
+        out.append(_ref(m, final=True))
+    return out
+
+
+def _split_at(name: str) -> tuple[str, str | None]:
+    base, _, at = name.partition("@")
+    return base, (at or None)
 
 
 def resolve_models(spec: str) -> list[ModelRef]:
     """Comma-separated names -> model references; ``zoo`` expands to every zoo size."""
     out: list[ModelRef] = []
     for name in (s.strip() for s in spec.split(",") if s.strip()):
-        if name == "zoo":
-            out += zoo_models()
-        elif m := re.fullmatch(r"zoo/seed(\d+)", name):  # one seed of every size
-            picked = [r for r in zoo_models() if r.seed == int(m.group(1))]
+        base, at = _split_at(name) if name.startswith("zoo") else (name, None)
+        if base == "zoo" and at in (None, "final", "all"):
+            out += zoo_models(at or "final")
+        elif (m := re.fullmatch(r"zoo/seed(\d+)", base)) and at in (None, "final", "all"):
+            # one seed of every size
+            picked = [r for r in zoo_models(at or "final") if r.seed == int(m.group(1))]
             if not picked:
                 raise ValueError(f"no zoo checkpoints with seed {m.group(1)}")
             out += picked
-        elif name.startswith("zoo/"):
-            found = [m for m in zoo_models() if m.name == name]
+        elif base.startswith("zoo/"):
+            every = zoo_models("all")
+            want = base if at in (None, "final") else name
+            found = [r for r in every if r.name == want]
             if not found:
-                names = ", ".join(m.name for m in zoo_models())
+                steps = sorted(r.step for r in every if r.name.partition("@")[0] == base
+                               and r.step is not None)
+                if steps:
+                    raise ValueError(f"zoo model {base!r} has no checkpoint {at!r}; kept: "
+                                     + ", ".join(f"@step{s}" for s in steps[:-1]) + " and the"
+                                     f" final (step {steps[-1]})")
+                names = ", ".join(r.name for r in zoo_models())
                 raise ValueError(f"unknown zoo model {name!r}; the zoo has: zoo, {names}")
             out += found
+        elif base == "zoo" or base.startswith("zoo/seed"):
+            raise ValueError(f"{name!r}: after {base}@ use final or all")
         else:
             from evalharness.models import resolve_local
 

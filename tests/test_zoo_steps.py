@@ -1,0 +1,107 @@
+"""Training compute as a second axis: kept intermediate checkpoints are addressable by name
+(`zoo/arith-h96-s0@step750`, `zoo@all`), never pooled with the final ones, listed with their
+health, and load in transformers and vLLM with equal greedy tokens.
+
+Runs on the v3 pilot checkpoints committed in zoo_v3/ (h96 and h128, three seeds, five kept
+checkpoints each), through a zoo folder that holds one of them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from typer.testing import CliRunner
+
+import evalharness.zoo as zoo_pkg
+from evalharness.types import GenRequest
+
+PILOT = Path(__file__).resolve().parents[1] / "zoo_v3"
+ADD5 = [json.loads(x) for x in
+        (Path(__file__).parents[1] / "tasks/data/add5.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def pilot_zoo(tmp_path_factory):
+    """A zoo folder with two checkpoints of the pilot: h96 seeds 0 and 1, all kept steps."""
+    root = tmp_path_factory.mktemp("zoo")
+    entries = []
+    for name in ("arith-h96-s0", "arith-h96-s1"):
+        shutil.copytree(PILOT / name, root / name)
+        entries.append(json.loads((PILOT / name / "zoo_entry.json").read_text()))
+    (root / "manifest.json").write_text(json.dumps({"models": entries}))
+    return root
+
+
+@pytest.fixture
+def use_pilot(pilot_zoo, monkeypatch):
+    monkeypatch.setattr(zoo_pkg, "ZOO_DIR", pilot_zoo)
+    return pilot_zoo
+
+
+def test_intermediate_checkpoints_are_named_by_step_and_carry_their_training(use_pilot):
+    from evalharness.zoo import resolve_models
+
+    finals = resolve_models("zoo")
+    assert [r.name for r in finals] == ["zoo/arith-h96-s0", "zoo/arith-h96-s1"]
+    assert resolve_models("zoo@final") == finals
+    every = resolve_models("zoo@all")
+    assert len(every) == 2 * 5  # four kept steps and the final, per seed
+    s0 = [r for r in every if r.seed == 0]
+    assert [r.step for r in s0] == [188, 375, 750, 1500, 3000]
+    tokens = [r.train_tokens for r in s0]
+    assert tokens == sorted(tokens) and len(set(tokens)) == 5
+    (one,) = resolve_models("zoo/arith-h96-s0@step750")
+    assert one.step == 750 and one.path.endswith("arith-h96-s0/steps/step00750")
+    assert Path(one.path, "model.safetensors").exists()
+    # seeds are replicates of a size only at equal training: never pooled with the finals
+    assert one.size == "zoo/arith-h96@step750" and one.family == "zoo/arith@step750"
+    assert finals[0].size == "zoo/arith-h96" and finals[0].family == "zoo/arith"
+    assert len(resolve_models("zoo/seed1@all")) == 5
+    assert resolve_models("zoo/arith-h96-s0@final") == finals[:1]
+
+
+def test_a_step_that_was_not_kept_names_the_kept_ones(use_pilot):
+    from evalharness.zoo import resolve_models
+
+    with pytest.raises(ValueError, match=r"no checkpoint 'step700'; kept: @step188, @step375"):
+        resolve_models("zoo/arith-h96-s0@step700")
+    with pytest.raises(ValueError, match="use final or all"):
+        resolve_models("zoo@latest")
+
+
+def test_zoo_list_shows_health_and_with_all_the_kept_checkpoints(use_pilot):
+    from evalharness.cli import app
+
+    res = CliRunner().invoke(app, ["zoo", "list", "--all"])
+    assert res.exit_code == 0, res.output
+    assert res.output.count("health: ok, worst step") == 2
+    assert res.output.count("held-out loss") == 8
+    assert "zoo/arith-h96-s1@step1500 step  1500" in res.output
+
+
+@pytest.mark.vllm
+@pytest.mark.parametrize("name", ["zoo/arith-h96-s0@step188", "zoo/arith-h96-s1@step1500"])
+def test_a_kept_checkpoint_gives_equal_greedy_tokens_in_transformers_and_vllm(
+        use_pilot, vllm_pool, name):
+    from evalharness.zoo import resolve_models
+
+    (ref,) = resolve_models(name)
+    tok = AutoTokenizer.from_pretrained(ref.path)
+    model = AutoModelForCausalLM.from_pretrained(ref.path)
+    probs = ADD5[:8]
+    batch = tok([p["prompt"] + "<think>" for p in probs], return_tensors="pt", padding=True)
+    with torch.no_grad():
+        out = model.generate(**batch, max_new_tokens=60, do_sample=False,
+                             pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    hf = [[t for t in row.tolist() if t != tok.pad_token_id]
+          for row in out[:, batch["input_ids"].shape[1]:]]
+    engine = vllm_pool.get(ref.path)
+    reqs = [GenRequest(tok.encode(p["prompt"] + "<think>"), max_tokens=60,
+                       stop_ids=(tok.eos_token_id,)) for p in probs]
+    vl = [c[0].token_ids + ([c[0].stop_id] if c[0].stop_id is not None else [])
+          for c in engine.generate(reqs)]
+    assert vl == hf
