@@ -105,6 +105,7 @@ def eval_cmd(
     api_key_env: str = typer.Option(None, "--api-key-env", help="openai engine: environment variable holding the API key (default OPENAI_API_KEY; the key is never stored)."),
     family: str = typer.Option(None, help="Family name grouping model sizes (default: from the name)."),
     train_tokens: float = typer.Option(None, min=0, help="Training tokens of the model (hub models: from the model card), for the training + inference cost model."),
+    tokens_per_step: float = typer.Option(None, "--tokens-per-step", min=0, help="Hub revisions named stepN (--model org/m@step1000,@step2000): training tokens = N x this (Pythia: 2097152)."),
     results: Path = RESULTS,
     score: bool = typer.Option(True, help="Score the runs when done."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
@@ -132,7 +133,7 @@ def eval_cmd(
         engine=engine, engine_options=engine_options, replicas=replicas, results=results,
         data_file=data_file, limit=limit, format=fmt, system_prompt=system_prompt,
         few_shot=few_shot, family=family, progress=progress, dry_run=dry_run,
-        train_tokens=train_tokens,
+        train_tokens=train_tokens, tokens_per_step=tokens_per_step,
         format_overrides=dict(think_end=think_end, answer_cue=answer_cue, extension=extension,
                               answer_stop=parse_answer_stop(answer_stop)),
     )

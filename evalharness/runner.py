@@ -67,6 +67,8 @@ class EvalOptions:
     progress: bool = True
     dry_run: bool = False  # build the spec and report the run id; generate nothing
     train_tokens: float | None = None  # for the cost model of hub models (6 N D)
+    # hub revisions named stepN (`id@step1000`): tokens seen = N x this, for the cost model
+    tokens_per_step: float | None = None
 
 
 @dataclass(frozen=True)
@@ -194,9 +196,26 @@ def run_eval(opts: EvalOptions, log=print) -> list[RunResult]:
     return [run_one(ref, task, opts, gen, plan, log) for ref in resolve_models(opts.models)]
 
 
+def train_tokens_of(ref: ModelRef, opts: EvalOptions) -> float | None:
+    """Tokens the checkpoint was trained on, for the cost model: --train-tokens, else its
+    step (zoo, or a hub revision named stepN) x --tokens-per-step, else the zoo manifest's."""
+    if opts.train_tokens:
+        return opts.train_tokens
+    if opts.tokens_per_step and ref.step is not None and ref.revision is not None:
+        return ref.step * opts.tokens_per_step
+    return ref.train_tokens
+
+
 def run_one(ref: ModelRef, task, opts: EvalOptions, gen: GenerationSpec, plan: Plan,
             log=print) -> RunResult:
     t_start = time.time()
+    options = dict(opts.engine_options)
+    if ref.revision is not None:  # `id@revision`: that revision, not --revision
+        if options.get("revision") not in (None, ref.revision):
+            raise ValueError(f"{ref.name}: names revision {ref.revision!r} but --revision is "
+                             f"{options['revision']!r}; give one")
+        options["revision"] = ref.revision
+    opts = replace(opts, engine_options=options)
     engine = load_engine(opts.engine, ref.path, replicas=opts.replicas, **opts.engine_options)
     try:
         tok = engine.tokenizer
@@ -247,8 +266,8 @@ def _run(store: RunStore, spec: RunSpec, ref: ModelRef, task, opts: EvalOptions,
         "plan": {"budgets": list(covered.budgets), "n": covered.n, "levels": covered.levels},
         "n_problems": len(all_ids),
         "params": count_params(engine, ref), "model_config": model_config(ref),
-        "train_tokens": opts.train_tokens or ref.train_tokens,
-        "train_flops": None if opts.train_tokens else ref.train_flops,
+        "train_tokens": train_tokens_of(ref, opts),
+        "train_flops": None if opts.train_tokens or opts.tokens_per_step else ref.train_flops,
         "family": family_of(ref, opts.family), "answer_type": task.answer_type,
         # a seeded family (the zoo): which size this checkpoint is and which training seed
         "model_size": ref.size or ref.name, "model_seed": ref.seed,

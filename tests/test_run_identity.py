@@ -53,6 +53,7 @@ NOT_IDENTITY = {
     "score": ["--no-score"],
     "family": ["--family", "other"],
     "train_tokens": ["--train-tokens", "1e9"],  # the cost model's input, not a result
+    "tokens_per_step": ["--tokens-per-step", "1000"],  # the same
     "batch_size": ["--batch-size", "7"],
     "limit": ["--limit", "3"],  # the plan, not the spec: a larger limit extends the run
     "budgets": ["--budgets", "0,8"],  # the plan (truncate mode): extra budgets extend the run

@@ -105,3 +105,43 @@ def test_a_kept_checkpoint_gives_equal_greedy_tokens_in_transformers_and_vllm(
     vl = [c[0].token_ids + ([c[0].stop_id] if c[0].stop_id is not None else [])
           for c in engine.generate(reqs)]
     assert vl == hf
+
+
+def test_hub_revisions_are_one_model_each_with_tokens_from_the_step(monkeypatch, tmp_path):
+    from evalharness import runner
+    from evalharness.runner import EvalOptions, train_tokens_of
+    from evalharness.zoo import resolve_models
+
+    refs = resolve_models("EleutherAI/pythia-160m@step1000,@step2000,@main")
+    assert [(r.name, r.path, r.revision, r.step) for r in refs] == [
+        ("EleutherAI/pythia-160m@step1000", "EleutherAI/pythia-160m", "step1000", 1000),
+        ("EleutherAI/pythia-160m@step2000", "EleutherAI/pythia-160m", "step2000", 2000),
+        ("EleutherAI/pythia-160m@main", "EleutherAI/pythia-160m", "main", None)]
+    with pytest.raises(ValueError, match="no hub id@revision comes before it"):
+        resolve_models("@step1000")
+    opts = EvalOptions(models="", task="add5", tokens_per_step=2097152)
+    assert train_tokens_of(refs[1], opts) == 2000 * 2097152
+    assert train_tokens_of(refs[2], opts) is None  # "main" names no step: the user must say
+
+    # each revision reaches the engine as its revision (and so the run id); a clashing
+    # --revision is refused before anything loads
+    seen = []
+
+    def fake_load(kind, path, **options):
+        seen.append((path, options.get("revision")))
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(runner, "load_engine", fake_load)
+    from evalharness.tasks import load_task
+
+    task = load_task("add5")
+    for ref in refs[:2]:
+        with pytest.raises(RuntimeError, match="stop here"):
+            runner.run_one(ref, task, EvalOptions(models="", task="add5", results=tmp_path),
+                           None, None)
+    assert seen == [("EleutherAI/pythia-160m", "step1000"),
+                    ("EleutherAI/pythia-160m", "step2000")]
+    clash = EvalOptions(models="", task="add5", results=tmp_path,
+                        engine_options={"revision": "v1"})
+    with pytest.raises(ValueError, match="give one"):
+        runner.run_one(refs[0], task, clash, None, None)

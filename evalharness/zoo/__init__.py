@@ -4,7 +4,9 @@
 one member, ``zoo/seed0`` one seed of every size. Training compute is a second axis: a zoo
 trained with kept intermediate checkpoints addresses them as ``zoo/arith-h64-s1@step750``, and
 ``zoo@all`` (``zoo/seed0@all``) adds every kept checkpoint to the finals (``zoo@final`` = ``zoo``).
-Any other name passes through
+A hub id gets the same axis through its
+revisions: ``EleutherAI/pythia-160m@step1000,@step2000`` is one model per revision (an item
+that is only ``@revision`` repeats the previous hub id). Any other name passes through
 unchanged (a hub id or a local checkpoint directory), except GGUF files: a ``.gguf`` path, a
 directory holding one, or a shipped name (``smollm2``) resolves to a converted checkpoint in the
 cache (`evalharness.models`), with the GGUF file and its sha256 on the reference.
@@ -36,6 +38,7 @@ class ModelRef:
     size: str | None = None  # seeded families: the name shared by every seed of one size
     seed: int | None = None  # ... and this checkpoint's training seed
     step: int | None = None  # zoo: the training step of this checkpoint (None: not recorded)
+    revision: str | None = None  # hub id: the revision named with `id@revision`
 
 
 def tensor_sizes(checkpoint: str | Path) -> dict[str, int]:
@@ -84,6 +87,21 @@ def _split_at(name: str) -> tuple[str, str | None]:
     return base, (at or None)
 
 
+def _hub_revision(name: str) -> tuple[str, str | None]:
+    """``org/model@rev`` -> ("org/model", "rev"); anything that exists on disk, or has no
+    ``@`` after an ``org/model`` id, is not a revision."""
+    base, at, rev = name.rpartition("@")
+    if not at or not rev or Path(name).exists() or not re.fullmatch(r"[\w.-]+/[\w.-]+", base):
+        return name, None
+    return base, rev
+
+
+def _step_of(revision: str) -> int | None:
+    """Training step from a revision named like Pythia's (``step1000``); None otherwise."""
+    m = re.fullmatch(r"step(\d+)", revision)
+    return int(m.group(1)) if m else None
+
+
 def resolve_models(spec: str) -> list[ModelRef]:
     """Comma-separated names -> model references; ``zoo`` expands to every zoo size."""
     out: list[ModelRef] = []
@@ -116,6 +134,15 @@ def resolve_models(spec: str) -> list[ModelRef]:
         else:
             from evalharness.models import resolve_local
 
+            if name.startswith("@"):  # another revision of the previous hub id
+                if not out or out[-1].revision is None:
+                    raise ValueError(f"{name!r} repeats the previous model at another revision, "
+                                     "but no hub id@revision comes before it")
+                name = out[-1].name.rpartition("@")[0] + name
+            hub, revision = _hub_revision(name)
+            if revision is not None:
+                out.append(ModelRef(name, hub, revision=revision, step=_step_of(revision)))
+                continue
             path, gguf, sha = resolve_local(name)
             out.append(ModelRef(name, path, gguf=gguf, gguf_sha256=sha))
     if not out:
