@@ -190,25 +190,32 @@ def _last_hashes(text: str) -> str | None:
 
 
 def extract_answer(
-    text: str, answer_type: AnswerType | str = "string", pattern: str | re.Pattern | None = None
+    text: str, answer_type: AnswerType | str = "string", pattern: str | re.Pattern | None = None,
+    fallback: bool = False,
 ) -> str | None:
     """The answer a model gave in `text`, or None when it gave none.
 
-    Tried in order, the first that matches wins:
-    1. `pattern` (a task's own regex): its last match, group 1 if it has groups;
-    2. the last complete ``\\boxed{...}``;
-    3. the last "answer is X" / "answer: X" (up to the end of that sentence or line);
-    4. the last ``#### X`` (GSM8K style);
-    5. by type: the last number (integer/number/math), the last standalone option letter
+    With a `pattern` (a task's own regex) the pattern is authoritative, as lm-eval's regex
+    filter is: its last match (group 1 if it has one group; the first non-empty group if it
+    has several, as lm-eval picks), tidied by type; no match, or an empty one, is no answer.
+    Only with ``fallback=True`` (a task's explicit `answer_fallback`) does a pattern that
+    does not match fall through to the default cascade below.
+
+    Without a pattern (the default cascade), tried in order, the first that matches wins:
+    1. the last complete ``\\boxed{...}``;
+    2. the last "answer is X" / "answer: X" (up to the end of that sentence or line);
+    3. the last ``#### X`` (GSM8K style);
+    4. by type: the last number (integer/number/math), the last standalone option letter
        (choice), or the last non-empty line (string).
-    Never raises: any input that is not a string gives None, and so does a broken `pattern`.
+    Never raises: any input that is not a string gives None, and so does a broken `pattern`
+    (and a pattern that times out, unless `fallback`).
     Bounded: at most ``GRADE_TIME_LIMIT_S`` seconds for texts up to 1 MB (a task regex gets
     ``_PATTERN_TIMEOUT_S`` of it; without the `regex` module it runs unbounded).
     """
     if not isinstance(text, str) or not text.strip():
         return None
     try:
-        return _extract(text, str(answer_type), pattern)
+        return _extract(text, str(answer_type), pattern, fallback)
     except Exception:  # a bad task regex must not take a whole scoring pass down
         log.exception("answer extraction failed; treating as no answer")
         return None
@@ -239,18 +246,27 @@ def _last_task_match(pattern: str | re.Pattern, text: str):
             return _last(compiled.finditer(text, timeout=_PATTERN_TIMEOUT_S))
         return _last(compiled.finditer(text))
     except TimeoutError:
-        log.warning("task answer regex timed out after %.1f s; using the default extraction",
+        log.warning("task answer regex timed out after %.1f s; no answer (or the default "
+                    "extraction, where the task sets answer_fallback)",
                     _PATTERN_TIMEOUT_S)  # fmt: skip
         return None
 
 
-def _extract(text: str, answer_type: str, pattern: str | re.Pattern | None) -> str | None:
+def _group(m) -> str:
+    """The answer span of a task-regex match: the whole match without groups, group 1 with
+    one, and with several the first non-empty one (lm-eval's regex filter picks so)."""
+    if not m.re.groups:
+        return m.group(0)
+    return next((g for g in m.groups() if g), "")
+
+
+def _extract(text: str, answer_type: str, pattern: str | re.Pattern | None,
+             fallback: bool = False) -> str | None:
     if pattern is not None:
         m = _last_task_match(pattern, text)
-        if m is not None:
-            span = _tidy(m.group(1) if m.re.groups else m.group(0), answer_type)
-            if span:
-                return span
+        span = _tidy(_group(m), answer_type) if m is not None else None
+        if span or not fallback:
+            return span or None
     if "\\boxed" in text or "\\fbox" in text:
         boxed = last_boxed(text)
         if boxed is not None and (span := _tidy(boxed, answer_type)):

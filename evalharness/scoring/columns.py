@@ -53,6 +53,7 @@ class _Context:
     # None for callers that do not pass it: diagnostics then look for common markers
     markers: dict | None = None
     informative: str | None = None  # the task's informative-token regex (TaskSpec.informative)
+    fallback: bool = False  # TaskSpec.answer_fallback: the default cascade where pattern misses
     cache: dict = field(default_factory=dict)  # values several columns share
 
     @property
@@ -155,7 +156,8 @@ def _error(ctx: _Context) -> np.ndarray:
 @column("pred", "extracted answer")
 def _pred(ctx: _Context) -> np.ndarray:
     answers = ctx.df["answer"].astype(object)
-    pred = _map_unique(answers, lambda a: extract_answer(a, ctx.answer_type, ctx.pattern))
+    pred = _map_unique(answers, lambda a: extract_answer(a, ctx.answer_type, ctx.pattern,
+                                                         ctx.fallback))
     if ctx.answer_type == "choice" and ctx.options:
         # a model that answers with an option's text instead of its letter chose that option
         for k, (pid, text, p) in enumerate(zip(ctx.df["problem_id"], answers, pred, strict=True)):
@@ -495,6 +497,7 @@ def score_records(
     options: dict[str, list[str]] | None = None,
     markers: dict | None = None,
     informative: str | None = None,
+    fallback: bool = False,
 ) -> pd.DataFrame:
     """One score row per record (columns: `SCORE_COLUMNS`, computed by the `COLUMNS` registry).
 
@@ -502,13 +505,14 @@ def score_records(
     lists. Optional fields (choice_logprobs, gold_*) may be absent. `options`: for choice
     tasks, each problem's option texts, so an answer that is an option's text counts as that
     option's letter. `markers`: the run's reasoning format (manifest ``spec.format``), for the
-    re-opened-thinking diagnostic.
+    re-opened-thinking diagnostic. `pattern` is authoritative (no match: no answer) unless
+    `fallback` (the task's `answer_fallback`).
     """
     if len(df) == 0:
         return pd.DataFrame(columns=SCORE_COLUMNS)
     out = pd.DataFrame({c: df[c].to_numpy() if c in df else None for c in ID_COLUMNS})
     ctx = _Context(df, out, str(answer_type), pattern, options=options, markers=markers,
-                   informative=informative)
+                   informative=informative, fallback=fallback)
     for name, col in COLUMNS.items():
         values = col.compute(ctx)
         out[name] = pd.Series(values, dtype=object) if name == "pred" else values

@@ -40,7 +40,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from evalharness.tasks.base import Task, TaskLoadError, choice_letter
+from evalharness.tasks.base import Task, TaskLoadError, choice_letter, data_sha256
 from evalharness.types import Problem
 
 __all__ = [
@@ -481,11 +481,29 @@ def load_lmeval_task(
         few_shot=(),  # lm-eval's few-shot context is already in each prompt
         system_prompt=None,
         answer_regex=regex,
+        data_sha=_docs_sha(task),
         source=f"lm_eval:{name} <- {ds}"
         + (
             f" {task.config.dataset_kwargs.get('data_files')}" if task.config.dataset_kwargs else ""
         ),
     )
+
+
+def _docs_sha(task) -> str:
+    """The content of every document the prompts can draw on (all evaluation docs, not only
+    the first --limit, and the few-shot pool), hashed: the run id's identity of the data."""
+
+    def rows():
+        for d in task.eval_docs:
+            yield ["eval", _jsonable(dict(d))]
+        try:
+            shots = task.fewshot_docs() or []
+        except Exception:  # noqa: BLE001 - a task without a few-shot split has no pool
+            shots = []
+        for d in shots:
+            yield ["fewshot", _jsonable(dict(d))]
+
+    return data_sha256(rows())
 
 
 def _docs_of(docs: Sequence[Any]) -> list[dict[str, Any]]:
