@@ -50,6 +50,9 @@ class TaskSpec:
     # opt-in: where answer_regex does not match, fall back to the default extraction cascade
     # (boxed, "answer is", ####, last number). Scoring differs, so it is in the id when set.
     answer_fallback: bool = False
+    # bridged lm-eval tasks: lm-eval's exact_match settings (regexes_to_ignore, ignore_case, …);
+    # answers are then filtered by answer_regex and compared as lm-eval compares them
+    exact_match: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -109,8 +112,9 @@ class RunSpec:
         """What the run id hashes: the whole spec, less fields at a default that was the only
         behaviour before the field existed (so those runs keep their ids)."""
         d = self.to_json()
-        if not d["task"].get("answer_fallback"):
-            d["task"].pop("answer_fallback", None)
+        for key, default in (("answer_fallback", False), ("exact_match", None)):
+            if d["task"].get(key, default) == default:
+                d["task"].pop(key, None)
         return d
 
     @classmethod

@@ -79,6 +79,8 @@ def score_run(run_dir: Path) -> Path:
                    if isinstance(r.get("choices"), list)} or None
         scores = score_records(samples, answer_type, pattern=regex, options=options,
                                fallback=answer_fallback(manifest),
+                               exact_match=((manifest.get("spec") or {}).get("task") or {})
+                               .get("exact_match"),
                                markers=(manifest.get("spec") or {}).get("format"),
                                informative=informative_pattern(manifest))
         state = store.run_state(run_dir, samples, health, manifest)

@@ -29,6 +29,7 @@ import math
 import os
 import re
 import selectors
+import string
 import subprocess
 import sys
 import threading
@@ -292,6 +293,49 @@ def _extract(text: str, answer_type: str, pattern: str | re.Pattern | None,
         return None
     number = _last(_NUMBER.finditer(text))
     return number.group() if number else None
+
+
+def lm_eval_filter(text: str | None, pattern: str | re.Pattern | None) -> str | None:
+    """What lm-eval's first filter pipeline (a ``regex`` filter, then ``take_first``) makes of a
+    completion: the pattern's match (its group, the first non-empty of several), stripped; no
+    match (lm-eval's ``"[invalid]"``) or an empty one is None. Without a pattern, the whole
+    completion (lm-eval's ``none`` filter). Nothing is tidied by type: lm-eval does not."""
+    if not isinstance(text, str):
+        return None
+    if pattern is None:
+        return text
+    try:
+        m = _last_task_match(pattern, text)
+    except Exception:  # a bad task regex must not take a whole scoring pass down
+        log.exception("answer extraction failed; treating as no answer")
+        return None
+    span = _group(m).strip() if m is not None else ""
+    return span or None
+
+
+def lm_eval_exact_match(pred: str | None, reference: str | None, settings: dict) -> bool:
+    """lm-eval's ``exact_match`` (its HF-evaluate port) on one filtered prediction: the
+    settings' ``regexes_to_ignore`` removed from the prediction (the bridge already removed
+    them from the reference), then case, punctuation and digits dropped from both where the
+    settings say so, then string equality."""
+    if pred is None or reference is None:
+        return False
+    try:
+        p, r = str(pred), str(reference)
+        for pat in settings.get("regexes_to_ignore") or ():
+            p = re.sub(pat, "", p)
+        if settings.get("ignore_case"):
+            p, r = p.lower(), r.lower()
+        if settings.get("ignore_punctuation"):
+            table = str.maketrans("", "", string.punctuation)
+            p, r = p.translate(table), r.translate(table)
+        if settings.get("ignore_numbers"):
+            table = str.maketrans("", "", string.digits)
+            p, r = p.translate(table), r.translate(table)
+        return p == r
+    except Exception:
+        log.exception("grading failed; counted as not correct")
+        return False
 
 
 def _tidy(span: str, answer_type: str) -> str | None:

@@ -15,7 +15,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from evalharness.scoring.answers import _choice_letter, extract_answer, grade
+from evalharness.scoring.answers import (
+    _choice_letter,
+    extract_answer,
+    grade,
+    lm_eval_exact_match,
+    lm_eval_filter,
+)
 from evalharness.scoring.tokens import _Ragged, batch_edit_distance
 from evalharness.types import AnswerType
 
@@ -54,6 +60,9 @@ class _Context:
     markers: dict | None = None
     informative: str | None = None  # the task's informative-token regex (TaskSpec.informative)
     fallback: bool = False  # TaskSpec.answer_fallback: the default cascade where pattern misses
+    # TaskSpec.exact_match (bridged lm-eval tasks): lm-eval's filter and exact_match settings;
+    # answers are then extracted and graded as lm-eval does, not by answer type
+    exact_match: dict | None = None
     cache: dict = field(default_factory=dict)  # values several columns share
 
     @property
@@ -156,6 +165,8 @@ def _error(ctx: _Context) -> np.ndarray:
 @column("pred", "extracted answer")
 def _pred(ctx: _Context) -> np.ndarray:
     answers = ctx.df["answer"].astype(object)
+    if ctx.exact_match is not None:
+        return _map_unique(answers, lambda a: lm_eval_filter(a, ctx.pattern))
     pred = _map_unique(answers, lambda a: extract_answer(a, ctx.answer_type, ctx.pattern,
                                                          ctx.fallback))
     if ctx.answer_type == "choice" and ctx.options:
@@ -189,9 +200,16 @@ def _correct(ctx: _Context) -> np.ndarray:
     r_codes, r_uniq = pd.factorize(ctx.df["reference"].astype(object))
     width = len(r_uniq) + 1
     pairs, inverse = np.unique((p_codes + 1) * width + (r_codes + 1), return_inverse=True)
+    if ctx.exact_match is not None:
+        settings = ctx.exact_match
+
+        def judge(p, r, _type):
+            return lm_eval_exact_match(p, r, settings)
+    else:
+        judge = grade
     graded = np.array(
         [
-            grade(
+            judge(
                 p_uniq[pc_ - 1] if (pc_ := int(c) // width) > 0 else None,
                 r_uniq[rc_ - 1] if (rc_ := int(c) % width) > 0 else None,
                 ctx.answer_type,
@@ -498,6 +516,7 @@ def score_records(
     markers: dict | None = None,
     informative: str | None = None,
     fallback: bool = False,
+    exact_match: dict | None = None,
 ) -> pd.DataFrame:
     """One score row per record (columns: `SCORE_COLUMNS`, computed by the `COLUMNS` registry).
 
@@ -506,13 +525,16 @@ def score_records(
     tasks, each problem's option texts, so an answer that is an option's text counts as that
     option's letter. `markers`: the run's reasoning format (manifest ``spec.format``), for the
     re-opened-thinking diagnostic. `pattern` is authoritative (no match: no answer) unless
-    `fallback` (the task's `answer_fallback`).
+    `fallback` (the task's `answer_fallback`). `exact_match`: lm-eval's exact_match settings
+    of a bridged task: extraction and grading are then lm-eval's (`lm_eval_filter`,
+    `lm_eval_exact_match`).
     """
     if len(df) == 0:
         return pd.DataFrame(columns=SCORE_COLUMNS)
     out = pd.DataFrame({c: df[c].to_numpy() if c in df else None for c in ID_COLUMNS})
     ctx = _Context(df, out, str(answer_type), pattern, options=options, markers=markers,
-                   informative=informative, fallback=fallback)
+                   informative=informative, fallback=fallback,
+                   exact_match=exact_match)
     for name, col in COLUMNS.items():
         values = col.compute(ctx)
         out[name] = pd.Series(values, dtype=object) if name == "pred" else values

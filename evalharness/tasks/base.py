@@ -46,6 +46,8 @@ class Task:
     # identity of the data, the same from any path
     data_sha: str = ""
     answer_fallback: bool = False
+    # lm-eval's exact_match settings, for bridged tasks graded as lm-eval grades (TaskSpec)
+    exact_match: dict[str, Any] | None = None
     # which gold-trace tokens carry information (TaskSpec.informative): a regex; None = all
     informative: str | None = None
 
