@@ -162,6 +162,7 @@ def test_the_served_engine_is_identified_by_model_name_and_revision_not_its_serv
 
 def test_a_spec_without_the_fallback_keeps_its_id_and_the_fallback_changes_it():
     import hashlib
+    from dataclasses import replace
 
     from evalharness.spec import EngineSpec, GenerationSpec, ModelSpec, RunSpec, TaskSpec
 
@@ -172,10 +173,14 @@ def test_a_spec_without_the_fallback_keeps_its_id_and_the_fallback_changes_it():
 
     plain = spec(False)
     d = plain.to_json()
-    del d["task"]["answer_fallback"]  # the spec as it was before the field existed
+    del d["task"]["answer_fallback"]  # the spec as it was before these fields existed
+    del d["task"]["exact_match"]
     before = hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:10]
     assert plain.run_id().endswith(before)
     assert spec(True).run_id() != plain.run_id()
+    lm = RunSpec(plain.model, replace(plain.task, exact_match={"ignore_case": True}),
+                 plain.format, plain.generation, plain.engine)
+    assert lm.run_id() != plain.run_id()  # lm-eval's grading settings are part of the id
     assert RunSpec.from_json(spec(True).to_json()) == spec(True)
     # a manifest written before the content hash (its task held the data path) still reads
     old = plain.to_json()
