@@ -364,3 +364,27 @@ def test_the_scorer_reads_lm_evals_grading_from_the_runs_spec(tmp_path, gsm8k_fi
     scores = pd.read_parquet(score_run(run))
     want = lb.lmeval_exact_match("gsm8k", t.problems, texts, data_files=gsm8k_files)
     assert scores["correct"].astype(float).tolist() == want == [0.0, 1.0, 0.0]
+
+
+def test_the_data_hash_of_an_lm_eval_task_is_its_documents_not_their_paths(gsm8k_files,
+                                                                          tmp_path):
+    """Two copies of the same GSM8K files at other paths, and another --limit, give the same
+    data hash (the run id's data identity); a changed target gives another."""
+    import shutil
+
+    spec = f"test={gsm8k_files['test']},train={gsm8k_files['train']}"
+    here = load_task("lm_eval:gsm8k", data_file=spec, limit=3)
+    copies = tmp_path / "elsewhere"
+    copies.mkdir()
+    for split in ("test", "train"):
+        shutil.copy(gsm8k_files[split], copies / f"{split}.jsonl")
+    there = load_task("lm_eval:gsm8k", limit=5,
+                      data_file=f"test={copies / 'test.jsonl'},train={copies / 'train.jsonl'}")
+    assert here.data_sha == there.data_sha and len(here.data_sha) == 64
+    rows = _rows(copies / "test.jsonl", 20)
+    rows[7]["answer"] = rows[7]["answer"].replace("####", "#### 1")
+    (copies / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    lb._TASK_CACHE.clear()  # the cache is keyed by path: these files changed under it
+    changed = load_task("lm_eval:gsm8k", limit=3,
+                        data_file=f"test={copies / 'test.jsonl'},train={copies / 'train.jsonl'}")
+    assert changed.data_sha != here.data_sha
