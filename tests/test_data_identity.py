@@ -186,3 +186,29 @@ def test_a_spec_without_the_fallback_keeps_its_id_and_the_fallback_changes_it():
     old = plain.to_json()
     old["task"]["source"] = old["task"].pop("data")
     assert RunSpec.from_json(old).task.data == "sha"
+
+
+def test_two_clones_in_different_folders_give_the_same_run_id(tmp_path):
+    """The same command in two copies of the project (the built-in task's file at two paths,
+    each clone's own package and zoo) prints one run id."""
+    import os
+    import subprocess
+    import sys
+
+    ids = []
+    for name in ("clone-a", "deeper/clone-b"):
+        root = tmp_path / name
+        root.mkdir(parents=True)
+        for part in ("evalharness", "tasks"):
+            shutil.copytree(REPO / part, root / part,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("EVALHARNESS_") and k != "PYTHONPATH"}
+        env["PYTHONPATH"] = str(root)
+        out = subprocess.run(
+            [sys.executable, "-m", "evalharness.cli", "eval", "--model", MODEL, "--task", "add5",
+             "--limit", "2", "--budgets", "0", "--dry-run", "--results", str(root / "results")],
+            cwd=root, env=env, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        ids += re.findall(r"run id: (\S+)", out.stdout)
+    assert len(ids) == 2 and ids[0] == ids[1]
