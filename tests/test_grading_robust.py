@@ -312,10 +312,12 @@ def test_a_task_regex_that_backtracks_is_cut_off():
     text = "x" * 300_000  # this pattern is quadratic here: a lazy prefix, then ".*" per start
     pattern = r"(?s)\A.*?(?:x.*Z)"
     results = _within(
-        4 * LIMIT_S, _timed_calls, [("regex", extract_answer, text, "string", pattern)]
+        4 * LIMIT_S, _timed_calls, [("regex", extract_answer, text, "string", pattern),
+                                    ("fallback", extract_answer, text, "string", pattern, True)]
     )
     _assert_each_within_bound(results)
-    assert results[0][1] == text  # cut off, then the default extraction
+    assert results[0][1] is None  # cut off: the task's regex gave no answer
+    assert results[1][1] == text  # ... and, where the task opts in, the default extraction
     # Flags of a compiled pattern are kept.
     assert extract_answer("ANSWER: 7", "integer", pattern=re.compile("answer: (\\d)", re.I)) == "7"
 
