@@ -157,7 +157,6 @@ def model_config(ref: ModelRef) -> dict[str, Any] | None:
 
 
 def family_of(ref: ModelRef, override: str | None) -> str:
-
     return override or ref.family or re.sub(r"[-_]?\d+(\.\d+)?[BbMmKk]\b", "", ref.name)
 
 

@@ -38,7 +38,7 @@ from evalharness.store import read_manifest, read_samples  # noqa: F401
 log = logging.getLogger("evalharness")
 
 # Bump when the score columns or their meaning change: load_scores re-scores older files.
-SCORES_VERSION = "5"  # 5: a task's answer regex is authoritative (answer_fallback opts out)
+SCORES_VERSION = "5"  # 5: task regex authoritative; lm-eval tasks graded by its exact_match
 _VERSION_KEY = b"evalharness_scores_version"
 _STATE_KEY = b"evalharness_run_state"
 
