@@ -298,6 +298,7 @@ def export(
     out: Path = typer.Option(None, "--out", help="Output folder (default: <results>/export)."),
     track: str = typer.Option(None, "--track", help="Also log the tidy rows to an experiment tracker: mlflow (off by default)."),
     tracking_uri: str = typer.Option(None, "--tracking-uri", help="MLflow tracking URI (default: a local file store in <out>/mlruns)."),
+    allow_incomplete: bool = typer.Option(False, "--allow-incomplete", help="lm-eval: also write runs missing records, marked with the fraction present (refused by default)."),
 ) -> None:
     """Write results/ in other tools' formats (lm-eval 0.4 results JSON, a tidy table)."""
     from evalharness.export import TRACKERS, write_lm_eval, write_tidy
@@ -314,7 +315,7 @@ def export(
     try:
         paths = []
         if fmt in ("lm-eval", "all"):
-            paths += write_lm_eval(results, out / "lm-eval")
+            paths += write_lm_eval(results, out / "lm-eval", allow_incomplete=allow_incomplete)
         if fmt in ("tidy", "all"):
             paths += write_tidy(results, out)
         if track:

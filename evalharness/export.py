@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,19 +37,51 @@ FILTER = "none"  # our answer extraction is the whole pipeline: lm-eval's "no fi
 
 def _runs(results: Path) -> list[tuple[dict[str, Any], pd.DataFrame]]:
     """(manifest, per-problem frame) for every scored run under `results`."""
+    return [(m, pp) for m, pp, _ in _scored_runs(results)]
+
+
+@dataclass(frozen=True)
+class _Run:
+    dir: Path
+    label: str  # what tells its spec apart from other runs of its model and task ("" if none)
+    scores: pd.DataFrame  # its score rows (one per record)
+
+
+def _scored_runs(results: Path) -> list[tuple[dict[str, Any], pd.DataFrame, _Run]]:
     from evalharness.analysis import per_problem
-    from evalharness.scoring import load_scores
+    from evalharness.scoring import load_scores, spec_labels
     from evalharness.store import read_manifest, run_dirs
 
     scores = load_scores(results)
+    dirs = run_dirs(results)
+    manifests = {d.name: read_manifest(d) for d in dirs}
+    labels = spec_labels(manifests)
     out = []
-    for d in run_dirs(results):
+    for d in dirs:
         df = scores[scores["run_id"] == d.name]
         if df.empty:
             continue
         pp, _ = per_problem(df)
-        out.append((read_manifest(d), pp))
+        out.append((manifests[d.name], pp, _Run(d, labels.get(d.name, ""), df)))
     return out
+
+
+def slug(name: str) -> str:
+    """A name as one safe path component: letters, digits, '.', '_', '-' (runs of anything
+    else become '-'), never empty, '.' or '..' (a task or model name like '../../x' must not
+    lead out of the output folder)."""
+    parts = re.split(r"[^A-Za-z0-9._-]+", str(name))
+    s = "-".join(p for p in parts if p.strip("."))  # no part that is only dots ("..")
+    return s.lstrip(".-") or "_"
+
+
+def _inside(out: Path, path: Path) -> Path:
+    """`path`, after checking that it lies inside `out` (the export writes nowhere else)."""
+    root = out.resolve()
+    p = path.resolve()
+    if p != root and root not in p.parents:
+        raise ValueError(f"refusing to write {path}: outside the export folder {out}")
+    return path
 
 
 def _metrics(pp: pd.DataFrame, n: int) -> list[str]:
@@ -118,15 +151,18 @@ def _stamp(m: dict[str, Any]) -> datetime:
 
 
 def lm_eval_results(m: dict[str, Any], pp: pd.DataFrame, budget: int,
-                    level: int = 0) -> tuple[str, dict[str, Any]]:
-    """(task key, lm-eval 0.4 results dict) for one run at one budget."""
+                    level: int = 0, label: str = "",
+                    completeness: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+    """(task key, lm-eval 0.4 results dict) for one run at one budget. `label`: the run's spec
+    label where another spec of its model and task exists (in the key and the JSON);
+    `completeness`: records present / expected, written into an incomplete run's file."""
     spec = m.get("spec") or {}
     gen, task, fmt = spec.get("generation") or {}, spec.get("task") or {}, spec.get("format") or {}
     engine = spec.get("engine") or {}
     g = pp[(pp["budget"] == budget) & (pp["extensions"] == level)]
     n_plan = int((m.get("plan") or {}).get("n") or 1)
-    key = (f"{m['task']}_T{budget}" + (f"_n{n_plan}" if n_plan > 1 else "")
-           + (f"_ext{level}" if level else ""))
+    key = (f"{slug(m['task'])}_T{budget}" + (f"_n{n_plan}" if n_plan > 1 else "")
+           + (f"_ext{level}" if level else "") + (f"__{slug(label)}" if label else ""))
     res: dict[str, Any] = {"alias": key}
     hib = {}
     for metric in _metrics(g, n_plan):
@@ -136,10 +172,12 @@ def lm_eval_results(m: dict[str, Any], pp: pd.DataFrame, budget: int,
         res[f"{name}_stderr,{FILTER}"] = _stderr(v)
         hib[name] = True
     n_problems = int(g["problem_id"].nunique())
+    n_planned = int((completeness or {}).get("problems") or n_problems)
     few_shot = task.get("few_shot") or 0
     stamp = _stamp(m)
     config = {
-        "task": key, "tag": [m["task"]], "dataset_path": task.get("source"),
+        "task": key, "tag": [m["task"]],
+        "dataset_path": m.get("data_source") or task.get("source"),
         "output_type": "generate_until", "num_fewshot": few_shot,
         "repeats": n_plan, "description": task.get("system_prompt") or "",
         "metric_list": [{"metric": name, "aggregation": "mean", "higher_is_better": True}
@@ -154,6 +192,7 @@ def lm_eval_results(m: dict[str, Any], pp: pd.DataFrame, budget: int,
             "version": 1.0, "thinking_budget": budget, "extensions": level,
             "budget_mode": gen.get("mode"), "sweep": gen.get("sweep"),
             "evalharness_run_id": m.get("run_id"), "answer_type": task.get("answer_type"),
+            "spec_label": label, "data_sha256": task.get("data"),
         },
     }
     model = m.get("model") or ""
@@ -164,7 +203,8 @@ def lm_eval_results(m: dict[str, Any], pp: pd.DataFrame, budget: int,
         "versions": {key: 1.0},
         "n-shot": {key: few_shot},
         "higher_is_better": {key: hib},
-        "n-samples": {key: {"original": n_problems, "effective": n_problems}},
+        # lm-eval's own meaning: documents in the set vs documents evaluated
+        "n-samples": {key: {"original": n_planned, "effective": n_problems}},
         "config": {
             "model": f"evalharness-{m.get('engine')}",
             "model_args": f"pretrained={model}",
@@ -182,25 +222,87 @@ def lm_eval_results(m: dict[str, Any], pp: pd.DataFrame, budget: int,
         "model_name": model,
         "model_name_sanitized": sanitize_model_name(model),
         "evalharness_version": __version__,
+        "evalharness_spec_label": label,
         "packages": m.get("packages"),
     }
+    if completeness is not None:
+        out["evalharness_incomplete"] = completeness
     return key, out
 
 
-def write_lm_eval(results: Path, out: Path) -> list[Path]:
+def _completeness(run: _Run, m: dict[str, Any], budget: int, level: int) -> dict[str, Any]:
+    """Records present vs asked for at one budget and extension level of a run."""
+    from evalharness.store import expected_keys
+
+    expected = {k for k in expected_keys(run.dir, m) if k[2] == budget and k[3] == level}
+    at = run.scores[(run.scores["budget"] == budget) & (run.scores["extensions"] == level)]
+    present = {(str(p), int(j)) for p, j in zip(at["problem_id"], at["sample"], strict=True)}
+    want = {(p, j) for p, j, _, _ in expected}
+    have = len(present & want) if want else len(present)
+    total = len(want) or len(present)
+    return {"records": have, "expected": total,
+            "fraction": round(have / total, 6) if total else 0.0,
+            "problems": len({p for p, _ in want}) or len({p for p, _ in present}),
+            "status": m.get("status")}
+
+
+def write_lm_eval(results: Path, out: Path, allow_incomplete: bool = False) -> list[Path]:
     """One lm-eval results JSON per (run, budget, extension level) under
-    ``out/<model_name_sanitized>/<task key>/results_<datetime>.json``."""
-    paths = []
-    for m, pp in _runs(results):
+    ``out/<model_name_sanitized>/<task key>/results_[<spec label>_]<datetime>.json``.
+
+    A run missing records at a budget is refused (ValueError naming it, nothing written):
+    lm-eval's format has no place for "700 of 1,500", and its readers would take the mean of
+    what is there as the result. `allow_incomplete` writes it anyway, with the counts and the
+    fraction under ``evalharness_incomplete``. Two specs of one model and task get their own
+    key, folder and file name (the spec label), so lm-eval's reader never picks one silently.
+    Every path is built from slugged names and checked to lie inside `out`."""
+    todo = []
+    short = []
+    for m, pp, run in _scored_runs(results):
         for (lv, budget), _ in pp.groupby(["extensions", "budget"], sort=True):
-            key, d = lm_eval_results(m, pp, int(budget), int(lv))
-            when = datetime.fromtimestamp(d["date"], UTC).replace(tzinfo=None)
-            folder = out / d["model_name_sanitized"] / key
-            folder.mkdir(parents=True, exist_ok=True)
-            # lm-eval's file name: results_ + isoformat with ':' replaced
-            p = folder / f"results_{when.isoformat().replace(':', '-')}.json"
-            p.write_text(json.dumps(d, indent=2, default=_json_default, ensure_ascii=False))
-            paths.append(p)
+            c = _completeness(run, m, int(budget), int(lv))
+            if c["records"] < c["expected"]:
+                short.append(f"{run.dir.name} T={int(budget)}: {c['records']} of {c['expected']} "
+                             f"records ({c['status']})")
+                todo.append((m, pp, run, int(budget), int(lv), c))
+            else:
+                todo.append((m, pp, run, int(budget), int(lv), None))
+    if short and not allow_incomplete:
+        raise ValueError(
+            f"{len(short)} incomplete run budget(s), e.g. {short[0]}; finish them (rerun the "
+            "same eval: it resumes) or pass --allow-incomplete to export them marked with the "
+            "fraction of records present")
+    # runs whose files would share a folder (same model, task, budget, n; specs that differ
+    # only where the spec label does not look, e.g. greedy vs sampled at n=1) get the setting
+    # that tells them apart, else their run id's hash, in their label
+    labels = {run.dir.name: run.label for _, _, run, _, _, _ in todo}
+    groups: dict[tuple[str, str], set[str]] = {}
+    for m, pp, run, budget, lv, c in todo:
+        key, d = lm_eval_results(m, pp, budget, lv, run.label, c)
+        groups.setdefault((slug(d["model_name_sanitized"]), key), set()).add(run.dir.name)
+    by_name = {run.dir.name: m for m, _, run, _, _, _ in todo}
+    for names in groups.values():
+        if len(names) < 2:
+            continue
+        temps = {n: ((by_name[n].get("spec") or {}).get("generation") or {}).get("temperature")
+                 for n in names}
+        for n in names:
+            extra = (f"temperature={temps[n]}" if len(set(temps.values())) == len(names)
+                     else f"run={n.rsplit('-', 1)[-1]}")
+            labels[n] = ", ".join(x for x in (labels[n], extra) if x)
+    paths: list[Path] = []
+    for m, pp, run, budget, lv, c in todo:
+        label = labels[run.dir.name]
+        key, d = lm_eval_results(m, pp, budget, lv, label, c)
+        when = datetime.fromtimestamp(d["date"], UTC).replace(tzinfo=None)
+        folder = _inside(out, out / slug(d["model_name_sanitized"]) / key)
+        folder.mkdir(parents=True, exist_ok=True)
+        # lm-eval's file name: results_ + isoformat with ':' replaced (the date after the last
+        # '_', where lm-eval's reader looks for it); the spec label before it
+        tag = f"{slug(label)}_" if label else ""
+        p = _inside(out, folder / f"results_{tag}{when.isoformat().replace(':', '-')}.json")
+        p.write_text(json.dumps(d, indent=2, default=_json_default, ensure_ascii=False))
+        paths.append(p)
     return paths
 
 

@@ -1169,5 +1169,12 @@ def make_report(results_dir: Path, *, scores: pd.DataFrame | None = None, analys
     page, summary = render(results_dir, scores, analysis, runs, drill_problems)
     html_path, md_path = results_dir / "report.html", results_dir / "summary.md"
     html_path.write_text(page, encoding="utf-8")
-    md_path.write_text(summary, encoding="utf-8")
+    md_path.write_text(markdown_safe(summary), encoding="utf-8")
     return html_path, md_path
+
+
+def markdown_safe(text: str) -> str:
+    """Markdown with no raw HTML: names from tasks, models and records may hold tags, which a
+    Markdown viewer would render (``<script>``). summary.md writes none of its own, so every
+    ``<`` is escaped; ``&`` first, so an entity in a name is shown as typed, not decoded."""
+    return text.replace("&", "&amp;").replace("<", "&lt;")

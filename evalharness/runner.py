@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata as md
+import json
 import os
+import re
 import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from tqdm import tqdm
@@ -145,8 +147,6 @@ _CONFIG_KEYS = ("num_hidden_layers", "hidden_size", "num_attention_heads", "num_
 
 def model_config(ref: ModelRef) -> dict[str, Any] | None:
     """The architecture numbers the FLOPs axis needs, from the model's config.json."""
-    import json
-
     cfg = Path(ref.path) / "config.json"
     if not cfg.is_file():
         return None
@@ -159,8 +159,6 @@ def model_config(ref: ModelRef) -> dict[str, Any] | None:
 
 
 def family_of(ref: ModelRef, override: str | None) -> str:
-    import re
-
     return override or ref.family or re.sub(r"[-_]?\d+(\.\d+)?[BbMmKk]\b", "", ref.name)
 
 
@@ -179,6 +177,28 @@ def format_identity(fmt: ReasoningFormat) -> dict:
 
 def _sha(ids: list[int]) -> str:
     return hashlib.sha256(",".join(map(str, ids)).encode()).hexdigest()[:16]
+
+
+def problem_sha(prompt_text: str, reference: str, choices: tuple[str, ...] | None) -> str:
+    """A problem as asked and graded: its rendered prompt, its reference and its options."""
+    blob = json.dumps([prompt_text, reference, list(choices) if choices else None])
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def engine_identity(engine) -> dict[str, Any]:
+    """The engine's settings as the run id holds them. A served model's `model_root` is what
+    the server was started with: a hub id names the model, but a filesystem path names only
+    where it lies on that machine, so a path is reduced to its folder name (the served name,
+    revision and, for a local --model, the weights' hash identify the model)."""
+    settings = dict(engine.settings)
+    root = settings.get("model_root")
+    if isinstance(root, str) and _is_path(root):
+        settings["model_root"] = PurePath(root).name
+    return settings
+
+
+def _is_path(s: str) -> bool:
+    return s.startswith(("/", "~", "./", "../", "\\")) or bool(re.match(r"^[A-Za-z]:[\\/]", s))
 
 
 def run_eval(opts: EvalOptions, log=print) -> list[RunResult]:
@@ -230,11 +250,12 @@ def run_one(ref: ModelRef, task, opts: EvalOptions, gen: GenerationSpec, plan: P
         spec = RunSpec(
             model=ModelSpec(ref.name, weights_identity(ref.path),
                             opts.engine_options.get("revision")),
-            task=TaskSpec(task.name, task.source, task.answer_type, task.answer_regex,
-                          opts.few_shot, system, task.informative),
+            task=TaskSpec(task.name, task.data_sha, task.answer_type, task.answer_regex,
+                          opts.few_shot, system, task.informative, task.answer_fallback,
+                          task.exact_match),
             format=format_identity(fmt),
             generation=gen,
-            engine=EngineSpec(engine.name, dict(engine.settings)),
+            engine=EngineSpec(engine.name, engine_identity(engine)),
         )
         run_id = spec.run_id()
         if opts.dry_run:
@@ -251,8 +272,17 @@ def _run(store: RunStore, spec: RunSpec, ref: ModelRef, task, opts: EvalOptions,
          engine, texts, prompts, t_start, log) -> RunResult:
     run_id = store.dir.name
     rows = [{"id": p.id, "prompt": t, "prompt_sha": _sha(ids), "reference": p.reference,
+             "problem_sha": problem_sha(t, p.reference, p.choices),
              **({"choices": list(p.choices)} if p.choices else {})}
             for p, t, ids in zip(task.problems, texts, prompts, strict=True)]
+    shas = {r["id"]: r["problem_sha"] for r in rows}
+    changed = store.changed_problems({r["id"]: (r["problem_sha"], r["reference"]) for r in rows})
+    if changed:
+        raise ValueError(
+            f"run {run_id}: problem {changed[0]!r}"
+            + (f" (and {len(changed) - 1} more)" if len(changed) > 1 else "")
+            + " differs (prompt, reference or options) from the one its records were made for; "
+            f"refusing to grade them against it. Use another --results folder or delete {store.dir}")
     done = store.done_keys()
     all_ids = store.merge_problems(rows)  # refuses prompts that changed under this run id
     old = store.read_manifest()
@@ -276,7 +306,8 @@ def _run(store: RunStore, spec: RunSpec, ref: ModelRef, task, opts: EvalOptions,
         "engine": engine.name, "engine_version": engine.version,
         "engine_options": dict(opts.engine_options),
         # a served model: where it ran and the server's version (not part of the run id)
-        **({"server": engine.server} if getattr(engine, "server", None) else {}),
+        **({"server": {**engine.server, **_server_root(engine)}}
+           if getattr(engine, "server", None) else {}),
         "replicas": opts.replicas, "packages": package_versions(), "git_commit": git_commit(),
         "started": old.get("started", now()), "status": "running",
     }
@@ -306,6 +337,7 @@ def _run(store: RunStore, spec: RunSpec, ref: ModelRef, task, opts: EvalOptions,
         idx = todo[start : start + chunk]
         for unit in sweeper.run([task.problems[k] for k in idx], [prompts[k] for k in idx], meta,
                                 need=[need[k] for k in idx]):
+            unit = [replace(r, problem_sha=shas[r.problem_id]) for r in unit]
             store.append(unit)
             done.update((r.problem_id, r.sample, r.budget, r.extensions) for r in unit)
             made += len(unit)
@@ -319,6 +351,12 @@ def _run(store: RunStore, spec: RunSpec, ref: ModelRef, task, opts: EvalOptions,
     manifest.update(status=status, finished=now(), wall_seconds=round(time.time() - t_start, 2))
     store.write_manifest(manifest)
     return RunResult(store.dir, made, errors, status)
+
+
+def _server_root(engine) -> dict[str, Any]:
+    """The served model's full root (a path on the server is kept here, not in the id)."""
+    root = (getattr(engine, "settings", None) or {}).get("model_root")
+    return {"model_root": root} if root is not None else {}
 
 
 def _format_of(spec: RunSpec) -> ReasoningFormat:

@@ -35,14 +35,24 @@ class ModelSpec:
 @dataclass(frozen=True)
 class TaskSpec:
     name: str
-    source: str  # the data file or hub id the rows came from
+    # sha256 of the task's data *content* (every row, before --limit): the same data gives the
+    # same run id from any folder or path spelling, and changed data gives another run. Where
+    # the rows were read from is the manifest's `data_source`, outside the id.
+    data: str
     answer_type: str
-    answer_regex: str | None = None  # tried first by the answer extractor
+    # authoritative: a completion it does not match has no answer (as lm-eval's regex filter)
+    answer_regex: str | None = None
     few_shot: int | None = None
     system_prompt: str | None = None
     # regex over the gold trace (thinking + think-end + answer, as text): tokens inside its
     # groups (or its matches, without groups) are the informative ones for gold_info_* scores
     informative: str | None = None
+    # opt-in: where answer_regex does not match, fall back to the default extraction cascade
+    # (boxed, "answer is", ####, last number). Scoring differs, so it is in the id when set.
+    answer_fallback: bool = False
+    # bridged lm-eval tasks: lm-eval's exact_match settings (regexes_to_ignore, ignore_case, …);
+    # answers are then filtered by answer_regex and compared as lm-eval compares them
+    exact_match: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -98,16 +108,29 @@ class RunSpec:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    def identity(self) -> dict[str, Any]:
+        """What the run id hashes: the whole spec, less fields at a default that was the only
+        behaviour before the field existed (so those runs keep their ids)."""
+        d = self.to_json()
+        for key, default in (("answer_fallback", False), ("exact_match", None)):
+            if d["task"].get(key, default) == default:
+                d["task"].pop(key, None)
+        return d
+
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> RunSpec:
+        task = dict(d["task"])
+        if "data" not in task:  # manifests written before the content hash: their path
+            task["data"] = task.pop("source", "")
+        task.pop("source", None)
         return cls(
-            model=ModelSpec(**d["model"]), task=TaskSpec(**d["task"]), format=dict(d["format"]),
+            model=ModelSpec(**d["model"]), task=TaskSpec(**task), format=dict(d["format"]),
             generation=GenerationSpec(**d["generation"]), engine=EngineSpec(**d["engine"]),
         )
 
     def run_id(self) -> str:
-        """Readable prefix (task, model) plus a hash of the whole spec."""
-        blob = json.dumps(self.to_json(), sort_keys=True, default=str).encode()
+        """Readable prefix (task, model) plus a hash of the spec's identity."""
+        blob = json.dumps(self.identity(), sort_keys=True, default=str).encode()
         slug = re.sub(r"[^A-Za-z0-9]+", "-", f"{self.task.name}__{self.model.name}").strip("-")
         return f"{slug[:60]}-{hashlib.sha256(blob).hexdigest()[:10]}"
 

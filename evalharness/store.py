@@ -125,6 +125,7 @@ FIELD_TYPES: dict[str, pa.DataType] = {
     "gold_think_hits": pa.list_(pa.bool_()), "gold_think_logprobs": pa.list_(pa.float64()),
     "gold_answer_hits": pa.list_(pa.bool_()), "gold_answer_logprobs": pa.list_(pa.float64()),
     "gold_think_tokens": pa.list_(pa.string()), "gold_answer_tokens": pa.list_(pa.string()),
+    "problem_sha": pa.string(),
 }  # fmt: skip
 assert set(FIELD_TYPES) == {f.name for f in fields(SampleRecord)}, "types.py changed"
 _SCHEMA = pa.schema(list(FIELD_TYPES.items()))
@@ -346,6 +347,25 @@ class RunStore:
         merged = {**old, **{r["id"]: r for r in rows}}
         write_atomic(self.dir / PROBLEMS, "".join(json.dumps(r) + "\n" for r in merged.values()))
         return list(merged)
+
+    def changed_problems(self, current: dict[str, tuple[str, str]]) -> list[str]:
+        """Ids of problems whose records were made for another version of them: `current` maps
+        problem id -> (problem_sha, reference); a record is compared by its problem_sha, or by
+        its reference where it has none (records written before the hash existed)."""
+        if not self.samples.exists():
+            return []
+        df = read_samples(self.samples)
+        if df.empty:
+            return []
+        changed = set()
+        shas = df["problem_sha"] if "problem_sha" in df else [None] * len(df)
+        for pid, sha, ref in zip(df["problem_id"], shas, df["reference"], strict=True):
+            now_ = current.get(str(pid))
+            if now_ is None:
+                continue
+            if (sha != now_[0]) if isinstance(sha, str) else (str(ref) != now_[1]):
+                changed.add(str(pid))
+        return sorted(changed)
 
     # -- samples -----------------------------------------------------------------------------
     def done_keys(self) -> set[tuple[str, int, int, int]]:

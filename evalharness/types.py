@@ -95,6 +95,10 @@ class SampleRecord:
     # task's informative tokens (TaskSpec.informative) and compare the whole scratchpad
     gold_think_tokens: list[str] | None = None
     gold_answer_tokens: list[str] | None = None
+    # sha256 (16 hex) of the problem as asked and graded (rendered prompt, reference, options):
+    # a resumed run whose problem changed under the same id is refused, never graded against
+    # a reference its records were not made for
+    problem_sha: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -128,3 +128,111 @@ def test_export_refuses_unknown_formats_and_trackers_in_one_line(results):
                                                res.output)
     res = runner.invoke(app, ["export", "--results", str(results), "--format", "xlsx"])
     assert res.exit_code != 0 and "lm-eval, tidy or all" in res.output
+
+
+# -- what the export must not hide ---------------------------------------------------------
+
+
+def _copy(results, tmp_path):
+    import shutil
+
+    dst = tmp_path / "results"
+    shutil.copytree(results, dst, ignore=shutil.ignore_patterns("export"))
+    return dst
+
+
+def _greedy_run(results):
+    return next(d for d in (results / "runs").iterdir()
+                if json.loads((d / "manifest.json").read_text())["plan"]["n"] == 1)
+
+
+def _rewrite(path, fn):
+    rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    rows = [r for r in (fn(r) for r in rows) if r is not None]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_an_incomplete_run_is_refused_unless_allowed_and_then_carries_its_fraction(results,
+                                                                                  tmp_path):
+    res_dir = _copy(results, tmp_path)
+    run = _greedy_run(res_dir)
+    dropped = iter(range(5))
+    _rewrite(run / "samples.jsonl",  # 5 of the 12 records at T=0 never made
+             lambda r: None if r["budget"] == 0 and next(dropped, None) is not None else r)
+    res = runner.invoke(app, ["export", "--results", str(res_dir), "--format", "lm-eval"])
+    assert res.exit_code == 2, res.output
+    assert re.fullmatch(r"error: [^\n]*7 of 12 records[^\n]*--allow-incomplete[^\n]*\n", res.output)
+    assert run.name in res.output
+    assert not (res_dir / "export" / "lm-eval").exists() or not any(
+        (res_dir / "export" / "lm-eval").rglob("*.json"))  # nothing written
+    _export(res_dir, "--format", "lm-eval", "--allow-incomplete")
+    files = sorted((res_dir / "export" / "lm-eval").rglob("*.json"))
+    marked = {f.parent.name: json.loads(f.read_text()) for f in files}
+    inc = marked["add_sweep_T0"]
+    assert inc["evalharness_incomplete"]["records"] == 7
+    assert inc["evalharness_incomplete"]["expected"] == 12
+    assert inc["evalharness_incomplete"]["fraction"] == pytest.approx(7 / 12, abs=1e-6)
+    assert inc["n-samples"]["add_sweep_T0"] == {"original": 12, "effective": 7}
+    assert "evalharness_incomplete" not in marked["add_sweep_T16"]  # complete budgets: clean
+
+
+def test_two_specs_of_one_model_and_task_get_their_own_labelled_files(zoo, tmp_path):
+    from lm_eval.utils import get_latest_filename
+
+    from evalharness.runner import EvalOptions, run_eval
+
+    d = tmp_path / "results"
+    for kw in ({}, {"max_answer_tokens": 6}, {"temperature": 0.7}):
+        opts = EvalOptions(**{"models": zoo[0].name, "task": "add_sweep", "budgets": (0,),
+                              "limit": 4, "engine": "hf", "results": d, "progress": False, **kw})
+        run_eval(opts, log=lambda *_: None)
+    _export(d, "--format", "lm-eval")
+    files = sorted((d / "export" / "lm-eval").rglob("*.json"))
+    assert len(files) == 3 and len({f.parent for f in files}) == 3  # one folder each
+    labels = [json.loads(f.read_text())["evalharness_spec_label"] for f in files]
+    assert all(labels) and len(set(labels)) == 3
+    assert any("max_answer_tokens=6" in x for x in labels)
+    assert any("temperature=0.7" in x for x in labels)  # greedy vs sampled at n=1, told apart
+    for f, label in zip(files, labels, strict=True):
+        d_ = json.loads(f.read_text())
+        (key,) = d_["results"]
+        assert key == f.parent.name and "__" in key  # the label is in the task key
+        assert f.name.startswith("results_") and f.name != f"results_{f.name.rsplit('_', 1)[1]}"
+        assert d_["configs"][key]["metadata"]["spec_label"] == label
+        assert get_latest_filename([str(f)]) == str(f)  # lm-eval still reads the date
+
+
+def test_export_writes_only_inside_its_folder_whatever_the_names(results, tmp_path):
+    res_dir = _copy(results, tmp_path / "a" / "b" / "c")
+    for run in (res_dir / "runs").iterdir():
+        m = json.loads((run / "manifest.json").read_text())
+        m.update(task="../../../../x", model="../../../../y")
+        (run / "manifest.json").write_text(json.dumps(m))
+    out = res_dir / "export"
+    before = {p for p in tmp_path.rglob("*")}
+    _export(res_dir, "--format", "lm-eval")
+    new = {p for p in tmp_path.rglob("*")} - before
+    assert new and all(out.resolve() in p.resolve().parents for p in new if p != out), new
+    outside = [p for p in tmp_path.rglob("*") if p.name.startswith(("x", "y"))
+               and out.resolve() not in p.resolve().parents]
+    assert not outside, outside
+    from evalharness.export import slug
+
+    assert slug("..") == "_" and slug("../../x") == "x" and slug("a/b") == "a-b"
+
+
+def test_summary_md_escapes_html_from_task_and_model_names(results, tmp_path):
+    from evalharness.report import make_report
+
+    res_dir = _copy(results, tmp_path)
+    evil_task, evil_model = "<script>alert(1)</script>", "<img src=x onerror=alert(2)>"
+    for run in (res_dir / "runs").iterdir():
+        m = json.loads((run / "manifest.json").read_text())
+        m.update(task=evil_task, model=evil_model)
+        (run / "manifest.json").write_text(json.dumps(m))
+        _rewrite(run / "samples.jsonl", lambda r: {**r, "task": evil_task, "model": evil_model})
+        (run / "scores.parquet").unlink(missing_ok=True)
+    _, md = make_report(res_dir)
+    text = md.read_text()
+    assert "<script" not in text and "<img" not in text and "<" not in text
+    assert "&lt;script&gt;" in text or "&lt;script>" in text

@@ -312,10 +312,12 @@ def test_a_task_regex_that_backtracks_is_cut_off():
     text = "x" * 300_000  # this pattern is quadratic here: a lazy prefix, then ".*" per start
     pattern = r"(?s)\A.*?(?:x.*Z)"
     results = _within(
-        4 * LIMIT_S, _timed_calls, [("regex", extract_answer, text, "string", pattern)]
+        4 * LIMIT_S, _timed_calls, [("regex", extract_answer, text, "string", pattern),
+                                    ("fallback", extract_answer, text, "string", pattern, True)]
     )
     _assert_each_within_bound(results)
-    assert results[0][1] == text  # cut off, then the default extraction
+    assert results[0][1] is None  # cut off: the task's regex gave no answer
+    assert results[1][1] == text  # ... and, where the task opts in, the default extraction
     # Flags of a compiled pattern are kept.
     assert extract_answer("ANSWER: 7", "integer", pattern=re.compile("answer: (\\d)", re.I)) == "7"
 
@@ -437,3 +439,56 @@ def test_fuzz_every_answer_type_never_raises_and_stays_within_the_bound(monkeypa
     assert not errors.messages, errors.messages[:3]
     assert budget[0] < 0, "the fuzz inputs should reach math-verify"
     assert slowest[0] < LIMIT_S, slowest
+
+
+# ---------------------------------------------------------------------------------------------
+# The zoo's integer answers: the whole answer is the number, or there is none
+# ---------------------------------------------------------------------------------------------
+
+ZOO_TASKS = ("add5", "add_sweep", "mul")
+
+
+@pytest.mark.parametrize("name", ZOO_TASKS)
+def test_zoo_answers_that_are_not_an_integer_are_no_answer_not_another_number(name):
+    """'1d0' was read as 0 and '10;;;</think>3' as 3 (the last number in the text): six
+    records of the default job graded as answers the models never gave."""
+    import pandas as pd
+
+    from evalharness.scoring import score_records
+    from evalharness.tasks import load_task
+
+    task = load_task(name, limit=1)
+    for text in ("1d0", "10;;;</think>3", "12 13", "-", "3;", "</think>42", "7a"):
+        assert extract_answer(text, task.answer_type, task.answer_regex) is None, text
+    for text, want in (("156438", "156438"), (" 42\n", "42"), ("0", "0")):
+        assert extract_answer(text, task.answer_type, task.answer_regex) == want
+    # through the scorer, as a run's spec sets it: no answer, counted, and not correct
+    df = pd.DataFrame({"problem_id": ["p"] * 3, "answer": ["1d0", "10;;;</think>3", "3"],
+                       "reference": ["0", "3", "3"], "finish_reason": ["stop"] * 3})
+    s = score_records(df, task.answer_type, pattern=task.answer_regex)
+    assert s["no_answer"].tolist() == [True, True, False]
+    assert s["correct"].tolist() == [False, False, True]
+
+
+@pytest.mark.parametrize("name", ZOO_TASKS)
+def test_every_gold_answer_of_a_zoo_task_scores_correct_under_its_regex(name):
+    """The built-in tasks still score what they should: each problem's gold answer, as a
+    model would write it, is extracted whole and graded correct."""
+    from evalharness.tasks import load_task
+
+    task = load_task(name)
+    assert task.answer_regex is not None and not task.answer_fallback
+    for p in task.problems:
+        pred = extract_answer(p.reference, task.answer_type, task.answer_regex)
+        assert pred == p.reference and grade(pred, p.reference, task.answer_type), p.id
+
+
+def test_built_in_tasks_without_a_regex_keep_the_default_extraction():
+    from evalharness.tasks.yaml_tasks import _read_yaml, _yaml_files
+
+    for path in _yaml_files():
+        cfg = _read_yaml(path)
+        if cfg.get("answer_regex") is None:
+            assert not cfg.get("answer_fallback"), path
+        elif cfg["name"] not in ZOO_TASKS:
+            pytest.fail(f"{path}: a regex task this test does not know; check what it scores")

@@ -272,3 +272,119 @@ def test_multiple_choice_custom_yaml_via_include_path(tmp_path):
         ("Q: 3 * 3 = ?\nA:", ("6", "9", "12"), "B"),
     ]
     assert t.problems[1].meta["choice_continuations"] == [" 6", " 9", " 12"]
+
+
+def _parity_completions(ref: str) -> list[tuple[str, str]]:
+    """(kind, completion) for one GSM8K reference: right, wrong, malformed and pattern-less."""
+    wrong = str(int(ref) + 1)
+    return [
+        ("right", f"Step by step.\n#### {ref}"),
+        ("right", f"#### {ref}."),  # lm-eval drops a final period
+        ("right", f"#### ${ref}"),
+        ("right", f"#### {ref}\n#### {wrong}"),  # the first match counts (strict-match)
+        ("wrong", f"#### {wrong}"),
+        ("wrong", f"#### -{ref}"),
+        ("wrong", f"#### 1\n#### {ref}"),
+        ("malformed", f"#### {ref}.0"),  # a string compare: not {ref}
+        ("malformed", f"#### 0{ref}"),
+        ("malformed", f"#### {ref}.."),
+        ("malformed", f"#### {ref[:1]},{ref[1:]}"),  # commas are ignored: "1,8" is 18
+        ("malformed", f"####{ref}"),  # no space after ####: no match
+        ("malformed", "#### "),
+        ("malformed", "#### ."),
+        ("malformed", ""),
+        ("pattern-less", f"The answer is {ref}."),
+        ("pattern-less", f"So the total is \\boxed{{{ref}}}"),
+        ("pattern-less", f"{ref}"),
+        ("pattern-less", f"Answer: {ref}"),
+    ]
+
+
+def test_exact_match_equals_lm_eval_strict_match_per_problem_on_every_kind_of_completion(
+        gsm8k_files):
+    """Our scorer on lm_eval:gsm8k, as a run's spec configures it (the task's regex, authoritative,
+    and lm-eval's exact_match settings), gives lm-eval's strict-match verdict problem by
+    problem: right, wrong, malformed and pattern-less completions ("The answer is 18." without
+    "####" has no answer for both)."""
+    import pandas as pd
+
+    from evalharness.scoring import score_records
+
+    spec = f"test={gsm8k_files['test']},train={gsm8k_files['train']}"
+    t = load_task("lm_eval:gsm8k", data_file=spec, limit=20)
+    assert t.exact_match is not None and t.answer_regex is not None
+    kinds, docs, texts = [], [], []
+    for p in t.problems:
+        for kind, text in _parity_completions(p.reference):
+            kinds.append(kind)
+            docs.append(p)
+            texts.append(text)
+    theirs = lb.lmeval_exact_match("gsm8k", docs, texts, data_files=gsm8k_files)
+    df = pd.DataFrame({"problem_id": [p.id for p in docs], "answer": texts,
+                       "reference": [p.reference for p in docs],
+                       "finish_reason": ["stop"] * len(texts)})
+    scores = score_records(df, t.answer_type, pattern=t.answer_regex, exact_match=t.exact_match)
+    ours = scores["correct"].astype(float).tolist()
+    differ = [(k, d.reference, x, a, b) for k, d, x, a, b
+              in zip(kinds, docs, texts, ours, theirs, strict=True) if a != b]
+    assert not differ, differ[:5]
+    # every kind occurs, with both verdicts where lm-eval gives both
+    assert {k for k, v in zip(kinds, theirs, strict=True) if v} == {"right", "malformed"}
+    assert all(v == 0 for k, v in zip(kinds, theirs, strict=True) if k in ("wrong", "pattern-less"))
+    # a completion without the pattern is no answer (counted), never read by another rule
+    patternless = [k == "pattern-less" for k in kinds]
+    assert scores.loc[patternless, "no_answer"].all()
+    assert scores.loc[patternless, "pred"].isna().all()
+
+
+def test_the_scorer_reads_lm_evals_grading_from_the_runs_spec(tmp_path, gsm8k_files):
+    """score_run takes the regex and the exact_match settings from the manifest's spec, as
+    the runner writes them for an lm_eval: task."""
+    from evalharness.scoring import score_run
+    from evalharness.spec import TaskSpec
+
+    spec = f"test={gsm8k_files['test']},train={gsm8k_files['train']}"
+    t = load_task("lm_eval:gsm8k", data_file=spec, limit=3)
+    task = TaskSpec(t.name, t.data_sha, t.answer_type, t.answer_regex, None, None, None,
+                    t.answer_fallback, t.exact_match)
+    from dataclasses import asdict
+
+    run = tmp_path / "runs" / "r"
+    run.mkdir(parents=True)
+    (run / "manifest.json").write_text(json.dumps({"run_id": "r", "task": t.name, "model": "m",
+                                                   "spec": {"task": asdict(task)},
+                                                   "status": "complete"}))
+    texts = ["The answer is 18.", "#### 3", "#### 70000.0"]
+    (run / "samples.jsonl").write_text("".join(json.dumps(
+        {"problem_id": p.id, "sample": 0, "budget": 0, "extensions": 0, "finish_reason": "stop",
+         "answer": x, "reference": p.reference}) + "\n" for p, x in zip(t.problems, texts,
+                                                                       strict=True)))
+    import pandas as pd
+
+    scores = pd.read_parquet(score_run(run))
+    want = lb.lmeval_exact_match("gsm8k", t.problems, texts, data_files=gsm8k_files)
+    assert scores["correct"].astype(float).tolist() == want == [0.0, 1.0, 0.0]
+
+
+def test_the_data_hash_of_an_lm_eval_task_is_its_documents_not_their_paths(gsm8k_files,
+                                                                          tmp_path):
+    """Two copies of the same GSM8K files at other paths, and another --limit, give the same
+    data hash (the run id's data identity); a changed target gives another."""
+    import shutil
+
+    spec = f"test={gsm8k_files['test']},train={gsm8k_files['train']}"
+    here = load_task("lm_eval:gsm8k", data_file=spec, limit=3)
+    copies = tmp_path / "elsewhere"
+    copies.mkdir()
+    for split in ("test", "train"):
+        shutil.copy(gsm8k_files[split], copies / f"{split}.jsonl")
+    there = load_task("lm_eval:gsm8k", limit=5,
+                      data_file=f"test={copies / 'test.jsonl'},train={copies / 'train.jsonl'}")
+    assert here.data_sha == there.data_sha and len(here.data_sha) == 64
+    rows = _rows(copies / "test.jsonl", 20)
+    rows[7]["answer"] = rows[7]["answer"].replace("####", "#### 1")
+    (copies / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    lb._TASK_CACHE.clear()  # the cache is keyed by path: these files changed under it
+    changed = load_task("lm_eval:gsm8k", limit=3,
+                        data_file=f"test={copies / 'test.jsonl'},train={copies / 'train.jsonl'}")
+    assert changed.data_sha != here.data_sha

@@ -126,6 +126,35 @@ def test_a_task_answer_regex_reaches_the_scorer(tmp_path):
     assert with_regex["correct"].mean() == 0.0
 
 
+def test_a_task_regex_that_never_matches_gives_no_answer_unless_the_task_opts_into_fallback(
+        tmp_path):
+    """`answer_regex: "^(X)"` never matches an add5 answer: authoritative (the default, as in
+    lm-eval), every record is no answer and exact match is 0 (it was 1.0: the default cascade
+    read the last number). `answer_fallback: true` opts into that cascade, and is another run."""
+    import re
+
+    import yaml
+
+    from evalharness.scoring import load_scores
+
+    repo = Path(__file__).parents[1]
+    spec = yaml.safe_load((repo / "tasks" / "add5.yaml").read_text())
+    spec["source"]["file"] = str(repo / "tasks" / "data" / "add5.jsonl")
+    ids = []
+    for name, extra in (("add5_x", {}), ("add5_x_fallback", {"answer_fallback": True})):
+        task_file = tmp_path / f"{name}.yaml"
+        task_file.write_text(yaml.safe_dump({**spec, "name": name, "aliases": [],
+                                             "answer_regex": "^(X)", **extra}))
+        res = ev(tmp_path / name, "--task", str(task_file), "--limit", "20", "--budgets", "128",
+                 "--dry-run")
+        ids.append(re.findall(r"run id: \S+-(\w+)", res.output)[-1])
+        ev(tmp_path / name, "--task", str(task_file), "--limit", "20", "--budgets", "128")
+    assert ids[0] != ids[1]  # the opt-in changes scoring, so it is part of the run id
+    strict, fallback = load_scores(tmp_path / "add5_x"), load_scores(tmp_path / "add5_x_fallback")
+    assert strict["no_answer"].all() and strict["correct"].mean() == 0.0
+    assert fallback["correct"].mean() > 0.9 and not fallback["no_answer"].any()
+
+
 def test_two_specs_of_one_model_and_task_are_never_pooled(tmp_path):
     from evalharness.analysis import analyze
     from evalharness.scoring import load_scores

@@ -35,7 +35,7 @@ IDENTITY = {
     "answer_stop": ["--answer-stop", "\\n"],
     "system_prompt": ["--system-prompt", "Be brief."],
     "few_shot": None,  # add5 has no examples: see test_few_shot_count_is_part_of_the_identity
-    "data_file": None,  # filled in by the test: a copy of the task's file at another path
+    "data_file": None,  # filled in by the test: a changed copy of the task's file
     "dtype": ["--dtype", "bfloat16"],
     "max_model_len": ["--max-model-len", "256"],
     "revision": ["--revision", "v2"],
@@ -94,6 +94,10 @@ def test_identity_options_change_the_run_id_and_the_others_do_not(tmp_path):
     src = load_task("add5").source
     copy = tmp_path / "copy_of_add5.jsonl"
     shutil.copy(src, copy)
+    assert run_id(tmp_path, "--data-file", str(copy)) == base  # same rows: same run
+    rows = copy.read_text().splitlines()
+    rows[-1] = rows[-1].replace('"answer": "', '"answer": "1')  # other rows: another run
+    copy.write_text("\n".join(rows) + "\n")
     IDENTITY["data_file"] = ["--data-file", str(copy)]
     ids = {}
     for name, extra in IDENTITY.items():

@@ -152,11 +152,20 @@ def test_the_tables_are_large_enough():
     assert len(EXTRACTION) + len(GRADING) >= 60
 
 
-def test_task_regex_takes_precedence_and_falls_back_when_it_does_not_match():
+def test_a_task_regex_is_authoritative_and_falls_back_only_where_the_task_opts_in():
     text = "ANSWER: 12 then \\boxed{13}"
     assert extract_answer(text, "integer", pattern=r"ANSWER:\s*(\d+)") == "12"
-    assert extract_answer(text, "integer", pattern=r"RESULT=(\d+)") == "13"
+    # no match is no answer (lm-eval's regex filter), never the boxed 13 or a last number
+    assert extract_answer(text, "integer", pattern=r"RESULT=(\d+)") is None
+    assert extract_answer("The answer is 18.", "integer", pattern=r"#### (\-?[0-9\.\,]+)") is None
+    assert extract_answer("#### .", "integer", pattern=r"#### (\-?[0-9\.\,]+)") is None  # empty
+    # answer_fallback: the task's explicit opt-in to the default cascade
+    assert extract_answer(text, "integer", pattern=r"RESULT=(\d+)", fallback=True) == "13"
+    assert extract_answer(text, "integer", pattern=r"ANSWER:\s*(\d+)", fallback=True) == "12"
     assert extract_answer("x\\boxed{9}", "integer", pattern=r"\d") == "9"  # group 0
+    # several groups: the first non-empty one, as lm-eval picks
+    assert extract_answer("so 42 it is", "integer", pattern=r"(-?[$0-9.,]{2,})|(-?[0-9]+)") == "42"
+    assert extract_answer("so 7 it is", "integer", pattern=r"(-?[$0-9.,]{2,})|(-?[0-9]+)") == "7"
 
 
 def test_extract_answer_tolerates_non_text_and_broken_patterns():

@@ -10,6 +10,7 @@ import json
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -203,7 +204,10 @@ def test_a_budget_sweep_through_the_server_writes_the_in_process_records(
     m = json.loads(manifest_text)
     assert m["engine"] == "openai" and m["engine_version"] == m["server"]["server_version"]
     assert m["spec"]["engine"]["settings"]["served_model"] == SERVED
-    assert m["spec"]["engine"]["settings"]["model_root"] == largest.path
+    # the server's path is where the model lies, not which model: its folder name in the id,
+    # the whole path in the manifest's server record
+    assert m["spec"]["engine"]["settings"]["model_root"] == Path(largest.path).name
+    assert m["server"]["model_root"] == largest.path
     # resume: the same command again makes nothing
     assert _eval(tmp_path, "openai", largest, engine_options=opts).made == 0
 

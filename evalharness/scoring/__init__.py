@@ -38,7 +38,7 @@ from evalharness.store import read_manifest, read_samples  # noqa: F401
 log = logging.getLogger("evalharness")
 
 # Bump when the score columns or their meaning change: load_scores re-scores older files.
-SCORES_VERSION = "4"
+SCORES_VERSION = "5"  # 5: task regex authoritative; lm-eval tasks graded by its exact_match
 _VERSION_KEY = b"evalharness_scores_version"
 _STATE_KEY = b"evalharness_run_state"
 
@@ -50,6 +50,12 @@ def scoring_settings(manifest: dict) -> tuple[str, str | None]:
     answer_type = task.get("answer_type") or manifest.get("answer_type") or "string"
     regex = task.get("answer_regex") or manifest.get("answer_regex") or legacy.get("answer_regex")
     return str(answer_type), regex
+
+
+def answer_fallback(manifest: dict) -> bool:
+    """Whether the run's task opted into the default extraction where its regex does not
+    match (TaskSpec.answer_fallback); by default the regex is authoritative."""
+    return bool(((manifest.get("spec") or {}).get("task") or {}).get("answer_fallback"))
 
 
 def informative_pattern(manifest: dict) -> str | None:
@@ -72,6 +78,9 @@ def score_run(run_dir: Path) -> Path:
         options = {r["id"]: r["choices"] for r in store.read_problems(run_dir)
                    if isinstance(r.get("choices"), list)} or None
         scores = score_records(samples, answer_type, pattern=regex, options=options,
+                               fallback=answer_fallback(manifest),
+                               exact_match=((manifest.get("spec") or {}).get("task") or {})
+                               .get("exact_match"),
                                markers=(manifest.get("spec") or {}).get("format"),
                                informative=informative_pattern(manifest))
         state = store.run_state(run_dir, samples, health, manifest)

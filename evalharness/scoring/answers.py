@@ -29,6 +29,7 @@ import math
 import os
 import re
 import selectors
+import string
 import subprocess
 import sys
 import threading
@@ -190,25 +191,32 @@ def _last_hashes(text: str) -> str | None:
 
 
 def extract_answer(
-    text: str, answer_type: AnswerType | str = "string", pattern: str | re.Pattern | None = None
+    text: str, answer_type: AnswerType | str = "string", pattern: str | re.Pattern | None = None,
+    fallback: bool = False,
 ) -> str | None:
     """The answer a model gave in `text`, or None when it gave none.
 
-    Tried in order, the first that matches wins:
-    1. `pattern` (a task's own regex): its last match, group 1 if it has groups;
-    2. the last complete ``\\boxed{...}``;
-    3. the last "answer is X" / "answer: X" (up to the end of that sentence or line);
-    4. the last ``#### X`` (GSM8K style);
-    5. by type: the last number (integer/number/math), the last standalone option letter
+    With a `pattern` (a task's own regex) the pattern is authoritative, as lm-eval's regex
+    filter is: its last match (group 1 if it has one group; the first non-empty group if it
+    has several, as lm-eval picks), tidied by type; no match, or an empty one, is no answer.
+    Only with ``fallback=True`` (a task's explicit `answer_fallback`) does a pattern that
+    does not match fall through to the default cascade below.
+
+    Without a pattern (the default cascade), tried in order, the first that matches wins:
+    1. the last complete ``\\boxed{...}``;
+    2. the last "answer is X" / "answer: X" (up to the end of that sentence or line);
+    3. the last ``#### X`` (GSM8K style);
+    4. by type: the last number (integer/number/math), the last standalone option letter
        (choice), or the last non-empty line (string).
-    Never raises: any input that is not a string gives None, and so does a broken `pattern`.
+    Never raises: any input that is not a string gives None, and so does a broken `pattern`
+    (and a pattern that times out, unless `fallback`).
     Bounded: at most ``GRADE_TIME_LIMIT_S`` seconds for texts up to 1 MB (a task regex gets
     ``_PATTERN_TIMEOUT_S`` of it; without the `regex` module it runs unbounded).
     """
     if not isinstance(text, str) or not text.strip():
         return None
     try:
-        return _extract(text, str(answer_type), pattern)
+        return _extract(text, str(answer_type), pattern, fallback)
     except Exception:  # a bad task regex must not take a whole scoring pass down
         log.exception("answer extraction failed; treating as no answer")
         return None
@@ -239,18 +247,27 @@ def _last_task_match(pattern: str | re.Pattern, text: str):
             return _last(compiled.finditer(text, timeout=_PATTERN_TIMEOUT_S))
         return _last(compiled.finditer(text))
     except TimeoutError:
-        log.warning("task answer regex timed out after %.1f s; using the default extraction",
+        log.warning("task answer regex timed out after %.1f s; no answer (or the default "
+                    "extraction, where the task sets answer_fallback)",
                     _PATTERN_TIMEOUT_S)  # fmt: skip
         return None
 
 
-def _extract(text: str, answer_type: str, pattern: str | re.Pattern | None) -> str | None:
+def _group(m) -> str:
+    """The answer span of a task-regex match: the whole match without groups, group 1 with
+    one, and with several the first non-empty one (lm-eval's regex filter picks so)."""
+    if not m.re.groups:
+        return m.group(0)
+    return next((g for g in m.groups() if g), "")
+
+
+def _extract(text: str, answer_type: str, pattern: str | re.Pattern | None,
+             fallback: bool = False) -> str | None:
     if pattern is not None:
         m = _last_task_match(pattern, text)
-        if m is not None:
-            span = _tidy(m.group(1) if m.re.groups else m.group(0), answer_type)
-            if span:
-                return span
+        span = _tidy(_group(m), answer_type) if m is not None else None
+        if span or not fallback:
+            return span or None
     if "\\boxed" in text or "\\fbox" in text:
         boxed = last_boxed(text)
         if boxed is not None and (span := _tidy(boxed, answer_type)):
@@ -276,6 +293,49 @@ def _extract(text: str, answer_type: str, pattern: str | re.Pattern | None) -> s
         return None
     number = _last(_NUMBER.finditer(text))
     return number.group() if number else None
+
+
+def lm_eval_filter(text: str | None, pattern: str | re.Pattern | None) -> str | None:
+    """What lm-eval's first filter pipeline (a ``regex`` filter, then ``take_first``) makes of a
+    completion: the pattern's match (its group, the first non-empty of several), stripped; no
+    match (lm-eval's ``"[invalid]"``) or an empty one is None. Without a pattern, the whole
+    completion (lm-eval's ``none`` filter). Nothing is tidied by type: lm-eval does not."""
+    if not isinstance(text, str):
+        return None
+    if pattern is None:
+        return text
+    try:
+        m = _last_task_match(pattern, text)
+    except Exception:  # a bad task regex must not take a whole scoring pass down
+        log.exception("answer extraction failed; treating as no answer")
+        return None
+    span = _group(m).strip() if m is not None else ""
+    return span or None
+
+
+def lm_eval_exact_match(pred: str | None, reference: str | None, settings: dict) -> bool:
+    """lm-eval's ``exact_match`` (its HF-evaluate port) on one filtered prediction: the
+    settings' ``regexes_to_ignore`` removed from the prediction (the bridge already removed
+    them from the reference), then case, punctuation and digits dropped from both where the
+    settings say so, then string equality."""
+    if pred is None or reference is None:
+        return False
+    try:
+        p, r = str(pred), str(reference)
+        for pat in settings.get("regexes_to_ignore") or ():
+            p = re.sub(pat, "", p)
+        if settings.get("ignore_case"):
+            p, r = p.lower(), r.lower()
+        if settings.get("ignore_punctuation"):
+            table = str.maketrans("", "", string.punctuation)
+            p, r = p.translate(table), r.translate(table)
+        if settings.get("ignore_numbers"):
+            table = str.maketrans("", "", string.digits)
+            p, r = p.translate(table), r.translate(table)
+        return p == r
+    except Exception:
+        log.exception("grading failed; counted as not correct")
+        return False
 
 
 def _tidy(span: str, answer_type: str) -> str | None:

@@ -15,7 +15,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from evalharness.scoring.answers import _choice_letter, extract_answer, grade
+from evalharness.scoring.answers import (
+    _choice_letter,
+    extract_answer,
+    grade,
+    lm_eval_exact_match,
+    lm_eval_filter,
+)
 from evalharness.scoring.tokens import _Ragged, batch_edit_distance
 from evalharness.types import AnswerType
 
@@ -53,6 +59,10 @@ class _Context:
     # None for callers that do not pass it: diagnostics then look for common markers
     markers: dict | None = None
     informative: str | None = None  # the task's informative-token regex (TaskSpec.informative)
+    fallback: bool = False  # TaskSpec.answer_fallback: the default cascade where pattern misses
+    # TaskSpec.exact_match (bridged lm-eval tasks): lm-eval's filter and exact_match settings;
+    # answers are then extracted and graded as lm-eval does, not by answer type
+    exact_match: dict | None = None
     cache: dict = field(default_factory=dict)  # values several columns share
 
     @property
@@ -155,7 +165,10 @@ def _error(ctx: _Context) -> np.ndarray:
 @column("pred", "extracted answer")
 def _pred(ctx: _Context) -> np.ndarray:
     answers = ctx.df["answer"].astype(object)
-    pred = _map_unique(answers, lambda a: extract_answer(a, ctx.answer_type, ctx.pattern))
+    if ctx.exact_match is not None:
+        return _map_unique(answers, lambda a: lm_eval_filter(a, ctx.pattern))
+    pred = _map_unique(answers, lambda a: extract_answer(a, ctx.answer_type, ctx.pattern,
+                                                         ctx.fallback))
     if ctx.answer_type == "choice" and ctx.options:
         # a model that answers with an option's text instead of its letter chose that option
         for k, (pid, text, p) in enumerate(zip(ctx.df["problem_id"], answers, pred, strict=True)):
@@ -187,9 +200,16 @@ def _correct(ctx: _Context) -> np.ndarray:
     r_codes, r_uniq = pd.factorize(ctx.df["reference"].astype(object))
     width = len(r_uniq) + 1
     pairs, inverse = np.unique((p_codes + 1) * width + (r_codes + 1), return_inverse=True)
+    if ctx.exact_match is not None:
+        settings = ctx.exact_match
+
+        def judge(p, r, _type):
+            return lm_eval_exact_match(p, r, settings)
+    else:
+        judge = grade
     graded = np.array(
         [
-            grade(
+            judge(
                 p_uniq[pc_ - 1] if (pc_ := int(c) // width) > 0 else None,
                 r_uniq[rc_ - 1] if (rc_ := int(c) % width) > 0 else None,
                 ctx.answer_type,
@@ -495,6 +515,8 @@ def score_records(
     options: dict[str, list[str]] | None = None,
     markers: dict | None = None,
     informative: str | None = None,
+    fallback: bool = False,
+    exact_match: dict | None = None,
 ) -> pd.DataFrame:
     """One score row per record (columns: `SCORE_COLUMNS`, computed by the `COLUMNS` registry).
 
@@ -502,13 +524,17 @@ def score_records(
     lists. Optional fields (choice_logprobs, gold_*) may be absent. `options`: for choice
     tasks, each problem's option texts, so an answer that is an option's text counts as that
     option's letter. `markers`: the run's reasoning format (manifest ``spec.format``), for the
-    re-opened-thinking diagnostic.
+    re-opened-thinking diagnostic. `pattern` is authoritative (no match: no answer) unless
+    `fallback` (the task's `answer_fallback`). `exact_match`: lm-eval's exact_match settings
+    of a bridged task: extraction and grading are then lm-eval's (`lm_eval_filter`,
+    `lm_eval_exact_match`).
     """
     if len(df) == 0:
         return pd.DataFrame(columns=SCORE_COLUMNS)
     out = pd.DataFrame({c: df[c].to_numpy() if c in df else None for c in ID_COLUMNS})
     ctx = _Context(df, out, str(answer_type), pattern, options=options, markers=markers,
-                   informative=informative)
+                   informative=informative, fallback=fallback,
+                   exact_match=exact_match)
     for name, col in COLUMNS.items():
         values = col.compute(ctx)
         out[name] = pd.Series(values, dtype=object) if name == "pred" else values

@@ -3,8 +3,10 @@ normalisers a task YAML can pick (``normalize: <name>``)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,14 +38,31 @@ class Task:
     # each Problem.prompt (chat turns, or concatenated). Empty when zero-shot.
     few_shot: tuple[tuple[str, str], ...] = ()
     system_prompt: str | None = None
-    # optional extraction regex for completions (group 1 if the pattern has groups, else match)
+    # optional extraction regex for completions (group 1 if the pattern has groups, else match);
+    # authoritative: no match is no answer, unless answer_fallback opts into the default cascade
     answer_regex: str | None = None
     source: str = ""  # where the rows came from (file path or hub id), for the run manifest
+    # sha256 of the data's content, every row before any limit (`data_sha256`): the run id's
+    # identity of the data, the same from any path
+    data_sha: str = ""
+    answer_fallback: bool = False
+    # lm-eval's exact_match settings, for bridged tasks graded as lm-eval grades (TaskSpec)
+    exact_match: dict[str, Any] | None = None
     # which gold-trace tokens carry information (TaskSpec.informative): a regex; None = all
     informative: str | None = None
 
     def __len__(self) -> int:
         return len(self.problems)
+
+
+def data_sha256(rows: Iterable[Any]) -> str:
+    """sha256 over rows as canonical JSON (sorted keys, one row per line): the content, not
+    where or in which file format it is stored."""
+    h = hashlib.sha256()
+    for row in rows:
+        h.update(json.dumps(row, sort_keys=True, default=str, ensure_ascii=False).encode())
+        h.update(b"\n")
+    return h.hexdigest()
 
 
 def choice_letter(index: int, n_choices: int) -> str:

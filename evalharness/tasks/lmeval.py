@@ -10,7 +10,11 @@ the inputs lm-eval would send to a model.
   is the target with the exact-match metric's ``regexes_to_ignore`` applied (as lm-eval applies
   them to references); the answer type is ``integer``/``number`` when every reference parses as
   one, else ``string``. The filter pipelines, metric settings and stop strings are kept in
-  ``Problem.meta`` and the first regex filter becomes ``Task.answer_regex``.
+  ``Problem.meta`` and the first regex filter becomes ``Task.answer_regex``. Where the first
+  filter pipeline is a ``regex`` (first or last match) and ``take_first``, answers are graded
+  as lm-eval grades them (``Task.exact_match`` = its exact_match settings): per problem the
+  same verdict as lm-eval's first filter (gsm8k: ``strict-match``), a completion without the
+  pattern included (no answer).
 * ``multiple_choice`` tasks become Problems with ``answer_type="choice"``, ``choices`` = the
   option texts (``doc_to_choice``), ``reference`` = the correct option's letter ("A" for the
   first option, as the scorer grades choices by letter) and ``meta["choice_continuations"]`` =
@@ -40,7 +44,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from evalharness.tasks.base import Task, TaskLoadError, choice_letter
+from evalharness.tasks.base import Task, TaskLoadError, choice_letter, data_sha256
 from evalharness.types import Problem
 
 __all__ = [
@@ -280,10 +284,10 @@ def _filter_specs(task) -> list[dict[str, Any]]:
 
 def _answer_regex(filters: list[dict[str, Any]]) -> str | None:
     """The first filter pipeline's regex, rewritten for ``scoring.extract_answer(pattern=)``,
-    which takes the *last* match (group 1 if any). lm-eval's ``regex`` filter takes match
-    ``group_select`` (default 0, the first), so a first-match pattern is anchored at the start
-    with a lazy prefix: its only match is lm-eval's first one. Patterns with several groups
-    (lm-eval takes the first non-empty) are left to our default extraction (None)."""
+    which takes the *last* match (its group; the first non-empty of several, as lm-eval).
+    lm-eval's ``regex`` filter takes match ``group_select`` (default 0, the first), so a
+    first-match pattern is anchored at the start with a lazy prefix: its only match is
+    lm-eval's first one. Other ``group_select`` values cannot be expressed (None)."""
     for f in filters[:1]:
         for step in f.get("filter") or []:
             if step.get("function") != "regex":
@@ -293,8 +297,6 @@ def _answer_regex(filters: list[dict[str, Any]]) -> str | None:
                 groups = re.compile(pat).groups
             except re.error:
                 return None
-            if groups > 1:
-                return None
             sel = int(step.get("group_select", 0))
             if sel == -1:
                 return pat
@@ -302,6 +304,21 @@ def _answer_regex(filters: list[dict[str, Any]]) -> str | None:
                 return None
             return rf"(?s)\A.*?(?:{pat})" if groups == 1 else rf"(?s)\A.*?({pat})"
     return None
+
+
+def _lmeval_grading(filters: list[dict[str, Any]], metric_kwargs: dict[str, Any],
+                    regex: str | None) -> dict[str, Any] | None:
+    """lm-eval's exact_match settings where the bridge reproduces the task's first filter
+    pipeline exactly (``regex`` with a first or last match, ``take_first``): its answers are
+    then graded as lm-eval grades them. None otherwise (our extraction and grading by type)."""
+    if "exact_match" not in metric_kwargs:
+        return None
+    steps = [s.get("function") for s in ((filters[:1] or [{}])[0].get("filter") or [])]
+    if any(s not in ("regex", "take_first") for s in steps) or steps.count("regex") > 1:
+        return None
+    if "regex" in steps and regex is None:
+        return None
+    return dict(metric_kwargs.get("exact_match") or {})
 
 
 def _metric_kwargs(task) -> dict[str, dict[str, Any]]:
@@ -465,8 +482,10 @@ def load_lmeval_task(
         max_answer = int(gen_kwargs.get("max_gen_toks", 256))
         budgets, max_think = GEN_BUDGETS, GEN_BUDGETS[-1]
         regex = _answer_regex(filters)
+        exact_match = _lmeval_grading(filters, metric_kwargs, regex)
     else:
         atype, max_answer, budgets, max_think, regex = "choice", 32, (0,), 0, None
+        exact_match = None
     ds = f"{task.config.dataset_path}" + (
         f"/{task.config.dataset_name}" if task.config.dataset_name else ""
     )
@@ -481,11 +500,30 @@ def load_lmeval_task(
         few_shot=(),  # lm-eval's few-shot context is already in each prompt
         system_prompt=None,
         answer_regex=regex,
+        exact_match=exact_match,
+        data_sha=_docs_sha(task),
         source=f"lm_eval:{name} <- {ds}"
         + (
             f" {task.config.dataset_kwargs.get('data_files')}" if task.config.dataset_kwargs else ""
         ),
     )
+
+
+def _docs_sha(task) -> str:
+    """The content of every document the prompts can draw on (all evaluation docs, not only
+    the first --limit, and the few-shot pool), hashed: the run id's identity of the data."""
+
+    def rows():
+        for d in task.eval_docs:
+            yield ["eval", _jsonable(dict(d))]
+        try:
+            shots = task.fewshot_docs() or []
+        except Exception:  # noqa: BLE001 - a task without a few-shot split has no pool
+            shots = []
+        for d in shots:
+            yield ["fewshot", _jsonable(dict(d))]
+
+    return data_sha256(rows())
 
 
 def _docs_of(docs: Sequence[Any]) -> list[dict[str, Any]]:

@@ -44,6 +44,7 @@ from evalharness.tasks.base import (
     Task,
     TaskLoadError,
     choice_letter,
+    data_sha256,
     short_error,
 )
 from evalharness.types import Problem
@@ -63,6 +64,7 @@ TOP_KEYS = {
     "name", "aliases", "description", "source", "fields", "answer_type", "normalize", "prompt",
     "few_shot_examples", "default_few_shot", "system_prompt", "answer_regex", "default_budgets",
     "max_thinking_tokens", "max_answer_tokens", "target_delimiter", "informative",
+    "answer_fallback",
 }  # fmt: skip
 SOURCE_KEYS = {"file", "local", "hf", "records"}
 HF_KEYS = {"path", "name", "split"}
@@ -369,6 +371,14 @@ class _Spec:
             raise self.bad(field, "a string", value)
         return value
 
+    def boolean(self, field: str, default: bool) -> bool:
+        value = self.cfg.get(field)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise self.bad(field, "true or false", value)
+        return value
+
     def opt_regex(self, field: str) -> str | None:
         """An optional top-level regex, compiled once here so a bad one fails at load."""
         value = self.opt_str(field, self.cfg.get(field))
@@ -484,6 +494,10 @@ def _build(
     max_think = spec.integer("max_thinking_tokens", max(budgets))
     system_prompt = spec.opt_str("system_prompt", spec.cfg.get("system_prompt"))
     answer_regex = spec.opt_regex("answer_regex")
+    answer_fallback = spec.boolean("answer_fallback", False)
+    if answer_fallback and answer_regex is None:
+        raise spec.bad("answer_fallback", "set only with an answer_regex (it is what the "
+                       "regex falls back from)", answer_fallback)
     informative = spec.opt_regex("informative")
     description = spec.string("description", "")
 
@@ -497,6 +511,7 @@ def _build(
     data = _fetch_rows(spec, base, data_file)
     if not data.rows:
         raise TaskLoadError(f"task {name!r}: {data.where} has no rows")
+    data_sha = data_sha256(data.rows)  # the whole data, so --limit extends one run
     if limit is not None:
         if limit < 0:
             raise TaskLoadError(f"task {name!r}: limit must be >= 0, got {limit}")
@@ -593,7 +608,9 @@ def _build(
         few_shot=tuple(shots),
         system_prompt=system_prompt,
         answer_regex=answer_regex,
+        answer_fallback=answer_fallback,
         source=data.where,
+        data_sha=data_sha,
         informative=informative,
     )
 
