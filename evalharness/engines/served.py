@@ -114,7 +114,7 @@ def check_model(reply: Any, names: frozenset[str]) -> None:
     answers with its first served name when asked by an alias)."""
     if not isinstance(reply, dict):
         raise BadReply(f"the reply is a JSON {type(reply).__name__}, not an object")
-    if reply.get("model") not in names:
+    if not isinstance(reply.get("model"), str) or reply["model"] not in names:
         want = " or ".join(repr(n) for n in sorted(names))
         raise BadReply(f"the reply is for model {reply.get('model')!r:.80}, not {want}",
                        stop=True)
@@ -234,12 +234,17 @@ def check_score(reply: Any, ids: list[int], n_ctx: int, via: str, names: frozens
     tops = lp.get("top_logprobs") if isinstance(lp, dict) else None
     if not isinstance(vals, list) or not isinstance(tops, list):
         raise BadReply("the reply has no echoed prompt log-probs", retry=not probe)
-    if len(vals) < len(ids) or len(tops) < len(ids):
+    if len(vals) < len(ids):
         # a server that ignores echo returns the generated token's log-prob only
         raise BadReply(f"{len(vals)} echoed log-probs for a {len(ids)}-token prompt",
                        retry=not probe)
     tokens = lp.get("tokens")
-    if isinstance(tokens, list) and len(tokens) >= len(ids) and all(
+    # the prompt's entries, then the one generated token (max_tokens=1), in lists of one
+    # length: a list a server cut or padded would shift every position after it
+    lens = {len(vals), len(tops)} | ({len(tokens)} if isinstance(tokens, list) else set())
+    if len(lens) > 1 or len(vals) > len(ids) + 1:
+        raise BadReply(f"echoed lists of lengths {sorted(lens)} for a {len(ids)}-token prompt")
+    if isinstance(tokens, list) and all(
             isinstance(t, str) and t.startswith("token_id:") for t in tokens[:len(ids)]):
         if [t.split(":", 1)[1] for t in tokens[n_ctx:len(ids)]] != [str(t) for t in cont]:
             raise BadReply("the echoed prompt is not the one sent")
@@ -434,6 +439,12 @@ class OpenAIEngine:
                                 bad, why = e, f"invalid reply: {_one_line(e)}"
                                 if not e.retry:
                                     break
+                            except (TypeError, KeyError, IndexError, AttributeError,
+                                    ValueError) as e:  # a shape the checks did not foresee:
+                                # still a bad reply (retried, then counted), not a traceback
+                                bad = BadReply(f"malformed reply ({type(e).__name__}: "
+                                               f"{_one_line(e)[:80]})")
+                                why = f"invalid reply: {bad}"
                     else:
                         why = f"HTTP {status}: {_server_message(raw, headers)}"
                         if status not in RETRY_STATUS:
