@@ -36,6 +36,12 @@ def parse_budgets(text: str) -> tuple[int, ...]:
         raise typer.BadParameter(f"budgets must be comma-separated integers, got {text!r}") from None
     if not vals or min(vals) < 0:
         raise typer.BadParameter("budgets must be non-negative integers, e.g. 0,16,64,256")
+    from evalharness.spec import check_budgets
+
+    try:
+        check_budgets(vals)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
     return vals
 
 

@@ -496,3 +496,48 @@ def test_unknown_engine_options_are_still_refused(tok_path):
 def test_invalid_reply_error_keeps_whether_to_stop():
     e = InvalidReply("x", stop=True)
     assert e.stop and isinstance(e, ServerError)
+
+
+# -- 10: budgets bounded ------------------------------------------------------------------------
+def test_a_budget_larger_than_any_context_is_refused_at_parse_time_in_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from evalharness.cli import app
+
+    res = CliRunner().invoke(app, ["eval", "--model", "zoo/arith-h8-s0", "--task", "add5",
+                                   "--budgets", "0,99999999999999999999", "--results",
+                                   str(tmp_path), "--dry-run"])
+    assert res.exit_code == 2 and "out of range" in res.output and "10,000,000" in res.output
+    assert "Traceback" not in res.output and not (tmp_path / "runs").exists()
+
+
+def test_a_manifest_or_record_with_an_out_of_range_value_is_skipped_and_report_still_works(
+        tok_path, server, tmp_path, caplog):
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from evalharness.cli import app
+
+    res, _ = _eval(tmp_path, server.url)
+    good = res.dir
+    # a copy of the run whose manifest plans a budget of 10^20 (what the old CLI wrote) ...
+    bad = good.parent / (good.name + "-huge")
+    shutil.copytree(good, bad)
+    m = _manifest(bad)
+    m["plan"]["budgets"].append(10**20)
+    (bad / "manifest.json").write_text(json.dumps(m))
+    # ... and a record at that budget in the good run
+    row = json.loads((good / "samples.jsonl").read_text().splitlines()[0])
+    row["budget"] = 10**20
+    with open(good / "samples.jsonl", "a") as f:
+        f.write(json.dumps(row) + "\n")
+    for args in (["score", "--results", str(tmp_path)], ["report", "--results", str(tmp_path)],
+                 ["summary", "--results", str(tmp_path)]):
+        out = CliRunner().invoke(app, args)
+        assert out.exit_code == 0, (args, out.output, out.exception)
+        assert "Traceback" not in out.output
+        assert "damaged manifest (plan.budgets" in out.output and "run skipped" in out.output
+        if args[0] == "score":  # read once: the scores stay valid after that
+            assert "skipped an invalid record ('budget' is out of range)" in out.output
+    assert (tmp_path / "report.html").exists()
