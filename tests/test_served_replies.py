@@ -317,7 +317,7 @@ def test_request_timeout_and_reply_cap_flags_reach_the_engine_and_not_the_run_id
 
 # -- 9: no secret on disk -------------------------------------------------------------------------
 def test_credentials_in_the_base_url_reach_no_file_and_no_output(
-        tok_path, server, tmp_path, capfd):
+        tok_path, server, tmp_path, capfd, monkeypatch):
     from typer.testing import CliRunner
 
     from evalharness.cli import app
@@ -336,14 +336,20 @@ def test_credentials_in_the_base_url_reach_no_file_and_no_output(
         res = runner.invoke(app, args)
         assert res.exit_code == 0, res.output
         outputs.append(res.output)
-    # and a failing run: its error line and its manifest
-    server.fault = _first(10**6, "generate", lambda b, r: Raw(503, b'{"error": "down"}'))
+    # and a failing run whose server quotes the URL and the API key back in its error: the
+    # error line and the manifest's "error" hold neither
+    monkeypatch.setenv("EVALHARNESS_TEST_KEY", f"sk-{SECRET}-key")
+    echo = json.dumps({"error": {"message": f"bad key sk-{SECRET}-key for {url}"}}).encode()
+    server.fault = _first(10**6, "generate", lambda b, r: Raw(401, echo))
     res = runner.invoke(app, ["eval", "--model", tok_path, "--task", "add5", "--limit", "3",
                               "--budgets", "0,8", "--engine", "openai", "--base-url", url,
                               "--served-model-name", NAME, "--results", str(results),
-                              "--no-progress", "--max-retries", "0"])
-    assert res.exit_code == 2 and "failed after 1 tries: HTTP 503" in res.output, res.output
+                              "--no-progress", "--api-key-env", "EVALHARNESS_TEST_KEY"])
+    assert res.exit_code == 2 and "refused a request (HTTP 401: bad key *** for " \
+        f"http://127.0.0.1:{server.port}/v1?key=***&sig=***)" in res.output, res.output
     outputs.append(res.output)
+    assert any(json.loads(p.read_text()).get("status") == "failed"
+               for p in results.glob("runs/*/manifest.json"))
     assert any("127.0.0.1" in o for o in outputs)
     files = [p for p in results.rglob("*") if p.is_file()]
     assert any(p.name == "report.html" for p in files) and len(files) > 5

@@ -132,6 +132,10 @@ class OpenAIEngine:
         self.timeout = float(timeout)
         self.max_reply_bytes = int(max_reply_mb * 2**20)
         key = os.environ.get(api_key_env) if api_key_env else None
+        # what must never be echoed: a server's error text may quote the key or the URL it was
+        # asked at ("invalid key sk-…"), and those lines reach the console and the manifest
+        self._secrets = sorted({x for u in self.urls for x in _url_secrets(u)}
+                               | ({key} if key and len(key) >= 4 else set()), key=len, reverse=True)
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         self.client = httpx.Client(
             headers=headers, timeout=httpx.Timeout(self.timeout, connect=min(10.0, self.timeout)),
@@ -266,18 +270,27 @@ class OpenAIEngine:
                     else:
                         why = f"HTTP {status}: {_server_message(raw, headers)}"
                         if status not in RETRY_STATUS:
-                            raise RequestRefused(f"server {shown} refused a request ({why})")
+                            raise RequestRefused(self._scrub(
+                                f"server {shown} refused a request ({why})"))
                         wait_s = max(wait_s, _retry_after(headers))
                 if attempt + 1 < tries:
                     time.sleep(wait_s)
             msg = f"server {shown} failed after {attempt + 1} tries: {why}"
             if bad is not None:
-                raise InvalidReply(msg, stop=bad.stop, unsupported=not bad.retry)
-            raise ServerError(msg)
+                raise InvalidReply(self._scrub(msg), stop=bad.stop, unsupported=not bad.retry)
+            raise ServerError(self._scrub(msg))
         finally:
             if picked:
                 with self._lock:
                     self._busy[url] -= 1
+
+    def _scrub(self, text: str) -> str:
+        """`text` with every credential of the servers' URLs and the API key masked."""
+        for url in self.urls:
+            text = text.replace(url, self.shown[url])
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
 
     def _model_info(self, url: str) -> dict[str, Any]:
         httpx, shown = self._httpx, self.shown[url]
@@ -476,6 +489,24 @@ def _api_root(url: str) -> str:
         url = "http://" + url
     base, query = _split_query(url)
     return base.rstrip("/").removesuffix("/completions") + query
+
+
+def _url_secrets(url: str) -> set[str]:
+    """The credentials in a URL as they may appear in text: userinfo and query values (raw and
+    percent-decoded), those of 4 characters or more (shorter ones would mask ordinary text)."""
+    from urllib.parse import unquote, urlsplit
+
+    out: set[str] = set()
+    try:
+        parts = urlsplit(url)
+        user, pw = parts.username, parts.password
+    except ValueError:
+        return out
+    values = [user, pw] + [c.partition("=")[2] or c for c in parts.query.split("&")]
+    for v in values:
+        if v:
+            out |= {v, unquote(v)}
+    return {v for v in out if len(v) >= 4}
 
 
 def _split_query(url: str) -> tuple[str, str]:
