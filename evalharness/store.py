@@ -110,14 +110,15 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
     return d
 
 
-_INT64 = 2**63
+_INT64 = 2**63  # record fields are int64 columns
+_FLOAT_MAX = 10**308  # manifest numbers are read with float() (params, FLOPs, tokens)
 
 
-def _huge_int(v: Any, where: str = "") -> str | None:
-    """Where an integer too large for int64 (or a float) sits in a JSON value: readers convert
-    numbers to int64/float and would crash with OverflowError."""
+def _huge_int(v: Any, where: str = "", limit: int = _INT64) -> str | None:
+    """Where an integer outside (-limit, limit) sits in a JSON value: readers convert numbers
+    to int64 or float and would crash with OverflowError (JSON integers have no bound)."""
     if isinstance(v, int) and not isinstance(v, bool):
-        return where or "a value" if not -_INT64 <= v < _INT64 else None
+        return where or "a value" if not -limit <= v < limit else None
     if isinstance(v, dict):
         items = v.items()
     elif isinstance(v, list):
@@ -126,7 +127,7 @@ def _huge_int(v: Any, where: str = "") -> str | None:
         return None
     for k, x in items:
         key = k if str(k).startswith("[") else f".{k}"
-        hit = _huge_int(x, f"{where}{key}".lstrip("."))
+        hit = _huge_int(x, f"{where}{key}".lstrip("."), limit)
         if hit:
             return hit
     return None
@@ -134,7 +135,7 @@ def _huge_int(v: Any, where: str = "") -> str | None:
 
 def _check_manifest(d: dict[str, Any]) -> str | None:
     """Why a manifest cannot be used (an out-of-range plan, an overflowing number), or None."""
-    where = _huge_int(d)
+    where = _huge_int(d, limit=_FLOAT_MAX)
     if where:
         return f"{where} is out of range"
     plan = d.get("plan")
