@@ -36,6 +36,12 @@ def parse_budgets(text: str) -> tuple[int, ...]:
         raise typer.BadParameter(f"budgets must be comma-separated integers, got {text!r}") from None
     if not vals or min(vals) < 0:
         raise typer.BadParameter("budgets must be non-negative integers, e.g. 0,16,64,256")
+    from evalharness.spec import check_budgets
+
+    try:
+        check_budgets(vals)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
     return vals
 
 
@@ -103,6 +109,9 @@ def eval_cmd(
     served_model_name: str = typer.Option(None, "--served-model-name", help="openai engine: the server's name for the model (default: --model as given)."),
     max_concurrency: int = typer.Option(None, "--max-concurrency", min=1, help="openai engine: requests in flight per server (default 32)."),
     api_key_env: str = typer.Option(None, "--api-key-env", help="openai engine: environment variable holding the API key (default OPENAI_API_KEY; the key is never stored)."),
+    request_timeout: float = typer.Option(None, "--request-timeout", min=0.001, help="openai engine: seconds per try of a request (connect, each wait for bytes, the whole reply; default 600); a request fails after its --max-retries (5), so within about timeout x 6 plus backoff. Not part of the run id."),
+    max_retries: int = typer.Option(None, "--max-retries", min=0, help="openai engine: retries of a failed request (429, 5xx, transport errors, timeouts, broken or invalid replies), with exponential backoff (default 5). Not part of the run id."),
+    max_reply_mb: float = typer.Option(None, "--max-reply-mb", min=0.001, help="openai engine: the largest reply accepted, in MB (default 64); a larger one is refused and retried. Not part of the run id."),
     family: str = typer.Option(None, help="Family name grouping model sizes (default: from the name)."),
     train_tokens: float = typer.Option(None, min=0, help="Training tokens of the model (hub models: from the model card), for the training + inference cost model."),
     tokens_per_step: float = typer.Option(None, "--tokens-per-step", min=0, help="Hub revisions named stepN (--model org/m@step1000,@step2000): training tokens = N x this (Pythia: 2097152)."),
@@ -125,7 +134,9 @@ def eval_cmd(
         tensor_parallel_size=tensor_parallel_size, gpu_memory_utilization=gpu_memory_utilization,
         revision=revision, engine_args=parse_engine_args(engine_arg), base_url=base_url,
         served_model_name=served_model_name, max_concurrency=max_concurrency,
-        api_key_env=api_key_env).items() if v is not None}
+        api_key_env=api_key_env, timeout=request_timeout, max_reply_mb=max_reply_mb,
+        max_retries=max_retries,
+        ).items() if v is not None}
     opts = EvalOptions(
         models=model, task=task, budgets=parse_budgets(budgets) if budgets is not None else None,
         n=n, temperature=temperature, top_p=top_p, seed=seed, mode=mode,

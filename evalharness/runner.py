@@ -238,6 +238,8 @@ def run_one(ref: ModelRef, task, opts: EvalOptions, gen: GenerationSpec, plan: P
     opts = replace(opts, engine_options=options)
     engine = load_engine(opts.engine, ref.path, replicas=opts.replicas, **opts.engine_options)
     try:
+        if getattr(engine, "route_line", None):  # a served model: where, and how it scores
+            log(engine.route_line)
         tok = engine.tokenizer
         fmt = pick_format(opts, tok)
         if opts.max_answer_tokens is None:  # the format's measured default caps the task's
@@ -304,7 +306,7 @@ def _run(store: RunStore, spec: RunSpec, ref: ModelRef, task, opts: EvalOptions,
         # where in its training the checkpoint is (zoo intermediates: the second scale axis)
         "train_step": ref.step,
         "engine": engine.name, "engine_version": engine.version,
-        "engine_options": dict(opts.engine_options),
+        "engine_options": stored_options(opts.engine_options),
         # a served model: where it ran and the server's version (not part of the run id)
         **({"server": {**engine.server, **_server_root(engine)}}
            if getattr(engine, "server", None) else {}),
@@ -333,22 +335,38 @@ def _run(store: RunStore, spec: RunSpec, ref: ModelRef, task, opts: EvalOptions,
                disable=not opts.progress or not sys.stderr.isatty() or bool(os.environ.get("CI")))
     # each replica should get a full chunk per call (results are the same either way)
     chunk = opts.chunk * max(1, opts.replicas)
-    for start in range(0, len(todo), chunk):
-        idx = todo[start : start + chunk]
-        for unit in sweeper.run([task.problems[k] for k in idx], [prompts[k] for k in idx], meta,
-                                need=[need[k] for k in idx]):
-            unit = [replace(r, problem_sha=shas[r.problem_id]) for r in unit]
-            store.append(unit)
-            done.update((r.problem_id, r.sample, r.budget, r.extensions) for r in unit)
-            made += len(unit)
-            errors += sum(r.finish_reason.startswith("error") for r in unit)
-            tokens += sum(r.generated_tokens for r in unit)
-            bar.update(len(unit))
-        bar.set_postfix(tok_s=f"{tokens / max(time.time() - t0, 1e-9):.0f}", errors=errors)
-    bar.close()
+    try:
+        for start in range(0, len(todo), chunk):
+            idx = todo[start : start + chunk]
+            for unit in sweeper.run([task.problems[k] for k in idx], [prompts[k] for k in idx],
+                                    meta, need=[need[k] for k in idx]):
+                unit = [replace(r, problem_sha=shas[r.problem_id]) for r in unit]
+                store.append(unit)
+                done.update((r.problem_id, r.sample, r.budget, r.extensions) for r in unit)
+                made += len(unit)
+                errors += sum(r.finish_reason.startswith("error") for r in unit)
+                tokens += sum(r.generated_tokens for r in unit)
+                bar.update(len(unit))
+            bar.set_postfix(tok_s=f"{tokens / max(time.time() - t0, 1e-9):.0f}", errors=errors)
+    except BaseException as e:
+        # the manifest says how the run ended, not "running" forever: a failure (a server gone
+        # for good, a disk full) is "failed" with its line, Ctrl-C "interrupted"; the records
+        # made so far stay, and the same command resumes
+        stopped = isinstance(e, KeyboardInterrupt | SystemExit)
+        manifest.update(status="interrupted" if stopped else "failed", finished=now(),
+                        wall_seconds=round(time.time() - t_start, 2),
+                        error=None if stopped else " ".join(str(e).split())[:500] or type(e).__name__)
+        try:
+            store.write_manifest(manifest)
+        except OSError:
+            pass  # the original error is the one to report
+        raise
+    finally:
+        bar.close()
     missing = len(set(covered.keys(all_ids)) - done)
     status = "complete" if not missing else "incomplete"
     manifest.update(status=status, finished=now(), wall_seconds=round(time.time() - t_start, 2))
+    manifest.pop("error", None)  # a resumed run that completes is no longer failed
     store.write_manifest(manifest)
     return RunResult(store.dir, made, errors, status)
 
@@ -357,6 +375,18 @@ def _server_root(engine) -> dict[str, Any]:
     """The served model's full root (a path on the server is kept here, not in the id)."""
     root = (getattr(engine, "settings", None) or {}).get("model_root")
     return {"model_root": root} if root is not None else {}
+
+
+def stored_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Engine options as the manifest keeps them: server URLs without credentials."""
+    from evalharness.engines.base import redact_url
+
+    out = dict(options)
+    if isinstance(out.get("base_url"), str):
+        out["base_url"] = ",".join(redact_url(u) for u in out["base_url"].split(",") if u.strip())
+    elif isinstance(out.get("base_url"), list | tuple):
+        out["base_url"] = [redact_url(str(u)) for u in out["base_url"]]
+    return out
 
 
 def _format_of(spec: RunSpec) -> ReasoningFormat:

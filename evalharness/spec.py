@@ -21,6 +21,22 @@ from typing import Any
 MODES = ("truncate", "extend")
 SWEEPS = ("one-pass", "independent")
 
+# Bounds on what a run can ask for: no context holds more than this many tokens (the longest
+# served today hold ~10^7), so a larger budget is a typo, and one that overflows int64 used to
+# poison the results folder (records written, then every reader crashed).
+MAX_BUDGET = 10_000_000
+MAX_SAMPLES = 1_000_000  # samples per problem
+MAX_LEVELS = 10_000  # "Wait" extension levels
+
+
+def check_budgets(budgets: tuple[int, ...] | list[int]) -> None:
+    """Raise ValueError (one line) unless every budget is an int in 0..MAX_BUDGET."""
+    for b in budgets:
+        if not isinstance(b, int) or isinstance(b, bool) or not 0 <= b <= MAX_BUDGET:
+            raise ValueError(f"budget {b!r:.30} is out of range: budgets are thinking-token "
+                             f"counts from 0 to {MAX_BUDGET:,} (more than any context holds)")
+
+
 # The one place for each default the CLI, the sweep and the engines share.
 DEFAULT_MAX_ANSWER_TOKENS = None  # None: the task's own (its YAML `max_answer_tokens`)
 
@@ -148,8 +164,11 @@ class Plan:
             raise ValueError("at least one thinking budget is needed")
         if min(self.budgets) < 0:
             raise ValueError("budgets must be non-negative integers")
-        if self.n < 1:
-            raise ValueError(f"n must be >= 1, got {self.n}")
+        check_budgets(self.budgets)
+        if not 1 <= self.n <= MAX_SAMPLES:
+            raise ValueError(f"n must be in 1..{MAX_SAMPLES:,}, got {self.n}")
+        if not 1 <= self.levels <= MAX_LEVELS:
+            raise ValueError(f"extension levels must be in 1..{MAX_LEVELS:,}, got {self.levels}")
 
     def keys(self, problem_ids: list[str]) -> list[tuple[str, int, int, int]]:
         """Every record key (problem, sample, budget, level) the plan asks for."""

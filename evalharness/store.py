@@ -31,6 +31,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.json as pj
 
+from evalharness.spec import MAX_BUDGET, MAX_LEVELS, MAX_SAMPLES
 from evalharness.types import SampleRecord
 
 log = logging.getLogger("evalharness")
@@ -103,7 +104,54 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
         raise ValueError(f"{path}: damaged manifest ({e})") from None
     if not isinstance(d, dict):
         raise ValueError(f"{path}: damaged manifest (not a JSON object)")
+    why = _check_manifest(d)
+    if why:
+        raise ValueError(f"{path}: damaged manifest ({why})")
     return d
+
+
+_INT64 = 2**63  # record fields are int64 columns
+_FLOAT_MAX = 10**308  # manifest numbers are read with float() (params, FLOPs, tokens)
+
+
+def _huge_int(v: Any, where: str = "", limit: int = _INT64) -> str | None:
+    """Where an integer outside (-limit, limit) sits in a JSON value: readers convert numbers
+    to int64 or float and would crash with OverflowError (JSON integers have no bound)."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        return where or "a value" if not -limit <= v < limit else None
+    if isinstance(v, dict):
+        items = v.items()
+    elif isinstance(v, list):
+        items = ((f"[{i}]", x) for i, x in enumerate(v))
+    else:
+        return None
+    for k, x in items:
+        key = k if str(k).startswith("[") else f".{k}"
+        hit = _huge_int(x, f"{where}{key}".lstrip("."), limit)
+        if hit:
+            return hit
+    return None
+
+
+def _check_manifest(d: dict[str, Any]) -> str | None:
+    """Why a manifest cannot be used (an out-of-range plan, an overflowing number), or None."""
+    where = _huge_int(d, limit=_FLOAT_MAX)
+    if where:
+        return f"{where} is out of range"
+    plan = d.get("plan")
+    if plan is None:
+        return None
+    if not isinstance(plan, dict):
+        return "plan is not an object"
+    budgets = plan.get("budgets") or []
+    if not isinstance(budgets, list) or not all(
+            _is(b, int) and 0 <= b <= MAX_BUDGET for b in budgets):
+        return f"plan.budgets {budgets!r:.60} are not thinking budgets in 0..{MAX_BUDGET:,}"
+    for key, top in (("n", MAX_SAMPLES), ("levels", MAX_LEVELS)):
+        v = plan.get(key)
+        if v is not None and not (_is(v, int) and 1 <= v <= top):
+            return f"plan.{key} {v!r:.30} is not in 1..{top:,}"
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -146,10 +194,21 @@ def _is(v: Any, typ: type | tuple) -> bool:
     return isinstance(v, typ)
 
 
+# key fields' ranges: what a run can ask for (spec.py); a record outside them is damaged
+_KEY_RANGE = {"budget": MAX_BUDGET, "sample": MAX_SAMPLES - 1, "extensions": MAX_LEVELS - 1}
+
+
 def _check_row(row: Any) -> str | None:
     """Why a parsed line is not a record, or None when it is one."""
     if not isinstance(row, dict):
         return f"not a JSON object ({type(row).__name__})"
+    where = _huge_int(row)
+    if where:
+        return f"{where!r} is out of range"
+    for name, top in _KEY_RANGE.items():
+        v = row.get(name)
+        if _is(v, int) and not 0 <= v <= top:
+            return f"{name!r} is {v!r}, out of range 0..{top:,}"
     for name, typ in _REQUIRED.items():
         v = row.get(name)
         if v is None:
@@ -255,6 +314,12 @@ def _fast_read(lines: list[bytes]) -> pd.DataFrame | None:
         return None
     for name in _REQUIRED:  # `{}` parses as a row of nulls: let the slow path name the line
         if table.column(name).null_count:
+            return None
+    import pyarrow.compute as pc
+
+    for name, top in _KEY_RANGE.items():  # out-of-range keys: the slow path names the line
+        col = table.column(name)
+        if len(col) and (pc.min(col).as_py() < 0 or pc.max(col).as_py() > top):
             return None
     return table.to_pandas(types_mapper=lambda t: pd.ArrowDtype(t) if pa.types.is_list(t) else None)
 

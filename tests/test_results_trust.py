@@ -182,9 +182,14 @@ def test_a_budget_past_the_context_errors_alone(tmp_path):
         assert s[s.budget == b]["correct"].mean() == ok[ok.budget == b]["correct"].mean()
         assert not s[s.budget == b]["error"].any()
     assert s[s.budget == 600]["error"].all()
-    res = ev(tmp_path / "huge", "--task", "add_sweep", "--limit", "4", "--budgets", "1000000000",
+    res = ev(tmp_path / "huge", "--task", "add_sweep", "--limit", "4", "--budgets", "9000000",
              ok=False)
     assert res.exit_code == 2 and "every record this command made (4) is an error" in res.output
+    # past what any context holds: refused before anything runs (issue 26: 10^20 overflowed)
+    res = ev(tmp_path / "huger", "--task", "add_sweep", "--limit", "4", "--budgets",
+             "1000000000", ok=False)
+    assert res.exit_code == 2 and "out of range" in res.output
+    assert not (tmp_path / "huger" / "runs").exists()
 
 
 def test_weights_identity_covers_bin_config_and_tokenizer_files(tmp_path):

@@ -64,7 +64,9 @@ NOT_IDENTITY = {
 # the served engine (needs a server; tests/test_served.py checks both kinds): the served
 # model's name is in the engine's settings; where and how fast it is asked is not
 IDENTITY_SERVED = {"served_model_name"}
-NOT_IDENTITY_SERVED = {"base_url", "max_concurrency", "api_key_env"}
+# (timeouts, retries and the reply cap: tests/test_served_replies.py checks they are not)
+NOT_IDENTITY_SERVED = {"base_url", "max_concurrency", "api_key_env", "request_timeout",
+                       "max_retries", "max_reply_mb"}
 NOT_RUN_HERE = {"gpu_memory_utilization"}  # vLLM on a GPU only; a memory budget, not a result
 
 

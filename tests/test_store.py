@@ -45,3 +45,42 @@ def test_manifest_round_trips(tmp_path):
     with RunStore(tmp_path, "run") as st:
         st.write_manifest({"run_id": "run", "params": 5})
         assert st.read_manifest() == {"run_id": "run", "params": 5}
+
+
+@pytest.mark.parametrize("damage,why", [
+    ({"plan": {"budgets": [0, 10**20], "n": 1, "levels": 1}}, "plan.budgets"),
+    ({"plan": {"budgets": [0, 10_000_001], "n": 1, "levels": 1}}, "plan.budgets"),
+    ({"plan": {"budgets": [0], "n": 10**30, "levels": 1}}, "plan.n"),
+    ({"params": 10**400}, "params is out of range"),
+])
+def test_a_manifest_with_an_out_of_range_value_is_skipped_with_a_warning(
+        tmp_path, caplog, damage, why):
+    from evalharness.store import run_dirs
+
+    for name in ("good", "bad"):
+        with RunStore(tmp_path, name) as st:
+            st.append([rec("p1", 0, 0)])
+            st.write_manifest({"run_id": name, "train_flops": 6 * 10**20,  # > int64: fine
+                               "plan": {"budgets": [0], "n": 1, "levels": 1},
+                               **(damage if name == "bad" else {})})
+    assert [d.name for d in run_dirs(tmp_path)] == ["good"]
+    assert f"damaged manifest ({why}" in caplog.text and "run skipped" in caplog.text
+
+
+@pytest.mark.parametrize("field,value", [("budget", 10**20), ("budget", 10_000_001),
+                                         ("sample", -1), ("seed", 10**19),
+                                         ("answer_ids", [10**19])])
+def test_a_record_with_an_out_of_range_value_is_skipped_with_a_warning(
+        tmp_path, caplog, field, value):
+    from evalharness.store import Health, read_samples
+
+    with RunStore(tmp_path, "run") as st:
+        st.append([rec("p1", 0, 0), rec("p2", 0, 0)])
+    row = rec("p3", 0, 0).to_json()
+    row[field] = value
+    with open(st.samples, "a") as f:
+        f.write(json.dumps(row) + "\n")
+    health = Health()
+    df = read_samples(st.samples, health)
+    assert sorted(df["problem_id"]) == ["p1", "p2"] and len(health.bad_lines) == 1
+    assert "skipped an invalid record" in caplog.text and "out of range" in caplog.text

@@ -394,7 +394,8 @@ def test_unreadable_file(tmp_path):
 
 def test_bad_yaml_values(tmp_path):
     (tmp_path / "r.jsonl").write_text('{"q": "a", "a": "1"}\n{"q": "b", "a": "1"}\n')
-    base = "name: t\nsource: {file: r.jsonl}\nfields: {question: [q], answer: [a]}\n"
+    base = ("name: t\nsource: {file: r.jsonl}\nfields: {question: [q], answer: [a]}\n"
+            "answer_type: string\n")
     cases = {
         "prompt: {zero_shot: '{problem}'}\n": "bad prompt template",
         "fields: {question: [q], answer: [a], id: [a]}\n": "duplicate problem id '1'",
@@ -408,7 +409,8 @@ def test_bad_yaml_values(tmp_path):
         load_task(str(tmp_path / "absent.yaml"))
 
 
-BASE_YAML = "name: t\nsource: {file: r.jsonl}\nfields: {question: [q], answer: [a]}\n"
+BASE_YAML = ("name: t\nsource: {file: r.jsonl}\nfields: {question: [q], answer: [a]}\n"
+             "answer_type: string\n")
 
 
 @pytest.mark.parametrize(
@@ -528,7 +530,7 @@ def _yaml_with_id(tmp_path: Path, data: Path) -> Path:
     y = tmp_path / "ids.yaml"
     y.write_text(
         f"name: ids\nsource: {{file: {data.name}}}\n"
-        "fields: {question: [question], answer: [answer], id: [answer]}\n"
+        "fields: {question: [question], answer: [answer], id: [answer]}\nanswer_type: string\n"
     )
     return y
 
@@ -641,3 +643,26 @@ def test_tasks_dir_is_the_checkouts_tasks_folder_for_a_copied_tree(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=tmp_path, env={**env, "PYTHONPATH": str(tmp_path)}, check=True)
     assert out.stdout.split() == [str(tmp_path / "tasks"), "200"]
+
+
+def test_a_task_yaml_without_answer_type_is_refused_in_one_line_naming_the_file(tmp_path):
+    (tmp_path / "r.jsonl").write_text('{"q": "a", "a": "1"}\n')
+    y = tmp_path / "t.yaml"
+    y.write_text("name: t\nsource: {file: r.jsonl}\nfields: {question: [q], answer: [a]}\n")
+    with pytest.raises(TaskLoadError) as e:
+        load_task(str(y))
+    msg = str(e.value)
+    assert "\n" not in msg and str(y) in msg and "'answer_type' is missing" in msg
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json", ".csv"])
+def test_a_data_file_with_a_utf8_bom_is_read(tmp_path, suffix):
+    rows = {".jsonl": '{"q": "1+1=", "a": "2"}\n{"q": "2+2=", "a": "4"}\n',
+            ".json": '[{"q": "1+1=", "a": "2"}, {"q": "2+2=", "a": "4"}]',
+            ".csv": "q,a\n1+1=,2\n2+2=,4\n"}[suffix]
+    (tmp_path / f"r{suffix}").write_bytes(b"\xef\xbb\xbf" + rows.encode())
+    y = tmp_path / "t.yaml"
+    y.write_bytes(b"\xef\xbb\xbf" + (f"name: t\nsource: {{file: r{suffix}}}\n"
+                  "fields: {question: [q], answer: [a]}\nanswer_type: integer\n").encode())
+    t = load_task(str(y))
+    assert [(p.prompt, p.reference) for p in t.problems] == [("1+1=", "2"), ("2+2=", "4")]

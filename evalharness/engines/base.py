@@ -171,3 +171,41 @@ def _one_line(e: BaseException) -> str:
 
 def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
+# Query parameters kept as they are when a URL is shown or stored: known not to be secret.
+# Every other parameter's value is masked, since servers and proxies put keys, tokens and
+# signatures there under many names (key, api_key, token, sig, X-Amz-Signature, ...).
+_PUBLIC_QUERY = frozenset({"api-version", "api_version", "version"})
+
+
+def redact_url(url: str) -> str:
+    """`url` as it may reach disk or the console: no userinfo (user:password@), no fragment,
+    and every query value but a few known-public ones masked as ***.
+
+    A server URL is where users paste credentials (http://user:key@host/v1?api_key=...); the
+    manifest, report, exports and log lines only ever hold this form."""
+    from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
+
+    url = url.strip()
+    if "://" not in url:  # host:port/v1 (as --base-url accepts): else "host" parses as a scheme
+        url = "http://" + url
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:  # an unparsable URL: keep nothing that could be a secret
+        return "<unparsable URL>"
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    netloc = host + (f":{port}" if port is not None else "")
+    shown = []
+    for chunk in filter(None, parts.query.split("&")):
+        if "=" not in chunk:  # a bare token (?s3cr3t): nothing about it is safe to show
+            shown.append("***")
+            continue
+        ((k, v),) = parse_qsl(chunk, keep_blank_values=True) or [(chunk.split("=")[0], "")]
+        public = k.lower() in _PUBLIC_QUERY and len(k) < 40
+        shown.append(f"{quote(k, safe='')}={quote(v, safe='') if public else '***'}")
+    query = "&".join(shown)
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))

@@ -101,7 +101,7 @@ def _yaml_files() -> list[Path]:
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
+        cfg = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
     except (OSError, yaml.YAMLError) as e:
         raise TaskLoadError(f"cannot read task file {path}: {e}") from e
     if not isinstance(cfg, dict) or not cfg.get("name"):
@@ -170,7 +170,7 @@ def _read_located(
 
         return pq.read_table(p).to_pylist(), None
     if suffix in (".csv", ".tsv"):
-        with p.open(newline="", encoding="utf-8") as f:
+        with p.open(newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f, delimiter="\t" if suffix == ".tsv" else ",")
             rows, lines = [], []
             for row in reader:
@@ -178,9 +178,9 @@ def _read_located(
                 lines.append(reader.line_num)
             return rows, lines
     if suffix in (".jsonl", ".ndjson"):
-        return _json_lines(p, p.read_text(encoding="utf-8"))
+        return _json_lines(p, p.read_text(encoding="utf-8-sig"))
     if suffix == ".json":
-        text = p.read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8-sig")
         try:
             obj = json.loads(text)
         except json.JSONDecodeError as e:
@@ -466,6 +466,10 @@ def _build(
     few_shot: int | None,
 ) -> Task:
     name = spec.name
+    if spec.cfg.get("answer_type") is None:
+        # no silent "string": the answer type decides how every answer is graded
+        raise TaskLoadError(f"task file {spec.path}: field 'answer_type' is missing; set one of "
+                            f"{', '.join(ANSWER_TYPES)}")
     answer_type = spec.one_of("answer_type", ANSWER_TYPES, "string")
     norm_name = spec.one_of("normalize", sorted(NORMALIZERS), "strip")
     normalize = NORMALIZERS[norm_name]
