@@ -492,6 +492,8 @@ def test_random_damage_over_http_is_retried_to_the_valid_records(
     recs = _records(res.dir)
     # a damage the validator cannot see changes nothing; one it sees is retried
     assert res.errors == 0 and recs == baseline
+    retried = sum(server.count.values()) - len(seen)
+    assert retried > len(seen) // 3, (retried, len(seen))  # many replies were caught
 
 
 def test_unknown_engine_options_are_still_refused(tok_path):
