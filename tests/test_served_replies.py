@@ -268,6 +268,9 @@ def test_a_stalled_server_fails_within_timeout_times_tries_and_says_so(
         tok_path, server, tmp_path):
     stall = Raw(200, json.dumps({"model": NAME, "choices": []}).encode() * 10, stall_after=20)
     server.fault = _first(10**6, "generate", lambda b, r: stall)
+    from transformers import AutoTokenizer
+
+    AutoTokenizer.from_pretrained(tok_path)  # the imports' time is not the wait's
     t0 = time.monotonic()
     with pytest.raises(ServerError) as e:
         _eval(tmp_path, server.url, timeout=0.5, max_retries=1)
@@ -286,7 +289,7 @@ def test_a_reply_over_the_size_cap_is_refused_not_read(tok_path, server, tmp_pat
     _one_line(e.value)
     # without a content-length: counted as it arrives
     huge.declare_length = False
-    with pytest.raises(ServerError, match=r"a reply of more than 1\.0 MB, over the 1 MB cap"):
+    with pytest.raises(ServerError, match=r"a reply of more than 1\.\d MB, over the 1 MB cap"):
         _eval(tmp_path / "b", server.url, max_reply_mb=1, max_retries=0)
 
 
@@ -492,6 +495,8 @@ def test_random_damage_over_http_is_retried_to_the_valid_records(
     recs = _records(res.dir)
     # a damage the validator cannot see changes nothing; one it sees is retried
     assert res.errors == 0 and recs == baseline
+    retried = sum(server.count.values()) - len(seen)
+    assert retried > len(seen) // 3, (retried, len(seen))  # many replies were caught
 
 
 def test_unknown_engine_options_are_still_refused(tok_path):
