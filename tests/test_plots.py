@@ -373,3 +373,88 @@ def test_family_name(models, family):
     from evalharness.plots import family_name
 
     assert family_name(models) == family
+
+
+# ----------------------------------------------------------------------------- issue 25, item 8
+
+
+def _three_seed_emergence(analysis):
+    """The fake emergence table with each size replicated as three seeds whose EM zigzags
+    (seed 1 weak, seed 2 strong): what the zoo's 11 sizes x 3 seeds look like."""
+    import pandas as pd
+
+    rows = []
+    for _, r in analysis.emergence.iterrows():
+        for s, shift in enumerate((0.0, -0.2, 0.15)):
+            rows.append({**r.to_dict(), "model": f"{r['model']}-s{s}", "model_seed": s,
+                         "em": float(np.clip(r["em"] + shift, 0, 1))})
+    return pd.DataFrame(rows)
+
+
+def test_emergence_lines_join_per_size_seed_means_not_checkpoints(analysis):
+    from evalharness.plots import plot_emergence
+
+    em = _three_seed_emergence(analysis)
+    fig = plot_emergence(em, analysis.sharpness, task=FAKE_TASK, family="arith")
+    em_ax = fig.axes[0]
+    (obs,) = [ln for ln in em_ax.get_lines() if ln.get_label().startswith("observed")]
+    x = np.asarray(obs.get_xdata(), float)
+    # one vertex per size, in size order: never a zigzag across the seeds of one size
+    assert len(x) == len(FAKE_MODELS) and np.all(np.diff(x) > 0)
+    means = em.groupby("params")["em"].mean().sort_index()
+    np.testing.assert_allclose(x, means.index)
+    np.testing.assert_allclose(obs.get_ydata(), means.to_numpy())
+    # every checkpoint is still a dot; the legend and title say how seeds are treated
+    dots = em_ax.collections[0].get_offsets()
+    assert len(dots) == len(em)
+    legend = [t.get_text() for t in em_ax.get_legend().get_texts()]
+    assert any("seed mean per size" in t for t in legend)
+    assert "3 seeds per size" in fig.get_suptitle()
+
+
+def _legend_matches_drawn(fig):
+    """Every legend entry names an artist that has finite data on the figure."""
+    for ax in fig.axes:
+        leg = ax.get_legend()
+        if leg is None:
+            continue
+        drawn = {ln.get_label() for ln in ax.get_lines()
+                 if np.isfinite(np.asarray(ln.get_ydata(), float)).any()}
+        for t in leg.get_texts():
+            assert t.get_text() in drawn, f"legend lists {t.get_text()!r}, not drawn"
+
+
+def test_seed_emergence_with_one_seed_has_no_band_and_no_phantom_prediction(analysis):
+    import pandas as pd
+
+    from evalharness.plots import build_figures, plot_seed_emergence
+
+    sc, pts = analysis.seed_curves, analysis.seed_points
+    assert (sc["n_seeds"] == 1).all()
+    # a concatenated schaeffer table: this family's test undetermined, its em_pred all NaN
+    sch = analysis.schaeffer.assign(em_pred=np.nan) if not analysis.schaeffer.empty else \
+        pd.DataFrame({"params": sc["params"].unique(), "em_pred": np.nan})
+    fig = plot_seed_emergence(sc, pts, sch, task=FAKE_TASK, family="arith")
+    _legend_matches_drawn(fig)
+    legend = " ".join(t.get_text() for ax in fig.axes if ax.get_legend()
+                      for t in ax.get_legend().get_texts())
+    assert "p^L_eff" not in legend and "one seed per size" in legend
+    assert not any(len(c.get_paths()) for ax in fig.axes for c in ax.collections), "a band"
+    assert "no band" in fig.axes[0].get_title() and "over seeds" not in fig.axes[0].get_title()
+    (spec,) = [s for s in build_figures(analysis) if s.kind == "emergence_seeds"]
+    assert "no band" in spec.caption and "p^L_eff prediction" in spec.caption
+
+
+def test_seed_emergence_with_seeds_draws_band_and_prediction(analysis):
+    import pandas as pd
+
+    from evalharness.plots import plot_seed_emergence
+
+    sc = analysis.seed_curves.assign(n_seeds=3)
+    sch = pd.DataFrame({"params": sorted(sc["params"].unique()), "em_pred": [0.1, 0.4, 0.8]})
+    fig = plot_seed_emergence(sc, analysis.seed_points, sch, task=FAKE_TASK, family="arith")
+    _legend_matches_drawn(fig)
+    legend = " ".join(t.get_text() for t in fig.axes[0].get_legend().get_texts())
+    assert "p^L_eff" in legend and "seed mean" in legend
+    assert any(len(c.get_paths()) for c in fig.axes[0].collections)
+    assert "over seeds and problems" in fig.axes[0].get_title()
