@@ -816,6 +816,55 @@ def _seed_band_note(seeds: np.ndarray, banded: bool) -> str:
             "only at sizes with ≥ 2 seeds)")  # fmt: skip
 
 
+def flops_axis_label(rules: Iterable[str]) -> str:
+    """The x label of a FLOPs axis, stating the rule the numbers use (`evalharness.flops`):
+    the attention-aware Kaplan count where the model's config is known, 2·params·L where not."""
+    from evalharness.flops import RULE_ATTENTION, RULE_FALLBACK
+
+    rules = {str(r) for r in rules if isinstance(r, str)} or {RULE_FALLBACK}
+    kaplan = "n × (2·N_non-emb·L + n_layers·d_attn·L(L+1))"
+    dense = "n × 2·params·L"
+    where = "L = prompt + generated tokens per sample, mean over samples"
+    if rules == {RULE_ATTENTION}:
+        rule = f"{kaplan}\n({where}; N_non-emb: non-embedding params, d_attn: heads × head_dim)"
+    elif RULE_ATTENTION in rules:
+        rule = (f"{kaplan}; models without a config: {dense}\n({where}; N_non-emb: "
+                "non-embedding params, d_attn: heads × head_dim)")  # fmt: skip
+    else:
+        rule = f"{dense}\n({where}; no model config: attention term not counted)"
+    return f"inference FLOPs per problem = {rule}, log scale"
+
+
+def _problem_sets(compute: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """(description, rows) per problem set of the compute table, largest set first: points
+    are compared, and the frontier drawn, only within one set (analysis pairs them there)."""
+    if "problem_set" not in compute or compute["problem_set"].isna().all():
+        return [("", compute)]
+    size = compute.groupby("problem_set")["problems"].max() if "problems" in compute else None
+    names = list(dict.fromkeys(compute["problem_set"].dropna()))
+    if size is not None:
+        names.sort(key=lambda s: (-_finite_or(size.get(s), 0), str(s)))
+    return [(str(s), compute[compute["problem_set"] == s]) for s in names]
+
+
+def _size_groups(params: Mapping[str, float]) -> dict[str, list[str]]:
+    """Base model names grouped by size (parameter count): the seeds of one size are one
+    legend entry, so a zoo of 11 sizes × 3 seeds needs 11 entries, not 33."""
+    groups: dict[str, list[str]] = {}
+    for m in _model_order(params):
+        b = split_model(m)[0]
+        key = f"{params[m]:.6g}" if math.isfinite(params[m]) else b
+        if b not in groups.setdefault(key, []):
+            groups[key].append(b)
+    return groups
+
+
+def _size_label(names: list[str], p: float) -> str:
+    name = names[0] if len(names) == 1 else family_name(names)
+    out = f"{name} ({format_params(p)})" if math.isfinite(p) else name
+    return out if len(names) == 1 else f"{out}, {len(names)} seeds"
+
+
 def plot_flops_frontier(
     compute: pd.DataFrame,
     *,
@@ -823,71 +872,77 @@ def plot_flops_frontier(
     family: str | None = None,
     params: Mapping[str, float] | None = None,
 ) -> Figure:
-    """Accuracy vs inference compute per problem (FLOPs ≈ 2·params·tokens·n, log x): every
-    (model, budget, n) point coloured by model (marker shape: n), the Pareto frontier as a
-    step line, its points circled and each run of frontier points of one model labelled
-    "model T=…" — which size and which budget buy the most accuracy at each compute level.
+    """Accuracy vs inference compute per problem (log x; the axis label states the FLOPs rule
+    of `evalharness.flops` the numbers use): every (model, budget, n) point coloured by size
+    (marker shape: n), the Pareto frontier as a step line, its points circled and each run of
+    frontier points of one model labelled "model T=…" — which size and which budget buy the
+    most accuracy at each compute level. One panel per problem set (``problem_set``): points
+    run on different problems are never compared, and a panel names its set. The legend has
+    one entry per size (seeds of a size share its colour and entry), every size listed.
 
     `compute`: analysis ``compute`` rows of one task (model, budget, n, params, flops,
-    accuracy, on_frontier)."""
+    accuracy, on_frontier, problem_set, problems, flops_rule)."""
+    pts_all = compute[np.isfinite(compute["flops"].astype(float)) & (compute["flops"] > 0)]
+    sets = [(d, s) for d, s in _problem_sets(pts_all) if not s.empty]
     with mpl.rc_context(_STYLE):
-        fig, (ax,) = _new_figure(9.2, 5.0)
-        pts = compute[np.isfinite(compute["flops"].astype(float)) & (compute["flops"] > 0)]
-        params = _params_of(pts, params)
+        params = _params_of(pts_all, params)
         colors = model_colors(params)
-        ns = sorted(pts["n"].unique()) if "n" in pts else [1]
+        groups = _size_groups(params)
+        ns = sorted(pts_all["n"].unique()) if "n" in pts_all else [1]
+        n_entries = len(groups) + 1 + (len(ns) if len(ns) > 1 else 0)
+        ncols = 1 if n_entries <= 18 else 2
+        height = max(5.0, 1.4 + 0.19 * math.ceil(n_entries / ncols))
+        fig, axes = _new_figure(6.2 * len(sets) + 2.6 * ncols, height, ncols=len(sets),
+                                sharey=True)  # fmt: skip
         shapes = ["o", "s", "^", "D", "v", "P", "X", "h", "*", "<", ">", "p"]
         markers = {n: shapes[i % len(shapes)] for i, n in enumerate(ns)}
-        named: set[str] = set()
-        for m in _model_order(params):
-            for nval in ns:
-                g = pts[pts["model"] == m]
-                if "n" in g:
-                    g = g[g["n"] == nval]
-                if g.empty:
-                    continue
-                base = split_model(m)[0]
-                first = base not in named
-                named.add(base)
-                ax.scatter(
-                    g["flops"],
-                    g["accuracy"],
-                    color=colors[m],
-                    marker=markers[nval],
-                    s=32,
-                    alpha=0.9,
-                    edgecolors="white",
-                    linewidths=0.5,
-                    zorder=2,
-                    label=_label(base, {base: params.get(m, math.nan)}) if first else None,
-                )
-        fx_all = pts["flops"].to_numpy(float)
-        _log_x(ax, _sci, float(fx_all.min()) / 1.4, float(fx_all.max()) * 1.4)
-        ax.set_ylim(-0.02, 1.06)
-        front = _frontier(pts)
-        if not front.empty:
-            fx, fy = front["flops"].to_numpy(float), front["accuracy"].to_numpy(float)
-            ax.step(
-                np.r_[fx, float(pts["flops"].max())],
-                np.r_[fy, fy[-1]],
-                where="post",
-                color="crimson",
-                lw=1.6,
-                alpha=0.8,
-                zorder=1,
-                label="Pareto frontier",
-            )
-            ax.scatter(fx, fy, s=95, facecolors="none", edgecolors="crimson", lw=1.3, zorder=3)
-            _label_frontier(ax, front, multi_n=len(ns) > 1)
+        fx_all = pts_all["flops"].to_numpy(float)
+        # one colour per size: every seed takes the colour of its size's first checkpoint
+        size_color = {b: colors[next(m for m in params if split_model(m)[0] == g[0])]
+                      for g in groups.values() for b in g}  # fmt: skip
+        handles = []
+        for key, names in groups.items():
+            p = _finite_or(key, math.nan)
+            handles.append(Line2D([], [], ls="none", marker="o", ms=6, color=size_color[names[0]],
+                                  label=_size_label(names, p)))  # fmt: skip
+        for ax, (desc, pts) in zip(axes, sets, strict=True):
+            for m in _model_order(params):
+                for nval in ns:
+                    g = pts[pts["model"] == m]
+                    if "n" in g:
+                        g = g[g["n"] == nval]
+                    if g.empty:
+                        continue
+                    ax.scatter(g["flops"], g["accuracy"], color=size_color[split_model(m)[0]],
+                               marker=markers[nval], s=32, alpha=0.9, edgecolors="white",
+                               linewidths=0.5, zorder=2)  # fmt: skip
+            _log_x(ax, _sci, float(fx_all.min()) / 1.4, float(fx_all.max()) * 1.4)
+            ax.set_ylim(-0.02, 1.06)
+            front = _frontier(pts)
+            if not front.empty:
+                fx, fy = front["flops"].to_numpy(float), front["accuracy"].to_numpy(float)
+                ax.step(np.r_[fx, float(pts["flops"].max())], np.r_[fy, fy[-1]], where="post",
+                        color="crimson", lw=1.6, alpha=0.8, zorder=1, label="Pareto frontier")  # fmt: skip
+                ax.scatter(fx, fy, s=95, facecolors="none", edgecolors="crimson", lw=1.3,
+                           zorder=3)  # fmt: skip
+                _label_frontier(ax, front, multi_n=len(ns) > 1)
+            if len(sets) > 1:
+                ax.set_title(f"on {desc}", fontsize=9)
+            ax.set_xlabel(flops_axis_label(pts["flops_rule"] if "flops_rule" in pts else []),
+                          fontsize=8)  # fmt: skip
+        handles.append(Line2D([], [], color="crimson", lw=1.6, label="Pareto frontier"))
         if len(ns) > 1:
-            for nval in ns:
-                ax.scatter([], [], marker=markers[nval], color="0.4", label=f"n = {nval:g}")
-        ax.set_xlabel("inference compute per problem (FLOPs ≈ 2·params·tokens·n, log scale)")
-        ax.set_ylabel(
+            handles += [Line2D([], [], ls="none", marker=markers[nval], color="0.4",
+                               label=f"n = {nval:g}") for nval in ns]  # fmt: skip
+        axes[0].set_ylabel(
             "accuracy (majority vote of n samples)" if len(ns) > 1 else "accuracy (exact match)"
         )
-        fig.suptitle(_title("Accuracy vs inference compute", family, task))
-        _legend(ax, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        only = sets[0][0] if len(sets) == 1 else ""
+        extra = f" — on {only}" if only and not only.startswith("all ") else ""
+        fig.suptitle(_title("Accuracy vs inference compute", family, task, extra))
+        fig.legend(handles=handles, loc="outside right upper", frameon=False, ncols=ncols,
+                   title="size (colour; seeds share it)" if any(len(g) > 1 for g in
+                   groups.values()) else "model")  # fmt: skip
     return fig
 
 
@@ -1213,13 +1268,25 @@ def build_figures(analysis) -> list[FigureSpec]:
                     task,
                     fam,
                     "Accuracy vs inference FLOPs per problem for every (model, budget, n); the red "
-                    "step line is the Pareto frontier.",
+                    "step line is the Pareto frontier. "
+                    + _frontier_sets_note(_base_level(comp))
+                    + " FLOPs: " + flops_axis_label(comp.get("flops_rule", []))
+                    .replace("\n", " ").removesuffix(", log scale") + ".",
                     plot_flops_frontier(_base_level(comp), task=task, family=fam, params=P),
                 )
             )
         specs += _buy_figures(a, task, fam, P)
         specs += _control_figures(a, task, fam, P)
     return specs
+
+
+def _frontier_sets_note(comp: pd.DataFrame) -> str:
+    """Caption words naming the problem sets the frontier panels are drawn on."""
+    sets = [d for d, _ in _problem_sets(comp) if d]
+    if len(sets) <= 1:
+        return f"All points on {sets[0]}." if sets else ""
+    return (f"One panel per problem set ({'; '.join(sets)}): points are compared only on "
+            "problems all of them saw.")
 
 
 def _seed_line_note(emergence: pd.DataFrame) -> str:

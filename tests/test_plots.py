@@ -340,7 +340,7 @@ def test_flops_frontier_draws_the_pareto_front(analysis):
     labels = [t.get_text() for t in ax.texts]
     assert labels and all(any(m in t for m in FAKE_MODELS) and "T=" in t for t in labels)
     # every model appears in the legend with its size
-    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert "arith-h128 (700k)" in legend and "arith-h16 (21k)" in legend
 
 
@@ -458,3 +458,71 @@ def test_seed_emergence_with_seeds_draws_band_and_prediction(analysis):
     assert "p^L_eff" in legend and "seed mean" in legend
     assert any(len(c.get_paths()) for c in fig.axes[0].collections)
     assert "over seeds and problems" in fig.axes[0].get_title()
+
+
+def _zoo_compute(analysis):
+    """The fake compute table grown to a zoo: 11 sizes x 3 seeds (33 models), on two problem
+    sets (the whole task, and a 12-problem subset a sampled run saw), with the Kaplan rule."""
+    import pandas as pd
+
+    from evalharness.analysis import pareto_frontier
+    from evalharness.flops import RULE_ATTENTION
+
+    base = analysis.compute[analysis.compute["n"] == 1].drop_duplicates(["model", "budget"])
+    rows = []
+    for i in range(11):
+        for s in range(3):
+            src = base[base["model"] == list(FAKE_MODELS)[i % 3]]
+            rows.append(src.assign(model=f"arith-h{8 * (i + 1)}-s{s}", params=20_000 * 1.5**i,
+                                   flops=src["flops"] * 1.5**i * (1 + 0.01 * s)))
+    full = pd.concat(rows).assign(problem_set="all 24 problems", problems=24)
+    sub = full[full["model"].str.endswith("-s0")].assign(
+        problem_set="12 of 24 problems (difficulty 1–2)", problems=12,
+        accuracy=lambda d: np.clip(d["accuracy"] + 0.1, 0, 1))
+    comp = pd.concat([full, sub], ignore_index=True).assign(flops_rule=RULE_ATTENTION)
+    for _, idx in comp.groupby("problem_set").groups.items():
+        comp.loc[idx, "on_frontier"] = pareto_frontier(comp.loc[idx, "flops"],
+                                                       comp.loc[idx, "accuracy"])
+    return comp
+
+
+def test_flops_frontier_lists_every_size_states_its_rule_and_splits_problem_sets(analysis):
+    from evalharness.plots import plot_flops_frontier
+
+    comp = _zoo_compute(analysis)
+    fig = plot_flops_frontier(comp, task=FAKE_TASK, family="arith")
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    # one panel per problem set, each named, each holding only its own points
+    assert len(axes) == 2
+    titles = [ax.get_title() for ax in axes]
+    assert titles == ["on all 24 problems", "on 12 of 24 problems (difficulty 1–2)"]
+    for ax, (_, rows) in zip(axes, [("a", comp[comp["problems"] == 24]),
+                                    ("b", comp[comp["problems"] == 12])], strict=True):
+        n_pts = sum(len(c.get_offsets()) for c in ax.collections if c.get_facecolors().size)
+        assert n_pts == len(rows)
+    # the axis states the rule the numbers use, not 2·params·tokens·n
+    label = axes[0].get_xlabel()
+    assert "N_non-emb" in label and "n_layers·d_attn·L(L+1)" in label
+    assert "2·params·tokens·n" not in label
+    # the legend: one entry per size (seeds share it), none dropped, all inside the figure
+    (leg,) = fig.legends
+    texts = [t.get_text() for t in leg.get_texts()]
+    sizes = [t for t in texts if "seeds" in t]
+    assert len(sizes) == 11 and all("3 seeds" in t for t in sizes)
+    assert "Pareto frontier" in texts
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    box, bb = fig.bbox, leg.get_window_extent(canvas.get_renderer())
+    assert box.y0 - 1 <= bb.y0 and bb.y1 <= box.y1 + 1 and bb.x1 <= box.x1 + 1
+
+
+def test_flops_frontier_names_a_subset_problem_set_in_the_title(analysis):
+    from evalharness.plots import plot_flops_frontier
+
+    comp = _zoo_compute(analysis)
+    fig = plot_flops_frontier(comp[comp["problems"] == 12], task=FAKE_TASK, family="arith")
+    assert "12 of 24 problems" in fig.get_suptitle()
+    fig = plot_flops_frontier(comp[comp["problems"] == 24], task=FAKE_TASK, family="arith")
+    assert "of 24" not in fig.get_suptitle()
