@@ -1058,6 +1058,15 @@ def _exchange_cells(pp: pd.DataFrame, df: pd.DataFrame, ks: list[int]) -> list[t
     return out
 
 
+def fit_cells(cut: pd.DataFrame) -> str:
+    """The (size, level) cells a surface fit read, as "params@level" joined by spaces: a
+    figure draws the fitted surface only over these (past a model's plateau, or at a level it
+    never ran, the surface is an extrapolation the fit never saw)."""
+    used = cut[(cut["level"] > 0) & cut["y"].notna() & (cut["params"] > 0)]
+    pairs = used[["params", "level"]].drop_duplicates().sort_values(["params", "level"])
+    return " ".join(f"{p:.10g}@{lv:.10g}" for p, lv in pairs.itertuples(index=False))
+
+
 def exchange_table(pp: pd.DataFrame, df: pd.DataFrame, ks: list[int], n_boot: int,
                    alpha: float, seed: int | None) -> pd.DataFrame:  # fmt: skip
     """Exchange-rate fits per (family, task, axis, difficulty bucket); bucket "all" pools."""
@@ -1074,7 +1083,7 @@ def exchange_table(pp: pd.DataFrame, df: pd.DataFrame, ks: list[int], n_boot: in
             fit = buy.fit_exchange(cut[["problem_id", "model", "params", "level", "y"]],
                                    axis, n_boot, alpha, seed)  # fmt: skip
             rows.append({"family": family, "task": task, "axis": axis, "setting": at,
-                         "bucket": bucket, **buy.flat(fit)})  # fmt: skip
+                         "bucket": bucket, **buy.flat(fit), "cells": fit_cells(cut)})  # fmt: skip
     return pd.DataFrame(rows)
 
 

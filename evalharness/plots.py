@@ -1019,6 +1019,33 @@ def _logistic_surface(fit, log2_n: np.ndarray, log2_x: np.ndarray) -> np.ndarray
     return 1 / (1 + np.exp(-logit))
 
 
+def fit_region(fit: Mapping, points: pd.DataFrame | None = None) -> np.ndarray | None:
+    """The polygon (log2 T, log2 N vertices) over which a surface fit read data: per size the
+    range of levels it used, joined size to size; the measured boundary cells are its corners,
+    so no cell the fit left out (past a model's plateau, or never run) lies inside it at a
+    measured size. From the fit's ``cells`` ("params@level ..."); for an older table without
+    it, from `points` cut at each model's plateau as the fit does. None with < 2 sizes."""
+    cells = fit.get("cells") if hasattr(fit, "get") else None
+    if isinstance(cells, str) and cells.strip():
+        pairs = [c.split("@") for c in cells.split()]
+        used = pd.DataFrame({"params": [float(p) for p, _ in pairs],
+                             "level": [float(lv) for _, lv in pairs]})  # fmt: skip
+    elif points is not None and not points.empty:
+        from evalharness.buy import plateau_cut
+
+        curves = points.assign(level=points["budget"].astype(float), y=points["accuracy"])
+        used = pd.concat([plateau_cut(g) for _, g in curves.groupby("model", sort=True)])
+    else:
+        return None
+    used = used[(used["params"] > 0) & (used["level"] > 0)]
+    per = used.groupby("params")["level"].agg(["min", "max"]).sort_index()
+    if len(per) < 2:
+        return None
+    y = np.log2(per.index.to_numpy(float))
+    lo, hi = np.log2(per["min"].to_numpy(float)), np.log2(per["max"].to_numpy(float))
+    return np.column_stack([np.r_[lo, hi[::-1]], np.r_[y, y[::-1]]])
+
+
 def plot_iso_accuracy(
     fit: Mapping,
     points: pd.DataFrame,
@@ -1028,29 +1055,54 @@ def plot_iso_accuracy(
     levels: Sequence[float] = (0.1, 0.3, 0.5, 0.7, 0.8, 0.9),
 ) -> Figure:
     """Iso-accuracy contours of the fitted surface logit(acc) = a + b·log₂N + c·log₂T over
-    (thinking budget, parameters), with the measured (model, budget) points coloured by their
-    accuracy on the same scale. Along a contour, one doubling of T trades for c/b doublings
-    of N; the title gives that rate with its CI, or why it is not identifiable.
+    (thinking budget, parameters), drawn only inside the region the fit read data from
+    (`fit_region`, outlined), with the measured (model, budget) points coloured by their
+    accuracy on the same scale; measured points the fit left out (past a model's plateau) are
+    hollow. Along a contour, one doubling of T trades for c/b doublings of N; the title gives
+    that rate with its CI, or why it is not identifiable.
 
-    `fit`: one analysis ``exchange`` row (axis "budget"); `points`: rows with params, budget
-    and accuracy (analysis ``budgets`` of the family's greedy sweeps)."""
+    `fit`: one analysis ``exchange`` row (axis "budget", with ``cells``); `points`: rows with
+    model, params, budget and accuracy (analysis ``budgets`` of the family's greedy sweeps)."""
+    from matplotlib.path import Path as MplPath
+
     with mpl.rc_context(_STYLE):
         fig, (ax,) = _new_figure(8.4, 5.0)
         pts = points[(points["budget"] > 0) & np.isfinite(points["params"].astype(float))]
         x = np.log2(pts["budget"].to_numpy(float))
         y = np.log2(pts["params"].to_numpy(float))
-        gx = np.linspace(x.min() - 0.3, x.max() + 0.3, 120)
-        gy = np.linspace(y.min() - 0.3, y.max() + 0.3, 120)
+        gx = np.linspace(x.min() - 0.3, x.max() + 0.3, 160)
+        gy = np.linspace(y.min() - 0.3, y.max() + 0.3, 160)
         mx, my = np.meshgrid(gx, gy)
         norm = mpl.colors.Normalize(0, 1)
         cmap = mpl.colormaps["RdYlBu"]
+        region = fit_region(fit, pts)
+        inside = np.ones(len(pts), bool)
+        if region is not None:
+            path = MplPath(region)
+            # a hair of tolerance: the boundary cells themselves are inside
+            inside = path.contains_points(np.column_stack([x, y]), radius=1e-6) | \
+                path.contains_points(np.column_stack([x, y]), radius=-1e-6)
+            ax.fill(2 ** region[:, 0], 2 ** region[:, 1], facecolor="0.5", alpha=0.06,
+                    edgecolor="0.45", ls=":", lw=1.0, zorder=0,
+                    label="region the fit read (contours only here)")  # fmt: skip
         if np.isfinite(_finite_or(fit.get("b"), math.nan)):
             z = _logistic_surface(fit, my, mx)
+            if region is not None:
+                grid = np.column_stack([mx.ravel(), my.ravel()])
+                keep = path.contains_points(grid, radius=1e-6) | path.contains_points(
+                    grid, radius=-1e-6)  # fmt: skip
+                z = np.ma.masked_where(~keep.reshape(z.shape), z)
             cs = ax.contour(2**mx, 2**my, z, levels=list(levels), cmap=cmap, norm=norm,
                             linewidths=1.4)  # fmt: skip
             ax.clabel(cs, fmt=lambda v: f"{100 * v:.0f}%", fontsize=8)
-        sc = ax.scatter(2**x, 2**y, c=pts["accuracy"].to_numpy(float), cmap=cmap, norm=norm,
-                        s=60, edgecolors="0.2", linewidths=0.6, zorder=3)  # fmt: skip
+        acc = pts["accuracy"].to_numpy(float)
+        sc = ax.scatter(2 ** x[inside], 2 ** y[inside], c=acc[inside], cmap=cmap, norm=norm,
+                        s=60, edgecolors="0.2", linewidths=0.6, zorder=3,
+                        label="measured, used by the fit")  # fmt: skip
+        if (~inside).any():
+            ax.scatter(2 ** x[~inside], 2 ** y[~inside], facecolors="none",
+                       edgecolors=cmap(norm(acc[~inside])), s=60, linewidths=1.4, zorder=3,
+                       label="measured, left out (past its plateau)")  # fmt: skip
         fig.colorbar(sc, ax=ax, label="measured accuracy (dots) · fitted contours (lines)")
         ax.set_xscale("log", base=2)
         ax.set_yscale("log", base=2)
@@ -1064,6 +1116,7 @@ def plot_iso_accuracy(
         else:
             extra = str(fit.get("status", ""))
         ax.set_title(extra, fontsize=9)
+        _legend(ax, loc="lower right", fontsize=7.5)
         fig.suptitle(_title("Iso-accuracy: parameters vs thinking", family, task))
     return fig
 
@@ -1370,8 +1423,10 @@ def _buy_figures(a, task: str, fam: str, P: Mapping[str, float]) -> list[FigureS
         out.append(FigureSpec(
             slug("iso_accuracy", fit["family"], task), "iso_accuracy", task, str(fit["family"]),
             "Iso-accuracy contours of the fitted logistic surface over thinking budget and "
-            "parameters, with the measured points (colour = accuracy). Along a contour one "
-            "doubling of T trades for c/b doublings of N.",
+            "parameters, drawn only inside the region the fit read data from (dotted outline: "
+            "per size, the budgets up to its plateau), with the measured points (colour = "
+            "accuracy; hollow: left out of the fit). Along a contour one doubling of T trades "
+            "for c/b doublings of N.",
             plot_iso_accuracy(fit, pts, task=task, family=str(fit["family"])),
         ))  # fmt: skip
     costs = getattr(a, "buy_costs", pd.DataFrame())

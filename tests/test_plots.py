@@ -526,3 +526,38 @@ def test_flops_frontier_names_a_subset_problem_set_in_the_title(analysis):
     assert "12 of 24 problems" in fig.get_suptitle()
     fig = plot_flops_frontier(comp[comp["problems"] == 24], task=FAKE_TASK, family="arith")
     assert "of 24" not in fig.get_suptitle()
+
+
+def test_iso_accuracy_contours_stay_inside_the_cells_the_fit_read(analysis):
+    from matplotlib.contour import ContourSet
+    from matplotlib.path import Path as MplPath
+
+    from evalharness.plots import fit_region, plot_iso_accuracy
+
+    ex = analysis.exchange
+    fit = ex[(ex["axis"] == "budget") & (ex["bucket"] == "all")].iloc[0].to_dict()
+    assert isinstance(fit["cells"], str) and "@" in fit["cells"]  # the table says what it read
+    bud = analysis.budgets[analysis.budgets["model"].isin(FAKE_MODELS)]
+    # the smallest model plateaued early: the fit read it only up to T=16
+    small, big = min(FAKE_MODELS.values()), max(FAKE_MODELS.values())
+    cells = [f"{p}@{t}" for m, p in FAKE_MODELS.items() for t in FAKE_BUDGETS[1:]
+             if p != small or t <= 16]
+    fit = {**fit, "b": 1.0, "c": 0.8, "d": 0.0, "cells": " ".join(cells)}
+    fig = plot_iso_accuracy(fit, bud, task=FAKE_TASK, family="arith")
+    ax = fig.axes[0]
+    region = fit_region(fit)
+    path = MplPath(region)
+    verts = np.vstack([p.vertices for c in ax.collections if isinstance(c, ContourSet)
+                       for p in c.get_paths() if len(p.vertices)])
+    assert len(verts) > 10, "some contour is drawn"
+    tol = 0.05  # about one grid cell in log2 units
+    logv = np.log2(verts)
+    assert path.contains_points(logv, radius=tol).all() or \
+        path.contains_points(logv, radius=-tol).all()
+    # nothing at the cell the fit left out: the small model at T=128
+    far = np.hypot(logv[:, 0] - np.log2(128), logv[:, 1] - np.log2(small))
+    assert far.min() > 1.0
+    # that measured point is drawn hollow and the legend says so
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any("left out" in t for t in legend) and any("region the fit" in t for t in legend)
+    assert np.log2(big) == pytest.approx(region[:, 1].max())
