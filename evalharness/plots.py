@@ -406,6 +406,34 @@ _CONTROL_PANELS = (
     ("reopened_rate", "thinking re-opened in the answer\n(share of forced ends)"),
     ("forced_no_answer_rate", "no extractable answer\n(share of forced ends)"),
 )
+# each panel's share as (count column, denominator column) of the diagnostics table
+_CONTROL_COUNTS = {
+    "forced_rate": ("forced", "n"),
+    "forced_answer_cut_rate": ("forced_answer_cut", "forced"),
+    "reopened_rate": ("reopened", "forced"),
+    "forced_no_answer_rate": ("forced_no_answer", "forced"),
+}
+# a share over fewer records than this is labelled with its count even when it is 0
+_FEW_RECORDS = 10
+
+
+def _count_labels(ax, x: np.ndarray, g: pd.DataFrame, col: str, color) -> int:
+    """Write "k/d" beside each point of one model's share curve where the share is above 0
+    or rests on fewer than `_FEW_RECORDS` records (100% of 2 forced ends is not 100% of 200);
+    returns how many it wrote."""
+    num, den = _CONTROL_COUNTS[col]
+    if num not in g or den not in g:
+        return 0
+    wrote = 0
+    for xi, (_, r) in zip(x, g.iterrows(), strict=True):
+        k, d, v = _finite_or(r[num], math.nan), _finite_or(r[den], math.nan), _finite_or(r[col], math.nan)
+        if not (math.isfinite(k) and math.isfinite(d) and math.isfinite(v)) or d <= 0:
+            continue
+        if v > 0 or d < _FEW_RECORDS:
+            ax.annotate(f"{k:.0f}/{d:.0f}", (xi, v), xytext=(3, 4), textcoords="offset points",
+                        fontsize=6, color=color, ha="left", va="bottom")  # fmt: skip
+            wrote += 1
+    return wrote
 
 
 def plot_budget_control(
@@ -429,12 +457,13 @@ def plot_budget_control(
         params = _params_of(diagnostics, params)
         colors = model_colors(params)
         bax = _BudgetAxis(diagnostics["budget"])
-        handles = []
+        handles, counted = [], 0
         for m in _model_order(params):
             g = diagnostics[diagnostics["model"] == m].sort_values("budget")
             st = dict(color=colors[m], marker="o", ms=4, lw=1.6)
             for ax, (col, _) in zip(axes, _CONTROL_PANELS, strict=True):
                 ax.plot(bax.x(g["budget"]), g[col].astype(float), label=_label(m, params), **st)
+                counted += _count_labels(ax, bax.x(g["budget"]), g, col, colors[m])
             handles.append(Line2D([], [], label=_label(m, params), **st))
         for i, (ax, (_, title)) in enumerate(zip(axes, _CONTROL_PANELS, strict=True)):
             if i > 0:
@@ -445,6 +474,10 @@ def plot_budget_control(
         axes[0].set_ylabel("share")
         handles.append(Line2D([], [], color="crimson", lw=0.9, ls=":",
                               label=f"warning above {100 * warn_share:.0f}%"))
+        if counted:
+            handles.append(Line2D([], [], ls="none", label=(
+                f"k/d at a point: k records of d (shown where the share is above 0 or d < "
+                f"{_FEW_RECORDS})")))  # fmt: skip
         fig.suptitle(_title("Budget control: did forcing the end of thinking bite?", family, task))
         fig.legend(handles=handles, loc="outside lower center", frameon=False,
                    ncols=min(4, len(handles)))
@@ -1121,6 +1154,16 @@ def plot_iso_accuracy(
     return fig
 
 
+def cost_label(row: Mapping) -> str:
+    """A cost line's label: the configuration as analysis names it (size, T, n and the
+    decoding: "greedy", "t=0.7", "t=0.7 top-p=0.9"), so a sampled and a greedy configuration
+    of one size never read alike; older tables without ``config``: model, T, n."""
+    cfg = row.get("config")
+    if isinstance(cfg, str) and cfg:
+        return cfg
+    return f"{row['model']} (T={float(row['budget']):g}, n={int(row['n'])})"
+
+
 def plot_cost_vs_queries(
     costs: pd.DataFrame,
     crossover: pd.DataFrame,
@@ -1130,47 +1173,66 @@ def plot_cost_vs_queries(
     params: Mapping[str, float] | None = None,
 ) -> Figure:
     """Total compute (training FLOPs + Q × inference FLOPs per query) vs query volume Q, one
-    line per model that reaches the target (at its cheapest configuration), one panel per
-    target; the crossover Q where the preferred model changes is marked with its bootstrap CI.
+    line per model that reaches the target (at its cheapest configuration, labelled with its
+    decoding), one panel per target and problem set (configurations are compared only on
+    problems all of them saw: a row of panels per set, named); the crossover Q where the
+    preferred model changes is marked with its bootstrap CI.
 
     `costs`: analysis ``buy_costs`` rows of one task; `crossover`: its ``crossover`` rows."""
     costs = costs[np.isfinite(costs["train_flops"].astype(float))]
     targets = sorted(costs["target"].unique())
+    sets = _problem_sets(costs)
     with mpl.rc_context(_STYLE):
-        fig, axes = _new_figure(4.2 * max(len(targets), 1) + 1.6, 4.6, ncols=max(len(targets), 1))
+        ncols = max(len(targets), 1)
+        fig = Figure(figsize=(4.6 * ncols + 1.6, 4.8 * len(sets)), dpi=DPI, layout="constrained")
+        grid = fig.subplots(len(sets), ncols, squeeze=False)
         colors = model_colors(_params_of(costs, params))
         # Q range: two decades either side of where inference spending equals training
         q_eq = (costs["train_flops"] / costs["inference_flops"]).astype(float)
         q_eq = q_eq[np.isfinite(q_eq) & (q_eq > 0)]
         lo_q, hi_q = (q_eq.min() / 100, q_eq.max() * 100) if len(q_eq) else (1.0, 1e12)
         qs = np.logspace(math.log10(lo_q), math.log10(hi_q), 200)
-        for ax, target in zip(axes, targets, strict=False):
-            c = costs[costs["target"] == target]
-            for _, r in c.iterrows():
-                total = float(r["train_flops"]) + qs * float(r["inference_flops"])
-                ax.plot(qs, total, color=colors.get(r["model"], "0.4"), lw=1.5,
-                        label=f"{r['model']} (T={r['budget']:g}, n={int(r['n'])})")  # fmt: skip
-            cr = crossover[(crossover["target"] == target) & (crossover["status"] == "ok")]
-            none = crossover[(crossover["target"] == target) & (crossover["status"] != "ok")]
-            for _, r in none.iterrows():
-                if isinstance(r.get("from_model"), str):
-                    ax.text(0.98, 0.04, f"no crossover:\n{r['from_model']} cheapest at every Q",
-                            transform=ax.transAxes, ha="right", va="bottom", fontsize=7.5)  # fmt: skip
-            for _, r in cr.iterrows():
-                q, lo, hi = (float(r[k]) for k in ("q_star", "q_lo", "q_hi"))
-                ax.axvline(q, color="crimson", lw=1.2, ls="--")
-                ax.axvspan(max(lo, qs[0]), min(hi, qs[-1]), color="crimson", alpha=0.12)
-                ax.annotate(f"Q* ≈ {_sci(q)}\n{r['from_model']} → {r['to_model']}", (q, 0.04),
-                            xycoords=("data", "axes fraction"), fontsize=7.5, rotation=90,
-                            ha="right", va="bottom")  # fmt: skip
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            ax.set_title(f"target accuracy {100 * target:.0f}%")
-            ax.set_xlabel("queries served Q (log scale)")
-            ax.legend(fontsize=7, loc="upper left")
-        axes[0].set_ylabel("total FLOPs = training + Q × inference")
-        fig.suptitle(_title("Total cost vs query volume", family, task))
+        for axes, (desc, block) in zip(grid, sets, strict=True):
+            xs = crossover
+            if desc and "problem_set" in crossover:
+                xs = crossover[crossover["problem_set"] == desc]
+            for ax, target in zip(axes, targets, strict=False):
+                _cost_panel(ax, block[block["target"] == target], xs[xs["target"] == target]
+                            if not xs.empty else xs, qs, colors)  # fmt: skip
+                title = f"target accuracy {100 * target:.0f}%"
+                ax.set_title(title + (f"\non {desc}" if desc and len(sets) > 1 else ""),
+                             fontsize=9)  # fmt: skip
+            axes[0].set_ylabel("total FLOPs = training + Q × inference")
+        only = sets[0][0] if len(sets) == 1 else ""
+        extra = f" — on {only}" if only and not only.startswith("all ") else ""
+        fig.suptitle(_title("Total cost vs query volume", family, task, extra))
     return fig
+
+
+def _cost_panel(ax, c: pd.DataFrame, crossover: pd.DataFrame, qs: np.ndarray, colors) -> None:
+    for _, r in c.iterrows():
+        total = float(r["train_flops"]) + qs * float(r["inference_flops"])
+        ax.plot(qs, total, color=colors.get(r["model"], "0.4"), lw=1.5, label=cost_label(r))
+    if not crossover.empty:
+        cr = crossover[crossover["status"] == "ok"]
+        none = crossover[crossover["status"] != "ok"]
+    else:
+        cr = none = crossover
+    for _, r in none.iterrows():
+        if isinstance(r.get("from_model"), str):
+            ax.text(0.98, 0.04, f"no crossover:\n{r['from_model']} cheapest at every Q",
+                    transform=ax.transAxes, ha="right", va="bottom", fontsize=7.5)  # fmt: skip
+    for _, r in cr.iterrows():
+        q, lo, hi = (float(r[k]) for k in ("q_star", "q_lo", "q_hi"))
+        ax.axvline(q, color="crimson", lw=1.2, ls="--")
+        ax.axvspan(max(lo, qs[0]), min(hi, qs[-1]), color="crimson", alpha=0.12)
+        ax.annotate(f"Q* ≈ {_sci(q)}\n{r['from_model']} → {r['to_model']}", (q, 0.04),
+                    xycoords=("data", "axes fraction"), fontsize=7.5, rotation=90,
+                    ha="right", va="bottom")  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("queries served Q (log scale)")
+    _legend(ax, fontsize=7, loc="upper left")
 
 
 # ----------------------------------------------------------------------------- assembly
@@ -1401,7 +1463,8 @@ def _control_figures(a, task: str, fam: str, P: Mapping[str, float]) -> list[Fig
         "Did budget forcing bite? Share of records whose thinking was forced to end at T, and "
         "of those forced ends the share whose answer was cut by --max-answer-tokens, that "
         "re-opened thinking, or that gave no extractable answer (dotted: the "
-        f"{100 * WARN_SHARE:.0f}% warning threshold).",
+        f"{100 * WARN_SHARE:.0f}% warning threshold). A share above 0, or over fewer than "
+        f"{_FEW_RECORDS} records, is labelled k/d: k records of d.",
         plot_budget_control(diag, task=task, family=fam, params=P, warn_share=WARN_SHARE),
     )]  # fmt: skip
 
@@ -1439,7 +1502,9 @@ def _buy_figures(a, task: str, fam: str, P: Mapping[str, float]) -> list[FigureS
             slug("cost_vs_queries", task), "cost_vs_queries", task, fam,
             "Total compute = training FLOPs + Q × inference FLOPs per query, per model at its "
             "cheapest configuration reaching each target; dashed: the crossover query volume "
-            "where the preferred model changes, shaded: its 95% bootstrap CI over problems.",
+            "where the preferred model changes, shaded: its 95% bootstrap CI over problems. "
+            "Lines are labelled with their configuration: size, T, n and decoding (greedy or "
+            "t=temperature, top-p); configurations are compared only within one problem set.",
             plot_cost_vs_queries(costs, cross, task=task, family=fam, params=P),
         ))  # fmt: skip
     return out

@@ -561,3 +561,53 @@ def test_iso_accuracy_contours_stay_inside_the_cells_the_fit_read(analysis):
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert any("left out" in t for t in legend) and any("region the fit" in t for t in legend)
     assert np.log2(big) == pytest.approx(region[:, 1].max())
+
+
+def test_budget_control_labels_each_share_with_its_counts():
+    import pandas as pd
+
+    from evalharness.plots import plot_budget_control
+
+    rows = []
+    for t, forced, cut in ((16, 2, 2), (64, 40, 0), (128, 0, 0)):
+        rows.append({"model": "arith-h16", "params": 21_000, "budget": t, "n": 40,
+                     "forced": forced, "forced_answer_cut": cut, "reopened": 0,
+                     "forced_no_answer": 0, "forced_rate": forced / 40,
+                     "forced_answer_cut_rate": cut / forced if forced else np.nan,
+                     "reopened_rate": 0 / forced if forced else np.nan,
+                     "forced_no_answer_rate": 0 / forced if forced else np.nan})
+    fig = plot_budget_control(pd.DataFrame(rows), task=FAKE_TASK, family="arith")
+    forced_ax, cut_ax, reopen_ax, _ = fig.axes[:4]
+    # 100% of 2 forced ends says so; so does the 0% of 2 (too few to mean 0)
+    assert "2/2" in [t.get_text() for t in cut_ax.texts]
+    assert "0/2" in [t.get_text() for t in reopen_ax.texts]
+    assert {"2/40", "40/40"} <= {t.get_text() for t in forced_ax.texts}
+    legend = " ".join(t.get_text() for t in fig.legends[0].get_texts())
+    assert "k/d" in legend
+
+
+def test_cost_vs_queries_labels_name_the_decoding_and_keep_problem_sets_apart():
+    import pandas as pd
+
+    from evalharness.plots import plot_cost_vs_queries
+
+    common = {"target": 0.5, "train_flops": 1e12}
+    costs = pd.DataFrame([
+        {**common, "model": "h16", "config": "h16 T=128 n=8 t=0.7 top-p=0.9", "budget": 128,
+         "n": 8, "inference_flops": 4e7, "problem_set": "all 24 problems", "problems": 24},
+        {**common, "model": "h48", "config": "h48 T=64 n=1 greedy", "budget": 64, "n": 1,
+         "inference_flops": 1e7, "train_flops": 5e12, "problem_set": "all 24 problems",
+         "problems": 24},
+        {**common, "model": "h48", "config": "h48 T=16 n=1 greedy", "budget": 16, "n": 1,
+         "inference_flops": 3e6, "train_flops": 5e12,
+         "problem_set": "12 of 24 problems (difficulty 1–2)", "problems": 12},
+    ])
+    cross = pd.DataFrame([{"target": 0.5, "status": "no crossover", "from_model": "h16",
+                           "problem_set": "all 24 problems"}])
+    fig = plot_cost_vs_queries(costs, cross, task=FAKE_TASK, family="arith")
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(axes) == 2  # one panel per problem set
+    labels = [t.get_text() for t in axes[0].get_legend().get_texts()]
+    assert "h16 T=128 n=8 t=0.7 top-p=0.9" in labels and "h48 T=64 n=1 greedy" in labels
+    assert "12 of 24" in axes[1].get_title()
+    assert [t.get_text() for t in axes[1].get_legend().get_texts()] == ["h48 T=16 n=1 greedy"]
