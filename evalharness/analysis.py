@@ -732,7 +732,12 @@ def _size_replicates(rec: pd.DataFrame, metrics: list[str], n_boot: int, alpha: 
     out = {}
     for m in metrics:
         v = mean[m].unstack("problem_id").reindex(index=order, columns=problems).to_numpy(float)
-        out[m] = science.size_curve(design, v, np.isfinite(v).astype(float), wp, ws, alpha).reps
+        if not np.isfinite(v).any(axis=1).all():
+            continue  # a checkpoint without the metric: no per-size curve to resample
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a replicate may miss a cell
+            out[m] = science.size_curve(design, v, np.isfinite(v).astype(float), wp, ws,
+                                        alpha).reps  # fmt: skip
     return design, out
 
 
