@@ -417,20 +417,24 @@ _CONTROL_COUNTS = {
 _FEW_RECORDS = 10
 
 
-def _count_labels(ax, x: np.ndarray, g: pd.DataFrame, col: str, color) -> int:
-    """Write "k/d" beside each point of one model's share curve where the share is above 0
-    or rests on fewer than `_FEW_RECORDS` records (100% of 2 forced ends is not 100% of 200);
-    returns how many it wrote."""
+def _count_labels(ax, x: np.ndarray, g: pd.DataFrame, col: str, color, seen: set) -> int:
+    """Write "k/d" beside each point of one model's share curve that rests on fewer than
+    `_FEW_RECORDS` records (100% of 2 forced ends is not 100% of 200) or, in a failure panel,
+    whose share is above 0; a label already written at the same spot (`seen`) is not written
+    again. Returns how many it wrote."""
     num, den = _CONTROL_COUNTS[col]
     if num not in g or den not in g:
         return 0
     wrote = 0
     for xi, (_, r) in zip(x, g.iterrows(), strict=True):
-        k, d, v = _finite_or(r[num], math.nan), _finite_or(r[den], math.nan), _finite_or(r[col], math.nan)
+        k, d, v = (_finite_or(r[c], math.nan) for c in (num, den, col))
         if not (math.isfinite(k) and math.isfinite(d) and math.isfinite(v)) or d <= 0:
             continue
-        if v > 0 or d < _FEW_RECORDS:
-            ax.annotate(f"{k:.0f}/{d:.0f}", (xi, v), xytext=(3, 4), textcoords="offset points",
+        failure = col != "forced_rate"  # the forced share itself is no failure
+        text = f"{k:.0f}/{d:.0f}"
+        if (d < _FEW_RECORDS or (failure and v > 0)) and (xi, round(v, 3), text) not in seen:
+            seen.add((xi, round(v, 3), text))
+            ax.annotate(text, (xi, v), xytext=(3, 4), textcoords="offset points",
                         fontsize=6, color=color, ha="left", va="bottom")  # fmt: skip
             wrote += 1
     return wrote
@@ -457,13 +461,14 @@ def plot_budget_control(
         params = _params_of(diagnostics, params)
         colors = model_colors(params)
         bax = _BudgetAxis(diagnostics["budget"])
-        handles, counted = [], 0
+        handles, counted, seen = [], 0, {}
         for m in _model_order(params):
             g = diagnostics[diagnostics["model"] == m].sort_values("budget")
             st = dict(color=colors[m], marker="o", ms=4, lw=1.6)
             for ax, (col, _) in zip(axes, _CONTROL_PANELS, strict=True):
                 ax.plot(bax.x(g["budget"]), g[col].astype(float), label=_label(m, params), **st)
-                counted += _count_labels(ax, bax.x(g["budget"]), g, col, colors[m])
+                counted += _count_labels(ax, bax.x(g["budget"]), g, col, colors[m],
+                                         seen.setdefault(col, set()))  # fmt: skip
             handles.append(Line2D([], [], label=_label(m, params), **st))
         for i, (ax, (_, title)) in enumerate(zip(axes, _CONTROL_PANELS, strict=True)):
             if i > 0:
@@ -476,8 +481,7 @@ def plot_budget_control(
                               label=f"warning above {100 * warn_share:.0f}%"))
         if counted:
             handles.append(Line2D([], [], ls="none", label=(
-                f"k/d at a point: k records of d (shown where the share is above 0 or d < "
-                f"{_FEW_RECORDS})")))  # fmt: skip
+                f"k/d: k of d records (failures above 0, any d < {_FEW_RECORDS})")))
         fig.suptitle(_title("Budget control: did forcing the end of thinking bite?", family, task))
         fig.legend(handles=handles, loc="outside lower center", frameon=False,
                    ncols=min(4, len(handles)))
@@ -702,8 +706,6 @@ def plot_emergence(
                 y = sizes[col].to_numpy(dtype=float)
                 s = sh.get(col, math.nan)
                 tag = f" — steepest doubling {100 * s:.0f}% of rise" if math.isfinite(s) else ""
-                if multi:
-                    tag += " (line: seed mean per size)"
                 ax.plot(x, y, label=lab + tag, zorder=2, **_EM_STYLE[kind])
                 if kind == "obs":
                     ax.scatter(
@@ -714,7 +716,8 @@ def plot_emergence(
                         zorder=3,
                         edgecolors="white",
                         linewidths=0.6,
-                        label="one checkpoint (seed)" if multi and col == "em" else None,
+                        label="dots: checkpoints; lines: seed mean per size"
+                        if multi and col == "em" else None,
                     )
                     for xi, yi in zip(x, y, strict=True):
                         if math.isfinite(yi) and len(x) <= 6:  # more: crowded; see the ticks
@@ -849,23 +852,32 @@ def _seed_band_note(seeds: np.ndarray, banded: bool) -> str:
             "only at sizes with ≥ 2 seeds)")  # fmt: skip
 
 
-def flops_axis_label(rules: Iterable[str]) -> str:
-    """The x label of a FLOPs axis, stating the rule the numbers use (`evalharness.flops`):
-    the attention-aware Kaplan count where the model's config is known, 2·params·L where not."""
+def _flops_rule_parts(rules: Iterable[str]) -> tuple[str, str]:
+    """(formula, definitions) of the FLOPs rule(s) of `evalharness.flops` in `rules`."""
     from evalharness.flops import RULE_ATTENTION, RULE_FALLBACK
 
     rules = {str(r) for r in rules if isinstance(r, str)} or {RULE_FALLBACK}
     kaplan = "n × (2·N_non-emb·L + n_layers·d_attn·L(L+1))"
     dense = "n × 2·params·L"
-    where = "L = prompt + generated tokens per sample, mean over samples"
+    where = "L = prompt + generated tokens of a sample (mean over samples)"
+    terms = "N_non-emb: non-embedding parameters; d_attn: heads × head_dim (Kaplan)"
     if rules == {RULE_ATTENTION}:
-        rule = f"{kaplan}\n({where}; N_non-emb: non-embedding params, d_attn: heads × head_dim)"
-    elif RULE_ATTENTION in rules:
-        rule = (f"{kaplan}; models without a config: {dense}\n({where}; N_non-emb: "
-                "non-embedding params, d_attn: heads × head_dim)")  # fmt: skip
-    else:
-        rule = f"{dense}\n({where}; no model config: attention term not counted)"
-    return f"inference FLOPs per problem = {rule}, log scale"
+        return kaplan, f"{where}; {terms}"
+    if RULE_ATTENTION in rules:
+        return (f"{kaplan}, or {dense} without a model config",
+                f"{where}; {terms}; params: all parameters")  # fmt: skip
+    return dense, f"{where}; params: all parameters (no model config: attention term not counted)"
+
+
+def flops_axis_label(rules: Iterable[str]) -> str:
+    """The x label of a FLOPs axis, stating the rule the numbers use (`evalharness.flops`):
+    the attention-aware Kaplan count where the model's config is known, 2·params·L where not."""
+    return f"inference FLOPs per problem = {_flops_rule_parts(rules)[0]} (log scale)"
+
+
+def flops_rule_note(rules: Iterable[str]) -> str:
+    """What the symbols of `flops_axis_label` stand for."""
+    return _flops_rule_parts(rules)[1]
 
 
 def _problem_sets(compute: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
@@ -917,6 +929,7 @@ def plot_flops_frontier(
     accuracy, on_frontier, problem_set, problems, flops_rule)."""
     pts_all = compute[np.isfinite(compute["flops"].astype(float)) & (compute["flops"] > 0)]
     sets = [(d, s) for d, s in _problem_sets(pts_all) if not s.empty]
+    rules = pts_all["flops_rule"] if "flops_rule" in pts_all else []
     with mpl.rc_context(_STYLE):
         params = _params_of(pts_all, params)
         colors = model_colors(params)
@@ -961,8 +974,7 @@ def plot_flops_frontier(
                 _label_frontier(ax, front, multi_n=len(ns) > 1)
             if len(sets) > 1:
                 ax.set_title(f"on {desc}", fontsize=9)
-            ax.set_xlabel(flops_axis_label(pts["flops_rule"] if "flops_rule" in pts else []),
-                          fontsize=8)  # fmt: skip
+            ax.set_xlabel(flops_axis_label(rules), fontsize=8.5)
         handles.append(Line2D([], [], color="crimson", lw=1.6, label="Pareto frontier"))
         if len(ns) > 1:
             handles += [Line2D([], [], ls="none", marker=markers[nval], color="0.4",
@@ -973,7 +985,8 @@ def plot_flops_frontier(
         only = sets[0][0] if len(sets) == 1 else ""
         extra = f" — on {only}" if only and not only.startswith("all ") else ""
         fig.suptitle(_title("Accuracy vs inference compute", family, task, extra))
-        fig.legend(handles=handles, loc="outside right upper", frameon=False, ncols=ncols,
+        fig.supxlabel(flops_rule_note(rules), fontsize=7.5, color="0.3")
+        fig.legend(handles=handles, loc="outside right center", frameon=False, ncols=ncols,
                    title="size (colour; seeds share it)" if any(len(g) > 1 for g in
                    groups.values()) else "model")  # fmt: skip
     return fig
@@ -1154,6 +1167,27 @@ def plot_iso_accuracy(
     return fig
 
 
+def _size_params(costs: pd.DataFrame, given: Mapping[str, float] | None) -> dict[str, float]:
+    """size -> params for the cost lines, whose ``model`` is a size ("zoo/arith-h32") while
+    the report's mapping names checkpoints ("zoo/arith-h32-s0"): the size's own entry, else
+    its seeds' (a name that extends it by a separator), else its training FLOPs (which grow
+    with size within one recipe), so the colour follows size and not the name's spelling."""
+    given = dict(given or {})
+    out = {}
+    for m in costs["model"].unique():
+        m = str(m)
+        p = _finite_or(given.get(m), math.nan)
+        if not math.isfinite(p):
+            seeds = [v for k, v in given.items() if k.startswith(m) and k[len(m):][:1] in "-_/."
+                     and math.isfinite(_finite_or(v, math.nan))]  # fmt: skip
+            p = min(seeds) if seeds else math.nan
+        out[m] = p
+    if not all(math.isfinite(v) for v in out.values()):  # one scale for all: training FLOPs
+        tf = costs.groupby("model", sort=False)["train_flops"].max()
+        out = {str(m): _finite_or(v, math.nan) for m, v in tf.items()}
+    return out
+
+
 def cost_label(row: Mapping) -> str:
     """A cost line's label: the configuration as analysis names it (size, T, n and the
     decoding: "greedy", "t=0.7", "t=0.7 top-p=0.9"), so a sampled and a greedy configuration
@@ -1186,7 +1220,10 @@ def plot_cost_vs_queries(
         ncols = max(len(targets), 1)
         fig = Figure(figsize=(4.6 * ncols + 1.6, 4.8 * len(sets)), dpi=DPI, layout="constrained")
         grid = fig.subplots(len(sets), ncols, squeeze=False)
-        colors = model_colors(_params_of(costs, params))
+        size_p = _size_params(costs, params)
+        colors = model_colors(size_p)
+        costs = costs.assign(_p=costs["model"].astype(str).map(size_p)).sort_values(
+            "_p", kind="stable")  # legend in size order, small to large
         # Q range: two decades either side of where inference spending equals training
         q_eq = (costs["train_flops"] / costs["inference_flops"]).astype(float)
         q_eq = q_eq[np.isfinite(q_eq) & (q_eq > 0)]
@@ -1385,8 +1422,9 @@ def build_figures(analysis) -> list[FigureSpec]:
                     "Accuracy vs inference FLOPs per problem for every (model, budget, n); the red "
                     "step line is the Pareto frontier. "
                     + _frontier_sets_note(_base_level(comp))
-                    + " FLOPs: " + flops_axis_label(comp.get("flops_rule", []))
-                    .replace("\n", " ").removesuffix(", log scale") + ".",
+                    + " " + flops_axis_label(comp.get("flops_rule", []))
+                    .replace("inference FLOPs", "Inference FLOPs").removesuffix(" (log scale)")
+                    + "; " + flops_rule_note(comp.get("flops_rule", [])) + ".",
                     plot_flops_frontier(_base_level(comp), task=task, family=fam, params=P),
                 )
             )
@@ -1463,8 +1501,8 @@ def _control_figures(a, task: str, fam: str, P: Mapping[str, float]) -> list[Fig
         "Did budget forcing bite? Share of records whose thinking was forced to end at T, and "
         "of those forced ends the share whose answer was cut by --max-answer-tokens, that "
         "re-opened thinking, or that gave no extractable answer (dotted: the "
-        f"{100 * WARN_SHARE:.0f}% warning threshold). A share above 0, or over fewer than "
-        f"{_FEW_RECORDS} records, is labelled k/d: k records of d.",
+        f"{100 * WARN_SHARE:.0f}% warning threshold). A failure share above 0, and any share "
+        f"over fewer than {_FEW_RECORDS} records, is labelled k/d: k records of d.",
         plot_budget_control(diag, task=task, family=fam, params=P, warn_share=WARN_SHARE),
     )]  # fmt: skip
 

@@ -408,7 +408,7 @@ def test_emergence_lines_join_per_size_seed_means_not_checkpoints(analysis):
     dots = em_ax.collections[0].get_offsets()
     assert len(dots) == len(em)
     legend = [t.get_text() for t in em_ax.get_legend().get_texts()]
-    assert any("seed mean per size" in t for t in legend)
+    assert any("lines: seed mean per size" in t for t in legend)
     assert "3 seeds per size" in fig.get_suptitle()
 
 
@@ -581,7 +581,8 @@ def test_budget_control_labels_each_share_with_its_counts():
     # 100% of 2 forced ends says so; so does the 0% of 2 (too few to mean 0)
     assert "2/2" in [t.get_text() for t in cut_ax.texts]
     assert "0/2" in [t.get_text() for t in reopen_ax.texts]
-    assert {"2/40", "40/40"} <= {t.get_text() for t in forced_ax.texts}
+    # the forced share is no failure: over 40 records it needs no label
+    assert not forced_ax.texts
     legend = " ".join(t.get_text() for t in fig.legends[0].get_texts())
     assert "k/d" in legend
 
