@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.stats import spearmanr
 from sklearn.isotonic import IsotonicRegression
 
 from evalharness import buy, science
@@ -44,7 +45,8 @@ COVERAGE_RULE = (
     "fit log(-log pass@k) = log c - beta * log k by least squares over k with "
     f"0 < pass@k < 1; need >= {MIN_POINTS} values of k"
 )
-SHARPNESS_RULE = science.MONOTONE_SHARPNESS_RULE + "; on the per-size means over seeds"
+SHARPNESS_RULE = (science.MONOTONE_SHARPNESS_RULE + "; on the per-size means over seeds; CI: "
+                  + science.SHARPNESS_CI_RULE)
 FLOPS_RULE = (
     "inference FLOPs per problem = mean over samples of the record's FLOPs * n, a record with "
     "L = prompt + generated tokens costing 2 * N * L + 2 * n_layers * d_attn * L(L+1)/2 "
@@ -281,38 +283,50 @@ def sharpness(log2_params, y) -> float:
 
 @dataclass(frozen=True)
 class EmergenceSpan:
-    """The narrowest size range over which EM climbs from `lo` to `hi`."""
+    """The size range over which EM climbs from `lo` to `hi`, with monotone support."""
 
     lo_log2_params: float
     hi_log2_params: float
     doublings: float
     em_share: float  # share of EM's total rise inside the span
     metric_share: float  # share of the continuous metric's total rise inside the same span
+    monotone: bool = True  # EM never falls from one size to the next inside the span
+
+
+SPAN_RULE = (
+    "on the per-size means of EM over seeds: from the largest size at or below which every "
+    "size has EM < lo to the smallest size at or above which every size has EM > hi (so no "
+    "single weak or lucky size can open or close the span); none when no size starts below lo "
+    "or none ends above hi; 'monotone' says whether EM falls anywhere inside it"
+)
 
 
 def emergence_span(
     log2_params, em, metric, lo: float = 0.2, hi: float = 0.8
 ) -> EmergenceSpan | None:
-    """The narrowest pair of *models* (smaller one with EM < `lo`, larger one with EM > `hi`)
-    and the share of each metric's total rise (largest model minus smallest) between them.
-    None if no model below `lo` is followed by one above `hi`.
+    """The span EM needs to climb from `lo` to `hi` (`SPAN_RULE`), measured between real sizes
+    (duplicate sizes, seeds, averaged first), and the share of each metric's total rise
+    (largest size minus smallest) inside it. None without such a climb.
 
-    Measured between real checkpoints, not interpolated crossings: interpolating would cap
-    EM's share at (hi - lo) / total rise by construction. "Emergent under EM, smooth under
-    per-token accuracy" reads as a large em_share over few doublings next to a small
-    metric_share.
+    Monotone support: the lower end is the last size of the run of sizes, from the smallest,
+    that all sit below `lo`; the upper end the first of the run, to the largest, that all sit
+    above `hi`. Picking the narrowest (below, above) pair instead lets one weak checkpoint
+    just before a strong one report a sudden jump that the rest of the curve does not show.
+    Between real sizes, not interpolated crossings: interpolating would cap EM's share at
+    (hi - lo) / total rise by construction.
     """
     x, e = _curve(log2_params, em)
     if x.size < 2:
         return None
-    best: tuple[int, int] | None = None
-    for j in np.flatnonzero(e > hi):
-        below = np.flatnonzero(e[:j] < lo)
-        if below.size and (best is None or x[j] - x[below[-1]] < x[best[1]] - x[best[0]]):
-            best = (int(below[-1]), int(j))
-    if best is None:
+    below = np.cumprod(e < lo).astype(bool)  # sizes that, with all smaller ones, sit below lo
+    above = np.cumprod((e > hi)[::-1]).astype(bool)[::-1]  # with all larger ones, above hi
+    if not below.any() or not above.any():
         return None
-    x1, x2 = float(x[best[0]]), float(x[best[1]])
+    i, j = int(np.flatnonzero(below)[-1]), int(np.flatnonzero(above)[0])
+    if j <= i:
+        return None
+    x1, x2 = float(x[i]), float(x[j])
+    monotone = bool(np.all(np.diff(e[i : j + 1]) >= 0))
 
     def share(xs, ys) -> float:
         if xs.size >= 2:  # on the isotonic fit: a share of a monotone rise stays within [0, 1]
@@ -325,7 +339,7 @@ def emergence_span(
         return float((np.interp(x2, xs, ys) - np.interp(x1, xs, ys)) / total)
 
     mx, mv = _curve(log2_params, metric)
-    return EmergenceSpan(x1, x2, x2 - x1, share(x, e), share(mx, mv))
+    return EmergenceSpan(x1, x2, x2 - x1, share(x, e), share(mx, mv), monotone)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -697,15 +711,58 @@ def _emergence(df: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["family", "task", "params"]).reset_index(drop=True)
 
 
-def sharpness_table(emergence: pd.DataFrame) -> pd.DataFrame:
+def _size_replicates(rec: pd.DataFrame, metrics: list[str], n_boot: int, alpha: float,
+                     seed: int | None) -> tuple[science.SeedDesign, dict[str, np.ndarray]]:  # fmt: skip
+    """Joint bootstrap replicates (problems once for all sizes, seeds within a size) of the
+    per-size mean of each record metric of one (family, task): metric -> n_boot x sizes, the
+    sizes in `design` order (by params)."""
+    rec = rec.assign(em=rec["correct"].astype(float))
+    if "ref_token_acc" in rec:
+        rec = rec.assign(ref_exact=(rec["ref_token_acc"] == 1).astype(float))
+    ckpt = rec.groupby("model", sort=False).agg(size=("size", "first"), params=("params", "mean"))
+    sizes = ckpt.groupby("size")["params"].mean().sort_values()
+    order = ckpt.assign(_p=ckpt["size"].map(sizes)).sort_values("_p").index
+    index = {s: i for i, s in enumerate(sizes.index)}
+    design = science.design_from(sizes.index, np.log2(sizes.to_numpy(float)),
+                                 ckpt.loc[order, "size"].map(index).to_numpy())  # fmt: skip
+    metrics = [m for m in metrics if m in rec]
+    mean = rec.groupby(["model", "problem_id"])[metrics].mean()
+    problems = mean.index.get_level_values("problem_id").unique()
+    wp, ws = science.resample_weights(design, len(problems), n_boot, seed)
+    out = {}
+    for m in metrics:
+        v = mean[m].unstack("problem_id").reindex(index=order, columns=problems).to_numpy(float)
+        if not np.isfinite(v).any(axis=1).all():
+            continue  # a checkpoint without the metric: no per-size curve to resample
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a replicate may miss a cell
+            out[m] = science.size_curve(design, v, np.isfinite(v).astype(float), wp, ws,
+                                        alpha).reps  # fmt: skip
+    return design, out
+
+
+def sharpness_table(emergence: pd.DataFrame, records: pd.DataFrame | None = None,
+                    n_boot: int = science.SHARPNESS_CI_BOOT, alpha: float = 0.05,
+                    seed: int | None = 0) -> pd.DataFrame:  # fmt: skip
     """Monotone-fit sharpness (`science.monotone_sharpness`) per (family, task, metric), on the
-    per-size means over seeds; 'no fit: <reason>' in `status` where there is none."""
+    per-size means over seeds; 'no fit: <reason>' in `status` where there is none. With the
+    emergence `records` (`_emergence_records`), each sharpness of a record metric gets a CI
+    (``sharpness_lo``/``sharpness_hi``, `science.SHARPNESS_CI_RULE`): problems and seeds
+    resampled jointly, each replicate refitted the way the point estimate was. The predicted
+    curves (p^L) are derived, not record means: no CI."""
     rows = []
     for (family, task), fam in emergence.groupby(["family", "task"], sort=True):
         fam = fam[np.isfinite(fam["log2_params"])]
         size = fam["size"] if "size" in fam else fam["model"]
         if size.nunique() < 2:
             continue
+        reps, design = {}, None
+        if records is not None and n_boot > 0 and "size" in fam:
+            rec = records[(records["family"] == family) & (records["task"] == task)]
+            rec = rec[rec["model"].isin(set(fam["model"])) & np.isfinite(rec["params"])]
+            if rec["size"].nunique() >= 3:
+                design, reps = _size_replicates(rec, list(EMERGENCE_METRICS), n_boot, alpha,
+                                                seed)  # fmt: skip
         for metric in EMERGENCE_METRICS:
             if metric not in fam or fam[metric].notna().sum() < 2:
                 continue
@@ -714,6 +771,18 @@ def sharpness_table(emergence: pd.DataFrame) -> pd.DataFrame:
             res = science.monotone_sharpness(per["log2_params"], per[metric])
             x, y = per["log2_params"].to_numpy(), per[metric].to_numpy()
             start = res.start_log2
+            ci = {"sharpness_lo": math.nan, "sharpness_hi": math.nan, "sharpness_ci_boot": 0,
+                  "sharpness_ci_resamples": "no CI: " + ("a derived prediction, not a record "
+                                                         "mean" if metric.startswith("pred_")
+                                                         else "no fit or no records")}  # fmt: skip
+            if res.status == "ok" and metric in reps and set(per.index) == set(design.sizes):
+                inc = bool(spearmanr(x, y).statistic >= 0) if x.size > 1 else True
+                lo, hi, used = science.sharpness_interval(design.log2_params, reps[metric],
+                                                          res.fit, inc, alpha)  # fmt: skip
+                seeds = ("problems and seeds" if design.n_seeds.max() > 1
+                         else "problems only (one seed per size)")
+                ci = {"sharpness_lo": lo, "sharpness_hi": hi, "sharpness_ci_boot": used,
+                      "sharpness_ci_resamples": seeds}  # fmt: skip
             rows.append(
                 {
                     "family": family,
@@ -731,20 +800,27 @@ def sharpness_table(emergence: pd.DataFrame) -> pd.DataFrame:
                     "steepest_to_params": 2.0 ** min(start + 1, x[-1]) if x.size else math.nan,
                     "n_models": int(fam["model"].nunique()),
                     "n_sizes": int(per.shape[0]),
+                    **ci,
                 }  # fmt: skip
             )
     return pd.DataFrame(rows)
 
 
 def span_table(emergence: pd.DataFrame, lo: float = 0.2, hi: float = 0.8) -> pd.DataFrame:
+    """Where EM climbs from `lo` to `hi` per (family, task, continuous metric) (`SPAN_RULE`):
+    on per-size seed means, with the seed counts of the sizes it rests on (``seeds``: "3" or
+    "1–3") so one checkpoint per size reads as such."""
     rows = []
     for (family, task), fam in emergence.groupby(["family", "task"], sort=True):
+        fam = fam[np.isfinite(fam["log2_params"])]
+        seeds = fam.groupby("log2_params")["model"].nunique()
         for metric in SPAN_METRICS:
             if metric not in fam or fam[metric].notna().sum() < 2:
                 continue
             span = emergence_span(fam["log2_params"], fam["em"], fam[metric], lo, hi)
             if span is None:
                 continue
+            k = seeds[(seeds.index >= span.lo_log2_params) & (seeds.index <= span.hi_log2_params)]
             rows.append(
                 {
                     "family": family,
@@ -755,6 +831,9 @@ def span_table(emergence: pd.DataFrame, lo: float = 0.2, hi: float = 0.8) -> pd.
                     "lo_params": 2.0**span.lo_log2_params,
                     "hi_params": 2.0**span.hi_log2_params,
                     **asdict(span),
+                    "seeds": f"{k.min()}" if k.min() == k.max() else f"{k.min()}–{k.max()}",
+                    "basis": "per-size means over seeds",
+                    "rule": SPAN_RULE,
                 }  # fmt: skip
             )
     return pd.DataFrame(rows)
@@ -1058,6 +1137,15 @@ def _exchange_cells(pp: pd.DataFrame, df: pd.DataFrame, ks: list[int]) -> list[t
     return out
 
 
+def fit_cells(cut: pd.DataFrame) -> str:
+    """The (size, level) cells a surface fit read, as "params@level" joined by spaces: a
+    figure draws the fitted surface only over these (past a model's plateau, or at a level it
+    never ran, the surface is an extrapolation the fit never saw)."""
+    used = cut[(cut["level"] > 0) & cut["y"].notna() & (cut["params"] > 0)]
+    pairs = used[["params", "level"]].drop_duplicates().sort_values(["params", "level"])
+    return " ".join(f"{p:.10g}@{lv:.10g}" for p, lv in pairs.itertuples(index=False))
+
+
 def exchange_table(pp: pd.DataFrame, df: pd.DataFrame, ks: list[int], n_boot: int,
                    alpha: float, seed: int | None) -> pd.DataFrame:  # fmt: skip
     """Exchange-rate fits per (family, task, axis, difficulty bucket); bucket "all" pools."""
@@ -1074,7 +1162,7 @@ def exchange_table(pp: pd.DataFrame, df: pd.DataFrame, ks: list[int], n_boot: in
             fit = buy.fit_exchange(cut[["problem_id", "model", "params", "level", "y"]],
                                    axis, n_boot, alpha, seed)  # fmt: skip
             rows.append({"family": family, "task": task, "axis": axis, "setting": at,
-                         "bucket": bucket, **buy.flat(fit)})  # fmt: skip
+                         "bucket": bucket, **buy.flat(fit), "cells": fit_cells(cut)})  # fmt: skip
     return pd.DataFrame(rows)
 
 
@@ -1202,6 +1290,7 @@ class Analysis:
             "log_budget_fit": SATURATION_RULE,
             "coverage_fit": COVERAGE_RULE,
             "sharpness": SHARPNESS_RULE,
+            "span": SPAN_RULE,
             "flops": FLOPS_RULE,
             "exchange": buy.SURFACE_RULE,
             "cheapest": buy.CHEAPEST_RULE,
@@ -1275,7 +1364,8 @@ def analyze(
         coverage=coverage,
         coverage_fits=coverage_fits,
         emergence=emergence,
-        sharpness=sharpness_table(emergence),
+        sharpness=sharpness_table(emergence, em_recs, min(n_boot, science.SHARPNESS_CI_BOOT),
+                                  alpha, seed),
         spans=span_table(emergence),
         compute=compute_table(pp, ks, thinking,
                               df.groupby(["task", "problem_id"])["difficulty"].first()),

@@ -406,6 +406,38 @@ _CONTROL_PANELS = (
     ("reopened_rate", "thinking re-opened in the answer\n(share of forced ends)"),
     ("forced_no_answer_rate", "no extractable answer\n(share of forced ends)"),
 )
+# each panel's share as (count column, denominator column) of the diagnostics table
+_CONTROL_COUNTS = {
+    "forced_rate": ("forced", "n"),
+    "forced_answer_cut_rate": ("forced_answer_cut", "forced"),
+    "reopened_rate": ("reopened", "forced"),
+    "forced_no_answer_rate": ("forced_no_answer", "forced"),
+}
+# a share over fewer records than this is labelled with its count even when it is 0
+_FEW_RECORDS = 10
+
+
+def _count_labels(ax, x: np.ndarray, g: pd.DataFrame, col: str, color, seen: set) -> int:
+    """Write "k/d" beside each point of one model's share curve that rests on fewer than
+    `_FEW_RECORDS` records (100% of 2 forced ends is not 100% of 200) or, in a failure panel,
+    whose share is above 0; a label already written at the same spot (`seen`) is not written
+    again. Returns how many it wrote."""
+    num, den = _CONTROL_COUNTS[col]
+    if num not in g or den not in g:
+        return 0
+    wrote = 0
+    for xi, (_, r) in zip(x, g.iterrows(), strict=True):
+        k, d, v = (_finite_or(r[c], math.nan) for c in (num, den, col))
+        if not (math.isfinite(k) and math.isfinite(d) and math.isfinite(v)) or d <= 0:
+            continue
+        failure = col != "forced_rate"  # the forced share itself is no failure
+        text = f"{k:.0f}/{d:.0f}"
+        if (d < _FEW_RECORDS or (failure and v > 0)) and (xi, round(v, 3), text) not in seen:
+            seen.add((xi, round(v, 3), text))
+            ax.annotate(text, (xi, v), xytext=(3, 4), textcoords="offset points",
+                        fontsize=6, color=color, ha="left", va="bottom")  # fmt: skip
+            wrote += 1
+    return wrote
 
 
 def plot_budget_control(
@@ -429,12 +461,14 @@ def plot_budget_control(
         params = _params_of(diagnostics, params)
         colors = model_colors(params)
         bax = _BudgetAxis(diagnostics["budget"])
-        handles = []
+        handles, counted, seen = [], 0, {}
         for m in _model_order(params):
             g = diagnostics[diagnostics["model"] == m].sort_values("budget")
             st = dict(color=colors[m], marker="o", ms=4, lw=1.6)
             for ax, (col, _) in zip(axes, _CONTROL_PANELS, strict=True):
                 ax.plot(bax.x(g["budget"]), g[col].astype(float), label=_label(m, params), **st)
+                counted += _count_labels(ax, bax.x(g["budget"]), g, col, colors[m],
+                                         seen.setdefault(col, set()))  # fmt: skip
             handles.append(Line2D([], [], label=_label(m, params), **st))
         for i, (ax, (_, title)) in enumerate(zip(axes, _CONTROL_PANELS, strict=True)):
             if i > 0:
@@ -445,6 +479,9 @@ def plot_budget_control(
         axes[0].set_ylabel("share")
         handles.append(Line2D([], [], color="crimson", lw=0.9, ls=":",
                               label=f"warning above {100 * warn_share:.0f}%"))
+        if counted:
+            handles.append(Line2D([], [], ls="none", label=(
+                f"k/d: k of d records (failures above 0, any d < {_FEW_RECORDS})")))
         fig.suptitle(_title("Budget control: did forcing the end of thinking bite?", family, task))
         fig.legend(handles=handles, loc="outside lower center", frameon=False,
                    ncols=min(4, len(handles)))
@@ -609,6 +646,25 @@ def sharpness_of(sharpness: pd.DataFrame | Mapping[str, float] | None) -> dict[s
     return {str(k): _finite_or(v, math.nan) for k, v in sharpness.items()}
 
 
+def _size_key(df: pd.DataFrame) -> pd.Series:
+    """The size each checkpoint replicates, as its parameter count: seeds of one shape share
+    it, and it is the x of the curve (results without a ``size`` column still group)."""
+    return df["params"].astype(float).map(lambda p: f"{p:.6g}")
+
+
+def per_size_means(emergence: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """One row per size (sorted by params): params, the seed count and the mean over its seeds
+    of each of `columns` (NaN-skipping). A curve across sizes joins these means; joining the
+    checkpoints themselves in params order zigzags between seeds of one size."""
+    e = emergence.assign(_size=_size_key(emergence))
+    cols = [c for c in columns if c in e]
+    g = e.groupby("_size", sort=False)
+    out = g[cols].mean() if cols else pd.DataFrame(index=g.size().index)
+    out["params"] = g["params"].mean()
+    out["n_seeds"] = g.size()
+    return out.sort_values("params").rename_axis("size").reset_index()
+
+
 def plot_emergence(
     emergence: pd.DataFrame,
     sharpness: pd.DataFrame | Mapping[str, float] | None = None,
@@ -619,38 +675,49 @@ def plot_emergence(
 ) -> Figure:
     """The emergence panel: on the same samples, exact match vs parameters (with the prediction
     (per-token accuracy)^L dashed) beside teacher-forced per-token accuracy and the log-prob of
-    the correct answer vs parameters (log x). Each line's sharpness — the share of its total
-    rise that happens in the steepest doubling of parameters, from a monotone fit — is in its
-    legend; whether a jump is metric-induced is the Schaeffer test's call (`science`).
+    the correct answer vs parameters (log x). Each line joins the per-size means over seeds;
+    with several seeds per size every checkpoint is a dot of its size's colour (one line
+    through the checkpoints would zigzag between seeds). Each line's sharpness — the share of
+    its total rise that happens in the steepest doubling of parameters, from a monotone fit —
+    is in its legend; whether a jump is metric-induced is the Schaeffer test's call.
 
-    `emergence`: analysis ``emergence`` rows of one (family, task), one per model (params, em,
-    pred_em_ref, ref_token_acc, ref_logprob_sum, optional gold_* columns, budget).
+    `emergence`: analysis ``emergence`` rows of one (family, task), one per checkpoint (params,
+    size, em, pred_em_ref, ref_token_acc, ref_logprob_sum, optional gold_* columns, budget).
     `sharpness`: analysis ``sharpness`` rows of the same (family, task), or metric -> share."""
     sh = sharpness_of(sharpness)
     e = emergence[np.isfinite(emergence["params"].astype(float))].sort_values("params")
+    cols = [c for _, _, lines, _ in _EMERGENCE_PANELS for c, _, _ in lines]
+    sizes = per_size_means(e, cols)
+    seeds = sizes["n_seeds"].to_numpy(int)
+    multi = bool(seeds.max(initial=0) > 1)
     with mpl.rc_context(_STYLE):
         fig, axes = _new_figure(13.5, 4.5, ncols=3)
         params = _params_of(e, params)
         colors = model_colors(params)
-        x = e["params"].to_numpy(dtype=float)
+        # colour encodes size: every seed of a size takes the colour of the size's first seed
+        first = e.assign(_size=_size_key(e)).groupby("_size", sort=False)["model"].first()
+        size_color = {s: colors[m] for s, m in first.items()}
+        x = sizes["params"].to_numpy(dtype=float)
         for ax, (title, ylabel, lines, ylim) in zip(axes, _EMERGENCE_PANELS, strict=True):
             drawn = False
             for col, lab, kind in lines:
                 if col not in e or e[col].notna().sum() < 1:
                     continue
-                y = e[col].to_numpy(dtype=float)
+                y = sizes[col].to_numpy(dtype=float)
                 s = sh.get(col, math.nan)
                 tag = f" — steepest doubling {100 * s:.0f}% of rise" if math.isfinite(s) else ""
                 ax.plot(x, y, label=lab + tag, zorder=2, **_EM_STYLE[kind])
                 if kind == "obs":
                     ax.scatter(
-                        x,
-                        y,
-                        c=[colors[m] for m in e["model"]],
-                        s=46,
+                        e["params"].to_numpy(float),
+                        e[col].to_numpy(float),
+                        c=[size_color[k] for k in _size_key(e)],
+                        s=46 if not multi else 30,
                         zorder=3,
                         edgecolors="white",
                         linewidths=0.6,
+                        label="dots: checkpoints; lines: seed mean per size"
+                        if multi and col == "em" else None,
                     )
                     for xi, yi in zip(x, y, strict=True):
                         if math.isfinite(yi) and len(x) <= 6:  # more: crowded; see the ticks
@@ -682,6 +749,9 @@ def plot_emergence(
             if len(bud) == 1
             else " (each model at its largest budget)"
         )
+        if multi:
+            k = f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()}–{seeds.max()}"
+            extra += f"; {k} seeds per size"
         fig.suptitle(
             _title(
                 "Emergence across model size: one set of samples, three metrics",
@@ -703,18 +773,26 @@ def plot_seed_emergence(
 ) -> Figure:
     """Exact match and the per-token accuracy on informative tokens vs parameters, over seeds:
     each seed a thin line, the seed mean thick with its CI band (seeds and problems
-    resampled), and the Schaeffer prediction p^L_eff dashed; left on a linear scale, right as
-    error (1 - value) on a log scale, where a smooth power-law trend is a straight line.
+    resampled), and the Schaeffer prediction p^L_eff dashed where the test produced one; left
+    on a linear scale, right as error (1 - value) on a log scale, where a smooth power-law
+    trend is a straight line. The band is drawn only at sizes with >= 2 seeds: with one seed
+    the seed spread is not measured, and the title says so. The legend lists only what is
+    drawn.
 
     `seed_curves` / `seed_points` / `schaeffer`: the analysis tables of one (family, task)."""
     metrics = [m for m in dict.fromkeys(seed_curves["metric"]) if m in ("em",) or
                m.endswith("_acc")][:2]  # fmt: skip
     style = {0: dict(color="0.15"), 1: dict(color="tab:blue")}
+    pred = _schaeffer_prediction(schaeffer)
     with mpl.rc_context(_STYLE):
         fig, (lin, log) = _new_figure(12.5, 4.6, ncols=2)
+        seeds = (seed_curves["n_seeds"].astype(int) if "n_seeds" in seed_curves
+                 else pd.Series(1, index=seed_curves.index))  # fmt: skip
+        banded = False
         for i, metric in enumerate(metrics):
             c = seed_curves[seed_curves["metric"] == metric].sort_values("params")
             x = c["params"].to_numpy(float)
+            several = (seeds.loc[c.index] >= 2).to_numpy() if len(c) else np.zeros(0, bool)
             label = "exact match" if metric == "em" else f"per-token accuracy ({metric})"
             for ax, err in ((lin, False), (log, True)):
                 def tr(v, err=err):
@@ -723,21 +801,25 @@ def plot_seed_emergence(
 
                 pts = (seed_points[seed_points["metric"] == metric]
                        if seed_points is not None and not seed_points.empty else None)
-                if pts is not None and "model_seed" in pts:
+                if pts is not None and "model_seed" in pts and several.any():
+                    # thin per-seed lines only where there are seeds to tell apart
                     key = pts["model_seed"].astype(str)
                     for _, g in pts.assign(_k=key).groupby("_k"):
                         g = g.sort_values("params")
                         ax.plot(g["params"], tr(g["value"]), lw=0.7, alpha=0.45, **style[i])
                 ax.plot(x, tr(c["mean"]), lw=2.2, marker="o", ms=4,
-                        label=label + (" (1 − value)" if err else "") + ": seed mean",
+                        label=label + (" (1 − value)" if err else "")
+                        + (": seed mean" if several.any() else ": one seed per size"),
                         **style[i])  # fmt: skip
-                lo, hi = tr(c["ci_lo"]), tr(c["ci_hi"])
-                ax.fill_between(x, np.minimum(lo, hi), np.maximum(lo, hi), alpha=0.15, lw=0,
-                                **style[i])  # fmt: skip
-                if metric == "em" and schaeffer is not None and "em_pred" in schaeffer:
-                    s = schaeffer.sort_values("params")
-                    ax.plot(s["params"], tr(s["em_pred"]), ls="--", color="tab:red", lw=1.3,
-                            label="predicted EM = p^L_eff (smooth per-token trend)")  # fmt: skip
+                if several.any():
+                    lo, hi = tr(c["ci_lo"]), tr(c["ci_hi"])
+                    lo, hi = np.where(several, lo, np.nan), np.where(several, hi, np.nan)
+                    ax.fill_between(x, np.minimum(lo, hi), np.maximum(lo, hi), alpha=0.15, lw=0,
+                                    **style[i])  # fmt: skip
+                    banded = True
+                if metric == "em" and pred is not None:
+                    ax.plot(pred["params"], tr(pred["em_pred"]), ls="--", color="tab:red",
+                            lw=1.3, label="predicted EM = p^L_eff (smooth per-token trend)")  # fmt: skip
         for ax, ylab in ((lin, "value (share)"), (log, "error = 1 − value (log scale)")):
             x = seed_curves["params"].to_numpy(float)
             _log_params_axis(ax, x)
@@ -745,10 +827,87 @@ def plot_seed_emergence(
             _legend(ax, loc="upper center", bbox_to_anchor=(0.5, -0.18))
         lin.set_ylim(-0.02, 1.02)
         log.set_yscale("log")
-        lin.set_title("linear scale (thin: one seed; band: 95% CI over seeds and problems)")
+        lin.set_title(_seed_band_note(seeds.to_numpy(int), banded), fontsize=9)
         log.set_title("log-error scale")
         fig.suptitle(_title("Emergence over seeds", family, task))
     return fig
+
+
+def _schaeffer_prediction(schaeffer: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The Schaeffer test's predicted EM per size, or None where it made none (an undetermined
+    test has no prediction: its column is absent or all NaN after tables are concatenated)."""
+    if schaeffer is None or schaeffer.empty or "em_pred" not in schaeffer:
+        return None
+    s = schaeffer[np.isfinite(schaeffer["em_pred"].astype(float))].sort_values("params")
+    return s if len(s) >= 2 else None
+
+
+def _seed_band_note(seeds: np.ndarray, banded: bool) -> str:
+    """What the thin lines and the band are, given the seed counts per size."""
+    if not banded:
+        return "one seed per size: no band (the seed spread is not measured)"
+    if seeds.min(initial=2) >= 2:
+        return "linear scale (thin: one seed; band: 95% CI over seeds and problems)"
+    return ("linear scale (thin: one seed; band: 95% CI over seeds and problems, "
+            "only at sizes with ≥ 2 seeds)")  # fmt: skip
+
+
+def _flops_rule_parts(rules: Iterable[str]) -> tuple[str, str]:
+    """(formula, definitions) of the FLOPs rule(s) of `evalharness.flops` in `rules`."""
+    from evalharness.flops import RULE_ATTENTION, RULE_FALLBACK
+
+    rules = {str(r) for r in rules if isinstance(r, str)} or {RULE_FALLBACK}
+    kaplan = "n × (2·N_non-emb·L + n_layers·d_attn·L(L+1))"
+    dense = "n × 2·params·L"
+    where = "L = prompt + generated tokens of a sample (mean over samples)"
+    terms = "N_non-emb: non-embedding parameters; d_attn: heads × head_dim (Kaplan)"
+    if rules == {RULE_ATTENTION}:
+        return kaplan, f"{where}; {terms}"
+    if RULE_ATTENTION in rules:
+        return (f"{kaplan}, or {dense} without a model config",
+                f"{where}; {terms}; params: all parameters")  # fmt: skip
+    return dense, f"{where}; params: all parameters (no model config: attention term not counted)"
+
+
+def flops_axis_label(rules: Iterable[str]) -> str:
+    """The x label of a FLOPs axis, stating the rule the numbers use (`evalharness.flops`):
+    the attention-aware Kaplan count where the model's config is known, 2·params·L where not."""
+    return f"inference FLOPs per problem = {_flops_rule_parts(rules)[0]} (log scale)"
+
+
+def flops_rule_note(rules: Iterable[str]) -> str:
+    """What the symbols of `flops_axis_label` stand for."""
+    return _flops_rule_parts(rules)[1]
+
+
+def _problem_sets(compute: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """(description, rows) per problem set of the compute table, largest set first: points
+    are compared, and the frontier drawn, only within one set (analysis pairs them there)."""
+    if "problem_set" not in compute or compute["problem_set"].isna().all():
+        return [("", compute)]
+    size = compute.groupby("problem_set")["problems"].max() if "problems" in compute else None
+    names = list(dict.fromkeys(compute["problem_set"].dropna()))
+    if size is not None:
+        names.sort(key=lambda s: (-_finite_or(size.get(s), 0), str(s)))
+    return [(str(s), compute[compute["problem_set"] == s]) for s in names]
+
+
+def _size_groups(params: Mapping[str, float]) -> dict[str, list[str]]:
+    """Base model names grouped by size (parameter count): the seeds of one size are one
+    legend entry, so a zoo of 11 sizes × 3 seeds needs 11 entries, not 33."""
+    groups: dict[str, list[str]] = {}
+    for m in _model_order(params):
+        b = split_model(m)[0]
+        key = f"{params[m]:.6g}" if math.isfinite(params[m]) else b
+        if b not in groups.setdefault(key, []):
+            groups[key].append(b)
+    return groups
+
+
+def _size_label(names: list[str], p: float) -> str:
+    name = names[0] if len(names) == 1 else family_name(names)
+    out = f"{name} ({format_params(p)})" if math.isfinite(p) else name
+    return out if len(names) == 1 else f"{out}, {len(names)} seeds"
 
 
 def plot_flops_frontier(
@@ -758,71 +917,78 @@ def plot_flops_frontier(
     family: str | None = None,
     params: Mapping[str, float] | None = None,
 ) -> Figure:
-    """Accuracy vs inference compute per problem (FLOPs ≈ 2·params·tokens·n, log x): every
-    (model, budget, n) point coloured by model (marker shape: n), the Pareto frontier as a
-    step line, its points circled and each run of frontier points of one model labelled
-    "model T=…" — which size and which budget buy the most accuracy at each compute level.
+    """Accuracy vs inference compute per problem (log x; the axis label states the FLOPs rule
+    of `evalharness.flops` the numbers use): every (model, budget, n) point coloured by size
+    (marker shape: n), the Pareto frontier as a step line, its points circled and each run of
+    frontier points of one model labelled "model T=…" — which size and which budget buy the
+    most accuracy at each compute level. One panel per problem set (``problem_set``): points
+    run on different problems are never compared, and a panel names its set. The legend has
+    one entry per size (seeds of a size share its colour and entry), every size listed.
 
     `compute`: analysis ``compute`` rows of one task (model, budget, n, params, flops,
-    accuracy, on_frontier)."""
+    accuracy, on_frontier, problem_set, problems, flops_rule)."""
+    pts_all = compute[np.isfinite(compute["flops"].astype(float)) & (compute["flops"] > 0)]
+    sets = [(d, s) for d, s in _problem_sets(pts_all) if not s.empty]
+    rules = pts_all["flops_rule"] if "flops_rule" in pts_all else []
     with mpl.rc_context(_STYLE):
-        fig, (ax,) = _new_figure(9.2, 5.0)
-        pts = compute[np.isfinite(compute["flops"].astype(float)) & (compute["flops"] > 0)]
-        params = _params_of(pts, params)
+        params = _params_of(pts_all, params)
         colors = model_colors(params)
-        ns = sorted(pts["n"].unique()) if "n" in pts else [1]
+        groups = _size_groups(params)
+        ns = sorted(pts_all["n"].unique()) if "n" in pts_all else [1]
+        n_entries = len(groups) + 1 + (len(ns) if len(ns) > 1 else 0)
+        ncols = 1 if n_entries <= 18 else 2
+        height = max(5.0, 1.4 + 0.19 * math.ceil(n_entries / ncols))
+        fig, axes = _new_figure(6.2 * len(sets) + 2.6 * ncols, height, ncols=len(sets),
+                                sharey=True)  # fmt: skip
         shapes = ["o", "s", "^", "D", "v", "P", "X", "h", "*", "<", ">", "p"]
         markers = {n: shapes[i % len(shapes)] for i, n in enumerate(ns)}
-        named: set[str] = set()
-        for m in _model_order(params):
-            for nval in ns:
-                g = pts[pts["model"] == m]
-                if "n" in g:
-                    g = g[g["n"] == nval]
-                if g.empty:
-                    continue
-                base = split_model(m)[0]
-                first = base not in named
-                named.add(base)
-                ax.scatter(
-                    g["flops"],
-                    g["accuracy"],
-                    color=colors[m],
-                    marker=markers[nval],
-                    s=32,
-                    alpha=0.9,
-                    edgecolors="white",
-                    linewidths=0.5,
-                    zorder=2,
-                    label=_label(base, {base: params.get(m, math.nan)}) if first else None,
-                )
-        fx_all = pts["flops"].to_numpy(float)
-        _log_x(ax, _sci, float(fx_all.min()) / 1.4, float(fx_all.max()) * 1.4)
-        ax.set_ylim(-0.02, 1.06)
-        front = _frontier(pts)
-        if not front.empty:
-            fx, fy = front["flops"].to_numpy(float), front["accuracy"].to_numpy(float)
-            ax.step(
-                np.r_[fx, float(pts["flops"].max())],
-                np.r_[fy, fy[-1]],
-                where="post",
-                color="crimson",
-                lw=1.6,
-                alpha=0.8,
-                zorder=1,
-                label="Pareto frontier",
-            )
-            ax.scatter(fx, fy, s=95, facecolors="none", edgecolors="crimson", lw=1.3, zorder=3)
-            _label_frontier(ax, front, multi_n=len(ns) > 1)
+        fx_all = pts_all["flops"].to_numpy(float)
+        # one colour per size: every seed takes the colour of its size's first checkpoint
+        size_color = {b: colors[next(m for m in params if split_model(m)[0] == g[0])]
+                      for g in groups.values() for b in g}  # fmt: skip
+        handles = []
+        for key, names in groups.items():
+            p = _finite_or(key, math.nan)
+            handles.append(Line2D([], [], ls="none", marker="o", ms=6, color=size_color[names[0]],
+                                  label=_size_label(names, p)))  # fmt: skip
+        for ax, (desc, pts) in zip(axes, sets, strict=True):
+            for m in _model_order(params):
+                for nval in ns:
+                    g = pts[pts["model"] == m]
+                    if "n" in g:
+                        g = g[g["n"] == nval]
+                    if g.empty:
+                        continue
+                    ax.scatter(g["flops"], g["accuracy"], color=size_color[split_model(m)[0]],
+                               marker=markers[nval], s=32, alpha=0.9, edgecolors="white",
+                               linewidths=0.5, zorder=2)  # fmt: skip
+            _log_x(ax, _sci, float(fx_all.min()) / 1.4, float(fx_all.max()) * 1.4)
+            ax.set_ylim(-0.02, 1.06)
+            front = _frontier(pts)
+            if not front.empty:
+                fx, fy = front["flops"].to_numpy(float), front["accuracy"].to_numpy(float)
+                ax.step(np.r_[fx, float(pts["flops"].max())], np.r_[fy, fy[-1]], where="post",
+                        color="crimson", lw=1.6, alpha=0.8, zorder=1, label="Pareto frontier")  # fmt: skip
+                ax.scatter(fx, fy, s=95, facecolors="none", edgecolors="crimson", lw=1.3,
+                           zorder=3)  # fmt: skip
+                _label_frontier(ax, front, multi_n=len(ns) > 1)
+            if len(sets) > 1:
+                ax.set_title(f"on {desc}", fontsize=9)
+            ax.set_xlabel(flops_axis_label(rules), fontsize=8.5)
+        handles.append(Line2D([], [], color="crimson", lw=1.6, label="Pareto frontier"))
         if len(ns) > 1:
-            for nval in ns:
-                ax.scatter([], [], marker=markers[nval], color="0.4", label=f"n = {nval:g}")
-        ax.set_xlabel("inference compute per problem (FLOPs ≈ 2·params·tokens·n, log scale)")
-        ax.set_ylabel(
+            handles += [Line2D([], [], ls="none", marker=markers[nval], color="0.4",
+                               label=f"n = {nval:g}") for nval in ns]  # fmt: skip
+        axes[0].set_ylabel(
             "accuracy (majority vote of n samples)" if len(ns) > 1 else "accuracy (exact match)"
         )
-        fig.suptitle(_title("Accuracy vs inference compute", family, task))
-        _legend(ax, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        only = sets[0][0] if len(sets) == 1 else ""
+        extra = f" — on {only}" if only and not only.startswith("all ") else ""
+        fig.suptitle(_title("Accuracy vs inference compute", family, task, extra))
+        fig.supxlabel(flops_rule_note(rules), fontsize=7.5, color="0.3")
+        fig.legend(handles=handles, loc="outside right center", frameon=False, ncols=ncols,
+                   title="size (colour; seeds share it)" if any(len(g) > 1 for g in
+                   groups.values()) else "model")  # fmt: skip
     return fig
 
 
@@ -899,6 +1065,33 @@ def _logistic_surface(fit, log2_n: np.ndarray, log2_x: np.ndarray) -> np.ndarray
     return 1 / (1 + np.exp(-logit))
 
 
+def fit_region(fit: Mapping, points: pd.DataFrame | None = None) -> np.ndarray | None:
+    """The polygon (log2 T, log2 N vertices) over which a surface fit read data: per size the
+    range of levels it used, joined size to size; the measured boundary cells are its corners,
+    so no cell the fit left out (past a model's plateau, or never run) lies inside it at a
+    measured size. From the fit's ``cells`` ("params@level ..."); for an older table without
+    it, from `points` cut at each model's plateau as the fit does. None with < 2 sizes."""
+    cells = fit.get("cells") if hasattr(fit, "get") else None
+    if isinstance(cells, str) and cells.strip():
+        pairs = [c.split("@") for c in cells.split()]
+        used = pd.DataFrame({"params": [float(p) for p, _ in pairs],
+                             "level": [float(lv) for _, lv in pairs]})  # fmt: skip
+    elif points is not None and not points.empty:
+        from evalharness.buy import plateau_cut
+
+        curves = points.assign(level=points["budget"].astype(float), y=points["accuracy"])
+        used = pd.concat([plateau_cut(g) for _, g in curves.groupby("model", sort=True)])
+    else:
+        return None
+    used = used[(used["params"] > 0) & (used["level"] > 0)]
+    per = used.groupby("params")["level"].agg(["min", "max"]).sort_index()
+    if len(per) < 2:
+        return None
+    y = np.log2(per.index.to_numpy(float))
+    lo, hi = np.log2(per["min"].to_numpy(float)), np.log2(per["max"].to_numpy(float))
+    return np.column_stack([np.r_[lo, hi[::-1]], np.r_[y, y[::-1]]])
+
+
 def plot_iso_accuracy(
     fit: Mapping,
     points: pd.DataFrame,
@@ -908,29 +1101,54 @@ def plot_iso_accuracy(
     levels: Sequence[float] = (0.1, 0.3, 0.5, 0.7, 0.8, 0.9),
 ) -> Figure:
     """Iso-accuracy contours of the fitted surface logit(acc) = a + b·log₂N + c·log₂T over
-    (thinking budget, parameters), with the measured (model, budget) points coloured by their
-    accuracy on the same scale. Along a contour, one doubling of T trades for c/b doublings
-    of N; the title gives that rate with its CI, or why it is not identifiable.
+    (thinking budget, parameters), drawn only inside the region the fit read data from
+    (`fit_region`, outlined), with the measured (model, budget) points coloured by their
+    accuracy on the same scale; measured points the fit left out (past a model's plateau) are
+    hollow. Along a contour, one doubling of T trades for c/b doublings of N; the title gives
+    that rate with its CI, or why it is not identifiable.
 
-    `fit`: one analysis ``exchange`` row (axis "budget"); `points`: rows with params, budget
-    and accuracy (analysis ``budgets`` of the family's greedy sweeps)."""
+    `fit`: one analysis ``exchange`` row (axis "budget", with ``cells``); `points`: rows with
+    model, params, budget and accuracy (analysis ``budgets`` of the family's greedy sweeps)."""
+    from matplotlib.path import Path as MplPath
+
     with mpl.rc_context(_STYLE):
         fig, (ax,) = _new_figure(8.4, 5.0)
         pts = points[(points["budget"] > 0) & np.isfinite(points["params"].astype(float))]
         x = np.log2(pts["budget"].to_numpy(float))
         y = np.log2(pts["params"].to_numpy(float))
-        gx = np.linspace(x.min() - 0.3, x.max() + 0.3, 120)
-        gy = np.linspace(y.min() - 0.3, y.max() + 0.3, 120)
+        gx = np.linspace(x.min() - 0.3, x.max() + 0.3, 160)
+        gy = np.linspace(y.min() - 0.3, y.max() + 0.3, 160)
         mx, my = np.meshgrid(gx, gy)
         norm = mpl.colors.Normalize(0, 1)
         cmap = mpl.colormaps["RdYlBu"]
+        region = fit_region(fit, pts)
+        inside = np.ones(len(pts), bool)
+        if region is not None:
+            path = MplPath(region)
+            # a hair of tolerance: the boundary cells themselves are inside
+            inside = path.contains_points(np.column_stack([x, y]), radius=1e-6) | \
+                path.contains_points(np.column_stack([x, y]), radius=-1e-6)
+            ax.fill(2 ** region[:, 0], 2 ** region[:, 1], facecolor="0.5", alpha=0.06,
+                    edgecolor="0.45", ls=":", lw=1.0, zorder=0,
+                    label="region the fit read (contours only here)")  # fmt: skip
         if np.isfinite(_finite_or(fit.get("b"), math.nan)):
             z = _logistic_surface(fit, my, mx)
+            if region is not None:
+                grid = np.column_stack([mx.ravel(), my.ravel()])
+                keep = path.contains_points(grid, radius=1e-6) | path.contains_points(
+                    grid, radius=-1e-6)  # fmt: skip
+                z = np.ma.masked_where(~keep.reshape(z.shape), z)
             cs = ax.contour(2**mx, 2**my, z, levels=list(levels), cmap=cmap, norm=norm,
                             linewidths=1.4)  # fmt: skip
             ax.clabel(cs, fmt=lambda v: f"{100 * v:.0f}%", fontsize=8)
-        sc = ax.scatter(2**x, 2**y, c=pts["accuracy"].to_numpy(float), cmap=cmap, norm=norm,
-                        s=60, edgecolors="0.2", linewidths=0.6, zorder=3)  # fmt: skip
+        acc = pts["accuracy"].to_numpy(float)
+        sc = ax.scatter(2 ** x[inside], 2 ** y[inside], c=acc[inside], cmap=cmap, norm=norm,
+                        s=60, edgecolors="0.2", linewidths=0.6, zorder=3,
+                        label="measured, used by the fit")  # fmt: skip
+        if (~inside).any():
+            ax.scatter(2 ** x[~inside], 2 ** y[~inside], facecolors="none",
+                       edgecolors=cmap(norm(acc[~inside])), s=60, linewidths=1.4, zorder=3,
+                       label="measured, left out (past its plateau)")  # fmt: skip
         fig.colorbar(sc, ax=ax, label="measured accuracy (dots) · fitted contours (lines)")
         ax.set_xscale("log", base=2)
         ax.set_yscale("log", base=2)
@@ -944,8 +1162,40 @@ def plot_iso_accuracy(
         else:
             extra = str(fit.get("status", ""))
         ax.set_title(extra, fontsize=9)
+        _legend(ax, loc="lower right", fontsize=7.5)
         fig.suptitle(_title("Iso-accuracy: parameters vs thinking", family, task))
     return fig
+
+
+def _size_params(costs: pd.DataFrame, given: Mapping[str, float] | None) -> dict[str, float]:
+    """size -> params for the cost lines, whose ``model`` is a size ("zoo/arith-h32") while
+    the report's mapping names checkpoints ("zoo/arith-h32-s0"): the size's own entry, else
+    its seeds' (a name that extends it by a separator), else its training FLOPs (which grow
+    with size within one recipe), so the colour follows size and not the name's spelling."""
+    given = dict(given or {})
+    out = {}
+    for m in costs["model"].unique():
+        m = str(m)
+        p = _finite_or(given.get(m), math.nan)
+        if not math.isfinite(p):
+            seeds = [v for k, v in given.items() if k.startswith(m) and k[len(m):][:1] in "-_/."
+                     and math.isfinite(_finite_or(v, math.nan))]  # fmt: skip
+            p = min(seeds) if seeds else math.nan
+        out[m] = p
+    if not all(math.isfinite(v) for v in out.values()):  # one scale for all: training FLOPs
+        tf = costs.groupby("model", sort=False)["train_flops"].max()
+        out = {str(m): _finite_or(v, math.nan) for m, v in tf.items()}
+    return out
+
+
+def cost_label(row: Mapping) -> str:
+    """A cost line's label: the configuration as analysis names it (size, T, n and the
+    decoding: "greedy", "t=0.7", "t=0.7 top-p=0.9"), so a sampled and a greedy configuration
+    of one size never read alike; older tables without ``config``: model, T, n."""
+    cfg = row.get("config")
+    if isinstance(cfg, str) and cfg:
+        return cfg
+    return f"{row['model']} (T={float(row['budget']):g}, n={int(row['n'])})"
 
 
 def plot_cost_vs_queries(
@@ -957,47 +1207,69 @@ def plot_cost_vs_queries(
     params: Mapping[str, float] | None = None,
 ) -> Figure:
     """Total compute (training FLOPs + Q × inference FLOPs per query) vs query volume Q, one
-    line per model that reaches the target (at its cheapest configuration), one panel per
-    target; the crossover Q where the preferred model changes is marked with its bootstrap CI.
+    line per model that reaches the target (at its cheapest configuration, labelled with its
+    decoding), one panel per target and problem set (configurations are compared only on
+    problems all of them saw: a row of panels per set, named); the crossover Q where the
+    preferred model changes is marked with its bootstrap CI.
 
     `costs`: analysis ``buy_costs`` rows of one task; `crossover`: its ``crossover`` rows."""
     costs = costs[np.isfinite(costs["train_flops"].astype(float))]
     targets = sorted(costs["target"].unique())
+    sets = _problem_sets(costs)
     with mpl.rc_context(_STYLE):
-        fig, axes = _new_figure(4.2 * max(len(targets), 1) + 1.6, 4.6, ncols=max(len(targets), 1))
-        colors = model_colors(_params_of(costs, params))
+        ncols = max(len(targets), 1)
+        fig = Figure(figsize=(4.6 * ncols + 1.6, 4.8 * len(sets)), dpi=DPI, layout="constrained")
+        grid = fig.subplots(len(sets), ncols, squeeze=False)
+        size_p = _size_params(costs, params)
+        colors = model_colors(size_p)
+        costs = costs.assign(_p=costs["model"].astype(str).map(size_p)).sort_values(
+            "_p", kind="stable")  # legend in size order, small to large
         # Q range: two decades either side of where inference spending equals training
         q_eq = (costs["train_flops"] / costs["inference_flops"]).astype(float)
         q_eq = q_eq[np.isfinite(q_eq) & (q_eq > 0)]
         lo_q, hi_q = (q_eq.min() / 100, q_eq.max() * 100) if len(q_eq) else (1.0, 1e12)
         qs = np.logspace(math.log10(lo_q), math.log10(hi_q), 200)
-        for ax, target in zip(axes, targets, strict=False):
-            c = costs[costs["target"] == target]
-            for _, r in c.iterrows():
-                total = float(r["train_flops"]) + qs * float(r["inference_flops"])
-                ax.plot(qs, total, color=colors.get(r["model"], "0.4"), lw=1.5,
-                        label=f"{r['model']} (T={r['budget']:g}, n={int(r['n'])})")  # fmt: skip
-            cr = crossover[(crossover["target"] == target) & (crossover["status"] == "ok")]
-            none = crossover[(crossover["target"] == target) & (crossover["status"] != "ok")]
-            for _, r in none.iterrows():
-                if isinstance(r.get("from_model"), str):
-                    ax.text(0.98, 0.04, f"no crossover:\n{r['from_model']} cheapest at every Q",
-                            transform=ax.transAxes, ha="right", va="bottom", fontsize=7.5)  # fmt: skip
-            for _, r in cr.iterrows():
-                q, lo, hi = (float(r[k]) for k in ("q_star", "q_lo", "q_hi"))
-                ax.axvline(q, color="crimson", lw=1.2, ls="--")
-                ax.axvspan(max(lo, qs[0]), min(hi, qs[-1]), color="crimson", alpha=0.12)
-                ax.annotate(f"Q* ≈ {_sci(q)}\n{r['from_model']} → {r['to_model']}", (q, 0.04),
-                            xycoords=("data", "axes fraction"), fontsize=7.5, rotation=90,
-                            ha="right", va="bottom")  # fmt: skip
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            ax.set_title(f"target accuracy {100 * target:.0f}%")
-            ax.set_xlabel("queries served Q (log scale)")
-            ax.legend(fontsize=7, loc="upper left")
-        axes[0].set_ylabel("total FLOPs = training + Q × inference")
-        fig.suptitle(_title("Total cost vs query volume", family, task))
+        for axes, (desc, block) in zip(grid, sets, strict=True):
+            xs = crossover
+            if desc and "problem_set" in crossover:
+                xs = crossover[crossover["problem_set"] == desc]
+            for ax, target in zip(axes, targets, strict=False):
+                _cost_panel(ax, block[block["target"] == target], xs[xs["target"] == target]
+                            if not xs.empty else xs, qs, colors)  # fmt: skip
+                title = f"target accuracy {100 * target:.0f}%"
+                ax.set_title(title + (f"\non {desc}" if desc and len(sets) > 1 else ""),
+                             fontsize=9)  # fmt: skip
+            axes[0].set_ylabel("total FLOPs = training + Q × inference")
+        only = sets[0][0] if len(sets) == 1 else ""
+        extra = f" — on {only}" if only and not only.startswith("all ") else ""
+        fig.suptitle(_title("Total cost vs query volume", family, task, extra))
     return fig
+
+
+def _cost_panel(ax, c: pd.DataFrame, crossover: pd.DataFrame, qs: np.ndarray, colors) -> None:
+    for _, r in c.iterrows():
+        total = float(r["train_flops"]) + qs * float(r["inference_flops"])
+        ax.plot(qs, total, color=colors.get(r["model"], "0.4"), lw=1.5, label=cost_label(r))
+    if not crossover.empty:
+        cr = crossover[crossover["status"] == "ok"]
+        none = crossover[crossover["status"] != "ok"]
+    else:
+        cr = none = crossover
+    for _, r in none.iterrows():
+        if isinstance(r.get("from_model"), str):
+            ax.text(0.98, 0.04, f"no crossover:\n{r['from_model']} cheapest at every Q",
+                    transform=ax.transAxes, ha="right", va="bottom", fontsize=7.5)  # fmt: skip
+    for _, r in cr.iterrows():
+        q, lo, hi = (float(r[k]) for k in ("q_star", "q_lo", "q_hi"))
+        ax.axvline(q, color="crimson", lw=1.2, ls="--")
+        ax.axvspan(max(lo, qs[0]), min(hi, qs[-1]), color="crimson", alpha=0.12)
+        ax.annotate(f"Q* ≈ {_sci(q)}\n{r['from_model']} → {r['to_model']}", (q, 0.04),
+                    xycoords=("data", "axes fraction"), fontsize=7.5, rotation=90,
+                    ha="right", va="bottom")  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("queries served Q (log scale)")
+    _legend(ax, fontsize=7, loc="upper left")
 
 
 # ----------------------------------------------------------------------------- assembly
@@ -1133,7 +1405,8 @@ def build_figures(analysis) -> list[FigureSpec]:
                     str(family),
                     "Emergence panel: exact match vs parameters beside teacher-forced per-token "
                     "accuracy and log-prob of the correct answer, on the same samples; sharpness "
-                    "= share of the total rise in the steepest doubling of parameters.",
+                    "= share of the total rise in the steepest doubling of parameters."
+                    + _seed_line_note(g),
                     plot_emergence(g, sh, task=task, family=str(family), params=P),
                 )
             )
@@ -1147,13 +1420,36 @@ def build_figures(analysis) -> list[FigureSpec]:
                     task,
                     fam,
                     "Accuracy vs inference FLOPs per problem for every (model, budget, n); the red "
-                    "step line is the Pareto frontier.",
+                    "step line is the Pareto frontier. "
+                    + _frontier_sets_note(_base_level(comp))
+                    + " " + flops_axis_label(comp.get("flops_rule", []))
+                    .replace("inference FLOPs", "Inference FLOPs").removesuffix(" (log scale)")
+                    + "; " + flops_rule_note(comp.get("flops_rule", [])) + ".",
                     plot_flops_frontier(_base_level(comp), task=task, family=fam, params=P),
                 )
             )
         specs += _buy_figures(a, task, fam, P)
         specs += _control_figures(a, task, fam, P)
     return specs
+
+
+def _frontier_sets_note(comp: pd.DataFrame) -> str:
+    """Caption words naming the problem sets the frontier panels are drawn on."""
+    sets = [d for d, _ in _problem_sets(comp) if d]
+    if len(sets) <= 1:
+        return f"All points on {sets[0]}." if sets else ""
+    return (f"One panel per problem set ({'; '.join(sets)}): points are compared only on "
+            "problems all of them saw.")
+
+
+def _seed_line_note(emergence: pd.DataFrame) -> str:
+    """Caption words for how the emergence lines treat seeds."""
+    seeds = per_size_means(emergence, [])["n_seeds"]
+    if seeds.max() < 2:
+        return " One checkpoint per size."
+    k = f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()}–{seeds.max()}"
+    return (f" Lines join the per-size means over {k} seeds; dots are the single checkpoints "
+            "(seeds), coloured by size.")
 
 
 def _seed_figures(a, task: str) -> list[FigureSpec]:
@@ -1168,12 +1464,21 @@ def _seed_figures(a, task: str) -> list[FigureSpec]:
         pts, sch = (getattr(a, n, pd.DataFrame()) for n in ("seed_points", "schaeffer"))
         pts = pts[(pts["task"] == task) & (pts["family"] == family)] if not pts.empty else None
         sch = sch[(sch["task"] == task) & (sch["family"] == family)] if not sch.empty else None
+        seeds = g["n_seeds"].astype(int) if "n_seeds" in g else pd.Series([1])
+        if seeds.max() >= 2:
+            what = ("thin lines one seed each, thick the seed mean with its 95% CI band (seeds "
+                    "within a size and problems resampled"
+                    + ("" if seeds.min() >= 2 else "; band only at sizes with ≥ 2 seeds") + ")")
+        else:
+            what = ("one seed per size, so no band: the seed-to-seed spread is not measured and "
+                    "a dip or jump may be one checkpoint's")
+        pred = ("; dashed red: EM predicted as p^L_eff from the smooth per-token trend "
+                "(Schaeffer test)" if _schaeffer_prediction(sch) is not None
+                else "; no p^L_eff prediction (the Schaeffer test is undetermined here)")
         out.append(FigureSpec(
             slug("emergence_seeds", family, task), "emergence_seeds", task, str(family),
             "Exact match and per-token accuracy on the informative gold tokens vs parameters: "
-            "thin lines one seed each, thick the seed mean with its 95% CI band (seeds within "
-            "a size and problems resampled); dashed red: EM predicted as p^L_eff from the "
-            "smooth per-token trend (Schaeffer test). Right: the same as error on a log scale.",
+            f"{what}{pred}. Right: the same as error on a log scale.",
             plot_seed_emergence(g, pts, sch, task=task, family=str(family)),
         ))  # fmt: skip
     return out
@@ -1196,7 +1501,8 @@ def _control_figures(a, task: str, fam: str, P: Mapping[str, float]) -> list[Fig
         "Did budget forcing bite? Share of records whose thinking was forced to end at T, and "
         "of those forced ends the share whose answer was cut by --max-answer-tokens, that "
         "re-opened thinking, or that gave no extractable answer (dotted: the "
-        f"{100 * WARN_SHARE:.0f}% warning threshold).",
+        f"{100 * WARN_SHARE:.0f}% warning threshold). A failure share above 0, and any share "
+        f"over fewer than {_FEW_RECORDS} records, is labelled k/d: k records of d.",
         plot_budget_control(diag, task=task, family=fam, params=P, warn_share=WARN_SHARE),
     )]  # fmt: skip
 
@@ -1218,8 +1524,10 @@ def _buy_figures(a, task: str, fam: str, P: Mapping[str, float]) -> list[FigureS
         out.append(FigureSpec(
             slug("iso_accuracy", fit["family"], task), "iso_accuracy", task, str(fit["family"]),
             "Iso-accuracy contours of the fitted logistic surface over thinking budget and "
-            "parameters, with the measured points (colour = accuracy). Along a contour one "
-            "doubling of T trades for c/b doublings of N.",
+            "parameters, drawn only inside the region the fit read data from (dotted outline: "
+            "per size, the budgets up to its plateau), with the measured points (colour = "
+            "accuracy; hollow: left out of the fit). Along a contour one doubling of T trades "
+            "for c/b doublings of N.",
             plot_iso_accuracy(fit, pts, task=task, family=str(fit["family"])),
         ))  # fmt: skip
     costs = getattr(a, "buy_costs", pd.DataFrame())
@@ -1232,7 +1540,9 @@ def _buy_figures(a, task: str, fam: str, P: Mapping[str, float]) -> list[FigureS
             slug("cost_vs_queries", task), "cost_vs_queries", task, fam,
             "Total compute = training FLOPs + Q × inference FLOPs per query, per model at its "
             "cheapest configuration reaching each target; dashed: the crossover query volume "
-            "where the preferred model changes, shaded: its 95% bootstrap CI over problems.",
+            "where the preferred model changes, shaded: its 95% bootstrap CI over problems. "
+            "Lines are labelled with their configuration: size, T, n and decoding (greedy or "
+            "t=temperature, top-p); configurations are compared only within one problem set.",
             plot_cost_vs_queries(costs, cross, task=task, family=fam, params=P),
         ))  # fmt: skip
     return out

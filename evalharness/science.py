@@ -216,6 +216,104 @@ def monotone_sharpness(log2_params, y, weights=None, sigmoid: bool = True) -> Sh
     return Sharpness("no fit: the monotone fit is flat (no net trend across sizes)")
 
 
+SHARPNESS_CI_RULE = (
+    "95% percentile interval of the sharpness over joint bootstrap replicates of the per-size "
+    "curve (problems resampled once for all sizes, seeds within each size, as for the seed "
+    "CIs), each replicate refitted with the point estimate's fit: isotonic exactly; sigmoid "
+    "by profile least squares over a grid of midpoints (0.05 doublings) and widths (48, "
+    "log-spaced), lower and upper solved in closed form"
+)
+SHARPNESS_CI_BOOT = 400  # replicates per interval: enough for a 95% percentile interval
+
+
+def _pava(y: np.ndarray) -> np.ndarray:
+    """Non-decreasing least-squares fit of `y` (pool adjacent violators, unit weights)."""
+    vals, counts = [], []
+    for v in y:
+        vals.append(float(v))
+        counts.append(1)
+        while len(vals) > 1 and vals[-2] > vals[-1]:
+            n = counts[-2] + counts[-1]
+            vals[-2] = (vals[-2] * counts[-2] + vals[-1] * counts[-1]) / n
+            counts[-2] = n
+            vals.pop()
+            counts.pop()
+    return np.repeat(vals, counts)
+
+
+def _piecewise_share(x: np.ndarray, f: np.ndarray) -> float:
+    """Largest rise of the piecewise-linear curve (x, f) within one doubling / its total rise:
+    the maximum sits where a window edge meets a point, so those starts are the candidates."""
+    total = f[-1] - f[0]
+    if total == 0:
+        return math.nan
+    starts = np.concatenate([x, x - 1])
+    starts = starts[(starts >= x[0]) & (starts <= x[-1] - 1)]
+    rises = np.interp(starts + 1, x, f) - np.interp(starts, x, f)
+    return float(np.clip(np.max(rises / total), 0.0, 1.0))
+
+
+def _sigmoid_share(mid: np.ndarray, width: np.ndarray, x0: float, x1: float) -> np.ndarray:
+    """Sharpness of sigmoids (any lower/upper: the share does not depend on them) over
+    [x0, x1]: the steepest doubling is centred on the midpoint, moved inside the range."""
+    s = np.clip(mid - 0.5, x0, x1 - 1)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        rise = expit((s + 1 - mid) / width) - expit((s - mid) / width)
+        total = expit((x1 - mid) / width) - expit((x0 - mid) / width)
+        return np.clip(rise / total, 0.0, 1.0)
+
+
+def sharpness_replicates(log2_params, reps: np.ndarray, fit: str, increasing: bool = True,
+                         chunk: int = 200) -> np.ndarray:  # fmt: skip
+    """Sharpness of each replicate curve (rows of `reps`, one column per size in the order of
+    `log2_params`) under the fit the point estimate used (`SHARPNESS_CI_RULE`). NaN where a
+    replicate has a missing size or no net change."""
+    x = np.asarray(log2_params, float)
+    order = np.argsort(x)
+    x, reps = x[order], np.atleast_2d(np.asarray(reps, float))[:, order]
+    out = np.full(reps.shape[0], np.nan)
+    ok = np.all(np.isfinite(reps), axis=1)
+    if x.size < 3 or x[-1] - x[0] <= 1 or not ok.any():
+        return out
+    if fit == "isotonic":
+        sign = 1.0 if increasing else -1.0
+        for i in np.flatnonzero(ok):
+            out[i] = _piecewise_share(x, sign * _pava(sign * reps[i]))
+        return out
+    if fit != "sigmoid":
+        return out
+    # profile least squares: for fixed (mid, width) the curve is linear in (lower, upper), so
+    # the best fit maximises the squared norm of y projected on span{1 - s, s} = span{1, s}
+    mids = np.arange(x[0] - 2, x[-1] + 2 + 1e-9, 0.05)
+    widths = np.geomspace(0.02, 4 * (x[-1] - x[0]), 48)
+    mm, ww = (a.ravel() for a in np.meshgrid(mids, widths))
+    basis = expit((x[None, :] - mm[:, None]) / ww[:, None])  # combos x sizes
+    # an orthonormal basis of span{1, s} is {1/sqrt(k), centred s / its norm}; the first
+    # component of the projection is the same for every combo, so the second decides
+    u = basis - basis.mean(axis=1, keepdims=True)
+    norm = np.linalg.norm(u, axis=1, keepdims=True)
+    u = np.divide(u, norm, out=np.zeros_like(u), where=norm > 1e-12)
+    idx = np.flatnonzero(ok)
+    for start in range(0, idx.size, chunk):
+        rows = idx[start : start + chunk]
+        best = np.argmax((reps[rows] @ u.T) ** 2, axis=1)
+        out[rows] = _sigmoid_share(mm[best], ww[best], x[0], x[-1])
+    flat_rows = np.ptp(reps, axis=1) == 0
+    out[flat_rows] = np.nan
+    return out
+
+
+def sharpness_interval(log2_params, reps: np.ndarray, fit: str, increasing: bool = True,
+                       alpha: float = 0.05) -> tuple[float, float, int]:  # fmt: skip
+    """(lo, hi, replicates with a value) of the percentile interval of `sharpness_replicates`."""
+    vals = sharpness_replicates(log2_params, reps, fit, increasing)
+    vals = vals[np.isfinite(vals)]
+    if vals.size < 20:
+        return math.nan, math.nan, int(vals.size)
+    lo, hi = np.quantile(vals, [alpha / 2, 1 - alpha / 2])
+    return float(lo), float(hi), int(vals.size)
+
+
 def _dedupe(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     s = pd.Series(y).groupby(x).mean()
     return s.index.to_numpy(float), s.to_numpy(float)

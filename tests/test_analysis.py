@@ -126,12 +126,15 @@ def test_emergence_span_on_a_hand_made_curve():
     assert emergence_span(x, [0.0, 0.1, 0.2, 0.3, 0.5], token) is None  # never reaches 0.8
 
 
-def test_emergence_span_picks_the_narrowest_climb_on_a_wiggly_curve():
+def test_emergence_span_needs_monotone_support_on_a_wiggly_curve():
     x = [0, 1, 2, 3, 4, 4.5]
     em = [0.1, 0.5, 0.9, 0.1, 0.1, 0.9]  # climbs twice: 0 -> 2 and 4 -> 4.5
     span = emergence_span(x, em, x)
-    assert (span.lo_log2_params, span.hi_log2_params) == (4, 4.5)
-    assert span.doublings == pytest.approx(0.5)
+    # the narrowest pair (4 -> 4.5) rests on two weak sizes after strong ones: the span runs
+    # from the last size below 0.2 with every smaller one below too, to the first size above
+    # 0.8 with every larger one above too, and says the curve falls inside it
+    assert (span.lo_log2_params, span.hi_log2_params) == (0, 4.5)
+    assert span.doublings == pytest.approx(4.5) and not span.monotone
 
 
 def test_pareto_frontier_on_hand_made_points():

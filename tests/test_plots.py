@@ -340,7 +340,7 @@ def test_flops_frontier_draws_the_pareto_front(analysis):
     labels = [t.get_text() for t in ax.texts]
     assert labels and all(any(m in t for m in FAKE_MODELS) and "T=" in t for t in labels)
     # every model appears in the legend with its size
-    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert "arith-h128 (700k)" in legend and "arith-h16 (21k)" in legend
 
 
@@ -373,3 +373,242 @@ def test_family_name(models, family):
     from evalharness.plots import family_name
 
     assert family_name(models) == family
+
+
+# ----------------------------------------------------------------------------- issue 25, item 8
+
+
+def _three_seed_emergence(analysis):
+    """The fake emergence table with each size replicated as three seeds whose EM zigzags
+    (seed 1 weak, seed 2 strong): what the zoo's 11 sizes x 3 seeds look like."""
+    import pandas as pd
+
+    rows = []
+    for _, r in analysis.emergence.iterrows():
+        for s, shift in enumerate((0.0, -0.2, 0.15)):
+            rows.append({**r.to_dict(), "model": f"{r['model']}-s{s}", "model_seed": s,
+                         "em": float(np.clip(r["em"] + shift, 0, 1))})
+    return pd.DataFrame(rows)
+
+
+def test_emergence_lines_join_per_size_seed_means_not_checkpoints(analysis):
+    from evalharness.plots import plot_emergence
+
+    em = _three_seed_emergence(analysis)
+    fig = plot_emergence(em, analysis.sharpness, task=FAKE_TASK, family="arith")
+    em_ax = fig.axes[0]
+    (obs,) = [ln for ln in em_ax.get_lines() if ln.get_label().startswith("observed")]
+    x = np.asarray(obs.get_xdata(), float)
+    # one vertex per size, in size order: never a zigzag across the seeds of one size
+    assert len(x) == len(FAKE_MODELS) and np.all(np.diff(x) > 0)
+    means = em.groupby("params")["em"].mean().sort_index()
+    np.testing.assert_allclose(x, means.index)
+    np.testing.assert_allclose(obs.get_ydata(), means.to_numpy())
+    # every checkpoint is still a dot; the legend and title say how seeds are treated
+    dots = em_ax.collections[0].get_offsets()
+    assert len(dots) == len(em)
+    legend = [t.get_text() for t in em_ax.get_legend().get_texts()]
+    assert any("lines: seed mean per size" in t for t in legend)
+    assert "3 seeds per size" in fig.get_suptitle()
+
+
+def _legend_matches_drawn(fig):
+    """Every legend entry names an artist that has finite data on the figure."""
+    for ax in fig.axes:
+        leg = ax.get_legend()
+        if leg is None:
+            continue
+        drawn = {ln.get_label() for ln in ax.get_lines()
+                 if np.isfinite(np.asarray(ln.get_ydata(), float)).any()}
+        for t in leg.get_texts():
+            assert t.get_text() in drawn, f"legend lists {t.get_text()!r}, not drawn"
+
+
+def test_seed_emergence_with_one_seed_has_no_band_and_no_phantom_prediction(analysis):
+    import pandas as pd
+
+    from evalharness.plots import build_figures, plot_seed_emergence
+
+    sc, pts = analysis.seed_curves, analysis.seed_points
+    assert (sc["n_seeds"] == 1).all()
+    # a concatenated schaeffer table: this family's test undetermined, its em_pred all NaN
+    sch = analysis.schaeffer.assign(em_pred=np.nan) if not analysis.schaeffer.empty else \
+        pd.DataFrame({"params": sc["params"].unique(), "em_pred": np.nan})
+    fig = plot_seed_emergence(sc, pts, sch, task=FAKE_TASK, family="arith")
+    _legend_matches_drawn(fig)
+    legend = " ".join(t.get_text() for ax in fig.axes if ax.get_legend()
+                      for t in ax.get_legend().get_texts())
+    assert "p^L_eff" not in legend and "one seed per size" in legend
+    assert not any(len(c.get_paths()) for ax in fig.axes for c in ax.collections), "a band"
+    assert "no band" in fig.axes[0].get_title() and "over seeds" not in fig.axes[0].get_title()
+    (spec,) = [s for s in build_figures(analysis) if s.kind == "emergence_seeds"]
+    assert "no band" in spec.caption and "p^L_eff prediction" in spec.caption
+
+
+def test_seed_emergence_with_seeds_draws_band_and_prediction(analysis):
+    import pandas as pd
+
+    from evalharness.plots import plot_seed_emergence
+
+    sc = analysis.seed_curves.assign(n_seeds=3)
+    sch = pd.DataFrame({"params": sorted(sc["params"].unique()), "em_pred": [0.1, 0.4, 0.8]})
+    fig = plot_seed_emergence(sc, analysis.seed_points, sch, task=FAKE_TASK, family="arith")
+    _legend_matches_drawn(fig)
+    legend = " ".join(t.get_text() for t in fig.axes[0].get_legend().get_texts())
+    assert "p^L_eff" in legend and "seed mean" in legend
+    assert any(len(c.get_paths()) for c in fig.axes[0].collections)
+    assert "over seeds and problems" in fig.axes[0].get_title()
+
+
+def _zoo_compute(analysis):
+    """The fake compute table grown to a zoo: 11 sizes x 3 seeds (33 models), on two problem
+    sets (the whole task, and a 12-problem subset a sampled run saw), with the Kaplan rule."""
+    import pandas as pd
+
+    from evalharness.analysis import pareto_frontier
+    from evalharness.flops import RULE_ATTENTION
+
+    base = analysis.compute[analysis.compute["n"] == 1].drop_duplicates(["model", "budget"])
+    rows = []
+    for i in range(11):
+        for s in range(3):
+            src = base[base["model"] == list(FAKE_MODELS)[i % 3]]
+            rows.append(src.assign(model=f"arith-h{8 * (i + 1)}-s{s}", params=20_000 * 1.5**i,
+                                   flops=src["flops"] * 1.5**i * (1 + 0.01 * s)))
+    full = pd.concat(rows).assign(problem_set="all 24 problems", problems=24)
+    sub = full[full["model"].str.endswith("-s0")].assign(
+        problem_set="12 of 24 problems (difficulty 1–2)", problems=12,
+        accuracy=lambda d: np.clip(d["accuracy"] + 0.1, 0, 1))
+    comp = pd.concat([full, sub], ignore_index=True).assign(flops_rule=RULE_ATTENTION)
+    for _, idx in comp.groupby("problem_set").groups.items():
+        comp.loc[idx, "on_frontier"] = pareto_frontier(comp.loc[idx, "flops"],
+                                                       comp.loc[idx, "accuracy"])
+    return comp
+
+
+def test_flops_frontier_lists_every_size_states_its_rule_and_splits_problem_sets(analysis):
+    from evalharness.plots import plot_flops_frontier
+
+    comp = _zoo_compute(analysis)
+    fig = plot_flops_frontier(comp, task=FAKE_TASK, family="arith")
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    # one panel per problem set, each named, each holding only its own points
+    assert len(axes) == 2
+    titles = [ax.get_title() for ax in axes]
+    assert titles == ["on all 24 problems", "on 12 of 24 problems (difficulty 1–2)"]
+    for ax, (_, rows) in zip(axes, [("a", comp[comp["problems"] == 24]),
+                                    ("b", comp[comp["problems"] == 12])], strict=True):
+        n_pts = sum(len(c.get_offsets()) for c in ax.collections if c.get_facecolors().size)
+        assert n_pts == len(rows)
+    # the axis states the rule the numbers use, not 2·params·tokens·n
+    label = axes[0].get_xlabel()
+    assert "N_non-emb" in label and "n_layers·d_attn·L(L+1)" in label
+    assert "2·params·tokens·n" not in label
+    # the legend: one entry per size (seeds share it), none dropped, all inside the figure
+    (leg,) = fig.legends
+    texts = [t.get_text() for t in leg.get_texts()]
+    sizes = [t for t in texts if "seeds" in t]
+    assert len(sizes) == 11 and all("3 seeds" in t for t in sizes)
+    assert "Pareto frontier" in texts
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    box, bb = fig.bbox, leg.get_window_extent(canvas.get_renderer())
+    assert box.y0 - 1 <= bb.y0 and bb.y1 <= box.y1 + 1 and bb.x1 <= box.x1 + 1
+
+
+def test_flops_frontier_names_a_subset_problem_set_in_the_title(analysis):
+    from evalharness.plots import plot_flops_frontier
+
+    comp = _zoo_compute(analysis)
+    fig = plot_flops_frontier(comp[comp["problems"] == 12], task=FAKE_TASK, family="arith")
+    assert "12 of 24 problems" in fig.get_suptitle()
+    fig = plot_flops_frontier(comp[comp["problems"] == 24], task=FAKE_TASK, family="arith")
+    assert "of 24" not in fig.get_suptitle()
+
+
+def test_iso_accuracy_contours_stay_inside_the_cells_the_fit_read(analysis):
+    from matplotlib.contour import ContourSet
+    from matplotlib.path import Path as MplPath
+
+    from evalharness.plots import fit_region, plot_iso_accuracy
+
+    ex = analysis.exchange
+    fit = ex[(ex["axis"] == "budget") & (ex["bucket"] == "all")].iloc[0].to_dict()
+    assert isinstance(fit["cells"], str) and "@" in fit["cells"]  # the table says what it read
+    bud = analysis.budgets[analysis.budgets["model"].isin(FAKE_MODELS)]
+    # the smallest model plateaued early: the fit read it only up to T=16
+    small, big = min(FAKE_MODELS.values()), max(FAKE_MODELS.values())
+    cells = [f"{p}@{t}" for m, p in FAKE_MODELS.items() for t in FAKE_BUDGETS[1:]
+             if p != small or t <= 16]
+    fit = {**fit, "b": 1.0, "c": 0.8, "d": 0.0, "cells": " ".join(cells)}
+    fig = plot_iso_accuracy(fit, bud, task=FAKE_TASK, family="arith")
+    ax = fig.axes[0]
+    region = fit_region(fit)
+    path = MplPath(region)
+    verts = np.vstack([p.vertices for c in ax.collections if isinstance(c, ContourSet)
+                       for p in c.get_paths() if len(p.vertices)])
+    assert len(verts) > 10, "some contour is drawn"
+    tol = 0.05  # about one grid cell in log2 units
+    logv = np.log2(verts)
+    assert path.contains_points(logv, radius=tol).all() or \
+        path.contains_points(logv, radius=-tol).all()
+    # nothing at the cell the fit left out: the small model at T=128
+    far = np.hypot(logv[:, 0] - np.log2(128), logv[:, 1] - np.log2(small))
+    assert far.min() > 1.0
+    # that measured point is drawn hollow and the legend says so
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any("left out" in t for t in legend) and any("region the fit" in t for t in legend)
+    assert np.log2(big) == pytest.approx(region[:, 1].max())
+
+
+def test_budget_control_labels_each_share_with_its_counts():
+    import pandas as pd
+
+    from evalharness.plots import plot_budget_control
+
+    rows = []
+    for t, forced, cut in ((16, 2, 2), (64, 40, 0), (128, 0, 0)):
+        rows.append({"model": "arith-h16", "params": 21_000, "budget": t, "n": 40,
+                     "forced": forced, "forced_answer_cut": cut, "reopened": 0,
+                     "forced_no_answer": 0, "forced_rate": forced / 40,
+                     "forced_answer_cut_rate": cut / forced if forced else np.nan,
+                     "reopened_rate": 0 / forced if forced else np.nan,
+                     "forced_no_answer_rate": 0 / forced if forced else np.nan})
+    fig = plot_budget_control(pd.DataFrame(rows), task=FAKE_TASK, family="arith")
+    forced_ax, cut_ax, reopen_ax, _ = fig.axes[:4]
+    # 100% of 2 forced ends says so; so does the 0% of 2 (too few to mean 0)
+    assert "2/2" in [t.get_text() for t in cut_ax.texts]
+    assert "0/2" in [t.get_text() for t in reopen_ax.texts]
+    # the forced share is no failure: over 40 records it needs no label
+    assert not forced_ax.texts
+    legend = " ".join(t.get_text() for t in fig.legends[0].get_texts())
+    assert "k/d" in legend
+
+
+def test_cost_vs_queries_labels_name_the_decoding_and_keep_problem_sets_apart():
+    import pandas as pd
+
+    from evalharness.plots import plot_cost_vs_queries
+
+    common = {"target": 0.5, "train_flops": 1e12}
+    costs = pd.DataFrame([
+        {**common, "model": "h16", "config": "h16 T=128 n=8 t=0.7 top-p=0.9", "budget": 128,
+         "n": 8, "inference_flops": 4e7, "problem_set": "all 24 problems", "problems": 24},
+        {**common, "model": "h48", "config": "h48 T=64 n=1 greedy", "budget": 64, "n": 1,
+         "inference_flops": 1e7, "train_flops": 5e12, "problem_set": "all 24 problems",
+         "problems": 24},
+        {**common, "model": "h48", "config": "h48 T=16 n=1 greedy", "budget": 16, "n": 1,
+         "inference_flops": 3e6, "train_flops": 5e12,
+         "problem_set": "12 of 24 problems (difficulty 1–2)", "problems": 12},
+    ])
+    cross = pd.DataFrame([{"target": 0.5, "status": "no crossover", "from_model": "h16",
+                           "problem_set": "all 24 problems"}])
+    fig = plot_cost_vs_queries(costs, cross, task=FAKE_TASK, family="arith")
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(axes) == 2  # one panel per problem set
+    labels = [t.get_text() for t in axes[0].get_legend().get_texts()]
+    assert "h16 T=128 n=8 t=0.7 top-p=0.9" in labels and "h48 T=64 n=1 greedy" in labels
+    assert "12 of 24" in axes[1].get_title()
+    assert [t.get_text() for t in axes[1].get_legend().get_texts()] == ["h48 T=16 n=1 greedy"]

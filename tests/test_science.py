@@ -384,3 +384,73 @@ def test_report_prints_no_fit_with_its_reason_for_flat_pass_at_k():
                          budgets=pd.DataFrame(), compute=pd.DataFrame())  # fmt: skip
     (row,) = sampling_table(an, "t").rows
     assert row[8] == why and row[9] == "–"
+
+
+# ----------------------------------------------------------------------------- issue 25, item 9
+
+
+def _emergence_of(records: pd.DataFrame) -> pd.DataFrame:
+    """The analysis emergence table (one row per checkpoint) of `_records` rows."""
+    g = records.assign(em=records["correct"].astype(float)).groupby("model", sort=False)
+    out = g.agg(size=("size", "first"), params=("params", "first"), em=("em", "mean"),
+                gold_info_acc=("gold_info_acc", "mean")).reset_index()
+    return out.assign(family="f", task="t", log2_params=np.log2(out["params"]))
+
+
+def test_sharpness_table_has_a_ci_over_seeds_and_problems():
+    from evalharness.analysis import sharpness_table
+
+    smooth = lambda x: 1.0 - 0.9 * (x - 12)  # noqa: E731
+    rec = _records(LOG2_N, smooth, problems=200).assign(family="f", task="t")
+    sh = sharpness_table(_emergence_of(rec), rec, n_boot=200)
+    em = sh[sh["metric"] == "em"].iloc[0]
+    assert em["status"] == "ok" and em["sharpness_ci_boot"] >= 150
+    assert em["sharpness_lo"] <= em["sharpness"] <= em["sharpness_hi"]
+    assert 0 <= em["sharpness_lo"] < em["sharpness_hi"] <= 1
+    assert em["sharpness_ci_resamples"] == "problems and seeds"
+    # fewer problems and one seed per size: a wider interval that says what it resamples
+    few = _records(LOG2_N, smooth, problems=25, seeds=1, rng_seed=1).assign(family="f", task="t")
+    r = sharpness_table(_emergence_of(few), few, n_boot=200)
+    r = r[r["metric"] == "em"].iloc[0]
+    assert r["sharpness_ci_resamples"] == "problems only (one seed per size)"
+    assert r["sharpness_hi"] - r["sharpness_lo"] > em["sharpness_hi"] - em["sharpness_lo"]
+    # without records (an old caller) the table still builds, with no CI
+    bare = sharpness_table(_emergence_of(rec))
+    assert bare["sharpness_lo"].isna().all() and bare["sharpness"].notna().any()
+
+
+def test_sharpness_replicates_agree_with_the_point_fit():
+    x = LOG2_N
+    y = expit((x - x.mean()) / 0.8)
+    point = science.monotone_sharpness(x, y)
+    reps = np.vstack([y, y])  # two replicates of the curve itself
+    for fit, value in (("sigmoid", point.sigmoid), ("isotonic", point.isotonic)):
+        got = science.sharpness_replicates(x, reps, fit)
+        np.testing.assert_allclose(got, value, atol=0.02)
+
+
+def test_emergence_span_is_not_opened_by_one_weak_checkpoint():
+    from evalharness.analysis import span_table
+
+    # one seed per size; the size just before the jump is a weak checkpoint (0.1 after 0.3):
+    # the narrowest (below 20%, above 80%) pair would be 2^15 -> 2^16, one doubling
+    em = pd.DataFrame({"model": [f"m{i}" for i in range(5)], "size": [f"m{i}" for i in range(5)],
+                       "log2_params": [13.0, 14, 15, 16, 17], "em": [0.05, 0.3, 0.1, 0.85, 0.9],
+                       "ref_token_acc": [0.5, 0.6, 0.65, 0.8, 0.85]}).assign(family="f", task="t")
+    sp = span_table(em.assign(params=2.0 ** em["log2_params"]))
+    row = sp[sp["metric"] == "ref_token_acc"].iloc[0]
+    assert (row["lo_params"], row["hi_params"]) == (2.0**13, 2.0**16)
+    assert row["doublings"] == 3 and not row["monotone"] and row["seeds"] == "1"
+    # three seeds per size: the span reads the per-size means, and says how many seeds
+    rows = []
+    for _, r in em.iterrows():
+        for s, d in enumerate((-0.05, 0.0, 0.05)):
+            rows.append({**r.to_dict(), "model": f"{r['model']}-s{s}",
+                         "em": float(np.clip(r["em"] + d, 0, 1))})
+    seeded = pd.DataFrame(rows)
+    seeded.loc[seeded["model"] == "m3-s0", "em"] = 0.0  # one weak checkpoint at 2^16
+    sp = span_table(seeded.assign(params=2.0 ** seeded["log2_params"]))
+    row = sp[sp["metric"] == "ref_token_acc"].iloc[0]
+    # mean at 2^16 = (0 + 0.85 + 0.9) / 3 = 0.58: the climb ends at 2^17, not 2^16
+    assert (row["lo_params"], row["hi_params"]) == (2.0**13, 2.0**17)
+    assert row["seeds"] == "3" and row["basis"] == "per-size means over seeds"
