@@ -321,13 +321,19 @@ def emergence_table(an, task: str) -> list[Table]:
                      f"{plots.format_params(r['steepest_to_params'])}") if ok else "–",
                     fmt_num(r["total_rise"]), int(r.get("n_sizes", r["n_models"])),
                 ])  # fmt: skip
+                lo_, hi_ = _num(r.get("sharpness_lo")), _num(r.get("sharpness_hi"))
+                srows[-1].insert(2, f"[{fmt_pct(lo_, 0)}, {fmt_pct(hi_, 0)}]"
+                                 if ok and math.isfinite(lo_) and math.isfinite(hi_) else "–")
             rule = an.rules.get("sharpness", "") if hasattr(an, "rules") else ""
+            how = sh["sharpness_ci_resamples"].dropna() if "sharpness_ci_resamples" in sh \
+                else pd.Series(dtype=object)
+            ci_note = f" CI resamples {how.iloc[0]}." if len(how) else ""
             out.append(Table(
-                ["metric", "sharpness (≤ 100%)", "fit", "sigmoid", "isotonic",
+                ["metric", "sharpness (≤ 100%)", "95% CI", "fit", "sigmoid", "isotonic",
                  "steepest doubling", "total change", "sizes"],
-                srows, numeric={1, 3, 4, 6, 7},
+                srows, numeric={1, 2, 4, 5, 7, 8},
                 caption=f"Monotone-fit sharpness — {family} family, task {task}",
-                note=f"Sharpness: {rule}." if rule else "",
+                note=(f"Sharpness: {rule}." if rule else "") + ci_note,
             ))  # fmt: skip
         sp = getattr(an, "spans", pd.DataFrame())
         sp = sp[(sp["task"] == task) & (sp["family"] == family)] if not sp.empty else sp
@@ -336,13 +342,19 @@ def emergence_table(an, task: str) -> list[Table]:
                      f"{plots.format_params(r['lo_params'])} → "
                      f"{plots.format_params(r['hi_params'])}",
                      f"{r['doublings']:.2f}", fmt_pct(r["em_share"], 0),
-                     fmt_pct(r["metric_share"], 0)] for _, r in sp.iterrows()]  # fmt: skip
+                     fmt_pct(r["metric_share"], 0), str(r.get("seeds", "") or ""),
+                     "yes" if r.get("monotone", True) else "no: EM falls inside the span"]
+                    for _, r in sp.iterrows()]  # fmt: skip
             lo, hi = sp["em_from"].iloc[0], sp["em_to"].iloc[0]
             out.append(Table(
-                ["metric", f"EM {fmt_pct(lo, 0)} → {fmt_pct(hi, 0)} between", "doublings",
-                 "EM's rise in span", "metric's rise in span"],
+                ["metric", f"EM {fmt_pct(lo, 0)} → {fmt_pct(hi, 0)} between (per-size means)",
+                 "doublings", "EM's rise in span", "metric's rise in span", "seeds per size",
+                 "EM rises throughout"],
                 prow, numeric={2, 3, 4},
-                caption=f"Where exact match jumps — {family} family, task {task}",
+                caption=f"Where exact match jumps — {family} family, task {task}: on per-size "
+                        f"means over seeds; from the last size below {fmt_pct(lo, 0)} with every "
+                        f"smaller size below too, to the first size above {fmt_pct(hi, 0)} with "
+                        "every larger size above too",
             ))  # fmt: skip
     return out
 

@@ -454,3 +454,26 @@ def test_emergence_span_is_not_opened_by_one_weak_checkpoint():
     # mean at 2^16 = (0 + 0.85 + 0.9) / 3 = 0.58: the climb ends at 2^17, not 2^16
     assert (row["lo_params"], row["hi_params"]) == (2.0**13, 2.0**17)
     assert row["seeds"] == "3" and row["basis"] == "per-size means over seeds"
+
+
+def test_the_report_shows_the_sharpness_ci_and_what_it_resamples():
+    from types import SimpleNamespace
+
+    from evalharness.analysis import sharpness_table
+    from evalharness.report import emergence_table
+
+    smooth = lambda x: 1.0 - 0.9 * (x - 12)  # noqa: E731
+    rec = _records(LOG2_N, smooth, problems=200).assign(family="f", task="t")
+    emergence = _emergence_of(rec)
+    sh = sharpness_table(emergence, rec, n_boot=100)
+    for col in ("budget", "n_samples", "em", "pred_em_ref", "ref_token_acc", "ref_logprob_sum",
+                "ref_logprob_mean", "edit_distance"):
+        if col not in emergence:
+            emergence[col] = 128 if col in ("budget", "n_samples") else np.nan
+    an = SimpleNamespace(emergence=emergence, sharpness=sh, rules={"sharpness": "rule"})
+    (table,) = [t for t in emergence_table(an, "t") if "sharpness" in t.caption]
+    em = sh[sh["metric"] == "em"].iloc[0]
+    row = next(r for r in table.rows if r[0] == "exact match")
+    assert table.columns[2] == "95% CI"
+    assert row[2] == f"[{100 * em['sharpness_lo']:.0f}%, {100 * em['sharpness_hi']:.0f}%]"
+    assert "CI resamples problems and seeds." in table.note
