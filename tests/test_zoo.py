@@ -5,16 +5,13 @@ import hashlib
 import json
 import re
 from collections import Counter
-from pathlib import Path
 
 import pytest
-import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoTokenizer
+from zoo_parity import greedy_tokens_both_engines
 
-from evalharness.types import GenRequest
 from evalharness.zoo import ZOO_DIR, resolve_models, zoo_manifest
 
-ADD5 = [json.loads(x) for x in (Path(__file__).parents[1] / "tasks/data/add5.jsonl").read_text().splitlines()]
 MODELS = zoo_manifest()["models"]
 FIELDS = ("params", "non_embedding_params", "layers", "hidden", "intermediate", "heads",
           "head_dim", "seed", "steps", "batch", "lr", "tokens", "train_flops", "sha256", "size")
@@ -84,23 +81,8 @@ def test_tokenizer_is_character_level_with_single_think_tokens(largest):
 @pytest.mark.vllm
 @pytest.mark.parametrize("idx", range(len(MODELS)), ids=[m["path"] for m in MODELS])
 def test_every_checkpoint_gives_equal_greedy_tokens_in_transformers_and_vllm(idx, zoo, vllm_pool):
-    ref = zoo[idx]
-    tok = AutoTokenizer.from_pretrained(ref.path)
-    model = AutoModelForCausalLM.from_pretrained(ref.path)
-    probs = ADD5[:8]
-    batch = tok([p["prompt"] + "<think>" for p in probs], return_tensors="pt", padding=True)
-    with torch.no_grad():
-        out = model.generate(**batch, max_new_tokens=60, do_sample=False,
-                             pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
-    hf = [[t for t in row.tolist() if t != tok.pad_token_id]
-          for row in out[:, batch["input_ids"].shape[1]:]]
-    engine = vllm_pool.get(ref.path)
-    reqs = [GenRequest(tok.encode(p["prompt"] + "<think>"), max_tokens=60,
-                       stop_ids=(tok.eos_token_id,)) for p in probs]
-    vl = [c[0].token_ids + ([c[0].stop_id] if c[0].stop_id is not None else [])
-          for c in engine.generate(reqs)]
+    hf, vl, texts = greedy_tokens_both_engines(zoo[idx].path, vllm_pool)
     assert vl == hf
-    texts = tok.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=False)
     # every checkpoint has learnt the format: thinking opens with a fixed-width digit step, and
     # most scratchpads end with the marker within 60 tokens (the smallest may ramble on)
     assert all(re.match(r"\d[+*]\d\+\d=\d\d;", t) for t in texts), texts

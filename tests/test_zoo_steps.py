@@ -12,16 +12,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
 from typer.testing import CliRunner
+from zoo_parity import greedy_tokens_both_engines
 
 import evalharness.zoo as zoo_pkg
-from evalharness.types import GenRequest
 
 PILOT = Path(__file__).resolve().parents[1] / "zoo_v3"
-ADD5 = [json.loads(x) for x in
-        (Path(__file__).parents[1] / "tasks/data/add5.jsonl").read_text().splitlines()]
 
 
 @pytest.fixture(scope="module")
@@ -90,20 +86,7 @@ def test_a_kept_checkpoint_gives_equal_greedy_tokens_in_transformers_and_vllm(
     from evalharness.zoo import resolve_models
 
     (ref,) = resolve_models(name)
-    tok = AutoTokenizer.from_pretrained(ref.path)
-    model = AutoModelForCausalLM.from_pretrained(ref.path)
-    probs = ADD5[:8]
-    batch = tok([p["prompt"] + "<think>" for p in probs], return_tensors="pt", padding=True)
-    with torch.no_grad():
-        out = model.generate(**batch, max_new_tokens=60, do_sample=False,
-                             pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
-    hf = [[t for t in row.tolist() if t != tok.pad_token_id]
-          for row in out[:, batch["input_ids"].shape[1]:]]
-    engine = vllm_pool.get(ref.path)
-    reqs = [GenRequest(tok.encode(p["prompt"] + "<think>"), max_tokens=60,
-                       stop_ids=(tok.eos_token_id,)) for p in probs]
-    vl = [c[0].token_ids + ([c[0].stop_id] if c[0].stop_id is not None else [])
-          for c in engine.generate(reqs)]
+    hf, vl, _ = greedy_tokens_both_engines(ref.path, vllm_pool)
     assert vl == hf
 
 
