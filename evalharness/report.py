@@ -931,7 +931,8 @@ def list_runs(results_dir: Path, scores: pd.DataFrame | None = None) -> pd.DataF
 
     cols = ["run_id", "dir", "manifest", "model", "task", "params", "budgets", "n",
             "temperature", "mode", "engine", "status", "records", "errors", "no_answer",
-            "exact_match", "present", "expected", "duplicates", "bad_lines", "spec_label"]
+            "exact_match", "present", "expected", "duplicates", "bad_lines", "spec_label",
+            "spec_detail"]
     state = run_table(results_dir, scores)
     if state.empty:
         return pd.DataFrame(columns=cols)
@@ -959,8 +960,12 @@ def _run_notes(runs: pd.DataFrame) -> list[str]:
     notes = []
     labelled = runs[runs["spec_label"].astype(bool)] if "spec_label" in runs else runs.iloc[:0]
     for (model, task), g in labelled.groupby(["model", "task"]):
+        detail = g["spec_detail"] if "spec_detail" in g else g["spec_label"]
+        specs = dict(zip(g["spec_label"], detail.fillna(""), strict=True))
+        words = "; ".join(label if not d or d == label else f"{label} = {d}"
+                          for label, d in sorted(specs.items()))
         notes.append(f"{model} on {task} has {len(g)} runs with different settings "
-                     f"({'; '.join(g['spec_label'])}): each is its own curve, never pooled.")
+                     f"({words}): each is its own curve, never pooled.")
     for _, r in runs.iterrows():
         if r["status"] != "complete":
             notes.append(f"Run {r['run_id']} is {r['status']} ({r['present']} of {r['expected']} "

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -328,3 +329,29 @@ def test_kill_9_at_a_random_moment_then_rerun_gives_the_uninterrupted_records(tm
     subprocess.run([*args, "--results", str(clean)], check=True, capture_output=True)
     same_records(records(killed), records(clean))
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_specs_differing_in_many_settings_are_numbered_and_spelled_out_once():
+    from evalharness.report import _run_notes
+    from evalharness.scoring import _labelling
+
+    def manifest(regex, source, top_p):
+        return {"family": "f", "task": "t", "model": "m",
+                "spec": {"task": {"answer_regex": regex, "source": source},
+                         "generation": {"max_answer_tokens": top_p}}}
+
+    labels, details = _labelling({
+        "a": manifest(None, "/very/long/path/to/the/data/file.jsonl", 1.0),
+        "b": manifest(r"\A\s*(\d+)\s*\Z", None, 0.9),
+        "c": manifest(None, "/very/long/path/to/the/data/file.jsonl", 1.0),
+    })
+    assert labels == {"a": "spec 2", "b": "spec 1", "c": "spec 2"}  # short, and a == c
+    assert "answer_regex=" in details["a"] and "max_answer_tokens=1.0" in details["a"]
+    runs = pd.DataFrame({"model": "m", "task": "t", "spec_label": list(labels.values()),
+                         "spec_detail": list(details.values()), "status": "complete",
+                         "errors": 0, "no_answer": 0, "duplicates": 0, "bad_lines": 0})
+    (note,) = [n for n in _run_notes(runs) if "different settings" in n]
+    assert f"spec 1 = {details['b']}" in note and f"spec 2 = {details['a']}" in note
+    # a short difference stays the label itself
+    short, _ = _labelling({"a": manifest(None, "x", 1.0), "b": manifest(None, "x", 0.9)})
+    assert short == {"a": "max_answer_tokens=1.0", "b": "max_answer_tokens=0.9"}

@@ -134,6 +134,16 @@ _LABELLED_ELSEWHERE = {"temperature", "top_p", "budgets", "n"}
 
 
 def spec_labels(manifests: dict[str, dict]) -> dict[str, str]:
+    """Per run id, the short label of its spec among its family's runs (see `_labelling`)."""
+    return _labelling(manifests)[0]
+
+
+def spec_details(manifests: dict[str, dict]) -> dict[str, str]:
+    """Per run id, every setting that tells its spec apart, spelled out ("" when none)."""
+    return _labelling(manifests)[1]
+
+
+def _labelling(manifests: dict[str, dict]) -> tuple[dict[str, str], dict[str, str]]:
     """Per run id, what tells its spec apart from other runs of the same family and task
     ("" when nothing does): two specs are two curves, never samples of one. Every run of the
     group is labelled (not only a model with two runs), so the seeds and sizes of one
@@ -143,6 +153,7 @@ def spec_labels(manifests: dict[str, dict]) -> dict[str, str]:
     for rid, m in manifests.items():
         groups.setdefault((m.get("family") or m.get("model"), m.get("task")), []).append(rid)
     labels = {rid: "" for rid in manifests}
+    details = dict(labels)
     for rids in groups.values():
         if len(rids) < 2:
             continue
@@ -152,16 +163,26 @@ def spec_labels(manifests: dict[str, dict]) -> dict[str, str]:
         differ = [k for k in keys if k.split(".")[-1] not in _LABELLED_ELSEWHERE
                   and k.split(".")[0] != "model"
                   and len({json.dumps(f.get(k), sort_keys=True, default=str) for f in flats.values()}) > 1]
+        full = {rid: ", ".join(f"{k.split('.')[-1]}={_short(flats[rid].get(k))}"
+                               for k in differ) for rid in rids}
+        # a long label (several settings differ) would swamp every legend and table: the
+        # distinct specs are numbered instead, and the warning spells each number out
+        long = any(len(v) > MAX_LABEL for v in full.values())
+        numbered = {v: f"spec {i + 1}" for i, v in enumerate(sorted(set(full.values())))}
         for rid in rids:
-            f = flats[rid]
-            labels[rid] = ", ".join(f"{k.split('.')[-1]}={_short(f.get(k))}" for k in differ)
+            labels[rid] = numbered[full[rid]] if long else full[rid]
+            details[rid] = full[rid]
         if differ:
             log.warning("%s on %s: %d runs with different settings (%s); shown as separate "
-                        "curves, never pooled", manifests[rids[0]].get("family")
+                        "curves, never pooled%s", manifests[rids[0]].get("family")
                         or manifests[rids[0]].get("model"),
                         manifests[rids[0]].get("task"), len(rids),
-                        ", ".join(k.split(".")[-1] for k in differ))
-    return labels
+                        ", ".join(k.split(".")[-1] for k in differ),
+                        "".join(f"; {n} = {v}" for v, n in numbered.items()) if long else "")
+    return labels, details
+
+
+MAX_LABEL = 40  # characters of a spec label before the specs are numbered instead
 
 
 def _short(v) -> str:
@@ -221,7 +242,7 @@ def run_table(results_dir: Path, scores: pd.DataFrame | None = None) -> pd.DataF
         scores = load_scores(results_dir)  # also rebuilds stale scores and their state
     dirs = store.run_dirs(results_dir)
     manifests = {d.name: read_manifest(d) for d in dirs}
-    labels = spec_labels(manifests) if dirs else {}
+    labels, details = _labelling(manifests) if dirs else ({}, {})
     by_run = dict(tuple(scores.groupby("run_id"))) if len(scores) else {}
     rows = []
     for run_dir in dirs:
@@ -231,7 +252,8 @@ def run_table(results_dir: Path, scores: pd.DataFrame | None = None) -> pd.DataF
         m = manifests[run_dir.name]
         rows.append(dict(
             run_id=run_dir.name, model=m.get("model"), task=m.get("task"),
-            spec_label=labels.get(run_dir.name, ""), n=int(g["sample"].max() + 1) if len(g) else 0,
+            spec_label=labels.get(run_dir.name, ""), spec_detail=details.get(run_dir.name, ""),
+            n=int(g["sample"].max() + 1) if len(g) else 0,
             records=len(g), errors=int(g["error"].sum()), no_answer=int(g["no_answer"].sum()),
             exact_match=float(g["correct"].mean()) if len(g) else float("nan"),
             **state,
