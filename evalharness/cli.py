@@ -194,6 +194,17 @@ def _log_warnings() -> None:
         logger.propagate = False
 
 
+def _require_runs(results: Path) -> None:
+    """A command that reads results/ on a folder with no runs says so in one line, instead of
+    writing empty tables into (or a traceback about) a folder that was probably mistyped."""
+    from evalharness.store import run_dirs
+
+    if not run_dirs(results):
+        typer.secho(f"error: no runs in {results / 'runs'}: run `evalharness eval` first, or "
+                    "point --results at a results folder", fg="red", err=True)
+        raise typer.Exit(2)
+
+
 def _score(results: Path) -> None:
     from evalharness.scoring import score_run
     from evalharness.store import run_dirs
@@ -252,6 +263,8 @@ def _print_summary(results: Path, run_ids: list[str] | None = None) -> None:
 def summary(results: Path = RESULTS) -> None:
     """Print exact match by model and budget for every run, and where the report is."""
     _log_warnings()
+    if not (results / "analysis").is_dir():  # a folder of analysis tables alone still speaks
+        _require_runs(results)
     from evalharness.report import verdict_lines
 
     for name in ("report.html", "summary.md", "plots", "analysis"):
@@ -266,6 +279,7 @@ def summary(results: Path = RESULTS) -> None:
 def score(results: Path = RESULTS) -> None:
     """(Re-)score every run under results/ (writes scores.parquet next to samples.jsonl)."""
     _log_warnings()
+    _require_runs(results)
     _score(results)
     typer.echo(f"scored runs in {results / 'runs'}")
 
@@ -274,6 +288,7 @@ def score(results: Path = RESULTS) -> None:
 def analyze(results: Path = RESULTS) -> None:
     """Fits, emergence and compute frontier from results/ (tables in results/analysis/)."""
     _log_warnings()
+    _require_runs(results)
     from evalharness.analysis import analyze as run_analysis
     from evalharness.scoring import load_scores
 
@@ -286,6 +301,7 @@ def analyze(results: Path = RESULTS) -> None:
 def plots(results: Path = RESULTS) -> None:
     """Regenerate every figure (PNG + SVG) in results/plots/ from results/ alone."""
     _log_warnings()
+    _require_runs(results)
     from evalharness.plots import make_plots
 
     for p in make_plots(results):
@@ -296,6 +312,7 @@ def plots(results: Path = RESULTS) -> None:
 def report(results: Path = RESULTS) -> None:
     """Write results/report.html (self-contained) and results/summary.md."""
     _log_warnings()
+    _require_runs(results)
     from evalharness.report import make_report
 
     for p in make_report(results):

@@ -74,3 +74,15 @@ def test_unknown_model_and_task_are_named(tmp_path):
     assert res.exit_code == 2 and "the zoo has" in res.output
     res = runner.invoke(app, ["eval", "--model", "zoo/arith-h16-s0", "--task", "nonesuch", "--results", str(tmp_path)])
     assert res.exit_code == 2 and "nonesuch" in res.output
+
+
+@pytest.mark.parametrize("command", ["summary", "score", "analyze", "plots", "report"])
+def test_reading_commands_on_a_folder_without_runs_say_so_and_write_nothing(tmp_path, command):
+    from typer.testing import CliRunner
+
+    from evalharness.cli import app
+
+    folder = tmp_path / "typo"
+    res = CliRunner().invoke(app, [command, "--results", str(folder)])
+    assert res.exit_code == 2 and "no runs in" in res.output
+    assert not folder.exists()
