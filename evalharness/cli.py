@@ -197,9 +197,12 @@ def _log_warnings() -> None:
 def _require_runs(results: Path) -> None:
     """A command that reads results/ on a folder with no runs says so in one line, instead of
     writing empty tables into (or a traceback about) a folder that was probably mistyped."""
-    from evalharness.store import run_dirs
+    from evalharness.store import SAMPLES, runs_root
 
-    if not run_dirs(results):
+    # only whether a run folder exists: reading (and warning about) its manifests is left to
+    # the command itself, so a damaged manifest is reported once, not twice
+    root = runs_root(results)
+    if not (root.is_dir() and any((d / SAMPLES).exists() for d in root.iterdir())):
         typer.secho(f"error: no runs in {results / 'runs'}: run `evalharness eval` first, or "
                     "point --results at a results folder", fg="red", err=True)
         raise typer.Exit(2)
