@@ -98,7 +98,7 @@ def _metrics(pp: pd.DataFrame, n: int) -> list[str]:
 def tidy_table(results: Path, n_boot: int = 1000, alpha: float = 0.05) -> pd.DataFrame:
     """One row per (run, extension level, budget, metric); CI: percentile bootstrap over
     problems (the unit of resampling, as in the analysis)."""
-    from evalharness.metrics import bootstrap_ci
+    from evalharness.stats import bootstrap_ci
 
     rows = []
     for m, pp in _runs(results):

@@ -1,14 +1,9 @@
-"""Sample-based metrics: unbiased pass@k, expected majority@k, best-of-k, bootstrap CIs.
-
-All "@k" metrics are expectations over a uniformly random k-subset of the n samples drawn for a
-problem, computed exactly (no subsampling noise, and no "first k samples" bias).
-"""
+"""TODO docstring: metrics."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Hashable, Sequence
 from functools import lru_cache
-from typing import NamedTuple
 
 import numpy as np
 from scipy.signal import convolve2d
@@ -199,73 +194,3 @@ def best_of_k_weights(n: np.ndarray, rank: np.ndarray, k: int) -> np.ndarray:
         w = np.exp(_log_comb(rest, np.float64(k - 1)) - _log_comb(n, np.float64(k)))
     return np.where((rest >= k - 1) & (k <= n), w, 0.0)
 
-
-class CI(NamedTuple):
-    estimate: float
-    lo: float
-    hi: float
-
-
-def bootstrap_weights(
-    n_items: int, n_boot: int, rng: np.random.Generator, max_cells: int = 4_000_000
-):
-    """Yield blocks of resampling counts (rows: replicates, columns: items, rows sum to n).
-
-    Expressing a resample as counts turns any weighted mean over it into a matrix product,
-    so one block of counts serves every budget / k at once and resamples stay aligned across
-    them (which the fits need: a replicate is one resample of problems, seen at all budgets).
-    """
-    rows = max(1, max_cells // max(n_items, 1))
-    done = 0
-    while done < n_boot:
-        b = min(rows, n_boot - done)
-        idx = rng.integers(0, n_items, size=(b, n_items))
-        flat = (np.arange(b)[:, None] * n_items + idx).ravel()
-        yield np.bincount(flat, minlength=b * n_items).reshape(b, n_items).astype(float)
-        done += b
-
-
-def bootstrap_means(values: np.ndarray, n_boot: int = 1000, seed: int | None = 0) -> np.ndarray:
-    """Bootstrap replicates of column means of `values` (items x columns), NaN-aware.
-
-    Rows are resampled; a NaN cell (e.g. a problem missing at one budget) is left out of that
-    column's mean. Returns an (n_boot x columns) array.
-    """
-    v = np.asarray(values, dtype=float)
-    if v.ndim == 1:
-        v = v[:, None]
-    present = ~np.isnan(v)
-    filled = np.where(present, v, 0.0)
-    rng = np.random.default_rng(seed)
-    blocks = []
-    for w in bootstrap_weights(v.shape[0], n_boot, rng):
-        with np.errstate(invalid="ignore", divide="ignore"):
-            blocks.append((w @ filled) / (w @ present))
-    return np.vstack(blocks)
-
-
-def bootstrap_ci(
-    values_per_problem: Sequence[float] | np.ndarray,
-    stat: Callable[[np.ndarray], float] = np.mean,
-    n_boot: int = 1000,
-    alpha: float = 0.05,
-    seed: int | None = 0,
-) -> CI:
-    """Percentile bootstrap CI of `stat` over problems (resampled with replacement).
-
-    Problems, not samples, are the unit: samples of one problem are correlated, so resampling
-    them would understate the uncertainty. `stat=np.mean` takes a vectorised fast path; NaN
-    values are dropped first.
-    """
-    v = np.asarray(values_per_problem, dtype=float)
-    v = v[~np.isnan(v)]
-    if v.size == 0:
-        return CI(np.nan, np.nan, np.nan)
-    estimate = float(stat(v))
-    if stat is np.mean:
-        reps = bootstrap_means(v, n_boot, seed)[:, 0]
-    else:
-        rng = np.random.default_rng(seed)
-        reps = np.array([stat(v[rng.integers(0, v.size, v.size)]) for _ in range(n_boot)])
-    lo, hi = np.quantile(reps, [alpha / 2, 1 - alpha / 2])
-    return CI(estimate, float(lo), float(hi))

@@ -1077,7 +1077,7 @@ def fit_region(fit: Mapping, points: pd.DataFrame | None = None) -> np.ndarray |
         used = pd.DataFrame({"params": [float(p) for p, _ in pairs],
                              "level": [float(lv) for _, lv in pairs]})  # fmt: skip
     elif points is not None and not points.empty:
-        from evalharness.buy import plateau_cut
+        from evalharness.analysis.buy import plateau_cut
 
         curves = points.assign(level=points["budget"].astype(float), y=points["accuracy"])
         used = pd.concat([plateau_cut(g) for _, g in curves.groupby("model", sort=True)])

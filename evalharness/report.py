@@ -655,7 +655,7 @@ class Paragraph:
 
 def buy_answer(an, task: str) -> Paragraph:
     """The plain-words answer to "bigger model or longer think?" from the computed tables."""
-    from evalharness.buy import answer
+    from evalharness.analysis.buy import answer
 
     ex, ch, cr = (getattr(an, n, pd.DataFrame()) for n in ("exchange", "cheapest", "crossover"))
     text = answer(task, ex, ch, cr)

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evalharness.buy import (
+from evalharness.analysis.buy import (
     cheapest_configs,
     crossovers,
     difficulty_of,
@@ -217,7 +217,7 @@ def test_one_model_cheaper_to_train_and_to_run_has_no_crossover():
 
 
 def test_answer_paragraph_states_the_computed_rate_or_why_it_is_not_identifiable():
-    from evalharness.buy import answer, flat
+    from evalharness.analysis.buy import answer, flat
 
     ok = fit_exchange(surface_cells(np.random.default_rng(9), 200), n_boot=200)
     flat_t = fit_exchange(surface_cells(np.random.default_rng(9), 100, c=0.0), "samples", 200)

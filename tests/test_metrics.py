@@ -9,11 +9,10 @@ import pytest
 
 from evalharness.metrics import (
     best_of_k,
-    bootstrap_ci,
-    bootstrap_means,
     majority_at_k,
     pass_at_k,
 )
+from evalharness.stats import bootstrap_ci, bootstrap_means
 
 
 def brute_pass_at_k(n: int, c: int, k: int) -> float:

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from scipy.special import expit
 
-from evalharness import science
-from evalharness.analysis import select_budgets, sharpness
-from evalharness.metrics import bootstrap_means
+from evalharness import stats
+from evalharness.analysis import emergence_tests, logt_tests, select_budgets, sharpness
+from evalharness.stats import bootstrap_means
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -36,8 +36,8 @@ def _records(log2_n, logit_err, *, seeds=3, problems=300, length=20, l_eff=8.0,
 
 
 def _schaeffer(records, n_boot=300):
-    fc = science.family_curves(records, "gold_info_acc", "gold_info_len", n_boot=n_boot)
-    return science.schaeffer_test(fc.design, fc.curves["em"], fc.curves["token_acc"],
+    fc = emergence_tests.family_curves(records, "gold_info_acc", "gold_info_len", n_boot=n_boot)
+    return emergence_tests.schaeffer_test(fc.design, fc.curves["em"], fc.curves["token_acc"],
                                   fc.tokens_per_size, n_problems=fc.n_problems)  # fmt: skip
 
 
@@ -49,7 +49,7 @@ def test_seed_bootstrap_cis_cover_the_true_curve_at_the_nominal_rate():
     outcomes are Bernoulli. The 95% CIs must cover mu in 90-100% of 200 x 5 intervals."""
     mu = np.array([0.25, 0.4, 0.5, 0.6, 0.75])
     k, n, reps = 3, 200, 200
-    design = science.design_from([f"s{i}" for i in range(mu.size)], np.arange(mu.size) + 10,
+    design = emergence_tests.design_from([f"s{i}" for i in range(mu.size)], np.arange(mu.size) + 10,
                                  np.repeat(np.arange(mu.size), k))  # fmt: skip
     rng = np.random.default_rng(1)
     hits = 0
@@ -58,18 +58,18 @@ def test_seed_bootstrap_cis_cover_the_true_curve_at_the_nominal_rate():
         u = rng.uniform(-0.06, 0.06, mu.size * k)  # seed effect
         p = np.repeat(mu, k)[:, None] + u[:, None] + v[None, :]
         y = (rng.random(p.shape) < p).astype(float)
-        wp, ws = science.resample_weights(design, n, 300, seed=r)
-        c = science.size_curve(design, y, np.ones_like(y), wp, ws)
+        wp, ws = stats.size_seed_weights(design, n, 300, seed=r)
+        c = emergence_tests.size_curve(design, y, np.ones_like(y), wp, ws)
         hits += int(((c.ci_lo <= mu) & (mu <= c.ci_hi)).sum())
     coverage = hits / (reps * mu.size)
     assert 0.90 <= coverage <= 1.0, coverage
 
 
 def test_seed_curve_reports_mean_and_spread_of_the_seeds():
-    design = science.design_from(["a", "b"], [10, 11], [0, 0, 0, 1])
+    design = emergence_tests.design_from(["a", "b"], [10, 11], [0, 0, 0, 1])
     y = np.array([[1.0, 1.0], [0.0, 0.0], [1.0, 0.0], [1.0, 1.0]])
-    wp, ws = science.resample_weights(design, 2, 50)
-    c = science.size_curve(design, y, np.ones_like(y), wp, ws)
+    wp, ws = stats.size_seed_weights(design, 2, 50)
+    c = emergence_tests.size_curve(design, y, np.ones_like(y), wp, ws)
     np.testing.assert_allclose(c.mean, [0.5, 1.0])
     np.testing.assert_allclose([c.seed_min[0], c.seed_max[0]], [0.0, 1.0])
     assert c.sd[0] == pytest.approx(0.5) and np.isnan(c.sd[1])  # one seed: no spread
@@ -83,19 +83,19 @@ def test_monotone_sharpness_never_exceeds_one_even_on_the_old_229_percent_curve(
     # the old rule: steepest piecewise-linear doubling / (last - first) = 0.55 / 0.24
     assert (np.interp(2, x, y) - np.interp(1, x, y)) / (y[-1] - y[0]) == pytest.approx(2.29, 0.01)
     assert 0 <= sharpness(x, y) <= 1  # the analysis' sharpness now works on the isotonic fit
-    res = science.monotone_sharpness(x, y)
+    res = emergence_tests.monotone_sharpness(x, y)
     assert res.status == "ok" and 0 <= res.value <= 1
     rng = np.random.default_rng(0)
     for _ in range(100):
         xs = np.sort(rng.uniform(10, 20, rng.integers(3, 12)))
-        res = science.monotone_sharpness(xs, rng.random(xs.size))
+        res = emergence_tests.monotone_sharpness(xs, rng.random(xs.size))
         assert res.status != "ok" or 0 <= res.value <= 1, res
 
 
 def test_monotone_sharpness_tells_a_step_from_a_line():
     x = np.arange(10.0, 15.0)
-    step = science.monotone_sharpness(x, [0, 0, 0, 1, 1])
-    line = science.monotone_sharpness(x, [0, 0.25, 0.5, 0.75, 1.0])
+    step = emergence_tests.monotone_sharpness(x, [0, 0, 0, 1, 1])
+    line = emergence_tests.monotone_sharpness(x, [0, 0.25, 0.5, 0.75, 1.0])
     assert step.value > 0.95 and step.fit == "sigmoid"
     assert line.value == pytest.approx(0.25, abs=0.03)
 
@@ -106,7 +106,7 @@ def test_monotone_sharpness_tells_a_step_from_a_line():
     ([10, 10.3, 10.6], [0.0, 0.5, 1.0], "one doubling"),
 ])  # fmt: skip
 def test_monotone_sharpness_says_no_fit_with_the_reason(x, y, reason):
-    res = science.monotone_sharpness(x, y)
+    res = emergence_tests.monotone_sharpness(x, y)
     assert res.status.startswith("no fit:") and reason in res.status and np.isnan(res.value)
 
 
@@ -156,8 +156,8 @@ def test_smooth_trend_with_huge_seed_spread_is_too_imprecise_to_call_metric_indu
 def test_verdict_sentence_carries_the_verdict_and_its_numbers():
     res = _schaeffer(_records(LOG2_N, lambda x: 1.0 - 0.7 * (x - 12)))
     fc_em = res.table["em"].to_numpy()
-    sh = science.monotone_sharpness(LOG2_N, fc_em)
-    s = science.verdict_sentence("add5", "zoo", res, sh)
+    sh = emergence_tests.monotone_sharpness(LOG2_N, fc_em)
+    s = emergence_tests.verdict_sentence("add5", "zoo", res, sh)
     assert s.startswith("add5 (zoo): exact match's sharpness is")
     assert "metric-induced" in s and "L_eff = " in s and "[" in s
 
@@ -178,7 +178,7 @@ def test_window_reselecting_cis_are_wider_than_fixed_window_cis_with_a_saturatin
     p = np.minimum(0.9, 0.08 + 0.2 * x)  # climbs, then a plateau the window must stop at
     values = _bernoulli(p, problems=150)
     reps = bootstrap_means(values, 400, seed=0)
-    ci = science.reselecting_ci(BUDGETS, values.mean(axis=0), reps, select_budgets)
+    ci = logt_tests.reselecting_ci(BUDGETS, values.mean(axis=0), reps, select_budgets)
     assert ci.b_hi - ci.b_lo > ci.fixed_hi - ci.fixed_lo
     assert ci.valid_share > 0.9
 
@@ -190,7 +190,7 @@ def test_lack_of_fit_rejects_a_logistic_curve_and_keeps_a_straight_one():
         values = _bernoulli(p, problems=1500, seed=3)
         point, reps = values.mean(axis=0), bootstrap_means(values, 400, seed=1)
         window = (BUDGETS > 0) & (point > 0.02) & (point < 0.98)
-        lof = science.lack_of_fit(BUDGETS, point, reps, window)
+        lof = logt_tests.lack_of_fit(BUDGETS, point, reps, window)
         assert lof.status == "ok" and lof.df == int(window.sum()) - 2
         assert (lof.p_value < 0.01) == rejected, lof
 
@@ -198,9 +198,9 @@ def test_lack_of_fit_rejects_a_logistic_curve_and_keeps_a_straight_one():
 def test_aic_prefers_the_logistic_on_a_sigmoid_and_the_line_on_a_line():
     x = np.log2(BUDGETS)
     n = np.full(BUDGETS.size, 400.0)
-    sig = science.compare_log_models(BUDGETS, n * (0.05 + 0.9 * expit((x - 3.5) / 0.4)), n)
+    sig = logt_tests.compare_log_models(BUDGETS, n * (0.05 + 0.9 * expit((x - 3.5) / 0.4)), n)
     assert sig.loc[sig["preferred_aic"], "form"].item().startswith(("4-parameter", "logistic"))
-    lin = science.compare_log_models(BUDGETS, n * (0.1 + 0.11 * x), n)
+    lin = logt_tests.compare_log_models(BUDGETS, n * (0.1 + 0.11 * x), n)
     assert lin.loc[lin["preferred_bic"], "form"].item() == "linear in log2 T"
 
 
@@ -210,16 +210,16 @@ def test_difficulty_mix_is_named_when_each_bucket_is_a_step():
     d = rng.integers(1, 8, 300)
     natural = 2.0**d
     values = (natural[:, None] <= BUDGETS[None, :]).astype(float)
-    buckets, source = science.difficulty_buckets(d, natural)
+    buckets, source = logt_tests.difficulty_buckets(d, natural)
     assert source == "difficulty"
     fits = _bucket_fits(values, buckets)
-    gap = np.abs(values.mean(axis=0) - science.step_model(BUDGETS, values[:, -1], natural)).max()
-    mix = science.difficulty_mix((0.15, 0.13, 0.17), fits, gap)
+    gap = np.abs(values.mean(axis=0) - logt_tests.step_model(BUDGETS, values[:, -1], natural)).max()
+    mix = logt_tests.difficulty_mix((0.15, 0.13, 0.17), fits, gap)
     assert mix.verdict == "difficulty mix" and "driven by the difficulty mix" in mix.sentence
     # the same pooled curve, but every problem improves gradually with log T
     grad = _bernoulli(np.clip(0.12 * np.log2(BUDGETS), 0, 1), problems=300)
-    fits = _bucket_fits(grad, science.difficulty_buckets(d, natural)[0])
-    no_len = science.difficulty_mix((0.12, 0.1, 0.14), fits, float("nan"))
+    fits = _bucket_fits(grad, logt_tests.difficulty_buckets(d, natural)[0])
+    no_len = logt_tests.difficulty_mix((0.12, 0.1, 0.14), fits, float("nan"))
     assert no_len.verdict != "difficulty mix"
 
 
@@ -227,14 +227,14 @@ def _bucket_fits(values, buckets) -> pd.DataFrame:
     rows = []
     for b in np.unique(buckets):
         acc = values[buckets == b].mean(axis=0)
-        sh = science.monotone_sharpness(np.log2(BUDGETS), acc)
+        sh = emergence_tests.monotone_sharpness(np.log2(BUDGETS), acc)
         rows.append({"bucket": b, "b": np.polyfit(np.log2(BUDGETS), acc, 1)[0],
                      "step_share": sh.value})  # fmt: skip
     return pd.DataFrame(rows)
 
 
 def test_difficulty_buckets_fall_back_to_natural_length_quartiles():
-    labels, source = science.difficulty_buckets([np.nan] * 8, [3, 5, 9, 12, 20, 30, 40, np.inf])
+    labels, source = logt_tests.difficulty_buckets([np.nan] * 8, [3, 5, 9, 12, 20, 30, 40, np.inf])
     assert source == "natural thinking length quartile"
     assert len(set(labels)) == 4 and labels[0].startswith("Q1")
 
@@ -422,10 +422,10 @@ def test_sharpness_table_has_a_ci_over_seeds_and_problems():
 def test_sharpness_replicates_agree_with_the_point_fit():
     x = LOG2_N
     y = expit((x - x.mean()) / 0.8)
-    point = science.monotone_sharpness(x, y)
+    point = emergence_tests.monotone_sharpness(x, y)
     reps = np.vstack([y, y])  # two replicates of the curve itself
     for fit, value in (("sigmoid", point.sigmoid), ("isotonic", point.isotonic)):
-        got = science.sharpness_replicates(x, reps, fit)
+        got = emergence_tests.sharpness_replicates(x, reps, fit)
         np.testing.assert_allclose(got, value, atol=0.02)
 
 

@@ -29,7 +29,13 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from evalharness.metrics import bootstrap_weights
+from evalharness.stats import (
+    group_resample_counts,
+    percentile_interval,
+    resample_counts,
+    seed_resample_weights,
+    seeded_means,
+)
 
 TARGETS = (0.5, 0.8, 0.9)
 MIN_LEVELS = 3
@@ -93,36 +99,6 @@ def difficulty_of(task: str, problem_ids: pd.Series, given: pd.Series | None = N
     if fn is None:
         return pd.Series(np.nan, index=problem_ids.index)
     return problem_ids.map(fn).astype(float)
-
-
-# ----------------------------------------------------------------------------- bootstrap
-
-
-def resample_weights(n_items: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """(n_boot x n_items) resampling counts (rows sum to n_items)."""
-    return np.vstack(list(bootstrap_weights(n_items, n_boot, rng)))
-
-
-def _replicate_weights(groups: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """(n_boot x units) counts resampling units within each group (seed replicates of one size
-    resampled among themselves; a group of one is always weight 1)."""
-    out = np.ones((n_boot, groups.size))
-    for g in np.unique(groups):
-        idx = np.flatnonzero(groups == g)
-        if idx.size > 1:
-            pick = rng.integers(0, idx.size, size=(n_boot, idx.size))
-            out[:, idx] = np.stack([np.bincount(p, minlength=idx.size) for p in pick])
-    return out
-
-
-def _interval(reps: np.ndarray, alpha: float) -> tuple[float, float]:
-    reps = reps[~np.isnan(reps)]
-    if reps.size == 0:
-        return math.nan, math.nan
-    # no interpolation: replicates may be inf (no crossing), and inf - inf is NaN
-    lo = np.quantile(reps, alpha / 2, method="lower")
-    hi = np.quantile(reps, 1 - alpha / 2, method="higher")
-    return float(lo), float(hi)
 
 
 # ----------------------------------------------------------------------------- logistic fit
@@ -261,10 +237,10 @@ def fit_exchange(
     xn = np.log2(np.array([k[0] for k in cell_keys], dtype=float))
     xl = np.log2(np.array([k[1] for k in cell_keys], dtype=float))
     rng = np.random.default_rng(seed)
-    w = np.vstack([np.ones(y.shape[0]), resample_weights(y.shape[0], n_boot, rng)])
+    w = np.vstack([np.ones(y.shape[0]), resample_counts(y.shape[0], n_boot, rng)])
     models = pd.Index(pd.unique(col_model))
     model_size = params.loc[models].to_numpy(float)
-    v = np.vstack([np.ones(len(models)), _replicate_weights(model_size, n_boot, rng)])
+    v = np.vstack([np.ones(len(models)), group_resample_counts(model_size, n_boot, rng)])
     col_v = v[:, models.get_indexer(col_model)]  # replicates x columns
     succ = ((w @ np.where(present, y, 0.0)) * col_v) @ onehot
     trials = ((w @ present.astype(float)) * col_v) @ onehot
@@ -274,16 +250,16 @@ def fit_exchange(
     cn, cl = xn - at_n, xl - at_x
     beta = logistic_fit(np.column_stack([cn, cl]), succ, trials)
     beta_i = logistic_fit(np.column_stack([cn, cl, cn * cl]), succ, trials)
-    d_lo, d_hi = _interval(beta_i[1:, 3], alpha)
+    d_lo, d_hi = percentile_interval(beta_i[1:, 3], alpha)
     if _excludes_zero(d_lo, d_hi):
         coef, d = beta_i, float(beta_i[0, 3])
     else:
         coef, d, d_lo, d_hi = beta, math.nan, math.nan, math.nan
     with np.errstate(invalid="ignore", divide="ignore"):
         rates = coef[:, 2] / coef[:, 1]
-    b_lo, b_hi = _interval(coef[1:, 1], alpha)
-    c_lo, c_hi = _interval(coef[1:, 2], alpha)
-    rate_lo, rate_hi = _interval(rates[1:], alpha)
+    b_lo, b_hi = percentile_interval(coef[1:, 1], alpha)
+    c_lo, c_hi = percentile_interval(coef[1:, 2], alpha)
+    rate_lo, rate_hi = percentile_interval(rates[1:], alpha)
     # the surface against what was measured, cell by cell (seeds pooled as in the fit)
     lin = coef[0, 0] + coef[0, 1] * cn + coef[0, 2] * cl
     if math.isfinite(d):
@@ -348,7 +324,7 @@ class Block:
     description: str  # "all 305 problems" / "100 of 305 problems (difficulty 1–2)"
 
 
-def _describe(ids: np.ndarray, every: np.ndarray, difficulty: pd.Series | None) -> str:
+def describe_ids(ids: np.ndarray, every: np.ndarray, difficulty: pd.Series | None) -> str:
     if len(ids) == len(every):
         return f"all {len(ids)} problems"
     s = f"{len(ids)} of {len(every)} problems"
@@ -400,7 +376,7 @@ def paired_blocks(points: pd.DataFrame) -> list[Block]:
         acc[slot.to_numpy(), row, col] = sub["acc"].to_numpy(float)
         flops[slot.to_numpy(), row, col] = sub["flops"].to_numpy(float)
         blocks.append(Block(ids, meta, acc, flops, meta["model"].to_numpy(),
-                            _describe(ids, every, difficulty)))
+                            describe_ids(ids, every, difficulty)))
     return blocks
 
 
@@ -411,45 +387,13 @@ def _all_runs(meta: pd.DataFrame) -> str | None:
     return ";".join(sorted({r for rs in meta["runs"] for r in str(rs).split(";")}))
 
 
-def _seed_weights(models: np.ndarray, present: np.ndarray, n_boot: int,
-                  rng: np.random.Generator) -> np.ndarray:
-    """(n_boot+1) x seeds x configs weights: row 0 all ones; then, per model, its seeds
-    resampled with replacement (one draw shared by all configurations of that model)."""
-    n_seeds = present.shape[0]
-    out = np.ones((n_boot + 1, n_seeds, len(models)))
-    for m in pd.unique(models):
-        cols = np.flatnonzero(models == m)
-        have = np.flatnonzero(present[:, cols].any(axis=1))
-        if have.size < 2:
-            continue
-        pick = rng.integers(0, have.size, size=(n_boot, have.size))
-        counts = np.stack([np.bincount(p, minlength=have.size) for p in pick])
-        w = np.zeros((n_boot, n_seeds))
-        w[:, have] = counts
-        out[1:, :, cols] = w[:, :, None]
-    return out
-
-
-def _boot_means(values: np.ndarray, w: np.ndarray, ws: np.ndarray) -> np.ndarray:
-    """replicates x configs: per seed the problem-weighted mean, then the seed-weighted mean
-    of those (seeds are replicates of a size; problems are resampled within every seed)."""
-    present = ~np.isnan(values)
-    num = np.einsum("rp,spc->rsc", w, np.where(present, values, 0.0))
-    den = np.einsum("rp,spc->rsc", w, present.astype(float))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        per_seed = num / den
-    have = np.isfinite(per_seed)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (ws * np.where(have, per_seed, 0.0)).sum(1) / (ws * have).sum(1)
-
-
 def _replicates(block: Block, n_boot: int, seed: int | None):
     """(acc, flops) replicates x configs; row 0 is the point estimate."""
     rng = np.random.default_rng(seed)
     w = np.vstack([np.ones(len(block.problems)),
-                   resample_weights(len(block.problems), n_boot, rng)])
-    ws = _seed_weights(block.models, ~np.isnan(block.acc).all(axis=1), n_boot, rng)
-    return _boot_means(block.acc, w, ws), _boot_means(block.flops, w, ws)
+                   resample_counts(len(block.problems), n_boot, rng)])
+    ws = seed_resample_weights(block.models, ~np.isnan(block.acc).all(axis=1), n_boot, rng)
+    return seeded_means(block.acc, w, ws), seeded_means(block.flops, w, ws)
 
 
 def _seed_spread(block: Block, c: int) -> tuple[int, str]:
@@ -523,7 +467,7 @@ def cheapest_configs(
                 with np.errstate(invalid="ignore", divide="ignore"):
                     margin = best[1:, run] / best[1:, win]
                 margin = np.where(np.isfinite(best[1:, win]), margin, np.nan)
-                lo, hi = _interval(margin, alpha)
+                lo, hi = percentile_interval(margin, alpha)
                 row.update(runner_up=uniq[run], runner_up_config=meta["config"].iloc[cr],
                            runner_up_runs=meta["runs"].iloc[cr] if "runs" in meta else None,
                            runner_up_budget=meta["budget"].iloc[cr],
@@ -597,7 +541,7 @@ def _block_crossovers(block: Block, train_flops: dict[str, float], targets: Sequ
             # a replicate where the pair no longer crosses (the bigger model is not cheaper
             # per query, or either misses the target) has no crossover: Q = inf there
             qb = np.where((best[1:, i] > best[1:, j]) & np.isfinite(qb), qb, np.inf)
-            lo, hi = _interval(qb, alpha)
+            lo, hi = percentile_interval(qb, alpha)
             cross_rows.append({**base, **runs, "status": "ok", "from_model": uniq[i],
                                "to_model": uniq[j],
                                "q_star": q, "q_lo": lo, "q_hi": hi,
@@ -726,3 +670,4 @@ def answer(task: str, exchange: pd.DataFrame, cheapest: pd.DataFrame,
             parts.append(f"Counting training compute too, for {t}: {r['from_model']} is cheapest "
                          "at every query volume.")  # fmt: skip
     return " ".join(parts)
+
