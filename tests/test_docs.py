@@ -285,6 +285,8 @@ def _hub_models(command: Command) -> list[str]:
 
 @pytest.mark.parametrize("command", COMMANDS, ids=[c.where for c in COMMANDS])
 def test_every_documented_command_parses_as_written(command: Command):
+    if command.kind == "make" and shutil.which("make") is None:
+        pytest.skip("make is not installed")
     check(command)
 
 
