@@ -103,7 +103,7 @@ zoo: install
 clean-results:
 	rm -rf $(RESULTS)/runs $(RESULTS)/plots $(RESULTS)/analysis $(RESULTS)/report.html $(RESULTS)/summary.md
 
-# Presets for GPU machines with hub access (see README "Presets"): reasoning family over budgets,
+# Presets for GPU machines with hub access (see docs/tasks.md, "Presets"): reasoning family over budgets,
 # and an instruct family with best-of-N.
 R1_MODELS ?= deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B,deepseek-ai/DeepSeek-R1-Distill-Qwen-7B,deepseek-ai/DeepSeek-R1-Distill-Qwen-14B
 QWEN_MODELS ?= Qwen/Qwen2.5-0.5B-Instruct,Qwen/Qwen2.5-1.5B-Instruct,Qwen/Qwen2.5-3B-Instruct,Qwen/Qwen2.5-7B-Instruct

@@ -5,7 +5,7 @@ stop would have ended it. Greedy decoding is causal, so the cut answer is exactl
 with the stop generates (tests/test_real_model.py checks this on both engines). Printed per
 run: answer tokens, forced answers that ended within the limit, answers that open with
 whitespace, how often the extracted answer changes, and exact match, whole against cut. This
-is how `cot`'s blank-line stop was chosen (README "Real models"):
+is how `cot`'s blank-line stop was chosen (docs/engines.md):
 
     for t in gsm8k math500; do
       evalharness eval --model smollm2 --task $t --data-file ../shared/data/$t/test.jsonl \\

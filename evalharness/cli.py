@@ -371,7 +371,7 @@ def zoo_train(
     seeds: str = typer.Option("", help="Seeds to train, comma-separated; default 0,1,2."),
     state_dir: Path = typer.Option(None, "--state-dir", help="Keep optimiser state here at every checkpoint, so an interrupted training resumes."),
 ) -> None:
-    """Train the zoo from a recipe (11 sizes x 3 seeds; see README for the wall time on 2
+    """Train the zoo from a recipe (11 sizes x 3 seeds; see docs/zoo.md for the wall time on 2
     cores) and write its manifest. Checkpoints already trained with the recipe are kept."""
     from dataclasses import replace
 

@@ -32,7 +32,7 @@ class ReasoningFormat:
 # and then explains on, paragraph after paragraph ("To solve this problem, we ...", "Step 1:
 # ..."), until the answer budget runs out. So `cot` answers end at the first blank line.
 # Measured on SmolLM2-135M-Instruct, 64 GSM8K and 64 MATH-500 problems, budgets 0/16/64/256,
-# 256 answer tokens (README "Real models"): exact match unchanged (GSM8K 1/256 both ways,
+# 256 answer tokens (docs/engines.md): exact match unchanged (GSM8K 1/256 both ways,
 # MATH-500 7/256 both ways; the extracted answer differs in 101 and 73 records: the whole text
 # gave a number of the explanation), answer tokens 26.6K -> 6.9K and 27.8K -> 4.6K, forced
 # answers that end within 256 tokens 79% -> 96% and 68% -> 95%. A single newline would cut
@@ -71,7 +71,7 @@ FORMATS: dict[str, ReasoningFormat] = {
 # Answer tokens a forced answer gets by default in a format, where it was measured on a real
 # model: after "Therefore, the final answer is" an instruct model states the answer and then
 # often explains on. SmolLM2-135M-Instruct, 32 GSM8K and 32 MATH-500 problems, budgets
-# 0/16/64/256, 1,024 answer tokens (README "Real models"): the forced answers that end at all
+# 0/16/64/256, 1,024 answer tokens (docs/engines.md): the forced answers that end at all
 # end within 256 tokens; the rest loop to any limit. So 256 ends what can end, at a quarter
 # of the cost of 1,024. The run's default is the smaller of this and the task's own
 # `max_answer_tokens`; formats without a measurement use the task's (`cot-raw` too: without

@@ -3,7 +3,7 @@
 1. Accuracy rises with the thinking budget T (a large model, thinking cut at T, answer forced).
 2. Emergence across sizes is measured over seeds: per-size seed means and spreads, a monotone
    sharpness within [0, 1], and a Schaeffer-test verdict computed from the records. The test
-   does not assert *which* verdict: that is what the data say (README, "What the zoo shows").
+   does not assert *which* verdict: that is what the data say (docs/zoo.md, "What the zoo shows").
 """
 
 import numpy as np
@@ -59,7 +59,7 @@ def test_every_seed_of_every_size_is_scored_and_the_seed_tables_follow_the_recor
     assert (curves["mean"] <= curves["ci_hi"] + 1e-12).all()
     print(curves[["size", "params", "mean", "sd", "ci_lo", "ci_hi"]].to_string())
     # the family spans the transition: every seed of the smallest size fails, some checkpoint
-    # of a larger size succeeds (which seed does is a lottery under this recipe: README)
+    # of a larger size succeeds (which seed does is a lottery under this recipe: docs/zoo.md)
     by_params = curves.sort_values("params")
     assert by_params["seed_max"].iloc[0] <= 0.05 and by_params["seed_max"].max() >= 0.9
     sharp = an.sharpness[an.sharpness["task"] == "add5"]["sharpness"].dropna()

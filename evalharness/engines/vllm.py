@@ -143,7 +143,7 @@ class VLLMEngine:
             # tokens: a sweep's answer and scoring requests (prompt + thinking[:T] + marker)
             # re-computed up to 127 tokens each. 32 is the smallest block its attention takes;
             # SmolLM2, 32 GSM8K problems, budgets 0..128: answers 21.8 s -> 11.0 s, scoring
-            # 15.4 s -> 7.4 s, thinking unchanged (README "Real models").
+            # 15.4 s -> 7.4 s, thinking unchanged (docs/engines.md).
             kwargs["block_size"] = 32
             if not os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
                 kwargs["kv_cache_memory_bytes"] = cpu_kv_cache_bytes(model)
