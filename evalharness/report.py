@@ -132,7 +132,7 @@ def _params_map(an) -> dict[str, float]:
 
 
 def _order(models: Iterable[str], params: dict[str, float]) -> list[str]:
-    return sorted(set(models), key=lambda m: (plots._finite_or(params.get(m), math.inf), m))
+    return sorted(set(models), key=lambda m: (plots.finite_or(params.get(m), math.inf), m))
 
 
 def _ok(df: pd.DataFrame) -> pd.DataFrame:
@@ -156,7 +156,7 @@ def fit_table(an, task: str) -> Table:
     most = bud[bud["budget"] > 0].groupby("model")["budget"].nunique().max() if len(bud) else 0
     if not (fits.get("status", pd.Series(dtype=str)) == "ok").any() and not most >= 3:
         return Table([], [])  # too few budgets for any fit (e.g. a single-budget task)
-    curves = set(plots._curves(bud)["model"]) if len(bud) else set()
+    curves = set(plots.curves_with_budgets(bud)["model"]) if len(bud) else set()
     fits = fits[fits["model"].isin(curves)] if not fits.empty else fits  # not 1-budget runs
     rows = []
     for m in _order(fits["model"], params) if not fits.empty else []:
@@ -185,7 +185,7 @@ def fit_table(an, task: str) -> Table:
 def accuracy_table(an, task: str) -> Table:
     """Accuracy (%) per model and budget with the 95% CI."""
     params = _params_map(an)
-    b = plots._base_level(_task(an.budgets, task))
+    b = plots.base_level(_task(an.budgets, task))
     if b.empty:
         return Table([], [])
     budgets = sorted(b["budget"].unique())
@@ -211,10 +211,10 @@ def accuracy_table(an, task: str) -> Table:
 def thinking_table(an, task: str) -> Table:
     """Mean thinking tokens used and share of samples cut at the budget."""
     params = _params_map(an)
-    b = plots._base_level(_task(an.budgets, task))
+    b = plots.base_level(_task(an.budgets, task))
     if b.empty or "think_mean" not in b:
         return Table([], [])
-    b = plots._curves(b)  # a 1-budget best-of-N run repeats a column of its greedy sweep
+    b = plots.curves_with_budgets(b)  # a 1-budget best-of-N run repeats a column of its greedy sweep
     budgets = sorted(b["budget"].unique())
     rows = []
     for m in _order(b["model"], params):
@@ -236,7 +236,7 @@ def thinking_table(an, task: str) -> Table:
 def sampling_table(an, task: str) -> Table:
     """Per (model, budget) with n > 1: pass@1, pass@n, maj@n, best-of-n, coverage fit."""
     params = _params_map(an)
-    cov = plots._base_level(_task(an.coverage, task))
+    cov = plots.base_level(_task(an.coverage, task))
     if cov.empty:
         return Table([], [])
     cf = _task(an.coverage_fits, task)
@@ -256,7 +256,7 @@ def sampling_table(an, task: str) -> Table:
             c = fmt_ci(f["c"], f["c_lo"], f["c_hi"])
             beta = fmt_ci(f["beta"], f["beta_lo"], f["beta_hi"])
             r2 = fmt_num(f["r2"])
-        rows.append((plots._finite_or(params.get(m), math.inf), m, t, [
+        rows.append((plots.finite_or(params.get(m), math.inf), m, t, [
             m, plots.format_params(params.get(m)), f"{t:g}", n, fmt_pct(one["pass_at_k"]),
             fmt_pct(top["pass_at_k"]), fmt_pct(top["maj_at_k"]), fmt_pct(top["bok_at_k"]),
             c, beta, r2,
@@ -438,7 +438,7 @@ def _logt_model(an, task: str):
         return None
     params = _params_map(an)
     lt = lt.assign(_ok=lt["fit_status"] == "ok",
-                   _p=lt["model"].map(lambda m: plots._finite_or(params.get(m), -1)))
+                   _p=lt["model"].map(lambda m: plots.finite_or(params.get(m), -1)))
     return lt.sort_values(["_ok", "_p", "extensions"], ascending=[True, True, False]).iloc[-1]
 
 
@@ -590,7 +590,7 @@ def headline(an, task: str) -> list[str]:
     fits = _ok(_task(an.fits, task))
     if not fits.empty:
         fits = fits.assign(
-            _p=fits["model"].map(lambda m: plots._finite_or(params.get(m), -1)),
+            _p=fits["model"].map(lambda m: plots.finite_or(params.get(m), -1)),
             _greedy=fits["model"].map(lambda m: not plots.split_model(m)[1]),
         )  # the largest model's greedy curve when it has one
         f = fits.sort_values(["_p", "_greedy"]).iloc[-1]
@@ -946,7 +946,7 @@ def list_runs(results_dir: Path, scores: pd.DataFrame | None = None) -> pd.DataF
         rows.append({
             "run_id": d.name, "dir": str(d), "manifest": man,
             "model": str(man.get("model", "?")), "task": str(man.get("task", "?")),
-            "params": plots._finite_or(man.get("params"), math.nan),
+            "params": plots.finite_or(man.get("params"), math.nan),
             "budgets": plan.get("budgets"), "n": plan.get("n"),
             "temperature": gen.get("temperature"), "mode": gen.get("mode"),
             "engine": man.get("engine"),
@@ -1154,7 +1154,7 @@ def render(results_dir: Path, scores: pd.DataFrame, analysis, runs: pd.DataFrame
         ids = scores.loc[scores["task"] == task, "problem_id"] if not scores.empty else []
         picks = _pick_problems(ids, drill_problems)
         h.append(f"<h3>Task {esc(task)}</h3>")
-        tr["_p"] = tr["model"].map(lambda m: plots._finite_or(params.get(m), math.inf))
+        tr["_p"] = tr["model"].map(lambda m: plots.finite_or(params.get(m), math.inf))
         tr["_n"] = pd.to_numeric(tr["n"], errors="coerce").fillna(1)  # greedy sweep first
         for _, r in tr.sort_values(["_p", "model", "_n", "run_id"]).iterrows():
             n = r["n"] if r["n"] is not None else "?"

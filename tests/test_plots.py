@@ -532,7 +532,7 @@ def test_iso_accuracy_contours_stay_inside_the_cells_the_fit_read(analysis):
     from matplotlib.contour import ContourSet
     from matplotlib.path import Path as MplPath
 
-    from evalharness.plots import fit_region, plot_iso_accuracy
+    from evalharness.plots.compute import fit_region, plot_iso_accuracy
 
     ex = analysis.exchange
     fit = ex[(ex["axis"] == "budget") & (ex["bucket"] == "all")].iloc[0].to_dict()
@@ -612,3 +612,40 @@ def test_cost_vs_queries_labels_name_the_decoding_and_keep_problem_sets_apart():
     assert "h16 T=128 n=8 t=0.7 top-p=0.9" in labels and "h48 T=64 n=1 greedy" in labels
     assert "12 of 24" in axes[1].get_title()
     assert [t.get_text() for t in axes[1].get_legend().get_texts()] == ["h48 T=16 n=1 greedy"]
+
+
+def test_a_figure_registered_through_the_registry_alone_is_drawn_saved_and_cleaned_up(
+        fake_results, analysis, tmp_path):
+    """Adding a figure is one registry entry: no edit of build_figures, make_plots or a kind
+    list. The toy figure is drawn per task in its order, saved, and its stale file removed."""
+    import matplotlib.pyplot as plt
+
+    from evalharness.plots import build_figures, make_plots
+    from evalharness.plots.common import FIGURES, FigureSpec, figure, figure_kinds, slug
+
+    def toy(view):
+        fig, ax = plt.subplots()
+        ax.plot(view.budgets["budget"], view.budgets["accuracy"])
+        return [FigureSpec(slug("toy_accuracy", view.task), "toy_accuracy", view.task,
+                           view.family, "a toy", fig)]
+
+    before = build_figures(analysis)
+    figure("toy_accuracy", order=15)(toy)
+    try:
+        assert "toy_accuracy" in figure_kinds()
+        specs = build_figures(analysis)
+        kinds = [s.kind for s in specs]
+        tasks = sorted({s.task for s in before})
+        assert kinds.count("toy_accuracy") == len(tasks)
+        # drawn right after accuracy_vs_budget (order 10), before thinking_tokens (order 20)
+        assert kinds.index("toy_accuracy") == kinds.index("accuracy_vs_budget") + 1
+        out = tmp_path / "plots"
+        paths = make_plots(fake_results, out, analysis=analysis)
+        assert (out / f"toy_accuracy_{tasks[0]}.png") in paths
+    finally:
+        FIGURES[:] = [e for e in FIGURES if e[2] is not toy]
+    for s in specs:
+        plt.close(s.figure)
+    # unregistered again: the figure list is what it was
+    assert "toy_accuracy" not in figure_kinds()
+    assert [s.kind for s in build_figures(analysis)] == [s.kind for s in before]

@@ -19,11 +19,14 @@ def full_requests(tok, rows, max_tokens=100):
     return [GenRequest(tok.encode(r["prompt"] + "<think>"), max_tokens) for r in rows]
 
 
-@pytest.mark.parametrize("idx", range(8))
-def test_every_zoo_checkpoint_runs_in_vllm_with_transformers_greedy_tokens(zoo, idx, vllm_pool):
-    if idx >= len(zoo):
-        pytest.skip(f"the zoo has {len(zoo)} models")
+# our transformers engine against vLLM at both ends of the zoo (tests/test_zoo.py checks every
+# checkpoint with plain transformers generate)
+@pytest.mark.parametrize("end", ["smallest", "largest"])
+def test_zoo_checkpoints_run_in_vllm_with_our_transformers_engines_greedy_tokens(zoo, end,
+                                                                                 vllm_pool):
     from evalharness.engines.hf import HFEngine
+
+    idx = 0 if end == "smallest" else -1
 
     ref = zoo[idx]
     hf = HFEngine(ref.path)
