@@ -153,8 +153,9 @@ def frontier_headline(an, task: str) -> list[str]:
 
 
 def buy_headline(an, task: str) -> list[str]:
+    """The buy answer, labelled: among the other verdicts it does not say what it answers."""
     text = buy_answer(an, task).text
-    return [text] if text else []
+    return [f"Bigger model or longer think? {text}"] if text else []
 
 
 # ----------------------------------------------------------------------------- sections

@@ -83,10 +83,13 @@ code { font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace; font-si
 ul.warn { background:#fff6f5; border-left:4px solid var(--bad); padding:10px 16px 10px 34px;
           border-radius:4px; }
 footer { color:var(--muted); font-size:12px; margin-top:50px; }
-ul.headline { margin-top:0; }
-.leadfigs { display:grid; grid-template-columns:repeat(auto-fit, minmax(460px, 1fr));
-            gap:6px 18px; }
-.leadfigs figure { margin:6px 0 10px; }
+/* the answer first: verdicts on the left, the figures that carry them beside, so a laptop's
+   first screen shows both even when the buy answer runs long */
+.lead { display:grid; grid-template-columns:minmax(0, 5fr) minmax(0, 6fr); gap:18px;
+        align-items:start; }
+.lead > ul.headline { margin:0; }
+.leadfigs figure { margin:0 0 14px; }
+@media (max-width: 900px) { .lead { grid-template-columns:minmax(0, 1fr); } }
 details.table > summary { font-weight:600; font-size:13.5px; }
 details.table > summary .muted { font-weight:400; }
 h2.appendix { color:var(--muted); }
@@ -108,7 +111,7 @@ def _figure_html(spec: pl.FigureSpec) -> str:
 def _block_html(block, lead: set[str]) -> str:
     """A section's block; a long table folded under its caption, and a sentence already on the
     task's first screen replaced by its note (the reader has just read it)."""
-    if isinstance(block, Paragraph) and block.text in lead:
+    if isinstance(block, Paragraph) and block.text and any(block.text in s for s in lead):
         return Paragraph("", block.note).html() if block.note else ""
     if isinstance(block, Table) and len(block) > OPEN_ROWS:
         return (f'<details class="table"><summary>{esc(block.caption or "table")} '
@@ -136,10 +139,16 @@ def _task_html(an, task: str, specs: list, secs: list[Section]) -> list[str]:
     lead_figs = [figs[0] for sec in secs if sec.lead_figure
                  for figs in [_task_figures(specs, task, sec)] if figs]  # fmt: skip
     h = [f'<h2 id="task-{esc(pl.slug(task))}">Task {esc(task)}</h2>']
+    top = []
     if lead:
-        h.append('<ul class="headline">' + "".join(f"<li>{esc(s)}</li>" for s in lead) + "</ul>")
+        top.append('<ul class="headline">' + "".join(f"<li>{esc(s)}</li>" for s in lead) + "</ul>")
     if lead_figs:
-        h.append('<div class="leadfigs">' + "".join(_figure_html(s) for s in lead_figs) + "</div>")
+        top.append('<div class="leadfigs">' + "".join(_figure_html(s) for s in lead_figs)
+                   + "</div>")  # fmt: skip
+    if len(top) == 2:
+        h.append('<div class="lead">' + "".join(top) + "</div>")
+    else:
+        h.extend(top)
     lead_set, on_top = set(lead), {s.name for s in lead_figs}
     for sec in secs:
         figs = _task_figures(specs, task, sec)

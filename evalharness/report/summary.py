@@ -65,6 +65,6 @@ def render_summary(results_dir: Path, an, tasks: list[str], secs: list[Section],
             md += ["Details by section:", "", *details, ""]
     md += ["## Runs", "",
            f"{len(runs)} runs: the run table and every manifest are in the appendix of "
-           "[report.html](report.html#runs); each run's files are under runs/<run id>/.", ""]  # fmt: skip
+           "[report.html](report.html#runs); each run's files are under runs/RUN_ID/.", ""]  # fmt: skip
     md += [x for n in _capped(notes, "see report.html#runs") for x in (n, "")]
     return "\n".join(md).rstrip() + "\n"
