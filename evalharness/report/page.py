@@ -112,7 +112,7 @@ def _block_html(block, lead: set[str]) -> str:
     """A section's block; a long table folded under its caption, and a sentence already on the
     task's first screen replaced by its note (the reader has just read it)."""
     if isinstance(block, Paragraph) and block.text and any(block.text in s for s in lead):
-        return Paragraph("", block.note).html() if block.note else ""
+        return Paragraph("(Stated at the top of this task.)", block.note).html()
     if isinstance(block, Table) and len(block) > OPEN_ROWS:
         return (f'<details class="table"><summary>{esc(block.caption or "table")} '
                 f'<span class="muted">({len(block)} rows)</span></summary>{block.html()}'

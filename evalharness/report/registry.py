@@ -35,10 +35,6 @@ class Section:
     summary: Build | None = None
     csvs: tuple[str, ...] = ()
 
-    @property
-    def anchor(self) -> str:
-        return "".join(c if c.isalnum() else "-" for c in self.title.lower()).strip("-")
-
 
 _SECTIONS: dict[str, Section] = {}
 
