@@ -325,14 +325,15 @@ def test_analyze_writes_the_seed_schaeffer_and_log_t_tables(seeded):
 
 
 def test_report_states_the_verdict_sentence_and_the_new_tables(seeded):
-    an, md, _ = seeded
+    an, md, root = seeded
+    page = (root / "report.html").read_text()
     sentence = an.verdicts["sentence"].item()
     assert sentence.startswith("add_sweep (zoo): exact match's sharpness is")
     assert "metric-induced" in sentence and sentence in md
     for caption in ("Exact match and per-token accuracy over seeds", "Schaeffer test",
                     "Monotone-fit sharpness", "Accuracy by difficulty",
                     "Is accuracy linear in log₂T?", "Linear vs logistic in log₂T"):  # fmt: skip
-        assert f"**{caption}" in md, caption
+        assert f"<caption>{caption}" in page, caption
     assert "driven by the difficulty mix" in md
 
 
