@@ -351,13 +351,14 @@ class Sweeper:
         refs = {i: self._encode(problems[i].reference) for i in plan.problems()}
         scored = self._score(plan, problems, prompts, refs, distinct)
         answers = self._answer(plan, distinct)
-        at = {key: k for k, key in enumerate(distinct)}
+        made = {key: (answers[k], scored.refs[k], scored.choices[k])
+                for k, key in enumerate(distinct)}
         elapsed = (time.time() - t0) / max(1, len(plan.units))
         for u, (unit, row) in enumerate(zip(plan.units, cuts, strict=True)):
             i = unit.problem
             yield [self._record(meta, problems[i], prompts[i], refs[i], unit, slot, cut,
-                                scored.extra(unit, slot), elapsed, answers, scored,
-                                at.get((u, cut.prefix.ids)) if cut.prefix else None)
+                                scored.extra(unit, slot), elapsed,
+                                made[(u, cut.prefix.ids)] if cut.prefix else None)
                    for slot, cut in zip(unit.slots, row, strict=True)]
 
     # -- the steps of `run`, in order -----------------------------------------------------------
@@ -463,12 +464,13 @@ class Sweeper:
 
     def _record(self, meta: dict, problem: Problem, prompt: list[int], ref_ids: list[int],
                 unit: Unit, slot: Slot, cut: Cut, extra: dict[str, Any], elapsed: float,
-                answers: list, scored: Scored, k: int | None) -> SampleRecord:
-        """One record: of the distinct prefix `k`, or an error record."""
-        if cut.prefix is None or k is None:
+                made: tuple[Any, Any, list[float] | None] | None) -> SampleRecord:
+        """One record: from its prefix's (answer, reference score, option log-likelihoods),
+        or an error record where it has no prefix."""
+        if cut.prefix is None or made is None:
             return self._error_record(meta, problem, ref_ids, prompt, unit, slot,
                                       str(cut.error), elapsed, extra)
-        pre, ans, sc = cut.prefix, answers[k], scored.refs[k]
+        pre, (ans, sc, choices) = cut.prefix, made
         forced = len(pre.ids) - len(prompt) - pre.used
         return SampleRecord(
             run_id=meta["run_id"], model=meta["model"], task=meta["task"],
@@ -482,7 +484,7 @@ class Sweeper:
             ref_ids=ref_ids, ref_logprobs=sc.logprobs, ref_hits=sc.hits,
             prompt_tokens=len(prompt), generated_tokens=pre.used + forced + len(ans.token_ids),
             finish_reason=ans.finish_reason, time_s=round(elapsed, 5),
-            choice_logprobs=scored.choices[k], **extra,
+            choice_logprobs=choices, **extra,
         )
 
     def _error_record(self, meta: dict, problem: Problem, ref_ids: list[int], prompt: list[int],
