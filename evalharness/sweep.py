@@ -6,6 +6,11 @@ largest budget, then for every budget T build ``prompt + thinking[:T] + end (+ c
 generate the short answer and teacher-force the reference after that same prefix.
 ``--sweep independent`` does the naive thing (one thinking generation per budget) and exists for
 benchmarks and the equivalence test.
+
+`Sweeper.run` goes plan -> think -> prefixes -> score -> answer -> records. The plan
+(`plan_sweep`: which (problem, sample) units, which budget and level slots, which thinking to
+generate) and the prefixes (`cut_prefix`) are plain functions of plain inputs, tested without a
+model; the other steps are one engine call each.
 """
 
 from __future__ import annotations
