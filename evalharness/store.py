@@ -186,6 +186,7 @@ class Manifest:
         return dict(self.raw)
 
     def __bool__(self) -> bool:
+        """False for a run without a manifest yet (as an empty dict was)."""
         return bool(self.raw)
 
     @property
