@@ -21,12 +21,15 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from evalharness import __version__
+
+if TYPE_CHECKING:
+    from evalharness.store import Manifest
 
 TIDY_COLUMNS = ["model", "params", "seed", "task", "budget", "n", "metric", "value", "ci_lo",
                 "ci_hi", "extensions", "run_id"]
@@ -35,7 +38,7 @@ LM_EVAL_METRIC = {"acc": "exact_match"}
 FILTER = "none"  # our answer extraction is the whole pipeline: lm-eval's "no filter" key
 
 
-def _runs(results: Path) -> list[tuple[dict[str, Any], pd.DataFrame]]:
+def _runs(results: Path) -> list[tuple[Manifest, pd.DataFrame]]:
     """(manifest, per-problem frame) for every scored run under `results`."""
     return [(m, pp) for m, pp, _ in _scored_runs(results)]
 
@@ -47,14 +50,14 @@ class _Run:
     scores: pd.DataFrame  # its score rows (one per record)
 
 
-def _scored_runs(results: Path) -> list[tuple[dict[str, Any], pd.DataFrame, _Run]]:
+def _scored_runs(results: Path) -> list[tuple[Manifest, pd.DataFrame, _Run]]:
     from evalharness.analysis import per_problem
     from evalharness.scoring import load_scores, spec_labels
-    from evalharness.store import read_manifest, run_dirs
+    from evalharness.store import Manifest, run_dirs
 
     scores = load_scores(results)
     dirs = run_dirs(results)
-    manifests = {d.name: read_manifest(d) for d in dirs}
+    manifests = {d.name: Manifest.read(d) for d in dirs}
     labels = spec_labels(manifests)
     out = []
     for d in dirs:
@@ -102,17 +105,16 @@ def tidy_table(results: Path, n_boot: int = 1000, alpha: float = 0.05) -> pd.Dat
 
     rows = []
     for m, pp in _runs(results):
-        gen = (m.get("spec") or {}).get("generation") or {}
-        n = int((m.get("plan") or {}).get("n") or pp["n"].max())
+        n = int(m.n or pp["n"].max())
         for (lv, budget), g in pp.groupby(["extensions", "budget"], sort=True):
             for metric in _metrics(g, n):
                 ci = bootstrap_ci(g[metric].to_numpy(dtype=float), n_boot=n_boot, alpha=alpha)
                 rows.append({
-                    "model": m.get("model"), "params": m.get("params"),
-                    "seed": gen.get("seed"), "task": m.get("task"), "budget": int(budget),
+                    "model": m.model, "params": m.params,
+                    "seed": m.generation.get("seed"), "task": m.task, "budget": int(budget),
                     "n": int(g["n"].min()), "metric": LM_EVAL_METRIC.get(metric, metric),
                     "value": ci.estimate, "ci_lo": ci.lo, "ci_hi": ci.hi,
-                    "extensions": int(lv), "run_id": m.get("run_id"),
+                    "extensions": int(lv), "run_id": m.run_id,
                 })
     df = pd.DataFrame(rows, columns=TIDY_COLUMNS)
     return df.astype({"params": "Int64", "seed": "Int64", "budget": "int64", "n": "int64",
@@ -140,28 +142,26 @@ def _stderr(v: np.ndarray) -> float:
     return float(np.std(v, ddof=1) / np.sqrt(v.size)) if v.size > 1 else float("nan")
 
 
-def _stamp(m: dict[str, Any]) -> datetime:
+def _stamp(m: Manifest) -> datetime:
     """The run's finish (else start) time: re-exporting an unchanged run gives the same file."""
-    for key in ("finished", "started"):
+    for when in (m.finished, m.started):
         try:
-            return datetime.fromisoformat(m[key])
-        except (KeyError, TypeError, ValueError):
+            return datetime.fromisoformat(str(when))
+        except ValueError:  # absent (None) or not an ISO time
             pass
     return datetime.now(UTC)
 
 
-def lm_eval_results(m: dict[str, Any], pp: pd.DataFrame, budget: int,
+def lm_eval_results(m: Manifest, pp: pd.DataFrame, budget: int,
                     level: int = 0, label: str = "",
                     completeness: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
     """(task key, lm-eval 0.4 results dict) for one run at one budget. `label`: the run's spec
     label where another spec of its model and task exists (in the key and the JSON);
     `completeness`: records present / expected, written into an incomplete run's file."""
-    spec = m.get("spec") or {}
-    gen, task, fmt = spec.get("generation") or {}, spec.get("task") or {}, spec.get("format") or {}
-    engine = spec.get("engine") or {}
+    gen, task, fmt = m.generation, m.task_spec, m.format or {}
     g = pp[(pp["budget"] == budget) & (pp["extensions"] == level)]
-    n_plan = int((m.get("plan") or {}).get("n") or 1)
-    key = (f"{slug(m['task'])}_T{budget}" + (f"_n{n_plan}" if n_plan > 1 else "")
+    n_plan = m.n or 1
+    key = (f"{slug(str(m.task))}_T{budget}" + (f"_n{n_plan}" if n_plan > 1 else "")
            + (f"_ext{level}" if level else "") + (f"__{slug(label)}" if label else ""))
     res: dict[str, Any] = {"alias": key}
     hib = {}
@@ -176,8 +176,8 @@ def lm_eval_results(m: dict[str, Any], pp: pd.DataFrame, budget: int,
     few_shot = task.get("few_shot") or 0
     stamp = _stamp(m)
     config = {
-        "task": key, "tag": [m["task"]],
-        "dataset_path": m.get("data_source") or task.get("source"),
+        "task": key, "tag": [m.task],
+        "dataset_path": m.data_source or task.get("source"),
         "output_type": "generate_until", "num_fewshot": few_shot,
         "repeats": n_plan, "description": task.get("system_prompt") or "",
         "metric_list": [{"metric": name, "aggregation": "mean", "higher_is_better": True}
@@ -191,11 +191,11 @@ def lm_eval_results(m: dict[str, Any], pp: pd.DataFrame, budget: int,
         "metadata": {
             "version": 1.0, "thinking_budget": budget, "extensions": level,
             "budget_mode": gen.get("mode"), "sweep": gen.get("sweep"),
-            "evalharness_run_id": m.get("run_id"), "answer_type": task.get("answer_type"),
+            "evalharness_run_id": m.run_id, "answer_type": task.get("answer_type"),
             "spec_label": label, "data_sha256": task.get("data"),
         },
     }
-    model = m.get("model") or ""
+    model = m.model or ""
     out = {
         "results": {key: res},
         "group_subtasks": {key: []},
@@ -206,31 +206,31 @@ def lm_eval_results(m: dict[str, Any], pp: pd.DataFrame, budget: int,
         # lm-eval's own meaning: documents in the set vs documents evaluated
         "n-samples": {key: {"original": n_planned, "effective": n_problems}},
         "config": {
-            "model": f"evalharness-{m.get('engine')}",
+            "model": f"evalharness-{m.engine}",
             "model_args": f"pretrained={model}",
-            "model_num_parameters": m.get("params"),
-            "model_dtype": (engine.get("settings") or {}).get("dtype"),
-            "batch_size": None, "batch_sizes": [], "device": (engine.get("settings") or {}).get("device"),
+            "model_num_parameters": m.params,
+            "model_dtype": m.engine_settings.get("dtype"),
+            "batch_size": None, "batch_sizes": [], "device": m.engine_settings.get("device"),
             "use_cache": None, "limit": None, "bootstrap_iters": 1000,
             "gen_kwargs": config["generation_kwargs"],
             "random_seed": gen.get("seed"), "numpy_seed": gen.get("seed"),
             "torch_seed": gen.get("seed"), "fewshot_seed": gen.get("seed"),
         },
-        "git_hash": (m.get("git_commit") or "")[:7] or None,
+        "git_hash": (m.git_commit or "")[:7] or None,
         "date": stamp.timestamp(),
-        "model_source": m.get("engine"),
+        "model_source": m.engine,
         "model_name": model,
         "model_name_sanitized": sanitize_model_name(model),
         "evalharness_version": __version__,
         "evalharness_spec_label": label,
-        "packages": m.get("packages"),
+        "packages": m.packages,
     }
     if completeness is not None:
         out["evalharness_incomplete"] = completeness
     return key, out
 
 
-def _completeness(run: _Run, m: dict[str, Any], budget: int, level: int) -> dict[str, Any]:
+def _completeness(run: _Run, m: Manifest, budget: int, level: int) -> dict[str, Any]:
     """Records present vs asked for at one budget and extension level of a run."""
     from evalharness.store import expected_keys
 
@@ -243,7 +243,7 @@ def _completeness(run: _Run, m: dict[str, Any], budget: int, level: int) -> dict
     return {"records": have, "expected": total,
             "fraction": round(have / total, 6) if total else 0.0,
             "problems": len({p for p, _ in want}) or len({p for p, _ in present}),
-            "status": m.get("status")}
+            "status": m.status}
 
 
 def write_lm_eval(results: Path, out: Path, allow_incomplete: bool = False) -> list[Path]:
@@ -284,8 +284,7 @@ def write_lm_eval(results: Path, out: Path, allow_incomplete: bool = False) -> l
     for names in groups.values():
         if len(names) < 2:
             continue
-        temps = {n: ((by_name[n].get("spec") or {}).get("generation") or {}).get("temperature")
-                 for n in names}
+        temps = {n: by_name[n].generation.get("temperature") for n in names}
         for n in names:
             extra = (f"temperature={temps[n]}" if len(set(temps.values())) == len(names)
                      else f"run={n.rsplit('-', 1)[-1]}")

@@ -54,10 +54,6 @@ class PhaseBar:
         if self._enabled and self._clock() - self._drawn >= self._interval:
             self._draw()
 
-    def add_total(self, n: int) -> None:
-        """More work joined the phase (e.g. another extension round)."""
-        self.total = (self.total or 0) + n
-
     def line(self) -> str:
         """The bar as text, e.g. `thinking  41% 12,345/30,000 tok 812 tok/s ETA 0:21`."""
         elapsed = max(self._clock() - self.start, 1e-9)

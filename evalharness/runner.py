@@ -288,12 +288,11 @@ def _run(store: RunStore, spec: RunSpec, ref: ModelRef, task, opts: EvalOptions,
     done = store.done_keys()
     all_ids = store.merge_problems(rows)  # refuses prompts that changed under this run id
     old = store.read_manifest()
-    old_plan = old.get("plan") or {}
     # what the run covers after this command: every problem and budget ever asked of it
-    covered = Plan(tuple(sorted(set(old_plan.get("budgets") or ()) | set(plan.budgets))),
-                   max(int(old_plan.get("n") or 0), plan.n), plan.levels)
+    covered = Plan(tuple(sorted(set(old.budgets) | set(plan.budgets))),
+                   max(old.n or 0, plan.n), plan.levels)
     manifest = {
-        **old, "run_id": run_id, "model": ref.name, "model_path": ref.path, "task": task.name,
+        **old.to_dict(), "run_id": run_id, "model": ref.name, "model_path": ref.path, "task": task.name,
         "spec": spec.to_json(),
         "plan": {"budgets": list(covered.budgets), "n": covered.n, "levels": covered.levels},
         "n_problems": len(all_ids),
@@ -311,7 +310,7 @@ def _run(store: RunStore, spec: RunSpec, ref: ModelRef, task, opts: EvalOptions,
         **({"server": {**engine.server, **_server_root(engine)}}
            if getattr(engine, "server", None) else {}),
         "replicas": opts.replicas, "packages": package_versions(), "git_commit": git_commit(),
-        "started": old.get("started", now()), "status": "running",
+        "started": old.started or now(), "status": "running",
     }
     if getattr(ref, "gguf", None):  # a GGUF file, dequantized into a cached checkpoint
         manifest.update(gguf=ref.gguf, gguf_sha256=ref.gguf_sha256)

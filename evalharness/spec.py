@@ -37,10 +37,6 @@ def check_budgets(budgets: tuple[int, ...] | list[int]) -> None:
                              f"counts from 0 to {MAX_BUDGET:,} (more than any context holds)")
 
 
-# The one place for each default the CLI, the sweep and the engines share.
-DEFAULT_MAX_ANSWER_TOKENS = None  # None: the task's own (its YAML `max_answer_tokens`)
-
-
 @dataclass(frozen=True)
 class ModelSpec:
     name: str  # as the user named it: zoo/arith-h128-s0, a hub id, a local dir

@@ -110,6 +110,114 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
     return d
 
 
+def _obj(v: Any) -> dict[str, Any]:
+    return v if isinstance(v, dict) else {}
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A run's manifest.json, read once into typed fields.
+
+    Manifests written before the run spec existed kept their settings under ``settings``
+    (the answer regex; generation under ``settings.sweep``) and the answer type at the top
+    level: `from_dict` is the one place that falls back to them. `raw` is the file as read,
+    so a manifest written back keeps every field this class does not know."""
+
+    raw: dict[str, Any] = field(default_factory=dict)
+    run_id: str | None = None
+    model: str | None = None
+    task: str | None = None
+    family: str | None = None  # the model family (curves of one family share a fit)
+    status: str = "unknown"
+    engine: str | None = None
+    params: int | float | None = None
+    model_config: dict[str, Any] | None = None
+    train_tokens: int | float | None = None
+    train_flops: int | float | None = None
+    model_size: str | None = None
+    model_seed: int | None = None
+    data_source: str | None = None
+    git_commit: str | None = None
+    packages: dict[str, Any] | None = None
+    started: str | None = None
+    finished: str | None = None
+    # the plan: what the run covers (None where the manifest does not say)
+    budgets: tuple[int, ...] = ()
+    n: int | None = None
+    levels: int | None = None
+    # the run spec as written (or a legacy manifest's settings): what spec labels compare
+    spec: dict[str, Any] = field(default_factory=dict)
+    task_spec: dict[str, Any] = field(default_factory=dict)
+    generation: dict[str, Any] = field(default_factory=dict)
+    format: dict[str, Any] | None = None  # the reasoning format (markers), when recorded
+    engine_settings: dict[str, Any] = field(default_factory=dict)
+    answer_type: str = "string"
+    answer_regex: str | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Manifest:
+        spec, legacy = _obj(d.get("spec")), _obj(d.get("settings"))
+        task, plan = _obj(spec.get("task")), _obj(d.get("plan"))
+        return cls(
+            raw=dict(d), run_id=d.get("run_id"), model=d.get("model"), task=d.get("task"),
+            family=d.get("family"), status=d.get("status", "unknown"), engine=d.get("engine"),
+            params=d.get("params"), model_config=d.get("model_config"),
+            train_tokens=d.get("train_tokens"), train_flops=d.get("train_flops"),
+            model_size=d.get("model_size"), model_seed=d.get("model_seed"),
+            data_source=d.get("data_source"), git_commit=d.get("git_commit"),
+            packages=d.get("packages"), started=d.get("started"), finished=d.get("finished"),
+            budgets=tuple(plan.get("budgets") or ()),
+            n=int(plan["n"]) if plan.get("n") else None,
+            levels=int(plan["levels"]) if plan.get("levels") else None,
+            spec=spec or legacy, task_spec=task,
+            generation=_obj(spec.get("generation")) or _obj(legacy.get("sweep")),
+            format=spec.get("format"), engine_settings=_obj(_obj(spec.get("engine")).get("settings")),
+            answer_type=str(task.get("answer_type") or d.get("answer_type") or "string"),
+            answer_regex=task.get("answer_regex") or d.get("answer_regex") or legacy.get("answer_regex"),
+        )
+
+    @classmethod
+    def read(cls, run_dir: Path) -> Manifest:
+        """The run's manifest (empty when it has none yet); `ValueError` naming the file when
+        it is damaged (see `read_manifest`)."""
+        return cls.from_dict(read_manifest(run_dir))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.raw)
+
+    def __bool__(self) -> bool:
+        """False for a run without a manifest yet (as an empty dict was)."""
+        return bool(self.raw)
+
+    @property
+    def family_or_model(self) -> str | None:
+        return self.family or self.model
+
+    @property
+    def temperature(self) -> float:
+        return float(self.generation.get("temperature") or 0.0)
+
+    @property
+    def top_p(self) -> float:
+        return float(self.generation.get("top_p") or 1.0)
+
+    @property
+    def answer_fallback(self) -> bool:
+        """Whether the task opted into the default extraction where its regex does not match
+        (TaskSpec.answer_fallback); by default the regex is authoritative."""
+        return bool(self.task_spec.get("answer_fallback"))
+
+    @property
+    def informative(self) -> str | None:
+        """The task's informative-token regex (TaskSpec.informative)."""
+        return self.task_spec.get("informative")
+
+    @property
+    def exact_match(self) -> dict[str, Any] | None:
+        """lm-eval's exact_match settings (TaskSpec.exact_match), for bridged tasks."""
+        return self.task_spec.get("exact_match")
+
+
 _INT64 = 2**63  # record fields are int64 columns
 _FLOAT_MAX = 10**308  # manifest numbers are read with float() (params, FLOPs, tokens)
 
@@ -384,12 +492,12 @@ class RunStore:
         self._lock.release()
 
     # -- manifest ----------------------------------------------------------------------------
-    def read_manifest(self) -> dict[str, Any]:
+    def read_manifest(self) -> Manifest:
         try:
-            return read_manifest(self.dir)
+            return Manifest.read(self.dir)
         except ValueError as e:
             log.warning("%s; rewriting it from this run's spec", e)
-            return {}
+            return Manifest()
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         write_atomic(self.manifest_path, json.dumps(manifest, indent=2, default=str) + "\n")
@@ -492,7 +600,7 @@ def run_dirs(results: Path) -> list[Path]:
     out = []
     for d in sorted(p for p in root.iterdir() if (p / SAMPLES).exists()):
         try:
-            if not read_manifest(d):
+            if not Manifest.read(d):
                 log.warning("%s: no manifest.json; run skipped", d)
                 continue
         except ValueError as e:
@@ -502,22 +610,20 @@ def run_dirs(results: Path) -> list[Path]:
     return out
 
 
-def expected_keys(run_dir: Path, manifest: dict[str, Any]) -> set[tuple[str, int, int, int]]:
+def expected_keys(run_dir: Path, manifest: Manifest) -> set[tuple[str, int, int, int]]:
     """Every record key the run's plan asked for (problems x samples x budgets x levels)."""
-    plan = manifest.get("plan") or {}
     ids = [r["id"] for r in read_problems(run_dir)]
-    budgets = sorted(set(plan.get("budgets") or ()))
-    return {(p, j, b, lv) for p in ids for j in range(int(plan.get("n") or 1)) for b in budgets
-            for lv in range(int(plan.get("levels") or 1))}
+    return {(p, j, b, lv) for p in ids for j in range(manifest.n or 1)
+            for b in sorted(set(manifest.budgets)) for lv in range(manifest.levels or 1)}
 
 
-def run_state(run_dir: Path, df: pd.DataFrame, health: Health, manifest: dict[str, Any]) -> dict:
+def run_state(run_dir: Path, df: pd.DataFrame, health: Health, manifest: Manifest) -> dict:
     """Expected vs present records, duplicates, dropped lines, and the status that follows."""
     expected = expected_keys(run_dir, manifest)
     present = set(zip(df["problem_id"].astype(str), df["sample"].astype(int),
                       df["budget"].astype(int), df["extensions"].astype(int), strict=True))
     missing = len(expected - present) if expected else 0
-    status = manifest.get("status", "unknown")
+    status = manifest.status
     if status == "running" and not _locked(run_dir):
         status = "interrupted"
     if status == "complete" and (missing or health.bad_lines or health.duplicates):

@@ -6,6 +6,11 @@ largest budget, then for every budget T build ``prompt + thinking[:T] + end (+ c
 generate the short answer and teacher-force the reference after that same prefix.
 ``--sweep independent`` does the naive thing (one thinking generation per budget) and exists for
 benchmarks and the equivalence test.
+
+`Sweeper.run` goes plan -> think -> prefixes -> score -> answer -> records. The plan
+(`plan_sweep`: which (problem, sample) units, which budget and level slots, which thinking to
+generate) and the prefixes (`cut_prefix`) are plain functions of plain inputs, tested without a
+model; the other steps are one engine call each.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import hashlib
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from evalharness.engines.base import Engine
 from evalharness.formats import ReasoningFormat
@@ -56,9 +62,6 @@ class SweepConfig:
     def levels(self) -> int:
         return self.max_extensions + 1 if self.mode == "extend" else 1
 
-    def rows_per_unit(self) -> int:
-        return len(set(self.budgets)) * self.levels
-
 
 @dataclass
 class Trace:
@@ -84,6 +87,145 @@ def unit_seed(seed: int, problem_id: str, sample: int = 0) -> int:
     key = f"{seed}:{problem_id}" if sample == 0 else f"{seed}:{problem_id}#{sample}"
     h = hashlib.sha256(key.encode()).digest()
     return int.from_bytes(h[:4], "little") & 0x7FFFFFFF
+
+
+# -- the plan: which records to make and which thinking they are cut from (no model needed) --
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One record to make: a budget and extension level of one (problem, sample)."""
+
+    budget: int
+    level: int
+    fits: bool  # prompt + thinking[:budget] + marker + cue + answer fit the model's context
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One (problem, sample) with records still missing; its records are written together."""
+
+    problem: int  # index into the call's problems
+    sample: int
+    seed: int
+    slots: tuple[Slot, ...]  # sorted by (budget, level): the order its records are written
+
+
+@dataclass(frozen=True)
+class Thought:
+    """One thinking generation: a unit's thinking up to `t_max` tokens, cut for `budgets`."""
+
+    unit: int  # index into SweepPlan.units
+    t_max: int
+    budgets: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """Everything one sweep call will make, decided before any model call."""
+
+    units: tuple[Unit, ...]
+    thoughts: tuple[Thought, ...]
+
+    def problems(self) -> list[int]:
+        """The problems with at least one unit, in order."""
+        return sorted({u.problem for u in self.units})
+
+
+def plan_sweep(cfg: SweepConfig, problem_ids: Sequence[str], prompt_lens: Sequence[int],
+               need: Sequence[set[tuple[int, int, int]]] | None = None,
+               context: int | None = None, overhead: int = 0) -> SweepPlan:
+    """What one sweep call makes: a unit per (problem, sample) with something in `need`, its
+    slots, and the thinking generations its prefixes are cut from.
+
+    `need[i]`: the (sample, budget, level) keys still missing for problem i (every key of
+    `cfg` when None: a fresh run). `context`: the model's context length (None: unbounded);
+    `overhead`: the tokens after the thinking (marker, cue, answer). A budget that cannot fit
+    gets a slot with fits=False (an error record of its own); the thinking of the budgets that
+    fit runs to the largest of them, in extend mode to the sweep's largest budget or not at
+    all (an extension may run up to it).
+    """
+    budgets = sorted(set(cfg.budgets))
+    if need is None:
+        every = {(j, b, lv) for j in range(cfg.n) for b in budgets for lv in range(cfg.levels)}
+        need = [every] * len(problem_ids)
+    units: list[Unit] = []
+    thoughts: list[Thought] = []
+    for i, j in sorted({(i, j) for i, keys in enumerate(need) for j, _, _ in keys}):
+        fit = {b for b in budgets if context is None or prompt_lens[i] + b + overhead <= context}
+        if cfg.mode == "extend" and budgets[-1] not in fit:
+            fit = set()
+        wanted = sorted({(b, lv) for jj, b, lv in need[i] if jj == j})
+        units.append(Unit(i, j, unit_seed(cfg.seed, problem_ids[i], j),
+                          tuple(Slot(b, lv, b in fit) for b, lv in wanted)))
+        fitting = sorted({b for b, _ in wanted if b in fit})
+        thoughts += _thoughts(cfg, len(units) - 1, fitting, budgets[-1])
+    return SweepPlan(tuple(units), tuple(thoughts))
+
+
+def _thoughts(cfg: SweepConfig, unit: int, fitting: list[int], largest: int) -> list[Thought]:
+    """A unit's thinking generations: one-pass, one up to its largest fitting budget (extend
+    mode: the sweep's largest); independent, one per budget (benchmarks, equivalence test)."""
+    if not fitting:
+        return []
+    if cfg.sweep != "one-pass":
+        return [Thought(unit, b, (b,)) for b in fitting]
+    return [Thought(unit, largest if cfg.mode == "extend" else fitting[-1], tuple(fitting))]
+
+
+@dataclass(frozen=True)
+class Prefix:
+    """What a record's answer follows: prompt + thinking[:used] + marker (+ answer cue)."""
+
+    ids: tuple[int, ...]
+    used: int  # thinking tokens kept
+    natural: int | None  # the natural thinking length, reported only within the budget
+    cut: bool  # thinking was cut at the budget
+
+
+def cut_prefix(prompt: Sequence[int], trace: Trace, budget: int, level: int,
+               end_ids: Sequence[int], cue_ids: Sequence[int]) -> Prefix:
+    """The prefix of one (budget, level) cut from a trace.
+
+    The natural length is reported only where it falls within the budget, so a record does
+    not depend on how far past its budget the trace happened to be generated. A natural end
+    needs no cue; a cut, or an <eos> end, gets marker + cue to force the answer."""
+    prompt, end_ids, cue_ids = list(prompt), list(end_ids), list(cue_ids)
+    natural = level < len(trace.ends)
+    limit = trace.ends[level] if natural else (trace.eos_at or len(trace.ids))
+    if natural and limit <= budget:
+        return Prefix(tuple(prompt + trace.ids[:limit] + end_ids), limit, limit, False)
+    if not natural and trace.eos_at is not None and limit <= budget:
+        return Prefix(tuple(prompt + trace.ids[:limit] + end_ids + cue_ids), limit, None, False)
+    used = min(budget, limit)
+    return Prefix(tuple(prompt + trace.ids[:used] + end_ids + cue_ids), used, None, True)
+
+
+@dataclass(frozen=True)
+class Cut:
+    """One slot after thinking: its prefix, or the error its record carries instead."""
+
+    prefix: Prefix | None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Scored:
+    """The one scoring pass, read back: per distinct prefix and per problem."""
+
+    refs: list[Any]  # per distinct prefix: the reference's Score after it
+    choices: list[list[float] | None]  # per distinct prefix: each option's log-likelihood
+    prompt_choice: dict[int, dict[str, Any]]  # per problem: the options after the bare prompt
+    gold: dict[int, dict[str, Any]]  # per problem: the gold trace's scores
+
+    def extra(self, unit: Unit, slot: Slot) -> dict[str, Any]:
+        """A record's per-problem fields: the gold trace on sample 0, level 0 of every budget
+        (a record must not depend on which other budgets its run asked for); the options
+        after the bare prompt on every record."""
+        out = dict(self.gold[unit.problem]) if (
+            unit.problem in self.gold and unit.sample == 0 and slot.level == 0) else {}
+        out.update(self.prompt_choice.get(unit.problem, {}))
+        return out
 
 
 class Sweeper:
@@ -169,21 +311,6 @@ class Sweeper:
             del t.ids[limit:]
         return traces
 
-    # -- per budget: prefix, answer, reference log-probs -------------------------------------
-    def _prefix(self, prompt: list[int], trace: Trace, budget: int, level: int):
-        """(prefix ids, thinking used, natural length or None, cut?) for one (budget, level).
-
-        The natural length is reported only where it falls within the budget, so a record
-        does not depend on how far past its budget the trace happened to be generated."""
-        natural = level < len(trace.ends)
-        limit = trace.ends[level] if natural else (trace.eos_at or len(trace.ids))
-        if natural and limit <= budget:
-            return prompt + trace.ids[:limit] + self.end_ids, limit, limit, False
-        if not natural and trace.eos_at is not None and limit <= budget:
-            return prompt + trace.ids[:limit] + self.end_ids + self.cue_ids, limit, None, False
-        used = min(budget, limit)
-        return prompt + trace.ids[:used] + self.end_ids + self.cue_ids, used, None, True
-
     def _generate(self, reqs, tick):
         return call_with_progress(self.engine.generate, reqs, tick, generated_tokens)
 
@@ -197,11 +324,15 @@ class Sweeper:
         whole = self.tok.encode(context + cont, add_special_tokens=False)
         return whole[len(self.tok.encode(context, add_special_tokens=False)):]
 
-    def _fits(self, prompt_len: int, budget: int) -> bool:
-        """Whether prompt + thinking[:budget] + marker + cue + answer fit the model's context."""
-        ctx = getattr(self.engine, "max_model_len", None)
-        need = prompt_len + budget + len(self.end_ids) + len(self.cue_ids) + self.cfg.max_answer_tokens
-        return ctx is None or need <= ctx
+    def _context(self) -> int | None:
+        return getattr(self.engine, "max_model_len", None)
+
+    def _overhead(self) -> int:
+        """Tokens a record needs after its thinking: marker, answer cue, answer."""
+        return len(self.end_ids) + len(self.cue_ids) + self.cfg.max_answer_tokens
+
+    def _encode(self, text: str) -> list[int]:
+        return self.tok.encode(text, add_special_tokens=False)
 
     def run(
         self, problems: Sequence[Problem], prompts: Sequence[list[int]], meta: dict,
@@ -214,154 +345,162 @@ class Sweeper:
         prompt + thinking + answer cannot fit the context gives error records of its own; the
         thinking of the budgets that fit is generated up to the largest of them.
         """
-        cfg = self.cfg
         t0 = time.time()
-        budgets = sorted(set(cfg.budgets))
-        if need is None:
-            need = [{(j, b, lv) for j in range(cfg.n) for b in budgets for lv in range(cfg.levels)}
-                    for _ in problems]
-        # one work item per (problem, sample) with something missing
-        items = sorted({(i, j) for i, keys in enumerate(need) for j, _, _ in keys})
-        wanted = {(i, j): sorted({(b, lv) for jj, b, lv in need[i] if jj == j}) for i, j in items}
-        seeds = {(i, j): unit_seed(cfg.seed, problems[i].id, j) for i, j in items}
-        fits = {(i, b) for i, _ in items for b in budgets if self._fits(len(prompts[i]), b)}
-        if cfg.mode == "extend":  # the trace runs to the largest budget or not at all
-            fits = {(i, b) for i, b in fits if (i, budgets[-1]) in fits}
-        top = {it: max((b for b, _ in wanted[it] if (it[0], b) in fits), default=None)
-               for it in items}
-        if cfg.mode == "extend":
-            top = {it: budgets[-1] if t is not None else None for it, t in top.items()}
-        traces: dict = {}
-        if cfg.sweep == "one-pass":
-            gen = [it for it in items if top[it] is not None]
-            made = self.think([prompts[i] for i, _ in gen], [seeds[it] for it in gen],
-                              [top[it] for it in gen])
-            traces = {(i, j, b): tr for (i, j), tr in zip(gen, made, strict=True)
-                      for b in budgets}
-        else:  # one generation per budget, for benchmarks and the equivalence test
-            gen = [(i, j, b) for i, j in items for b in sorted({b for b, _ in wanted[(i, j)]})
-                   if (i, b) in fits]
-            made = self.think([prompts[i] for i, _, _ in gen], [seeds[(i, j)] for i, j, _ in gen],
-                              [b for _, _, b in gen])
-            traces = dict(zip(gen, made, strict=True))
-        keys, prefixes = [], {}
-        for i, j in items:
-            for b, level in wanted[(i, j)]:
-                if (i, b) not in fits:
-                    room = getattr(self.engine, "max_model_len", None)
-                    err = (f"error: prompt ({len(prompts[i])}) + budget ({b}) + answer "
-                           f"({cfg.max_answer_tokens}) tokens exceed the context ({room})")
-                    keys.append((i, j, b, level, None, err))
-                    continue
-                tr = traces[(i, j, b)]
-                pre = self._prefix(prompts[i], tr, b, level)
-                keys.append((i, j, b, level, pre, tr.error))
-                if tr.error is None:
-                    prefixes.setdefault((i, j, tuple(pre[0])), None)
+        plan = plan_sweep(self.cfg, [p.id for p in problems], [len(p) for p in prompts], need,
+                          self._context(), self._overhead())
+        traces = self._think_plan(plan, prompts)
+        cuts = self._cut(plan, prompts, traces)
         # answers and scores once per distinct prefix (budgets past the natural end share one)
-        plist = list(prefixes)
-        refs = [self.tok.encode(p.reference, add_special_tokens=False) for p in problems]
-        pairs = [(list(pre), refs[i]) for i, _, pre in plist]
-        # multiple choice: each option's continuation (lm-eval's target_delimiter + choice) is
-        # scored after every prefix (budget-dependent Brier) and once after the bare prompt
-        # (lm-eval's context: acc / acc_norm comparable with lm-eval's own numbers)
-        active = sorted({i for i, _ in items})
+        distinct = list(dict.fromkeys((u, c.prefix.ids) for u, row in enumerate(cuts)
+                                      for c in row if c.prefix is not None))
+        refs = {i: self._encode(problems[i].reference) for i in plan.problems()}
+        scored = self._score(plan, problems, prompts, refs, distinct)
+        answers = self._answer(plan, distinct)
+        made = {key: (answers[k], scored.refs[k], scored.choices[k])
+                for k, key in enumerate(distinct)}
+        elapsed = (time.time() - t0) / max(1, len(plan.units))
+        for u, (unit, row) in enumerate(zip(plan.units, cuts, strict=True)):
+            i = unit.problem
+            yield [self._record(meta, problems[i], prompts[i], refs[i], unit, slot, cut,
+                                scored.extra(unit, slot), elapsed,
+                                made[(u, cut.prefix.ids)] if cut.prefix else None)
+                   for slot, cut in zip(unit.slots, row, strict=True)]
+
+    # -- the steps of `run`, in order -----------------------------------------------------------
+    def _think_plan(self, plan: SweepPlan, prompts: Sequence[list[int]]) -> dict[tuple[int, int], Trace]:
+        """The plan's thinking, generated in one batch, by (unit, budget) it is cut for."""
+        units = plan.units
+        made = self.think([prompts[units[t.unit].problem] for t in plan.thoughts],
+                          [units[t.unit].seed for t in plan.thoughts],
+                          [t.t_max for t in plan.thoughts])
+        return {(t.unit, b): tr for t, tr in zip(plan.thoughts, made, strict=True)
+                for b in t.budgets}
+
+    def _cut(self, plan: SweepPlan, prompts: Sequence[list[int]],
+             traces: dict[tuple[int, int], Trace]) -> list[list[Cut]]:
+        """Per unit and slot: the prefix its answer follows, or why its record is an error."""
+        out = []
+        for u, unit in enumerate(plan.units):
+            prompt, row = prompts[unit.problem], []
+            for slot in unit.slots:
+                if not slot.fits:
+                    row.append(Cut(None, self._overflow(len(prompt), slot.budget)))
+                    continue
+                tr = traces[(u, slot.budget)]
+                row.append(Cut(None, tr.error) if tr.error is not None else Cut(
+                    cut_prefix(prompt, tr, slot.budget, slot.level, self.end_ids, self.cue_ids)))
+            out.append(row)
+        return out
+
+    def _overflow(self, prompt_len: int, budget: int) -> str:
+        return (f"error: prompt ({prompt_len}) + budget ({budget}) + answer "
+                f"({self.cfg.max_answer_tokens}) tokens exceed the context ({self._context()})")
+
+    def _score(self, plan: SweepPlan, problems: Sequence[Problem], prompts: Sequence[list[int]],
+               refs: dict[int, list[int]], distinct: list[tuple[int, tuple[int, ...]]]) -> Scored:
+        """Teacher-force in one engine call: the reference after every distinct prefix; for
+        multiple choice each option's continuation (lm-eval's target_delimiter + choice) after
+        every prefix (budget-dependent Brier) and once after the bare prompt (lm-eval's
+        context: acc / acc_norm comparable with lm-eval's own numbers); the gold trace after
+        the prompt, once per problem whose sample 0 is made."""
+        units, active = plan.units, plan.problems()
+        pairs = [(list(ids), refs[units[u].problem]) for u, ids in distinct]
         options = {i: _continuations(problems[i]) for i in active}
         # after a thinking prefix the context text is not what precedes the option: encode alone
-        conts = {i: [self.tok.encode(c, add_special_tokens=False) for c in options[i]]
-                 for i in active}
-        lm_ctx = {i: self.tok.encode(problems[i].prompt, add_special_tokens=False)
-                  for i in active if options[i]}
-        lm_conts = {i: [self._continuation(problems[i].prompt, c) for c in options[i]]
-                    for i in lm_ctx}
-        choice_rows: list[tuple[int, int]] = []
-        for k, (i, _, pre) in enumerate(plist):
-            for c in conts[i]:
-                choice_rows.append((k, len(pairs)))
-                pairs.append((list(pre), c))
-        prompt_choice_at: dict[int, int] = {}
-        for i in lm_ctx:
-            prompt_choice_at[i] = len(pairs)
-            pairs.extend((lm_ctx[i], c) for c in lm_conts[i])
-        gold_split = {}
-        for i in active:
-            p = problems[i]
-            if p.gold_thinking is not None and any(j == 0 for ii, j in items if ii == i):
-                think = self.tok.encode(p.gold_thinking, add_special_tokens=False) + self.end_ids
-                ans = refs[i] + [self.eos]
-                gold_split[i] = (len(pairs), len(think), [self.tok.decode([t]) for t in think + ans])
-                pairs.append((list(prompts[i]), think + ans))
-        scores = []
-        if pairs:
-            with self.progress.phase("scoring", scored_tokens(pairs)) as tick:
-                scores = call_with_progress(self.engine.score, pairs, tick,
-                                            lambda _: scored_tokens(pairs))
-        # Answers after scoring: the prefix cache then holds no generated answer, so a scored
-        # continuation cannot be found in it. Answered first, a correct answer put the
-        # reference's own tokens into the cache, those pairs came back without their log-probs
-        # and were scored again with no cache at all (SmolLM2, 64 GSM8K problems, budgets
-        # 0..256: 21 of 379 pairs, 6.6 s of the one-pass sweep's 89 s).
-        ans_reqs = [GenRequest(list(pre), cfg.max_answer_tokens, cfg.temperature, cfg.top_p,
-                               seeds[(i, j)] * 7919 + len(pre), 1, (), self.fmt.answer_stop)
-                    for i, j, pre in plist]
-        answers = []
-        if ans_reqs:
-            with self.progress.phase("answers", len(ans_reqs) * cfg.max_answer_tokens) as tick:
-                answers = [c[0] for c in self._generate(ans_reqs, tick)]
-        choice_lp: dict[int, list[float]] = {}
-        for k, at in choice_rows:
-            choice_lp.setdefault(k, []).append(sum(scores[at].logprobs))
-        by_prefix = {key: (answers[k], scores[k], choice_lp.get(k)) for k, key in enumerate(plist)}
-        elapsed = (time.time() - t0) / max(1, len(items))
-        unit: list[SampleRecord] = []
-        for n_key, (i, j, b, level, pre_info, err) in enumerate(keys):
-            extra: dict = {}
-            if i in gold_split and j == 0 and level == 0:
-                at, n_think, texts = gold_split[i]
-                g = scores[at]
-                extra = dict(gold_think_hits=g.hits[:n_think], gold_think_logprobs=g.logprobs[:n_think],
-                             gold_answer_hits=g.hits[n_think:], gold_answer_logprobs=g.logprobs[n_think:],
-                             gold_think_tokens=texts[:n_think], gold_answer_tokens=texts[n_think:])
-            if i in prompt_choice_at:
-                at = prompt_choice_at[i]
-                extra.update(
-                    prompt_choice_logprobs=[sum(scores[at + c].logprobs) for c in range(len(conts[i]))],
-                    choice_chars=[len(c) for c in problems[i].choices],
-                )
-            if err is not None:
-                unit.append(self._error_record(meta, problems[i], refs[i], prompts[i], j,
-                                               seeds[(i, j)], b, level, err, elapsed, extra))
-            else:
-                pre, used, natural, cut = pre_info
-                ans, sc, clp = by_prefix[(i, j, tuple(pre))]
-                forced = len(pre) - len(prompts[i]) - used
-                unit.append(SampleRecord(
-                    run_id=meta["run_id"], model=meta["model"], task=meta["task"],
-                    problem_id=problems[i].id, sample=j, seed=seeds[(i, j)], budget=b,
-                    extensions=level, thinking_tokens=used, natural_thinking_tokens=natural,
-                    cut=cut,
-                    thinking=self.tok.decode(pre[len(prompts[i]) : len(prompts[i]) + used],
-                                             skip_special_tokens=False),
-                    answer=ans.text, answer_ids=list(ans.token_ids),
-                    answer_logprobs=list(ans.logprobs), reference=problems[i].reference,
-                    ref_ids=refs[i], ref_logprobs=sc.logprobs, ref_hits=sc.hits,
-                    prompt_tokens=len(prompts[i]), generated_tokens=used + forced + len(ans.token_ids),
-                    finish_reason=ans.finish_reason, time_s=round(elapsed, 5),
-                    choice_logprobs=clp, **extra,
-                ))
-            last = n_key + 1 == len(keys) or keys[n_key + 1][:2] != (i, j)
-            if last:
-                yield unit
-                unit = []
+        conts = {i: [self._encode(c) for c in options[i]] for i in active}
+        choice_at = []
+        for u, ids in distinct:
+            choice_at.append(len(pairs))
+            pairs += [(list(ids), c) for c in conts[units[u].problem]]
+        prompt_at = {}
+        for i in (i for i in active if options[i]):
+            prompt_at[i] = len(pairs)
+            ctx = self._encode(problems[i].prompt)
+            pairs += [(ctx, self._continuation(problems[i].prompt, c)) for c in options[i]]
+        gold_at = {}
+        sample0 = {u.problem for u in units if u.sample == 0}
+        for i in (i for i in active if problems[i].gold_thinking is not None and i in sample0):
+            think = self._encode(problems[i].gold_thinking) + self.end_ids
+            ans = refs[i] + [self.eos]
+            gold_at[i] = (len(pairs), len(think), [self.tok.decode([t]) for t in think + ans])
+            pairs.append((list(prompts[i]), think + ans))
+        scores = self._score_pairs(pairs)
 
-    def _error_record(self, meta, problem, ref_ids, prompt, j, seed, b, level, err, elapsed,
-                      extra) -> SampleRecord:
+        def option_lps(at: int, i: int) -> list[float]:
+            return [sum(scores[at + c].logprobs) for c in range(len(conts[i]))]
+
+        gold = {}
+        for i, (at, n, texts) in gold_at.items():
+            g = scores[at]
+            gold[i] = dict(gold_think_hits=g.hits[:n], gold_think_logprobs=g.logprobs[:n],
+                           gold_answer_hits=g.hits[n:], gold_answer_logprobs=g.logprobs[n:],
+                           gold_think_tokens=texts[:n], gold_answer_tokens=texts[n:])
+        return Scored(
+            refs=scores[:len(distinct)],
+            choices=[option_lps(at, units[u].problem) or None
+                     for (u, _), at in zip(distinct, choice_at, strict=True)],
+            prompt_choice={i: dict(prompt_choice_logprobs=option_lps(at, i),
+                                   choice_chars=[len(c) for c in problems[i].choices])
+                           for i, at in prompt_at.items()},
+            gold=gold)
+
+    def _score_pairs(self, pairs: list[tuple[list[int], list[int]]]) -> list:
+        if not pairs:
+            return []
+        with self.progress.phase("scoring", scored_tokens(pairs)) as tick:
+            return call_with_progress(self.engine.score, pairs, tick, lambda _: scored_tokens(pairs))
+
+    def _answer(self, plan: SweepPlan, distinct: list[tuple[int, tuple[int, ...]]]) -> list:
+        """The answer after each distinct prefix.
+
+        Answers after scoring: the prefix cache then holds no generated answer, so a scored
+        continuation cannot be found in it. Answered first, a correct answer put the
+        reference's own tokens into the cache, those pairs came back without their log-probs
+        and were scored again with no cache at all (SmolLM2, 64 GSM8K problems, budgets
+        0..256: 21 of 379 pairs, 6.6 s of the one-pass sweep's 89 s)."""
+        cfg = self.cfg
+        reqs = [GenRequest(list(ids), cfg.max_answer_tokens, cfg.temperature, cfg.top_p,
+                           plan.units[u].seed * 7919 + len(ids), 1, (), self.fmt.answer_stop)
+                for u, ids in distinct]
+        if not reqs:
+            return []
+        with self.progress.phase("answers", len(reqs) * cfg.max_answer_tokens) as tick:
+            return [c[0] for c in self._generate(reqs, tick)]
+
+    def _record(self, meta: dict, problem: Problem, prompt: list[int], ref_ids: list[int],
+                unit: Unit, slot: Slot, cut: Cut, extra: dict[str, Any], elapsed: float,
+                made: tuple[Any, Any, list[float] | None] | None) -> SampleRecord:
+        """One record: from its prefix's (answer, reference score, option log-likelihoods),
+        or an error record where it has no prefix."""
+        if cut.prefix is None or made is None:
+            return self._error_record(meta, problem, ref_ids, prompt, unit, slot,
+                                      str(cut.error), elapsed, extra)
+        pre, (ans, sc, choices) = cut.prefix, made
+        forced = len(pre.ids) - len(prompt) - pre.used
+        return SampleRecord(
+            run_id=meta["run_id"], model=meta["model"], task=meta["task"],
+            problem_id=problem.id, sample=unit.sample, seed=unit.seed, budget=slot.budget,
+            extensions=slot.level, thinking_tokens=pre.used, natural_thinking_tokens=pre.natural,
+            cut=pre.cut,
+            thinking=self.tok.decode(list(pre.ids[len(prompt) : len(prompt) + pre.used]),
+                                     skip_special_tokens=False),
+            answer=ans.text, answer_ids=list(ans.token_ids),
+            answer_logprobs=list(ans.logprobs), reference=problem.reference,
+            ref_ids=ref_ids, ref_logprobs=sc.logprobs, ref_hits=sc.hits,
+            prompt_tokens=len(prompt), generated_tokens=pre.used + forced + len(ans.token_ids),
+            finish_reason=ans.finish_reason, time_s=round(elapsed, 5),
+            choice_logprobs=choices, **extra,
+        )
+
+    def _error_record(self, meta: dict, problem: Problem, ref_ids: list[int], prompt: list[int],
+                      unit: Unit, slot: Slot, err: str, elapsed: float,
+                      extra: dict[str, Any]) -> SampleRecord:
         return SampleRecord(
             run_id=meta["run_id"], model=meta["model"], task=meta["task"], problem_id=problem.id,
-            sample=j, seed=seed, budget=b, extensions=level, thinking_tokens=0,
-            natural_thinking_tokens=None, cut=False, thinking="", answer="", answer_ids=[],
-            answer_logprobs=[], reference=problem.reference, ref_ids=ref_ids, ref_logprobs=[],
-            ref_hits=[], prompt_tokens=len(prompt), generated_tokens=0, finish_reason=err,
-            time_s=round(elapsed, 5), **{k: v for k, v in extra.items() if k.startswith("prompt_")
-                                         or k == "choice_chars"},
+            sample=unit.sample, seed=unit.seed, budget=slot.budget, extensions=slot.level,
+            thinking_tokens=0, natural_thinking_tokens=None, cut=False, thinking="", answer="",
+            answer_ids=[], answer_logprobs=[], reference=problem.reference, ref_ids=ref_ids,
+            ref_logprobs=[], ref_hits=[], prompt_tokens=len(prompt), generated_tokens=0,
+            finish_reason=err, time_s=round(elapsed, 5),
+            **{k: v for k, v in extra.items() if k.startswith("prompt_") or k == "choice_chars"},
         )

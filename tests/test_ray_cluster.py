@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import assert_same_records, read_records
 
 from evalharness.engines.served import free_port
 
@@ -70,11 +71,6 @@ def _eval(results, model):
     return run_eval(opts, log=lambda *_: None)[0]
 
 
-def _records(run_dir):
-    rows = [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines()]
-    return {(r["problem_id"], r["sample"], r["budget"]): r for r in rows}
-
-
 def test_two_replicas_on_a_joined_ray_cluster_write_one_engines_records(
         ray_head, largest, tmp_path):
     address, auth, temp = ray_head
@@ -93,11 +89,8 @@ def test_two_replicas_on_a_joined_ray_cluster_write_one_engines_records(
     # not on a local Ray of its own
     workers = list(temp.glob("session_*/logs/python-core-worker-*.log"))
     assert len(workers) >= 2, sorted(p.name for p in temp.glob("session_*/logs/*"))
-    a, b = _records(one.dir), _records(two)
-    assert a.keys() == b.keys() and len(a) == 16 * 3
-    for k in a:
-        for field in ("thinking", "answer", "answer_ids", "ref_hits", "cut", "finish_reason"):
-            assert a[k][field] == b[k][field], (k, field)
-        assert a[k]["ref_logprobs"] == pytest.approx(b[k]["ref_logprobs"], abs=1e-4)
+    a, b = read_records(one.dir), read_records(two)
+    assert len(a) == 16 * 3
+    assert_same_records(a, b, tol=1e-4)
     manifest = json.loads((two / "manifest.json").read_text())
     assert manifest["replicas"] == 2 and manifest["status"] == "complete"

@@ -6,6 +6,7 @@ import json
 import os
 
 import pytest
+from helpers import assert_same_records, read_records
 
 from evalharness.engines.base import EngineError
 from evalharness.engines.replicas import core_groups, shard
@@ -49,13 +50,6 @@ def test_load_engine_rejects_zero_replicas(largest):
         load_engine("hf", largest.path, replicas=0)
 
 
-def _records(results):
-    rows = []
-    for f in sorted(results.glob("runs/*/samples.jsonl")):
-        rows += [json.loads(line) for line in f.read_text().splitlines()]
-    return {(r["problem_id"], r["sample"], r["budget"]): r for r in rows}
-
-
 def _eval(results, engine, replicas, **sweep):
     from evalharness.runner import EvalOptions, run_eval
 
@@ -65,23 +59,13 @@ def _eval(results, engine, replicas, **sweep):
     return run_eval(opts, log=lambda *_: None)
 
 
-def _assert_same_records(a, b, tol=1e-4):
-    assert a.keys() == b.keys() and len(a) > 0
-    for k in a:
-        for field in ("thinking", "answer", "answer_ids", "cut", "finish_reason",
-                      "thinking_tokens", "natural_thinking_tokens", "ref_hits", "seed"):
-            assert a[k][field] == b[k][field], (k, field)
-        for field in ("ref_logprobs", "answer_logprobs"):
-            assert a[k][field] == pytest.approx(b[k][field], abs=tol), (k, field)
-
-
 @needs_two_cores
 def test_two_hf_replicas_write_the_same_records_as_one_engine(tmp_path, ray_session):
     one, two = tmp_path / "one", tmp_path / "two"
     d1 = _eval(one, "hf", 1)[0].dir
     d2 = _eval(two, "hf", 2)[0].dir
     assert d1.name == d2.name  # replicas do not change results, so not the run id either
-    _assert_same_records(_records(one), _records(two))
+    assert_same_records(read_records(one), read_records(two), tol=1e-4)
     manifest = json.loads((d2 / "manifest.json").read_text())
     assert manifest["replicas"] == 2 and manifest["status"] == "complete"
 
@@ -91,11 +75,11 @@ def test_seeded_samples_do_not_depend_on_which_replica_ran_them(tmp_path, ray_se
     kw = dict(n=4, temperature=0.8, seed=7)
     _eval(tmp_path / "one", "hf", 1, **kw)
     _eval(tmp_path / "two", "hf", 2, **kw)
-    a, b = _records(tmp_path / "one"), _records(tmp_path / "two")
-    _assert_same_records(a, b)
+    a, b = read_records(tmp_path / "one"), read_records(tmp_path / "two")
+    assert_same_records(a, b, tol=1e-4)
     # and sampling really happened: the 4 samples of a problem are not all the same trace
     traces = {}
-    for (pid, _, _), r in a.items():
+    for (pid, *_), r in a.items():
         traces.setdefault(pid, set()).add(r["answer"])
     assert any(len(t) > 1 for t in traces.values())
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import assert_same_records, read_records
 from typer.testing import CliRunner
 
 from evalharness.cli import app
@@ -29,29 +30,6 @@ def ev(results, *args, ok=True):
     if ok:
         assert res.exit_code == 0, res.output
     return res
-
-
-def records(results) -> dict:
-    (run,) = (Path(results) / "runs").iterdir()
-    rows = [json.loads(x) for x in (run / "samples.jsonl").read_text().splitlines()]
-    out = {}
-    for r in rows:
-        r.pop("time_s")
-        out[(r["problem_id"], r["sample"], r["budget"], r["extensions"])] = r
-    assert len(out) == len(rows), "duplicated records"
-    return out
-
-
-def same_records(a: dict, b: dict, tol: float = 1e-4) -> None:
-    """Equal records; log-probs within `tol` (batch composition moves fp32 sums by ~1e-6)."""
-    assert a.keys() == b.keys()
-    for k in a:
-        for f, v in a[k].items():
-            w = b[k][f]
-            if "logprobs" in f and v is not None and w is not None:
-                assert len(v) == len(w) and all(abs(x - y) <= tol for x, y in zip(v, w, strict=True)), (k, f)
-            else:
-                assert v == w, (k, f, v, w)
 
 
 class CountingEngine:
@@ -92,7 +70,7 @@ def test_adding_budgets_and_problems_generates_only_the_missing_records(tmp_path
     ev(a, "--task", "add_sweep", "--limit", "40", "--budgets", "0,16,32,64")
     assert counting["requests"] == 0  # nothing left to make
     ev(fresh, "--task", "add_sweep", "--limit", "40", "--budgets", "0,16,32,64")
-    same_records(records(a), records(fresh))
+    assert_same_records(read_records(a), read_records(fresh), tol=1e-4)
 
 
 def test_more_samples_with_the_same_seed_reuse_the_first_ones(tmp_path, counting):
@@ -104,7 +82,7 @@ def test_more_samples_with_the_same_seed_reuse_the_first_ones(tmp_path, counting
     # 6 problems x 2 new samples: one thinking request each, then <= 2 answers each
     assert 0 < counting["requests"] <= 6 * 2 * 3
     ev(fresh, *args, "--n", "4")
-    same_records(records(a), records(fresh))
+    assert_same_records(read_records(a), read_records(fresh), tol=1e-4)
 
 
 def test_a_task_answer_regex_reaches_the_scorer(tmp_path):
@@ -307,7 +285,7 @@ def test_an_unwritable_results_folder_is_one_line_and_a_full_disk_resumes(tmp_pa
     monkeypatch.setattr(RunStore, "append", real_append)
     ev(tmp_path / "full", "--task", "add_sweep", "--limit", "6", "--budgets", "0,16")
     ev(tmp_path / "clean", "--task", "add_sweep", "--limit", "6", "--budgets", "0,16")
-    same_records(records(tmp_path / "full"), records(tmp_path / "clean"))
+    assert_same_records(read_records(tmp_path / "full"), read_records(tmp_path / "clean"), tol=1e-4)
 
 
 @pytest.mark.slow
@@ -327,18 +305,19 @@ def test_kill_9_at_a_random_moment_then_rerun_gives_the_uninterrupted_records(tm
     proc.wait()
     subprocess.run([*args, "--results", str(killed)], check=True, capture_output=True)
     subprocess.run([*args, "--results", str(clean)], check=True, capture_output=True)
-    same_records(records(killed), records(clean))
+    assert_same_records(read_records(killed), read_records(clean), tol=1e-4)
     shutil.rmtree(tmp_path, ignore_errors=True)
 
 
 def test_specs_differing_in_many_settings_are_numbered_and_spelled_out_once():
     from evalharness.report import _run_notes
     from evalharness.scoring import _labelling
+    from evalharness.store import Manifest
 
     def manifest(regex, source, top_p):
-        return {"family": "f", "task": "t", "model": "m",
-                "spec": {"task": {"answer_regex": regex, "source": source},
-                         "generation": {"max_answer_tokens": top_p}}}
+        return Manifest.from_dict({"family": "f", "task": "t", "model": "m",
+                                   "spec": {"task": {"answer_regex": regex, "source": source},
+                                            "generation": {"max_answer_tokens": top_p}}})
 
     labels, details = _labelling({
         "a": manifest(None, "/very/long/path/to/the/data/file.jsonl", 1.0),

@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from helpers import assert_same_records, read_records
 
 from evalharness.engines import EngineError, load_engine
 from evalharness.types import GenRequest
@@ -165,31 +166,12 @@ def _eval(results, engine, model, **kw):
     return run_eval(opts, log=lambda *_: None)[0]
 
 
-def _records(run_dir):
-    rows = [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines()]
-    keys = [(r["problem_id"], r["sample"], r["budget"], r["extensions"]) for r in rows]
-    assert len(keys) == len(set(keys)), "duplicated records"
-    return dict(zip(keys, rows, strict=True))
-
-
-def _assert_same_records(a, b, tol=1e-4):
-    assert a.keys() == b.keys() and len(a) > 0
-    for k in a:
-        for field in ("thinking", "answer", "answer_ids", "cut", "finish_reason",
-                      "thinking_tokens", "natural_thinking_tokens", "ref_hits", "seed",
-                      "gold_think_hits", "gold_answer_hits", "generated_tokens"):
-            assert a[k][field] == b[k][field], (k, field)
-        for field in ("ref_logprobs", "answer_logprobs", "gold_think_logprobs"):
-            if a[k][field] is not None:
-                assert a[k][field] == pytest.approx(b[k][field], abs=tol), (k, field)
-
-
 @pytest.fixture(scope="module")
 def in_process_run(largest, tmp_path_factory):
     d = tmp_path_factory.mktemp("inproc")
     res = _eval(d, "vllm", largest, engine_options={"dtype": "float32",
                                                           "max_model_len": 512})
-    return _records(res.dir)
+    return read_records(res.dir)
 
 
 def test_a_budget_sweep_through_the_server_writes_the_in_process_records(
@@ -198,7 +180,7 @@ def test_a_budget_sweep_through_the_server_writes_the_in_process_records(
     opts = {"base_url": server, "served_model_name": SERVED, "api_key_env": "EVALHARNESS_TEST_KEY"}
     res = _eval(tmp_path, "openai", largest, engine_options=opts)
     assert res.status == "complete"
-    _assert_same_records(_records(res.dir), in_process_run)
+    assert_same_records(read_records(res.dir), in_process_run, tol=1e-4)
     manifest_text = (res.dir / "manifest.json").read_text()
     assert "sk-secret-never-stored" not in manifest_text
     m = json.loads(manifest_text)
@@ -222,7 +204,7 @@ def test_a_500_mid_run_is_retried_and_no_record_is_lost_or_duplicated(
     res = _eval(tmp_path, "openai", largest, engine_options=opts)
     assert res.status == "complete" and proxy.completions > 10
     assert proxy.auth == {"Bearer sk-test"}  # the key reaches the server, not the manifest
-    _assert_same_records(_records(res.dir), in_process_run)
+    assert_same_records(read_records(res.dir), in_process_run, tol=1e-4)
     assert json.loads((res.dir / "manifest.json").read_text())["server"]["base_urls"] == [
         proxy.url, server]
 
@@ -237,12 +219,12 @@ def test_a_server_dying_mid_run_is_one_clear_error_and_the_run_resumes(
         _eval(tmp_path, "openai", largest, engine_options=opts, chunk=2)
     assert "\n" not in str(e.value)
     (run_dir,) = list((tmp_path / "runs").iterdir())
-    kept = _records(run_dir)
+    kept = read_records(run_dir)
     assert 0 < len(kept) < len(in_process_run)  # the chunks made before it died are kept
     proxy.drop_after = None  # the server is back
     res = _eval(tmp_path, "openai", largest, engine_options=opts, chunk=2)
     assert res.status == "complete" and res.made == len(in_process_run) - len(kept)
-    _assert_same_records(_records(res.dir), in_process_run)
+    assert_same_records(read_records(res.dir), in_process_run, tol=1e-4)
 
 
 def test_a_server_with_echo_but_no_prompt_logprobs_scores_the_same(largest, server, proxy):
@@ -350,7 +332,7 @@ def test_killing_the_real_server_mid_run_is_one_line_and_leaves_a_resumable_run(
     killer.join()
     assert "\n" not in str(e.value) and served.url in str(e.value)
     (run_dir,) = list((tmp_path / "runs").iterdir())
-    kept = _records(run_dir)  # no duplicates, no half-written line
+    kept = read_records(run_dir)  # no duplicates, no half-written line
     assert 3 <= len(kept) < 8 * 3
     assert json.loads((run_dir / "manifest.json").read_text())["status"] != "complete"
     with RunStore(tmp_path, run_dir.name) as store:  # the lock is free: a re-run can resume

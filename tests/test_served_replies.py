@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from fake_openai import FakeServer, Raw
+from helpers import assert_same_records, read_records
 
 from evalharness.engines import EngineError, load_engine
 from evalharness.engines.served import (
@@ -28,7 +29,6 @@ from evalharness.types import GenRequest
 
 NAME = "fake-model"
 SECRET = "s3cr3t"
-IGNORED = {"time_s"}  # wall time differs run to run
 
 
 @pytest.fixture(scope="module")
@@ -55,21 +55,13 @@ def _eval(results: Path, url: str, **engine_kw):
     return res, lines
 
 
-def _records(run_dir: Path) -> dict:
-    rows = [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines()]
-    out = {(r["problem_id"], r["sample"], r["budget"], r["extensions"]):
-           {k: v for k, v in r.items() if k not in IGNORED} for r in rows}
-    assert len(out) == len(rows), "duplicated records"
-    return out
-
-
 @pytest.fixture(scope="module")
 def baseline(tok_path, tmp_path_factory):
     """The records of a well-behaved server (every test compares against them)."""
     with FakeServer(NAME) as srv:
         res, lines = _eval(tmp_path_factory.mktemp("base"), srv.url)
     assert res.status == "complete" and res.errors == 0
-    return _records(res.dir)
+    return read_records(res.dir)
 
 
 def _first(k: int, kind: str, make):
@@ -103,7 +95,7 @@ def test_a_nan_inf_or_positive_logprob_is_retried_and_the_run_equals_the_valid_o
     server.fault = _first(2, "generate", _set_lp(bad))
     res, _ = _eval(tmp_path, server.url, max_retries=2)
     assert res.status == "complete" and res.errors == 0
-    assert _records(res.dir) == baseline
+    assert_same_records(read_records(res.dir), baseline)
 
 
 def test_a_generation_with_bad_logprobs_every_time_becomes_error_records(
@@ -111,7 +103,7 @@ def test_a_generation_with_bad_logprobs_every_time_becomes_error_records(
     server.fault = lambda kd, body, reply, n: _set_lp(math.nan)(body, reply) if (
         kd == "generate" and body["max_tokens"] == 16) else None  # every thinking request
     res, _ = _eval(tmp_path, server.url, max_retries=1)
-    recs = _records(res.dir)
+    recs = read_records(res.dir)
     assert res.made == len(baseline) and res.errors == len(baseline)
     for r in recs.values():
         assert r["finish_reason"].startswith("error: server http://127.0.0.1:")
@@ -184,7 +176,7 @@ def test_a_bad_generation_reply_is_retried_and_then_gives_the_valid_records(
     server.fault = _first(3, "generate", CASES[case][0])
     res, _ = _eval(tmp_path, server.url, max_retries=3)
     assert res.status == "complete" and res.errors == 0
-    assert _records(res.dir) == baseline
+    assert_same_records(read_records(res.dir), baseline)
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -195,7 +187,7 @@ def test_a_bad_generation_reply_every_time_is_an_error_record_naming_the_defect(
     server.fault = lambda kd, body, reply, n: make(body, reply) if (
         kd == "generate" and body["max_tokens"] < 16) else None
     res, _ = _eval(tmp_path, server.url, max_retries=1)
-    recs = _records(res.dir)
+    recs = read_records(res.dir)
     assert res.errors == res.made == len(baseline)
     for key, r in recs.items():
         assert r["finish_reason"].startswith("error: ") and words in r["finish_reason"], r
@@ -221,7 +213,7 @@ def test_a_non_json_body_with_status_200_is_retried_then_one_line_naming_the_ser
         tok_path, server, baseline, tmp_path, body):
     server.fault = _first(2, "generate", lambda b, r: Raw(200, body))
     res, _ = _eval(tmp_path / "a", server.url, max_retries=2)
-    assert _records(res.dir) == baseline  # retried
+    assert_same_records(read_records(res.dir), baseline)  # retried
     server.fault = _first(10**6, "generate", lambda b, r: Raw(200, body))
     with pytest.raises(ServerError) as e:
         _eval(tmp_path / "b", server.url, max_retries=1)
@@ -260,7 +252,7 @@ def test_a_server_without_prompt_logprobs_uses_echo_and_says_so(
     m = _manifest(res.dir)
     assert m["server"]["prompt_logprobs_via"] == "echo"
     assert "HTTP 400" in m["server"]["prompt_logprobs_why"]
-    assert _records(res.dir) == baseline  # the same scores by the other route
+    assert_same_records(read_records(res.dir), baseline)  # the same scores by the other route
 
 
 # -- 8: waits and sizes ---------------------------------------------------------------------------
@@ -492,9 +484,10 @@ def test_random_damage_over_http_is_retried_to_the_valid_records(
 
     server.fault = fault
     res, _ = _eval(tmp_path, server.url, max_retries=1)
-    recs = _records(res.dir)
+    recs = read_records(res.dir)
     # a damage the validator cannot see changes nothing; one it sees is retried
-    assert res.errors == 0 and recs == baseline
+    assert res.errors == 0
+    assert_same_records(recs, baseline)
     retried = sum(server.count.values()) - len(seen)
     assert retried > len(seen) // 3, (retried, len(seen))  # many replies were caught
 

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from evalharness.store import RunLockedError, RunStore
+from evalharness.store import Manifest, RunLockedError, RunStore
 from evalharness.types import SampleRecord
 
 
@@ -41,10 +41,42 @@ def test_a_second_writer_is_refused(tmp_path):
                 pass
 
 
-def test_manifest_round_trips(tmp_path):
+def test_manifest_round_trips_keeping_fields_it_does_not_know(tmp_path):
+    written = {"run_id": "run", "params": 5, "from_a_newer_version": {"x": [1, 2]}}
     with RunStore(tmp_path, "run") as st:
-        st.write_manifest({"run_id": "run", "params": 5})
-        assert st.read_manifest() == {"run_id": "run", "params": 5}
+        st.write_manifest(written)
+        m = st.read_manifest()
+        assert (m.run_id, m.params) == ("run", 5)
+        st.write_manifest(m.to_dict())
+        assert st.read_manifest().to_dict() == written
+
+
+def test_a_manifest_is_read_into_typed_fields_from_its_spec_and_plan():
+    m = Manifest.from_dict({
+        "run_id": "r", "model": "m", "task": "t", "status": "complete", "params": 7,
+        "plan": {"budgets": [0, 8], "n": 4, "levels": 2},
+        "spec": {"task": {"answer_type": "integer", "answer_regex": "(\\d+)",
+                          "answer_fallback": True, "informative": "x", "exact_match": {"a": 1}},
+                 "generation": {"temperature": 0.7, "top_p": 0.9},
+                 "format": {"think_end": "</think>"}, "engine": {"settings": {"dtype": "f32"}}},
+    })
+    assert (m.budgets, m.n, m.levels, m.status, m.params) == ((0, 8), 4, 2, "complete", 7)
+    assert (m.answer_type, m.answer_regex, m.answer_fallback) == ("integer", "(\\d+)", True)
+    assert (m.informative, m.exact_match, m.format) == ("x", {"a": 1}, {"think_end": "</think>"})
+    assert (m.temperature, m.top_p, m.engine_settings) == (0.7, 0.9, {"dtype": "f32"})
+
+
+def test_a_manifest_from_before_the_spec_reads_its_legacy_settings():
+    m = Manifest.from_dict({"model": "m", "answer_type": "number",
+                            "settings": {"answer_regex": "r", "sweep": {"temperature": 0.5}}})
+    assert (m.answer_type, m.answer_regex, m.temperature, m.top_p) == ("number", "r", 0.5, 1.0)
+    assert m.spec == {"answer_regex": "r", "sweep": {"temperature": 0.5}}  # what labels compare
+    assert (m.budgets, m.n, m.levels, m.status, m.family_or_model) == ((), None, None, "unknown", "m")
+
+
+def test_an_empty_manifest_is_falsy_and_has_defaults():
+    assert not Manifest.from_dict({}) and Manifest.from_dict({"run_id": "r"})
+    assert Manifest().answer_type == "string" and Manifest().format is None
 
 
 @pytest.mark.parametrize("damage,why", [

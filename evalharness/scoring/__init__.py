@@ -33,7 +33,7 @@ from evalharness.scoring.columns import (  # noqa: F401
 )
 from evalharness.scoring.tokens import batch_edit_distance, edit_distance  # noqa: F401
 from evalharness.spec import flat
-from evalharness.store import read_manifest, read_samples  # noqa: F401
+from evalharness.store import Manifest, read_manifest, read_samples  # noqa: F401
 
 log = logging.getLogger("evalharness")
 
@@ -41,26 +41,6 @@ log = logging.getLogger("evalharness")
 SCORES_VERSION = "5"  # 5: task regex authoritative; lm-eval tasks graded by its exact_match
 _VERSION_KEY = b"evalharness_scores_version"
 _STATE_KEY = b"evalharness_run_state"
-
-
-def scoring_settings(manifest: dict) -> tuple[str, str | None]:
-    """(answer type, answer regex) from the run's spec: the scorer's only source of settings."""
-    task = (manifest.get("spec") or {}).get("task") or {}
-    legacy = manifest.get("settings") or {}
-    answer_type = task.get("answer_type") or manifest.get("answer_type") or "string"
-    regex = task.get("answer_regex") or manifest.get("answer_regex") or legacy.get("answer_regex")
-    return str(answer_type), regex
-
-
-def answer_fallback(manifest: dict) -> bool:
-    """Whether the run's task opted into the default extraction where its regex does not
-    match (TaskSpec.answer_fallback); by default the regex is authoritative."""
-    return bool(((manifest.get("spec") or {}).get("task") or {}).get("answer_fallback"))
-
-
-def informative_pattern(manifest: dict) -> str | None:
-    """The task's informative-token regex (TaskSpec.informative) from the run's spec."""
-    return ((manifest.get("spec") or {}).get("task") or {}).get("informative")
 
 
 def score_run(run_dir: Path) -> Path:
@@ -71,18 +51,15 @@ def score_run(run_dir: Path) -> Path:
 
     run_dir = Path(run_dir)
     with FileLock(str(run_dir / ".score.lock"), timeout=300):
-        manifest = read_manifest(run_dir)
+        manifest = Manifest.read(run_dir)
         health = store.Health()
         samples = read_samples(run_dir / store.SAMPLES, health)
-        answer_type, regex = scoring_settings(manifest)
         options = {r["id"]: r["choices"] for r in store.read_problems(run_dir)
                    if isinstance(r.get("choices"), list)} or None
-        scores = score_records(samples, answer_type, pattern=regex, options=options,
-                               fallback=answer_fallback(manifest),
-                               exact_match=((manifest.get("spec") or {}).get("task") or {})
-                               .get("exact_match"),
-                               markers=(manifest.get("spec") or {}).get("format"),
-                               informative=informative_pattern(manifest))
+        scores = score_records(samples, manifest.answer_type, pattern=manifest.answer_regex,
+                               options=options, fallback=manifest.answer_fallback,
+                               exact_match=manifest.exact_match, markers=manifest.format,
+                               informative=manifest.informative)
         state = store.run_state(run_dir, samples, health, manifest)
         table = pa.Table.from_pandas(scores, preserve_index=False)
         meta = dict(table.schema.metadata or {})
@@ -133,17 +110,17 @@ MANIFEST_COLUMNS = ("params", "family", "engine", "answer_type", "temperature", 
 _LABELLED_ELSEWHERE = {"temperature", "top_p", "budgets", "n"}
 
 
-def spec_labels(manifests: dict[str, dict]) -> dict[str, str]:
+def spec_labels(manifests: dict[str, Manifest]) -> dict[str, str]:
     """Per run id, the short label of its spec among its family's runs (see `_labelling`)."""
     return _labelling(manifests)[0]
 
 
-def spec_details(manifests: dict[str, dict]) -> dict[str, str]:
+def spec_details(manifests: dict[str, Manifest]) -> dict[str, str]:
     """Per run id, every setting that tells its spec apart, spelled out ("" when none)."""
     return _labelling(manifests)[1]
 
 
-def _labelling(manifests: dict[str, dict]) -> tuple[dict[str, str], dict[str, str]]:
+def _labelling(manifests: dict[str, Manifest]) -> tuple[dict[str, str], dict[str, str]]:
     """Per run id, what tells its spec apart from other runs of the same family and task
     ("" when nothing does): two specs are two curves, never samples of one. Every run of the
     group is labelled (not only a model with two runs), so the seeds and sizes of one
@@ -151,14 +128,13 @@ def _labelling(manifests: dict[str, dict]) -> tuple[dict[str, str], dict[str, st
     weights) is no spec difference."""
     groups: dict[tuple, list[str]] = {}
     for rid, m in manifests.items():
-        groups.setdefault((m.get("family") or m.get("model"), m.get("task")), []).append(rid)
+        groups.setdefault((m.family_or_model, m.task), []).append(rid)
     labels = {rid: "" for rid in manifests}
     details = dict(labels)
     for rids in groups.values():
         if len(rids) < 2:
             continue
-        flats = {rid: flat(manifests[rid].get("spec") or manifests[rid].get("settings") or {})
-                 for rid in rids}
+        flats = {rid: flat(manifests[rid].spec) for rid in rids}
         keys = sorted({k for f in flats.values() for k in f})
         differ = [k for k in keys if k.split(".")[-1] not in _LABELLED_ELSEWHERE
                   and k.split(".")[0] != "model"
@@ -174,9 +150,8 @@ def _labelling(manifests: dict[str, dict]) -> tuple[dict[str, str], dict[str, st
             details[rid] = full[rid]
         if differ:
             log.warning("%s on %s: %d runs with different settings (%s); shown as separate "
-                        "curves, never pooled%s", manifests[rids[0]].get("family")
-                        or manifests[rids[0]].get("model"),
-                        manifests[rids[0]].get("task"), len(rids),
+                        "curves, never pooled%s", manifests[rids[0]].family_or_model,
+                        manifests[rids[0]].task, len(rids),
                         ", ".join(k.split(".")[-1] for k in differ),
                         "".join(f"; {n} = {v}" for v, n in numbered.items()) if long else "")
     return labels, details
@@ -199,30 +174,29 @@ def load_scores(results_dir: Path) -> pd.DataFrame:
     distinct model labels ("model [few_shot=2]") so nothing downstream pools them.
     """
     dirs = store.run_dirs(results_dir)
-    manifests = {d.name: read_manifest(d) for d in dirs}
+    manifests = {d.name: Manifest.read(d) for d in dirs}
     labels = spec_labels(manifests)
     frames = []
     for run_dir in dirs:
         scores, _ = _read_scores(run_dir)
         manifest = manifests[run_dir.name]
-        params = manifest.get("params")
+        params = manifest.params
         scores["params"] = float(params) if params is not None else np.nan
-        scores["family"] = manifest.get("family") or manifest.get("model") or run_dir.name
-        scores["engine"] = manifest.get("engine")
-        scores["answer_type"] = scoring_settings(manifest)[0]
-        gen = (manifest.get("spec") or {}).get("generation") or (manifest.get("settings") or {}).get("sweep") or {}
-        scores["temperature"] = float(gen.get("temperature") or 0.0)
-        scores["top_p"] = float(gen.get("top_p") or 1.0)
+        scores["family"] = manifest.family_or_model or run_dir.name
+        scores["engine"] = manifest.engine
+        scores["answer_type"] = manifest.answer_type
+        scores["temperature"] = manifest.temperature
+        scores["top_p"] = manifest.top_p
         scores["spec_label"] = labels[run_dir.name]
         # what the FLOPs axis and the cost model need: architecture and training compute
-        cfg = manifest.get("model_config")
+        cfg = manifest.model_config
         scores["model_config"] = pd.Series([cfg] * len(scores), dtype=object, index=scores.index)
         for key in ("train_tokens", "train_flops"):
-            v = manifest.get(key)
+            v = getattr(manifest, key)
             scores[key] = float(v) if v is not None else np.nan
         # seeded families: every seed of one size shares `size`; NaN seed = not a seeded family
-        scores["size"] = manifest.get("model_size") or manifest.get("model") or run_dir.name
-        seed = manifest.get("model_seed")
+        scores["size"] = manifest.model_size or manifest.model or run_dir.name
+        seed = manifest.model_seed
         scores["model_seed"] = float(seed) if seed is not None else np.nan
         if labels[run_dir.name]:
             scores["model"] = scores["model"].astype(str) + f" [{labels[run_dir.name]}]"
@@ -241,7 +215,7 @@ def run_table(results_dir: Path, scores: pd.DataFrame | None = None) -> pd.DataF
     if scores is None:
         scores = load_scores(results_dir)  # also rebuilds stale scores and their state
     dirs = store.run_dirs(results_dir)
-    manifests = {d.name: read_manifest(d) for d in dirs}
+    manifests = {d.name: Manifest.read(d) for d in dirs}
     labels, details = _labelling(manifests) if dirs else ({}, {})
     by_run = dict(tuple(scores.groupby("run_id"))) if len(scores) else {}
     rows = []
@@ -251,7 +225,7 @@ def run_table(results_dir: Path, scores: pd.DataFrame | None = None) -> pd.DataF
         g = by_run.get(run_dir.name, scores.iloc[:0])
         m = manifests[run_dir.name]
         rows.append(dict(
-            run_id=run_dir.name, model=m.get("model"), task=m.get("task"),
+            run_id=run_dir.name, model=m.model, task=m.task,
             spec_label=labels.get(run_dir.name, ""), spec_detail=details.get(run_dir.name, ""),
             n=int(g["sample"].max() + 1) if len(g) else 0,
             records=len(g), errors=int(g["error"].sum()), no_answer=int(g["no_answer"].sum()),
