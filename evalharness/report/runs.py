@@ -33,17 +33,15 @@ def list_runs(results_dir: Path, scores: pd.DataFrame | None = None) -> pd.DataF
     state = state.set_index("run_id")
     rows = []
     for d in store.run_dirs(results_dir):
-        man = store.read_manifest(d)
-        gen = (man.get("spec") or {}).get("generation") or {}
-        plan = man.get("plan") or {}
+        man = store.Manifest.from_dict(store.read_manifest(d))
         st = state.loc[d.name]
         rows.append({
-            "run_id": d.name, "dir": str(d), "manifest": man,
-            "model": str(man.get("model", "?")), "task": str(man.get("task", "?")),
-            "params": pl.finite_or(man.get("params"), math.nan),
-            "budgets": plan.get("budgets"), "n": plan.get("n"),
-            "temperature": gen.get("temperature"), "mode": gen.get("mode"),
-            "engine": man.get("engine"),
+            "run_id": d.name, "dir": str(d), "manifest": man.raw,
+            "model": str(man.model or "?"), "task": str(man.task or "?"),
+            "params": pl.finite_or(man.params, math.nan),
+            "budgets": list(man.budgets) or None, "n": man.n,
+            "temperature": man.generation.get("temperature"), "mode": man.generation.get("mode"),
+            "engine": man.engine,
             **{k: st[k] for k in cols[11:] if k in st.index},
         })  # fmt: skip
     return pd.DataFrame(rows, columns=cols)
