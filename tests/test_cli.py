@@ -53,7 +53,7 @@ def test_eval_writes_manifest_records_and_scores_then_resumes(tmp_path):
     (["--n", "4"], "needs sampling"),
     (["--mode", "sideways"], "unknown mode"),
     (["--format", "klingon"], "unknown reasoning format"),
-    # values that used to be accepted silently (issue 18.8)
+    # values that used to be accepted silently
     (["--temperature", "-1", "--n", "2"], "--temperature"),
     (["--top-p", "2"], "--top-p"),
     (["--budgets", ""], "--budgets is empty"),

@@ -375,7 +375,7 @@ def test_family_name(models, family):
     assert family_name(models) == family
 
 
-# ----------------------------------------------------------------------------- issue 25, item 8
+# ----------------------------------------------------------------------------- figures read as a referee would
 
 
 def _three_seed_emergence(analysis):

@@ -164,7 +164,7 @@ def test_a_budget_past_the_context_errors_alone(tmp_path):
     res = ev(tmp_path / "huge", "--task", "add_sweep", "--limit", "4", "--budgets", "9000000",
              ok=False)
     assert res.exit_code == 2 and "every record this command made (4) is an error" in res.output
-    # past what any context holds: refused before anything runs (issue 26: 10^20 overflowed)
+    # past what any context holds: refused before anything runs (10^20 once overflowed the store)
     res = ev(tmp_path / "huger", "--task", "add_sweep", "--limit", "4", "--budgets",
              "1000000000", ok=False)
     assert res.exit_code == 2 and "out of range" in res.output

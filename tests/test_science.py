@@ -1,4 +1,4 @@
-"""The referee's statistics (issue #15) on synthetic data whose answer is known."""
+"""The referee's statistics on synthetic data whose answer is known."""
 
 from __future__ import annotations
 
@@ -387,7 +387,7 @@ def test_report_prints_no_fit_with_its_reason_for_flat_pass_at_k():
     assert row[8] == why and row[9] == "–"
 
 
-# ----------------------------------------------------------------------------- issue 25, item 9
+# ----------------------------------------------------------------------------- sharpness CI and spans on seed means
 
 
 def _emergence_of(records: pd.DataFrame) -> pd.DataFrame:

@@ -1,5 +1,5 @@
 """The served engine against a misbehaving OpenAI-compatible server (tests/fake_openai.py, on
-127.0.0.1, no model, no network): every defect of issue 26 ends in a retry that succeeds, an
+127.0.0.1, no model, no network): every misbehaviour ends in a retry that succeeds, an
 error record (counted), or a one-line stop, never a silent good record or a traceback. Plus a
 property test: random damage to valid replies never changes a record without being flagged.
 """

@@ -55,7 +55,7 @@ def steepest_doubling(log2_params, y) -> tuple[float, float]:
     x, v = _curve(log2_params, y)
     if x.size >= 2:
         # on the isotonic (monotone) fit of the curve: a dip below the end points used to give
-        # shares above 100% (issue #15); a monotone curve's one-doubling rise <= its total rise
+        # shares above 100%; a monotone curve's one-doubling rise <= its total rise
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "auto" on few points warns
             v = IsotonicRegression(increasing="auto").fit(x, v).predict(x)
