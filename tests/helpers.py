@@ -62,3 +62,16 @@ def assert_same_records(a: dict[Key, dict[str, Any]], b: dict[Key, dict[str, Any
                 assert all(abs(x - y) <= tol for x, y in zip(v, w, strict=True)), (k, f, v, w)
             else:
                 assert v == w, (k, f, v, w)
+
+
+def cli(args: list[str], code: int | None = 0):
+    """Run the `evalharness` command line in this process (typer's runner) and, unless `code`
+    is None, check its exit code, failing with the output and any exception."""
+    from typer.testing import CliRunner
+
+    from evalharness.cli import app
+
+    res = CliRunner().invoke(app, [str(a) for a in args])
+    if code is not None:
+        assert res.exit_code == code, f"exit {res.exit_code}:\n{res.output}\n{res.exception!r}"
+    return res

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import cli
 from typer.testing import CliRunner
 
 from evalharness.diagnostics import budget_control, warning_lines
@@ -282,8 +283,7 @@ def test_cli_summary_warns_when_the_answer_budget_cuts_forced_answers(tmp_path):
                               "--limit", "8", "--budgets", "0,8,64", "--max-answer-tokens", "2",
                               "--results", str(tmp_path), "--no-progress"])  # fmt: skip
     assert res.exit_code == 0, res.output
-    res = runner.invoke(app, ["summary", "--results", str(tmp_path)])
-    assert res.exit_code == 0, res.output
+    res = cli(["summary", "--results", str(tmp_path)])
     warned = re.findall(r"warning: zoo/arith-h128-s0 add_sweep T=(\d+): (\d+)% \((\d+)/(\d+)\) of "
                         r"forced answers were cut by --max-answer-tokens \(raise it\)", res.output)
     assert warned, res.output

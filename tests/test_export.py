@@ -8,6 +8,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import cli
 from typer.testing import CliRunner
 
 from evalharness.cli import app
@@ -32,8 +33,7 @@ def results(zoo, tmp_path_factory):
 
 
 def _export(results, *extra):
-    res = runner.invoke(app, ["export", "--results", str(results), *extra])
-    assert res.exit_code == 0, res.output
+    res = cli(["export", "--results", str(results), *extra])
     return res
 
 

@@ -13,10 +13,9 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
+from helpers import cli
 
 from evalharness.analysis import Analysis, analyze
-from evalharness.cli import app
 from evalharness.scoring import load_scores
 
 H32 = "zoo/arith-h32-s0,zoo/arith-h32-s1"
@@ -36,10 +35,9 @@ RUNS = [  # (models, extra arguments)
 def mixed(tmp_path_factory):
     results = tmp_path_factory.mktemp("mixed")
     for models, extra in RUNS:
-        res = CliRunner().invoke(app, ["eval", "--model", models, "--task", "add_sweep",
+        cli(["eval", "--model", models, "--task", "add_sweep",
                                        "--engine", "hf", "--results", str(results), "--no-score",
                                        *extra])
-        assert res.exit_code == 0, res.output
     scores = load_scores(results)
     return results, scores, analyze(scores, n_boot=50)
 

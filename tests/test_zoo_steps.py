@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from helpers import cli
 from zoo_parity import greedy_tokens_both_engines
 
 import evalharness.zoo as zoo_pkg
@@ -70,10 +70,8 @@ def test_a_step_that_was_not_kept_names_the_kept_ones(use_pilot):
 
 
 def test_zoo_list_shows_health_and_with_all_the_kept_checkpoints(use_pilot):
-    from evalharness.cli import app
 
-    res = CliRunner().invoke(app, ["zoo", "list", "--all"])
-    assert res.exit_code == 0, res.output
+    res = cli(["zoo", "list", "--all"])
     assert res.output.count("health: ok, worst step") == 2
     assert res.output.count("held-out loss") == 8
     assert "zoo/arith-h96-s1@step1500 step  1500" in res.output
