@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evalharness.scoring import answers  # noqa: E402
+from evalharness.scoring import answers, mathverify  # noqa: E402
 
 TYPES = ("integer", "number", "math", "string", "choice")
 BIG_SIZE = 1 << 20
@@ -164,7 +164,8 @@ def main() -> None:
 
     errors = _Errors()
     logging.getLogger(answers.__name__).addHandler(errors)
-    logging.getLogger(answers.__name__).setLevel(logging.ERROR)  # the deadline's warnings: quiet
+    logging.getLogger(answers.__name__).setLevel(logging.ERROR)
+    logging.getLogger(mathverify.__name__).setLevel(logging.ERROR)  # the deadline's warnings
     slowest: list[tuple[float, str, str, int, str]] = []  # min-heap of the 5 slowest calls
     per_type = {k: [0, 0.0, 0.0] for k in TYPES}  # inputs, seconds, slowest call
     exceptions = 0

@@ -21,7 +21,16 @@ from pathlib import Path
 
 import pytest
 
-from evalharness.scoring import answers, canonical_answer, extract_answer, grade, last_boxed
+from evalharness.scoring import (
+    answers,
+    canonical_answer,
+    extract_answer,
+    grade,
+    last_boxed,
+    mathverify,
+    spans,
+)
+from evalharness.scoring.answer_types import numbers
 
 TYPES = ("integer", "number", "math", "string", "choice")
 # The documented bound (a fallback so that these tests fail, not error, on the earlier code).
@@ -240,9 +249,9 @@ _ORDINARY = [
 
 def test_inputs_known_to_explode_in_sympy_are_refused_up_front():
     for text in _EXPLOSIVE:
-        assert answers._mv_refuses(text), text
+        assert mathverify._mv_refuses(text), text
     for text in _ORDINARY:
-        assert not answers._mv_refuses(text), text
+        assert not mathverify._mv_refuses(text), text
 
 
 # The slowest of _EXPLOSIVE for math-verify: most end at its own 1 s timeouts in the worker;
@@ -251,7 +260,7 @@ _UNSCREENED = ["9^{9^{9}}", "(x+1)^{100000}", "{" * 20 + "1" + "}" * 20, "95E821
 
 
 def _grade_unscreened():
-    answers._mv_refuses = lambda text: False  # (a forked child: the parent keeps the screen)
+    mathverify._mv_refuses = lambda text: False  # (a forked child: the parent keeps the screen)
     calls = [(text, grade, text, "\\frac{1}{2}", "math") for text in _UNSCREENED]
     calls.append(("after", grade, "\\frac{\\sqrt{2}}{2}", "\\frac{1}{\\sqrt{2}}", "math"))
     return _timed_calls(calls)
@@ -273,9 +282,9 @@ for line in sys.stdin.buffer:
 
 
 def test_a_stuck_math_verify_is_killed_at_the_deadline_on_any_thread(monkeypatch):
-    monkeypatch.setattr(answers, "_MV_WORKER_SOURCE", _HANGING_WORKER)
-    monkeypatch.setattr(answers, "_MV_DEADLINE_S", 1.5)
-    monkeypatch.setattr(answers, "_workers", threading.local())
+    monkeypatch.setattr(mathverify, "_MV_WORKER_SOURCE", _HANGING_WORKER)
+    monkeypatch.setattr(mathverify, "_MV_DEADLINE_S", 1.5)
+    monkeypatch.setattr(mathverify, "_workers", threading.local())
 
     def timed(pair):
         t = time.perf_counter()
@@ -290,8 +299,8 @@ def test_a_stuck_math_verify_is_killed_at_the_deadline_on_any_thread(monkeypatch
 
     # Back to the real worker: the next answer is graded properly.
     monkeypatch.undo()
-    monkeypatch.setattr(answers, "_workers", threading.local())
-    answers._MV_CACHE.clear()
+    monkeypatch.setattr(mathverify, "_workers", threading.local())
+    mathverify._MV_CACHE.clear()
     assert grade("\\frac{\\sqrt{2}}{2}", "\\frac{1}{\\sqrt{2}}", "math") is True
 
 
@@ -300,12 +309,12 @@ def test_a_stuck_math_verify_is_killed_at_the_deadline_on_any_thread(monkeypatch
     ["raise SystemExit(3)", 'print(\'{"ready": false, "error": "no sympy"}\', flush=True)'],
 )
 def test_where_no_worker_can_start_math_verify_runs_in_process(monkeypatch, source):
-    monkeypatch.setattr(answers, "_MV_WORKER_SOURCE", source)
-    monkeypatch.setattr(answers, "_workers", threading.local())
-    monkeypatch.setattr(answers, "_worker_broken", False)
-    monkeypatch.setattr(answers, "_MV_CACHE", type(answers._MV_CACHE)())
+    monkeypatch.setattr(mathverify, "_MV_WORKER_SOURCE", source)
+    monkeypatch.setattr(mathverify, "_workers", threading.local())
+    monkeypatch.setattr(mathverify, "_worker_broken", False)
+    monkeypatch.setattr(mathverify, "_MV_CACHE", type(mathverify._MV_CACHE)())
     assert grade("\\frac{\\sqrt{2}}{2}", "\\frac{1}{\\sqrt{2}}", "math") is True
-    assert answers._worker_broken is True
+    assert mathverify._worker_broken is True
 
 
 def test_a_task_regex_that_backtracks_is_cut_off():
@@ -332,13 +341,13 @@ _OLD_NUM_CORE = re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?(?:/\d+)?$",
 
 
 def _old_last_boxed(text):
-    for m in reversed(list(answers._BOXED.finditer(text))):
+    for m in reversed(list(spans._BOXED.finditer(text))):
         depth = 1
         for i in range(m.end(), len(text)):
             depth += {"{": 1, "}": -1}.get(text[i], 0)
             if depth == 0:
                 return text[m.end() : i]
-    bare = answers._BOXED_BARE.findall(text)
+    bare = spans._BOXED_BARE.findall(text)
     return bare[-1] if bare else None
 
 
@@ -364,7 +373,7 @@ def test_linear_extraction_matches_the_regexes_it_replaces():
         assert last_boxed(text) == _old_last_boxed(text), text
     for _ in range(20_000):
         text = "".join(rng.choice("0123456789..eE+-/ \n") for _ in range(rng.randint(0, 8)))
-        assert bool(answers._NUM_CORE.match(text)) == bool(_OLD_NUM_CORE.match(text)), text
+        assert bool(numbers._NUM_CORE.match(text)) == bool(_OLD_NUM_CORE.match(text)), text
 
 
 # ---------------------------------------------------------------------------------------------
@@ -403,15 +412,15 @@ def test_fuzz_every_answer_type_never_raises_and_stays_within_the_bound(monkeypa
     fuzz = _load_bench()
     errors = _Errors()
     logging.getLogger(answers.__name__).addHandler(errors)
-    real, budget = answers._worker_verdict, [REAL_MATH_VERIFY_CALLS]
+    real, budget = mathverify._worker_verdict, [REAL_MATH_VERIFY_CALLS]
 
     def worker_verdict(pred, reference, deadline):
         assert isinstance(pred, str) and isinstance(reference, str)
-        assert not answers._mv_refuses(pred) and not answers._mv_refuses(reference)
+        assert not mathverify._mv_refuses(pred) and not mathverify._mv_refuses(reference)
         budget[0] -= 1
         return real(pred, reference, deadline) if budget[0] >= 0 else False
 
-    monkeypatch.setattr(answers, "_worker_verdict", worker_verdict)
+    monkeypatch.setattr(mathverify, "_worker_verdict", worker_verdict)
     rng = random.Random(20251129)
     slowest = (0.0, "")
 

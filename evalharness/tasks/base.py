@@ -12,10 +12,19 @@ from typing import Any
 
 from evalharness.types import Problem
 
-ANSWER_TYPES = ("integer", "number", "math", "string", "choice")
 # Option letters of multiple-choice problems: the reference is one of these, the option at
 # index i has letter CHOICE_LETTERS[i] (the scorer's choice pattern reads A-J).
 CHOICE_LETTERS = string.ascii_uppercase[:10]
+
+
+def __getattr__(name: str) -> Any:
+    # ANSWER_TYPES, the registered answer types (always current), comes from the scoring
+    # package, which imports pandas: loaded on first use, so that listing tasks stays quick.
+    if name == "ANSWER_TYPES":
+        from evalharness.scoring.answer_types import ANSWER_TYPES
+
+        return ANSWER_TYPES
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class TaskLoadError(RuntimeError):

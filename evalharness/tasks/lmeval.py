@@ -39,7 +39,7 @@ import difflib
 import logging
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -331,22 +331,45 @@ def _normalise_reference(text: str, em_kwargs: dict[str, Any] | None) -> str:
     return text.strip()
 
 
+def _is_int(ref: str) -> bool:
+    return re.fullmatch(r"[+-]?\d+", ref.replace(",", "")) is not None
+
+
+def _is_num(ref: str) -> bool:
+    try:
+        float(ref.replace(",", ""))
+        return True
+    except ValueError:
+        return False
+
+
+# How a bridged task's answers are graded, by the names of registered answer types: a
+# generate_until task gets the first type whose test all its references pass, else
+# _OTHER_REFERENCES; a multiple_choice task gets _CHOICE_TYPE. Checked against the registry at
+# load (`_registered`), so a name that is not registered fails the load, not the scoring.
+_REFERENCE_TYPES: tuple[tuple[str, Callable[[str], bool]], ...] = (
+    ("integer", _is_int),
+    ("number", _is_num),
+)
+_OTHER_REFERENCES = "string"
+_CHOICE_TYPE = "choice"
+
+
+def _registered(answer_type: str) -> str:
+    """`answer_type` if it is registered; TaskLoadError (one line, listing those that are)."""
+    from evalharness.scoring.answer_types import UnknownAnswerType, answer_kind
+
+    try:
+        return answer_kind(answer_type).name
+    except UnknownAnswerType as e:
+        raise TaskLoadError(f"lm-eval bridge: its answer-type mapping names an {e}") from None
+
+
 def _answer_type(refs: list[str]) -> str:
-    def is_int(s: str) -> bool:
-        return re.fullmatch(r"[+-]?\d+", s.replace(",", "")) is not None
-
-    def is_num(s: str) -> bool:
-        try:
-            float(s.replace(",", ""))
-            return True
-        except ValueError:
-            return False
-
-    if refs and all(is_int(r) for r in refs):
-        return "integer"
-    if refs and all(is_num(r) for r in refs):
-        return "number"
-    return "string"
+    for answer_type, fits in _REFERENCE_TYPES:
+        if refs and all(fits(r) for r in refs):
+            return _registered(answer_type)
+    return _registered(_OTHER_REFERENCES)
 
 
 def load_lmeval_task(
@@ -468,7 +491,7 @@ def load_lmeval_task(
                     id=f"{name}-{doc_id}",
                     prompt=ctx,
                     reference=letter,
-                    answer_type="choice",
+                    answer_type=_CHOICE_TYPE,
                     choices=tuple(choices),
                     meta=meta,
                 )
@@ -484,7 +507,7 @@ def load_lmeval_task(
         regex = _answer_regex(filters)
         exact_match = _lmeval_grading(filters, metric_kwargs, regex)
     else:
-        atype, max_answer, budgets, max_think, regex = "choice", 32, (0,), 0, None
+        atype, max_answer, budgets, max_think, regex = _registered(_CHOICE_TYPE), 32, (0,), 0, None
         exact_match = None
     ds = f"{task.config.dataset_path}" + (
         f"/{task.config.dataset_name}" if task.config.dataset_name else ""

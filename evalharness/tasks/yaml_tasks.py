@@ -31,6 +31,7 @@ import csv
 import json
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,6 @@ import yaml
 
 import evalharness
 from evalharness.tasks.base import (
-    ANSWER_TYPES,
     NORMALIZERS,
     Task,
     TaskLoadError,
@@ -393,7 +393,7 @@ class _Spec:
         value = self._get(field) if value is None else value
         return default if value is None else str(self.opt_str(field, value))
 
-    def one_of(self, field: str, options: tuple[str, ...] | list[str], default: str) -> str:
+    def one_of(self, field: str, options: Sequence[str], default: str) -> str:
         value = self.string(field, default)
         if value not in options:
             raise self.bad(field, f"one of {', '.join(options)}", value)
@@ -465,6 +465,8 @@ def _build(
     limit: int | None,
     few_shot: int | None,
 ) -> Task:
+    from evalharness.scoring.answer_types import ANSWER_TYPES  # the registry, loaded lazily
+
     name = spec.name
     if spec.cfg.get("answer_type") is None:
         # no silent "string": the answer type decides how every answer is graded
