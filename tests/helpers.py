@@ -16,6 +16,9 @@ Key = tuple[str, int, int, int]  # (problem_id, sample, budget, extensions)
 
 # wall-clock seconds: differ from run to run however the records were made
 WALL_CLOCK = frozenset({"time_s"})
+# the engine is part of a run's identity: the same records made through another engine (a
+# server instead of the in-process one) belong to another run id, and nothing else may differ
+OTHER_ENGINE = WALL_CLOCK | {"run_id"}
 # fields of floats summed in an engine's kernels: batch composition, replicas or another
 # engine move them by ~1e-6, so they are compared within a tolerance, never left out
 FLOAT_LISTS = frozenset({"answer_logprobs", "ref_logprobs", "choice_logprobs",
