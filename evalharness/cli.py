@@ -370,6 +370,7 @@ def zoo_train(
     sizes: str = typer.Option("", help="Widths to train, comma-separated (e.g. 96,128); default every width."),
     seeds: str = typer.Option("", help="Seeds to train, comma-separated; default 0,1,2."),
     state_dir: Path = typer.Option(None, "--state-dir", help="Keep optimiser state here at every checkpoint, so an interrupted training resumes."),
+    heads: int = typer.Option(4, min=1, max=64, help="Attention heads (of size 32) at every width: one attention shape for the whole family."),
 ) -> None:
     """Train the zoo from a recipe (11 sizes x 3 seeds; see docs/zoo.md for the wall time on 2
     cores) and write its manifest. Checkpoints already trained with the recipe are kept."""
@@ -385,7 +386,7 @@ def zoo_train(
     recipe = recipe if steps is None else replace(recipe, steps=steps)
     widths = [int(w) for w in sizes.split(",") if w.strip()] or list(WIDTHS)
     seed_list = [int(x) for x in seeds.split(",") if x.strip()] or list(SEEDS)
-    chosen = [Size(w, s) for s in seed_list for w in widths]
+    chosen = [Size(w, s, heads=heads) for s in seed_list for w in widths]
     for m in train_zoo(out or ZOO_DIR, TASKS_DATA, recipe, chosen, jobs=jobs, state_dir=state_dir):
         typer.echo(f"{m['name']:>22} {m['params']:>9,} params  loss {m['final_loss']:.4f}")
 

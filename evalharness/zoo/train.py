@@ -306,7 +306,8 @@ def train_zoo(out_dir: Path, tasks_dir: Path, recipe: Recipe = V2,
     for s in sorted(sizes, key=lambda s: (s.seed, -s.hidden)):
         done = out_dir / s.name / "zoo_entry.json"
         entry = json.loads(done.read_text()) if done.exists() else None
-        if entry and entry.get("recipe", asdict(V2)) == json.loads(json.dumps(asdict(recipe))):
+        same = entry and entry.get("heads", HEADS) == s.heads
+        if same and entry.get("recipe", asdict(V2)) == json.loads(json.dumps(asdict(recipe))):
             entries.append(entry)
         else:
             work.append((s, recipe, out_dir, exclude, state_dir))
