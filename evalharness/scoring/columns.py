@@ -116,13 +116,16 @@ class _Context:
 COLUMNS: dict[str, ScoreColumn] = {}
 
 
+_Compute = Callable[["_Context"], np.ndarray]
+
+
 def column(name: str, label: str, *, emergence: Emergence | None = None,
-           higher_is_better: bool = True, version: str = "1"):
+           higher_is_better: bool = True, version: str = "1") -> Callable[[_Compute], _Compute]:
     """Register a score column (decorator). Adding a metric = one decorated function: its
     computation, how it shows in the emergence table, figure and report (`Emergence`), and a
     `version` that invalidates cached scores when bumped."""
 
-    def deco(fn: Callable[[_Context], np.ndarray]) -> Callable[[_Context], np.ndarray]:
+    def deco(fn: _Compute) -> _Compute:
         COLUMNS[name] = ScoreColumn(name, label, fn, emergence, higher_is_better, version)
         return fn
 
