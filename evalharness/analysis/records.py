@@ -16,7 +16,7 @@ from evalharness.metrics import (
     pass_at_k,
 )
 from evalharness.scoring import canonical_answer
-from evalharness.scoring.columns import EMERGENCE_COLUMNS
+from evalharness.scoring.columns import EMERGENCE_COLUMNS, emergence_columns
 
 CURVE = ["model", "task", "extensions"]  # one accuracy-vs-budget curve
 POINT = CURVE + ["budget"]  # one point on it
@@ -46,10 +46,19 @@ _NEEDED = POINT + [
 _NEEDED = list(dict.fromkeys(_NEEDED))
 
 
+def _needed() -> list[str]:
+    """`_NEEDED` and every column the registry shows against model size (read now, so a
+    column registered after import is carried too)."""
+    views = emergence_columns()
+    lengths = [v.pooled_by for v in views.values() if v.pooled_by]
+    return list(dict.fromkeys([*_NEEDED, *views, *lengths]))
+
+
 def prepare(scores: pd.DataFrame) -> pd.DataFrame:
     """The columns analysis reads, with defaults for frames not joined with manifests."""
-    df = scores[[c for c in _NEEDED if c in scores]].copy()
-    for name in _NEEDED:
+    needed = _needed()
+    df = scores[[c for c in needed if c in scores]].copy()
+    for name in needed:
         if name not in df:
             df[name] = np.nan
     if df["answer_type"].isna().all():

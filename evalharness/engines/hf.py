@@ -42,8 +42,6 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
 class HFEngine:
     name = "hf"
     version = transformers.__version__
-    OPTIONS = frozenset({"device", "dtype", "batch_size", "revision", "trust_remote_code",
-                         "max_model_len", "seed"})
 
     def __init__(
         self,

@@ -85,9 +85,6 @@ class _TooLarge(Exception):
 
 class OpenAIEngine:
     name = "openai"
-    OPTIONS = frozenset({"base_url", "served_model_name", "max_concurrency", "api_key_env",
-                         "timeout", "max_retries", "max_reply_mb", "revision",
-                         "trust_remote_code"})
 
     def __init__(
         self,

@@ -82,9 +82,6 @@ _LIVE: VLLMEngine | None = None
 class VLLMEngine:
     name = "vllm"
     closed = False
-    OPTIONS = frozenset({"dtype", "max_model_len", "tensor_parallel_size",
-                         "gpu_memory_utilization", "seed", "revision", "trust_remote_code",
-                         "enforce_eager", "enable_prefix_caching", "engine_args"})
 
     def __init__(
         self,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import matplotlib as mpl
 import numpy as np
@@ -25,43 +26,60 @@ from evalharness.plots.common import (
     params_of,
     slug,
 )
+from evalharness.scoring.columns import COLUMNS, emergence_columns
 
-# (panel title, y label, [(column, legend label, style)], y limits)
-_EMERGENCE_PANELS = (
-    (
-        "Exact match",
-        "exact match (share of samples)",
-        [
-            ("em", "observed", "obs"),
-            ("pred_em_ref", "predicted: (per-token acc)^L, answer", "pred"),
-            ("pred_em_gold", "predicted: (per-token acc)^L, gold trace", "pred2"),
-        ],
-        (-0.02, 1.02),
-    ),
-    (
-        "Per-token accuracy (teacher-forced)",
-        "per-token accuracy (argmax = reference)",
-        [
-            ("ref_token_acc", "reference answer tokens", "obs"),
-            ("gold_token_acc", "gold trace tokens (thinking + answer)", "obs2"),
-        ],
-        None,
-    ),
-    (
-        "Log-prob of the correct answer",
-        "log p(correct answer), nats",
-        [
-            ("ref_logprob_sum", "log p(answer) = Σ token log-probs", "obs"),
-        ],
-        None,
-    ),
-)
+
+@dataclass(frozen=True)
+class Panel:
+    """One panel of the emergence figure: its title, y label, y limits, and the analysis-derived
+    lines it always carries; score columns join a panel by key (`Emergence.panel`)."""
+
+    title: str
+    ylabel: str
+    ylim: tuple[float, float] | None = None
+    derived: tuple[tuple[str, str, str], ...] = ()  # (column, legend label, style)
+
+
+# by key, in figure order; a column naming another key gets a panel of its own after these
+PANELS: dict[str, Panel] = {
+    "em": Panel("Exact match", "exact match (share of samples)", (-0.02, 1.02), (
+        ("em", "observed", "obs"),
+        ("pred_em_ref", "predicted: (per-token acc)^L, answer", "pred"),
+        ("pred_em_gold", "predicted: (per-token acc)^L, gold trace", "pred2"),
+    )),
+    "token_acc": Panel("Per-token accuracy (teacher-forced)",
+                       "per-token accuracy (argmax = reference)"),
+    "logprob": Panel("Log-prob of the correct answer", "log p(correct answer), nats"),
+}
+
+
+def emergence_panels() -> list[tuple[str, str, list[tuple[str, str, str]], tuple | None]]:
+    """(title, y label, [(column, legend label, style)], y limits) per panel of the emergence
+    figure: `PANELS` with the registry's columns (registry order) in the panel they name;
+    empty panels are left out."""
+    lines: dict[str, list[tuple[str, str, str]]] = {k: list(p.derived) for k, p in PANELS.items()}
+    extra: dict[str, Panel] = {}
+    for name, view in emergence_columns().items():
+        if view.panel is None:
+            continue
+        label = COLUMNS[name].label
+        if view.panel not in PANELS and view.panel not in extra:
+            extra[view.panel] = Panel(label[:1].upper() + label[1:], label)
+            lines[view.panel] = []
+        lines[view.panel].append((name, view.line or label, view.style))
+    return [(p.title, p.ylabel, lines[k], p.ylim) for k, p in {**PANELS, **extra}.items()
+            if lines[k]]
+
+
 _EM_STYLE = {
     "obs": dict(color="0.2", lw=1.6, ls="-"),
     "obs2": dict(color="tab:blue", lw=1.3, ls="-."),
     "pred": dict(color="tab:red", lw=1.3, ls="--", marker="x", ms=5),
     "pred2": dict(color="tab:orange", lw=1.2, ls=":", marker="+", ms=6),
 }
+
+
+_WORDS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}
 
 
 def sharpness_of(sharpness: pd.DataFrame | Mapping[str, float] | None) -> dict[str, float]:
@@ -117,19 +135,20 @@ def plot_emergence(
     `sharpness`: analysis ``sharpness`` rows of the same (family, task), or metric -> share."""
     sh = sharpness_of(sharpness)
     e = emergence[np.isfinite(emergence["params"].astype(float))].sort_values("params")
-    cols = [c for _, _, lines, _ in _EMERGENCE_PANELS for c, _, _ in lines]
+    panels = emergence_panels()
+    cols = [c for _, _, lines, _ in panels for c, _, _ in lines]
     sizes = per_size_means(e, cols)
     seeds = sizes["n_seeds"].to_numpy(int)
     multi = bool(seeds.max(initial=0) > 1)
     with mpl.rc_context(STYLE):
-        fig, axes = new_figure(13.5, 4.5, ncols=3)
+        fig, axes = new_figure(4.5 * len(panels), 4.5, ncols=len(panels))
         params = params_of(e, params)
         colors = model_colors(params)
         # colour encodes size: every seed of a size takes the colour of the size's first seed
         first = e.assign(_size=_size_key(e)).groupby("_size", sort=False)["model"].first()
         size_color = {s: colors[m] for s, m in first.items()}
         x = sizes["params"].to_numpy(dtype=float)
-        for ax, (title, ylabel, lines, ylim) in zip(axes, _EMERGENCE_PANELS, strict=True):
+        for ax, (title, ylabel, lines, ylim) in zip(axes, panels, strict=True):
             drawn = False
             for col, lab, kind in lines:
                 if col not in e or e[col].notna().sum() < 1:
@@ -185,7 +204,8 @@ def plot_emergence(
             extra += f"; {k} seeds per size"
         fig.suptitle(
             figure_title(
-                "Emergence across model size: one set of samples, three metrics",
+                "Emergence across model size: one set of samples, "
+                f"{_WORDS.get(len(panels), len(panels))} metrics",
                 family,
                 task,
                 extra,

@@ -11,16 +11,34 @@ import pandas as pd
 from evalharness import plots as pl
 from evalharness.report.html import Paragraph, Table, _num, _task, fmt_ci, fmt_num, fmt_pct
 from evalharness.report.registry import section
-from evalharness.scoring.columns import COLUMNS
+from evalharness.scoring.columns import COLUMNS, Emergence, emergence_columns
 
-# labels of score columns come from the scoring registry; the rest are analysis-derived
-_METRIC_NAMES = {
-    **{name: c.label for name, c in COLUMNS.items()},
+# analysis-derived metrics; labels of score columns come from the scoring registry
+_DERIVED_NAMES = {
     "em": "exact match",
     "ref_exact": "all reference tokens argmax",
     "pred_em_ref": "predicted EM, (per-token acc)^L",
     "pred_em_gold": "predicted EM over gold trace",
 }
+
+
+def _metric_name(metric: str) -> str:
+    """A metric's label: the registry's (read now: columns may be registered after import)."""
+    if metric in _DERIVED_NAMES:
+        return _DERIVED_NAMES[metric]
+    col = COLUMNS.get(metric)
+    return col.label if col is not None else metric
+
+
+def _report_columns(g: pd.DataFrame) -> list[tuple[str, Emergence]]:
+    """The registry's columns with a header in the report's emergence table, by report rank;
+    an optional one only where the family has a value."""
+    views = [(view.report_rank, i, name, view)
+             for i, (name, view) in enumerate(emergence_columns().items())
+             if view.report is not None and name in g
+             and not (view.report_optional and not g[name].notna().any())]
+    return [(name, view) for *_, name, view in sorted(views, key=lambda t: t[:2])]
+
 
 def emergence_table(an, task: str) -> list[Table]:
     """Per family: EM beside the continuous metrics on the same samples, and sharpness."""
@@ -29,28 +47,19 @@ def emergence_table(an, task: str) -> list[Table]:
     for family, g in em.groupby("family", sort=True) if not em.empty else []:
         g = g.sort_values("params")
         gold = "gold_token_acc" in g and g["gold_token_acc"].notna().any()
-        cols = [
-            "model",
-            "params",
-            "T",
-            "samples",
-            "exact match",
-            "predicted (p^L)",
-            "per-token acc",
-            "log p(answer)",
-            "mean log p/token",
-            "edit distance",
-        ]
+        shown = _report_columns(g)
+        cols = ["model", "params", "T", "samples", "exact match", "predicted (p^L)",
+                *[view.report for _, view in shown]]
         if gold:
-            cols += ["gold-trace token acc", "predicted EM (gold trace)"]
+            cols += ["predicted EM (gold trace)"]
         rows = []
         for _, r in g.iterrows():
             row = [r["model"], pl.format_params(r["params"]), f"{r['budget']:g}",
-                   int(r["n_samples"]), fmt_pct(r["em"]), fmt_pct(r["pred_em_ref"]),
-                   fmt_pct(r["ref_token_acc"]), fmt_num(r["ref_logprob_sum"]),
-                   fmt_num(r["ref_logprob_mean"]), fmt_num(r["edit_distance"])]  # fmt: skip
+                   int(r["n_samples"]), fmt_pct(r["em"]), fmt_pct(r["pred_em_ref"])]
+            row += [(fmt_pct if view.report_fmt == "pct" else fmt_num)(r[name])
+                    for name, view in shown]
             if gold:
-                row += [fmt_pct(r["gold_token_acc"]), fmt_pct(r["pred_em_gold"])]
+                row += [fmt_pct(r["pred_em_gold"])]
             rows.append(row)
         out.append(Table(
             cols, rows, numeric=set(range(1, len(cols))),
@@ -64,7 +73,7 @@ def emergence_table(an, task: str) -> list[Table]:
             for _, r in sh.iterrows():
                 ok = r.get("status", "ok") == "ok"
                 srows.append([
-                    _METRIC_NAMES.get(r["metric"], r["metric"]),
+                    _metric_name(r["metric"]),
                     fmt_pct(r["sharpness"], 0) if ok else r["status"], r.get("fit", "") or "",
                     fmt_pct(r.get("sharpness_sigmoid"), 0), fmt_pct(r.get("sharpness_isotonic"), 0),
                     (f"{pl.format_params(r['steepest_from_params'])} → "
@@ -88,7 +97,7 @@ def emergence_table(an, task: str) -> list[Table]:
         sp = getattr(an, "spans", pd.DataFrame())
         sp = sp[(sp["task"] == task) & (sp["family"] == family)] if not sp.empty else sp
         if not sp.empty:
-            prow = [[_METRIC_NAMES.get(r["metric"], r["metric"]),
+            prow = [[_metric_name(r["metric"]),
                      f"{pl.format_params(r['lo_params'])} → "
                      f"{pl.format_params(r['hi_params'])}",
                      f"{r['doublings']:.2f}", fmt_pct(r["em_share"], 0),
@@ -144,7 +153,7 @@ def seed_tables(an, task: str) -> list:
                 row.append(_mean_sd_ci(wide[m].loc[size]) if size in wide[m].index else "–")
             rows.append(row)
         cols = ["size", "params", "seeds", "exact match mean ± sd [95% CI]", "EM seed range",
-                *[f"{_METRIC_NAMES.get(m, m)} mean ± sd [95% CI]" for m in metrics[1:]]]
+                *[f"{_metric_name(m)} mean ± sd [95% CI]" for m in metrics[1:]]]
         out.append(Table(
             cols, rows, numeric=set(range(1, len(cols))),
             caption=f"Exact match and per-token accuracy over seeds — {family} family, "

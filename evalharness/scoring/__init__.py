@@ -29,6 +29,8 @@ from evalharness.scoring.columns import (  # noqa: F401
     EMERGENCE_COLUMNS,
     ID_COLUMNS,
     SCORE_COLUMNS,
+    columns_fingerprint,
+    score_columns,
     score_records,
 )
 from evalharness.scoring.tokens import batch_edit_distance, edit_distance  # noqa: F401
@@ -37,8 +39,22 @@ from evalharness.store import Manifest, read_manifest, read_samples  # noqa: F40
 
 log = logging.getLogger("evalharness")
 
-# Bump when the score columns or their meaning change: load_scores re-scores older files.
-SCORES_VERSION = "5"  # 5: task regex authoritative; lm-eval tasks graded by its exact_match
+# Bump for a change to scoring that no registered column's version covers (the score file's
+# layout, the run state beside it); a column's own change bumps that column's `version`.
+SCORES_BASE = "5"  # 5: task regex authoritative; lm-eval tasks graded by its exact_match
+
+
+def version_fingerprints() -> list[str]:
+    """The fingerprints cached scores depend on, beside `SCORES_BASE`: one per part of scoring
+    that declares its versions (the column registry; answer extraction and grading add theirs
+    here)."""
+    return [columns_fingerprint()]
+
+
+def scores_version() -> str:
+    """The cache version of score files: `load_scores` re-scores files written under another.
+    Derived, so adding or changing a column (its `version`) needs no manual bump."""
+    return "-".join([SCORES_BASE, *version_fingerprints()])
 _VERSION_KEY = b"evalharness_scores_version"
 _STATE_KEY = b"evalharness_run_state"
 
@@ -63,7 +79,7 @@ def score_run(run_dir: Path) -> Path:
         state = store.run_state(run_dir, samples, health, manifest)
         table = pa.Table.from_pandas(scores, preserve_index=False)
         meta = dict(table.schema.metadata or {})
-        meta[_VERSION_KEY] = SCORES_VERSION.encode()
+        meta[_VERSION_KEY] = scores_version().encode()
         meta[_STATE_KEY] = json.dumps(state).encode()
         out = run_dir / store.SCORES
         tmp = store.temp_path(out)
@@ -86,7 +102,7 @@ def _is_stale(run_dir: Path) -> bool:
         meta = pq.read_schema(scores).metadata or {}
     except (pa.ArrowException, OSError):
         return True  # corrupt: rebuild it
-    return meta.get(_VERSION_KEY) != SCORES_VERSION.encode()
+    return meta.get(_VERSION_KEY) != scores_version().encode()
 
 
 def _read_scores(run_dir: Path) -> tuple[pd.DataFrame, dict]:
@@ -203,7 +219,7 @@ def load_scores(results_dir: Path) -> pd.DataFrame:
             scores["size"] = scores["size"].astype(str) + f" [{labels[run_dir.name]}]"
         frames.append(scores)
     if not frames:
-        return pd.DataFrame(columns=SCORE_COLUMNS + list(MANIFEST_COLUMNS))
+        return pd.DataFrame(columns=score_columns() + list(MANIFEST_COLUMNS))
     return pd.concat(frames, ignore_index=True)
 
 

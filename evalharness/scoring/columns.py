@@ -7,6 +7,8 @@ Python loops, so 10^6 records score in seconds. Pure: frames in, frames out (no 
 
 from __future__ import annotations
 
+import hashlib
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,19 +35,57 @@ ID_COLUMNS = [
 
 
 @dataclass(frozen=True)
+class Emergence:
+    """How a score column shows in the emergence analysis, figure and report (one record of
+    the registry, so a new metric is one `@column(...)` and no list elsewhere).
+
+    `per_size`: how the emergence table aggregates it over one checkpoint's records: "mean"
+    (over records) or "pooled:<length column>" (token-pooled: sum(value x length) / sum(length),
+    so long answers weigh by their tokens). `rank`: position among the per-size columns of the
+    emergence table (ties and unranked columns: registration order). `sharpness`: a sharpness
+    row (with CI) per family; `span`: its rank among the rows of the where-EM-jumps table
+    (None: no row). `panel`: the key of
+    the emergence figure's panel it is drawn in (`plots.emergence.PANELS`; an unknown key gets
+    a panel of its own) with legend `line` and line `style`. `report`: its header in the
+    report's emergence table, formatted by `report_fmt` ("pct" or "num") at `report_rank`;
+    `report_optional`: the header only where the family has a value (gold traces)."""
+
+    per_size: str = "mean"
+    rank: float = math.inf
+    sharpness: bool = False
+    span: float | None = None
+    panel: str | None = None
+    line: str | None = None
+    style: str = "obs"
+    report: str | None = None
+    report_fmt: str = "num"
+    report_rank: float = math.inf
+    report_optional: bool = False
+
+    @property
+    def pooled_by(self) -> str | None:
+        """The length column of a token-pooled ratio, None for a mean."""
+        kind, _, length = self.per_size.partition(":")
+        return length if kind == "pooled" else None
+
+
+@dataclass(frozen=True)
 class ScoreColumn:
     """One score column: how it is computed from the records, and how it is shown.
 
     `compute(ctx)` returns one value per record; it may read columns computed before it
-    (``ctx.out``), so the registry's order is the computation order. `emergence`: plotted and
-    tabulated against model size as a continuous alternative to exact match.
+    (``ctx.out``), so the registry's order is the computation order. `version`: bump it when
+    the column's values change; the scores' cache version is derived from every column's
+    name and version (`columns_fingerprint`). `emergence`: how it shows against model size
+    (None: not in the emergence analysis).
     """
 
     name: str
     label: str
     compute: Callable[[_Context], np.ndarray]
-    emergence: bool = False
+    emergence: Emergence | None = None
     higher_is_better: bool = True
+    version: str = "1"
 
 
 @dataclass
@@ -76,14 +116,42 @@ class _Context:
 COLUMNS: dict[str, ScoreColumn] = {}
 
 
-def column(name: str, label: str, *, emergence: bool = False, higher_is_better: bool = True):
-    """Register a score column (decorator). Adding a metric = one decorated function."""
+_Compute = Callable[["_Context"], np.ndarray]
 
-    def deco(fn: Callable[[_Context], np.ndarray]) -> Callable[[_Context], np.ndarray]:
-        COLUMNS[name] = ScoreColumn(name, label, fn, emergence, higher_is_better)
+
+def column(name: str, label: str, *, emergence: Emergence | None = None,
+           higher_is_better: bool = True, version: str = "1") -> Callable[[_Compute], _Compute]:
+    """Register a score column (decorator). Adding a metric = one decorated function: its
+    computation, how it shows in the emergence table, figure and report (`Emergence`), and a
+    `version` that invalidates cached scores when bumped."""
+
+    def deco(fn: _Compute) -> _Compute:
+        COLUMNS[name] = ScoreColumn(name, label, fn, emergence, higher_is_better, version)
         return fn
 
     return deco
+
+
+def unregister(name: str) -> None:
+    """Drop a registered column (tests that register a toy column clean up with it)."""
+    COLUMNS.pop(name, None)
+
+
+def score_columns() -> list[str]:
+    """The score frame's columns: identity columns, then every registered column in order."""
+    return ID_COLUMNS + list(COLUMNS)
+
+
+def emergence_columns() -> dict[str, Emergence]:
+    """name -> emergence view of every registered column shown against model size."""
+    return {c.name: c.emergence for c in COLUMNS.values() if c.emergence is not None}
+
+
+def columns_fingerprint() -> str:
+    """A digest of the registered columns' names, order and versions: cached scores made by
+    another registry are stale."""
+    text = "|".join(f"{c.name}={c.version}" for c in COLUMNS.values())
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def _map_unique(values: pd.Series, fn: Callable[[object], object]) -> np.ndarray:
@@ -221,34 +289,42 @@ def _correct(ctx: _Context) -> np.ndarray:
     return graded[inverse.reshape(-1)]
 
 
-@column("ref_len", "reference tokens")
+# Ranks: the emergence table's historical column order (the reference-answer block reads
+# accuracy first), which differs from the computation order here.
+@column("ref_len", "reference tokens", emergence=Emergence(rank=15))
 def _ref_len(ctx: _Context) -> np.ndarray:
     # kept because predicted exact match = per-token accuracy ** length needs it
     return ctx.ragged("ref_logprobs", pa.float64()).lengths
 
 
-@column("ref_logprob_sum", "log p(reference answer)", emergence=True)
+@column("ref_logprob_sum", "log p(reference answer)", emergence=Emergence(
+    rank=12, sharpness=True, panel="logprob", line="log p(answer) = Σ token log-probs",
+    report="log p(answer)", report_rank=2))
 def _ref_logprob_sum(ctx: _Context) -> np.ndarray:
     lp = ctx.ragged("ref_logprobs", pa.float64())
     return np.where(lp.valid, lp.sum(), np.nan)
 
 
-@column("ref_logprob_mean", "mean log p per reference token", emergence=True)
+@column("ref_logprob_mean", "mean log p per reference token", emergence=Emergence(
+    rank=11, sharpness=True, span=4, report="mean log p/token", report_rank=3))
 def _ref_logprob_mean(ctx: _Context) -> np.ndarray:
     return ctx.ragged("ref_logprobs", pa.float64()).mean()
 
 
-@column("ref_prob", "p(reference answer)")
+@column("ref_prob", "p(reference answer)", emergence=Emergence(rank=13))
 def _ref_prob(ctx: _Context) -> np.ndarray:
     return np.exp(ctx.out["ref_logprob_sum"].to_numpy(dtype=float))
 
 
-@column("ref_token_acc", "per-token accuracy (answer)", emergence=True)
+@column("ref_token_acc", "per-token accuracy (answer)", emergence=Emergence(
+    rank=10, sharpness=True, span=1, panel="token_acc", line="reference answer tokens",
+    report="per-token acc", report_fmt="pct", report_rank=1))
 def _ref_token_acc(ctx: _Context) -> np.ndarray:
     return ctx.ragged("ref_hits", pa.bool_()).mean()
 
 
-@column("edit_distance", "token edit distance", emergence=True, higher_is_better=False)
+@column("edit_distance", "token edit distance", higher_is_better=False, emergence=Emergence(
+    rank=14, sharpness=True, report="edit distance", report_rank=4))
 def _edit_distance(ctx: _Context) -> np.ndarray:
     a = ctx.ragged("answer_ids", pa.int64())
     r = ctx.ragged("ref_ids", pa.int64())
@@ -279,19 +355,23 @@ def _gold(ctx: _Context) -> tuple[_Ragged, _Ragged]:
     return ctx.ragged("gold_think_hits", pa.bool_()), ctx.ragged("gold_answer_hits", pa.bool_())
 
 
-@column("gold_think_acc", "per-token accuracy (gold thinking)")
+@column("gold_think_acc", "per-token accuracy (gold thinking)", emergence=Emergence())
 def _gold_think_acc(ctx: _Context) -> np.ndarray:
     think, _ = _gold(ctx)
     return np.where(think.valid, think.mean(), np.nan)
 
 
-@column("gold_answer_acc", "per-token accuracy (gold answer)", emergence=True)
+@column("gold_answer_acc", "per-token accuracy (gold answer)",
+        emergence=Emergence(sharpness=True, span=3))
 def _gold_answer_acc(ctx: _Context) -> np.ndarray:
     _, ans = _gold(ctx)
     return np.where(ans.valid, ans.mean(), np.nan)
 
 
-@column("gold_token_acc", "per-token accuracy (gold trace)", emergence=True)
+@column("gold_token_acc", "per-token accuracy (gold trace)", emergence=Emergence(
+    sharpness=True, span=2, panel="token_acc", line="gold trace tokens (thinking + answer)",
+    style="obs2", report="gold-trace token acc", report_fmt="pct", report_rank=5,
+    report_optional=True))
 def _gold_token_acc(ctx: _Context) -> np.ndarray:
     think, ans = _gold(ctx)
     total = think.lengths + ans.lengths
@@ -300,19 +380,19 @@ def _gold_token_acc(ctx: _Context) -> np.ndarray:
                         (think.sum() + ans.sum()) / total, np.nan)
 
 
-@column("gold_answer_logprob", "log p(gold answer | gold thinking)")
+@column("gold_answer_logprob", "log p(gold answer | gold thinking)", emergence=Emergence())
 def _gold_answer_logprob(ctx: _Context) -> np.ndarray:
     lp = ctx.ragged("gold_answer_logprobs", pa.float64())
     return np.where(lp.valid, lp.sum(), np.nan)
 
 
-@column("gold_answer_len", "gold answer tokens")
+@column("gold_answer_len", "gold answer tokens", emergence=Emergence())
 def _gold_answer_len(ctx: _Context) -> np.ndarray:
     _, ans = _gold(ctx)
     return np.where(ans.valid, ans.lengths, np.nan)
 
 
-@column("gold_think_len", "gold thinking tokens")
+@column("gold_think_len", "gold thinking tokens", emergence=Emergence())
 def _gold_think_len(ctx: _Context) -> np.ndarray:
     think, _ = _gold(ctx)
     return np.where(think.valid, think.lengths, np.nan)
@@ -386,23 +466,25 @@ def _info(ctx: _Context) -> pd.DataFrame:
     return ctx.cache["info"]
 
 
-@column("gold_info_acc", "per-token accuracy (informative gold tokens)", emergence=True)
+@column("gold_info_acc", "per-token accuracy (informative gold tokens)",
+        emergence=Emergence(sharpness=True))
 def _gold_info_acc(ctx: _Context) -> np.ndarray:
     return _info(ctx)["acc"].to_numpy()
 
 
-@column("gold_info_logprob", "mean log p per informative gold token", emergence=True)
+@column("gold_info_logprob", "mean log p per informative gold token",
+        emergence=Emergence(sharpness=True))
 def _gold_info_logprob(ctx: _Context) -> np.ndarray:
     return _info(ctx)["lp"].to_numpy()
 
 
-@column("gold_info_len", "informative gold tokens")
+@column("gold_info_len", "informative gold tokens", emergence=Emergence())
 def _gold_info_len(ctx: _Context) -> np.ndarray:
     return _info(ctx)["n"].to_numpy()
 
 
 @column("scratch_edit_distance", "edit distance, whole scratchpad (characters, / gold length)",
-        emergence=True, higher_is_better=False)
+        emergence=Emergence(sharpness=True), higher_is_better=False)
 def _scratch_edit_distance(ctx: _Context) -> np.ndarray:
     """Levenshtein distance between the generated thinking + answer and the gold thinking +
     answer, in characters (= tokens for the zoo's one-token-per-character tokenizer), divided
@@ -506,8 +588,10 @@ def _answer_cut(ctx: _Context) -> np.ndarray:
     return (ctx.df["finish_reason"].astype(object) == "length").to_numpy(dtype=bool)
 
 
-SCORE_COLUMNS = ID_COLUMNS + list(COLUMNS)
-EMERGENCE_COLUMNS = tuple(c.name for c in COLUMNS.values() if c.emergence)
+# the built-in registry's columns, for callers that read them as constants; code that must see
+# columns registered later (plugins, tests) calls `score_columns()` / `emergence_columns()`
+SCORE_COLUMNS = score_columns()
+EMERGENCE_COLUMNS = tuple(n for n, e in emergence_columns().items() if e.sharpness)
 
 
 def score_records(
@@ -529,8 +613,9 @@ def score_records(
     of a bridged task: extraction and grading are then lm-eval's (`lm_eval_filter`,
     `lm_eval_exact_match`).
     """
+    columns = score_columns()
     if len(df) == 0:
-        return pd.DataFrame(columns=SCORE_COLUMNS)
+        return pd.DataFrame(columns=columns)
     out = pd.DataFrame({c: df[c].to_numpy() if c in df else None for c in ID_COLUMNS})
     ctx = _Context(df, out, str(answer_type), pattern, options=options, markers=markers,
                    informative=informative, fallback=fallback,
@@ -538,4 +623,4 @@ def score_records(
     for name, col in COLUMNS.items():
         values = col.compute(ctx)
         out[name] = pd.Series(values, dtype=object) if name == "pred" else values
-    return out[SCORE_COLUMNS]
+    return out[columns]
