@@ -46,9 +46,10 @@ SCORES_BASE = "5"  # 5: task regex authoritative; lm-eval tasks graded by its ex
 
 def version_fingerprints() -> list[str]:
     """The fingerprints cached scores depend on, beside `SCORES_BASE`: one per part of scoring
-    that declares its versions (the column registry; answer extraction and grading add theirs
-    here)."""
-    return [columns_fingerprint()]
+    that declares its versions: the column registry and the answer-type registry."""
+    from evalharness.scoring.answer_types import answer_types_fingerprint
+
+    return [columns_fingerprint(), answer_types_fingerprint()]
 
 
 def scores_version() -> str:
