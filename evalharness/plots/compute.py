@@ -464,9 +464,11 @@ def frontier_sets_note(comp: pd.DataFrame) -> str:
             "problems all of them saw.")
 
 
-def buy_figures(a, task: str, fam: str, P: Mapping[str, float]) -> list[FigureSpec]:
+@figure("iso_accuracy", "cost_vs_queries", order=70)
+def buy_figures(v: TaskView) -> list[FigureSpec]:
     """The iso-accuracy surface (per family with a thinking-budget fit over >= 3 sizes) and
     the cost-vs-queries crossover figure of one task."""
+    a, task, fam, P = v.analysis, v.task, v.family, v.params
     out: list[FigureSpec] = []
     ex = getattr(a, "exchange", pd.DataFrame())
     if not ex.empty:
@@ -505,7 +507,6 @@ def buy_figures(a, task: str, fam: str, P: Mapping[str, float]) -> list[FigureSp
     return out
 
 
-
 @figure("flops_frontier", order=60)
 def frontier_figures(v: TaskView) -> list[FigureSpec]:
     """Accuracy vs inference FLOPs with the Pareto frontier, where >= 2 points have FLOPs."""
@@ -524,8 +525,3 @@ def frontier_figures(v: TaskView) -> list[FigureSpec]:
         + "; " + flops_rule_note(rules) + ".",
         plot_flops_frontier(base_level(comp), task=task, family=v.family, params=v.params),
     )]  # fmt: skip
-
-
-@figure("iso_accuracy", "cost_vs_queries", order=70)
-def buy_decision_figures(v: TaskView) -> list[FigureSpec]:
-    return buy_figures(v.analysis, v.task, v.family, v.params)

@@ -116,9 +116,11 @@ def plot_budget_control(
     return fig
 
 
-def control_figures(a, task: str, fam: str, P: Mapping[str, float]) -> list[FigureSpec]:
+@figure("budget_control", order=80)
+def control_figures(v: TaskView) -> list[FigureSpec]:
     """The budget-control figure of one task, where a forced end failed to bite at least once
     (answer cut, thinking re-opened or no answer); otherwise the report's table says so."""
+    a, task, fam, P = v.analysis, v.task, v.family, v.params
     from evalharness.diagnostics import WARN_SHARE
 
     diag = getattr(a, "diagnostics", pd.DataFrame())
@@ -138,8 +140,3 @@ def control_figures(a, task: str, fam: str, P: Mapping[str, float]) -> list[Figu
         plot_budget_control(diag, task=task, family=fam, params=P, warn_share=WARN_SHARE),
     )]  # fmt: skip
 
-
-
-@figure("budget_control", order=80)
-def budget_control_figures(v: TaskView) -> list[FigureSpec]:
-    return control_figures(v.analysis, v.task, v.family, v.params)

@@ -313,8 +313,10 @@ def seed_line_note(emergence: pd.DataFrame) -> str:
             "(seeds), coloured by size.")
 
 
-def seed_figures(a, task: str) -> list[FigureSpec]:
+@figure("emergence_seeds", order=50)
+def seed_figures(v: TaskView) -> list[FigureSpec]:
     """The over-seeds emergence figure per family of one task (>= 2 sizes)."""
+    a, task = v.analysis, v.task
     sc = getattr(a, "seed_curves", pd.DataFrame())
     if sc.empty:
         return []
@@ -345,7 +347,6 @@ def seed_figures(a, task: str) -> list[FigureSpec]:
     return out
 
 
-
 @figure("emergence", order=40)
 def emergence_figures(v: TaskView) -> list[FigureSpec]:
     """The emergence panel per family of the task with >= 2 sizes."""
@@ -367,8 +368,3 @@ def emergence_figures(v: TaskView) -> list[FigureSpec]:
             plot_emergence(g, sh, task=task, family=str(family), params=v.params),
         ))  # fmt: skip
     return specs
-
-
-@figure("emergence_seeds", order=50)
-def seed_emergence_figures(v: TaskView) -> list[FigureSpec]:
-    return seed_figures(v.analysis, v.task)
