@@ -126,7 +126,7 @@ def make_records(
             "gold_answer_logprobs": None,
         }
     ).assign(params=lambda d: np.asarray(params)[m], family="bench", engine="synthetic",
-             answer_type="integer")  # fmt: skip
+             answer_type="integer")
 
 
 def main() -> None:

@@ -39,16 +39,16 @@ FRAGMENTS = [
     "\\{", "\\}", "(", ")", "[", "]", "!", "\\binom{", "9^{9^{9}}", "10^{10^{10}}", "x^x^x^x",
     "(x+1)^{1000}", "10000000!", "é", "∑", "😀", "\u2212", "\u00b0", "\u2028", "\u00a0", "\x00",
     "\ud800", "1a", "a1", "abc", "dollars", "apples.", "\\circ", "~", "\\,", "\\!",
-]  # fmt: skip
+]
 # What long inputs repeat: each one stresses some path (boxes, cues, ####, numbers, letters).
 REPEATS = [
     "\\boxed{", "{", "}", "1", "9", "a", " ", "\n", "answer is ", "#### ", "(A) ", "1,", "1e",
     ".", "$", "\\frac{", "^{", "(", "é", "1a", "\\text{", " \n",
-]  # fmt: skip
+]
 WRAPS = [
     "{}", "The answer is {}.", "\\boxed{{{}}}", "#### {}", "$ {} $", "x = {}", "{} dollars",
     "({})", "answer: {}\n", "\\boxed{{\\frac{{{}}}{{7}}}}",
-]  # fmt: skip
+]
 REFERENCES = {
     "integer": ["72", "1234", "-5", "1e5000", "0", "1e100000000"],
     "number": ["0.5", "1/3", "1e5000", "3.14159", "\\frac{1}{3}"],
@@ -176,7 +176,7 @@ def main() -> None:
         _, t_canon, e3 = _timed(answers.canonical_answer, pred, kind)
         exceptions += e1 + e2 + e3
         for name, dt in (("extract_answer", t_extract), ("grade", t_grade),
-                         ("canonical_answer", t_canon)):  # fmt: skip
+                         ("canonical_answer", t_canon)):
             per_type[kind][1] += dt
             per_type[kind][2] = max(per_type[kind][2], dt)
             item = (dt, name, kind, len(text), repr(text[:60]))
@@ -189,7 +189,7 @@ def main() -> None:
 
     n = sum(v[0] for v in per_type.values())
     print(f"inputs: {n:,} ({args.big} of {BIG_SIZE:,} chars per type); "
-          f"calls: {3 * n:,}; total {total:.1f} s")  # fmt: skip
+          f"calls: {3 * n:,}; total {total:.1f} s")
     print(f"{'type':>8} {'inputs':>8} {'seconds':>8} {'mean us':>8} {'max s':>7}")
     for kind, (count, secs, worst) in per_type.items():
         print(
@@ -205,7 +205,7 @@ def main() -> None:
     events = ", ".join(f"{k} {v}" for k, v in sorted(answers.mv_events.items())) or "none"
     print(f"math-verify worker processes: {events}")
     print(f"slowest call {worst:.3f} s (bound {limit:.0f} s: {verdict}); exceptions raised: "
-          f"{exceptions}; errors logged: {len(errors.records)}")  # fmt: skip
+          f"{exceptions}; errors logged: {len(errors.records)}")
 
 
 if __name__ == "__main__":

@@ -368,18 +368,27 @@ def zoo_train(
     jobs: int = typer.Option(2, help="Sizes trained side by side (one CPU thread each)."),
     steps: int = typer.Option(None, help="Override the recipe's step count (for quick trials)."),
     out: Path = typer.Option(None, help="Output folder (default: the package's zoo folder)."),
-    recipe_name: str = typer.Option("v2", "--recipe", help="Training recipe: v2 (the shipped zoo) or v3 (candidate: width-scaled LR, held LR, length-grouped batches, 5 checkpoints)."),
+    recipe_name: str = typer.Option("v2", "--recipe", help="Training recipe: v2 (the shipped zoo) or v3 (width-scaled LR, held LR, length-grouped batches, 8 heads, 5 checkpoints)."),
     sizes: str = typer.Option("", help="Widths to train, comma-separated (e.g. 96,128); default every width."),
     seeds: str = typer.Option("", help="Seeds to train, comma-separated; default 0,1,2."),
     state_dir: Path = typer.Option(None, "--state-dir", help="Keep optimiser state here at every checkpoint, so an interrupted training resumes."),
-    heads: int = typer.Option(4, min=1, max=64, help="Attention heads (of size 32) at every width: one attention shape for the whole family."),
+    heads: int = typer.Option(None, min=1, max=64, help="Attention heads (of size 32) at every width: one attention shape for the whole family (default: the recipe's, 4 for v2, 8 for v3)."),
 ) -> None:
     """Train the zoo from a recipe (11 sizes x 3 seeds; see docs/zoo.md for the wall time on 2
     cores) and write its manifest. Checkpoints already trained with the recipe are kept."""
     from dataclasses import replace
 
     from evalharness.zoo import ZOO_DIR
-    from evalharness.zoo.train import SEEDS, TASKS_DATA, V2, V3, WIDTHS, Size, train_zoo
+    from evalharness.zoo.train import (
+        DEFAULT_HEADS,
+        SEEDS,
+        TASKS_DATA,
+        V2,
+        V3,
+        WIDTHS,
+        Size,
+        train_zoo,
+    )
 
     recipes = {"v2": V2, "v3": V3}
     if recipe_name not in recipes:
@@ -388,7 +397,8 @@ def zoo_train(
     recipe = recipe if steps is None else replace(recipe, steps=steps)
     widths = [int(w) for w in sizes.split(",") if w.strip()] or list(WIDTHS)
     seed_list = [int(x) for x in seeds.split(",") if x.strip()] or list(SEEDS)
-    chosen = [Size(w, s, heads=heads) for s in seed_list for w in widths]
+    chosen = [Size(w, s, heads=heads or DEFAULT_HEADS[recipe_name]) for s in seed_list
+              for w in widths]
     for m in train_zoo(out or ZOO_DIR, TASKS_DATA, recipe, chosen, jobs=jobs, state_dir=state_dir):
         typer.echo(f"{m['name']:>22} {m['params']:>9,} params  loss {m['final_loss']:.4f}")
 

@@ -37,7 +37,7 @@ FAILURES = (
             "of forced ends re-opened thinking (think marker or extension word in the answer)"),
     Failure("forced_no_answer", "forced", "of forced ends gave no extractable answer"),
     Failure("errors", "n", "of records are errors (see finish_reason)"),
-)  # fmt: skip
+)
 
 BITE_RULE = (
     f"a control did not bite where more than {100 * WARN_SHARE:.0f}% of a run × budget's "
@@ -51,7 +51,7 @@ COLUMNS = [
     "forced_answer_cut", "forced_no_answer", "answer_cut", "forced_rate", "natural_rate",
     "marker_rate", "error_rate", "reopened_rate", "forced_answer_cut_rate",
     "forced_no_answer_rate", "answer_cut_rate",
-]  # fmt: skip
+]
 
 
 def _flag(scores: pd.DataFrame, name: str) -> pd.Series:
@@ -103,7 +103,7 @@ def budget_control(scores: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=COLUMNS)
     scores = scores.assign(**{k: v for k, v in (
         ("run_id", scores["model"]), ("task", ""), ("extensions", 0), ("sample", 0),
-        ("error", False)) if k not in scores})  # fmt: skip
+        ("error", False)) if k not in scores})
     cut = scores["cut"].astype("boolean").fillna(False).astype(bool)
     err = scores["error"].astype(bool)
     extracted = _flag(scores, "answer_extracted")
@@ -127,12 +127,12 @@ def budget_control(scores: pd.DataFrame) -> pd.DataFrame:
         # errors are counted on their own: "no answer" means the model answered nothing usable
         "forced_no_answer": (1.0 - extracted).where(cut & ~err, 0.0),
         "answer_cut": answer_cut,
-    })  # fmt: skip
+    })
     for col, source in (("forced_answer_cut", answer_cut), ("forced_no_answer", extracted)):
         if source.isna().all():  # unknown, not zero
             df[col] = np.nan
     counts = ["n", "forced", "natural_end", "marker_found", "errors", "reopened",
-              "forced_answer_cut", "forced_no_answer", "answer_cut"]  # fmt: skip
+              "forced_answer_cut", "forced_no_answer", "answer_cut"]
     g = df.groupby(KEYS, sort=True, observed=True, dropna=False)
     # min_count=1: a column the scores lack stays NaN instead of summing to 0
     out = g[counts].sum(min_count=1)

@@ -282,7 +282,7 @@ FIELD_TYPES: dict[str, pa.DataType] = {
     "gold_answer_hits": pa.list_(pa.bool_()), "gold_answer_logprobs": pa.list_(pa.float64()),
     "gold_think_tokens": pa.list_(pa.string()), "gold_answer_tokens": pa.list_(pa.string()),
     "problem_sha": pa.string(),
-}  # fmt: skip
+}
 assert set(FIELD_TYPES) == {f.name for f in fields(SampleRecord)}, "types.py changed"
 _SCHEMA = pa.schema(list(FIELD_TYPES.items()))
 KEY = ("problem_id", "sample", "budget", "extensions")

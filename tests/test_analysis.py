@@ -40,7 +40,7 @@ def law_records(rng: np.random.Generator, n_problems: int, n_samples: int) -> pd
             "budget": BUDGETS[b.ravel()],
             "sample": s.ravel(),
             "correct": correct.ravel(),
-        }  # fmt: skip
+        }
     )
 
 
@@ -187,7 +187,7 @@ def synthetic_scores(seed: int = 0, n_problems: int = 60, n_samples: int = 6) ->
             "gold_think_len": np.where(gold, 10, np.nan),
             "params": params[m], "family": "f", "engine": "hf", "answer_type": "integer",
         }
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture(scope="module")
@@ -225,7 +225,7 @@ def test_analyze_pass_and_majority_match_per_problem_definitions(scores, result)
     for _, prob in point.groupby("problem_id"):
         pass3.append(pass_at_k(len(prob), int(prob["correct"].sum()), 3))
         votes = [None if p is None else ("ok" if c else p) for p, c in
-                 zip(prob["pred"], prob["correct"], strict=True)]  # fmt: skip
+                 zip(prob["pred"], prob["correct"], strict=True)]
         maj3.append(majority_at_k(votes, prob["correct"].tolist(), 3))
     row = result.coverage.query("model == 'f/m' and budget == 32 and k == 3").iloc[0]
     assert row["pass_at_k"] == pytest.approx(np.mean(pass3))

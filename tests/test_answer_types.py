@@ -43,7 +43,7 @@ def _yes_no_equal(pred: str, reference: str) -> bool:
 YESNO = AnswerKind(
     name="yesno", extract=_last_yes_no, tidy=_last_yes_no, canonical=_yes_no_key,
     equal=_yes_no_equal, version="1", description="yes or no, in any case",
-)  # fmt: skip
+)
 
 
 @pytest.fixture
@@ -58,10 +58,10 @@ def yesno():
 
 def _yesno_yaml(tmp_path):
     (tmp_path / "r.jsonl").write_text('{"q": "Is 7 prime?", "a": "Yes"}\n'
-                                      '{"q": "Is 9 prime?", "a": "no"}\n')  # fmt: skip
+                                      '{"q": "Is 9 prime?", "a": "no"}\n')
     y = tmp_path / "t.yaml"
     y.write_text("name: t\nsource: {file: r.jsonl}\nfields: {question: [q], answer: [a]}\n"
-                 "answer_type: yesno\n")  # fmt: skip
+                 "answer_type: yesno\n")
     return y
 
 
@@ -108,7 +108,7 @@ def test_an_unknown_answer_type_in_a_task_yaml_is_refused_in_one_line_listing_th
     (tmp_path / "r.jsonl").write_text('{"q": "a", "a": "1"}\n')
     y = tmp_path / "t.yaml"
     y.write_text("name: t\nsource: {file: r.jsonl}\nfields: {question: [q], answer: [a]}\n"
-                 "answer_type: intger\n")  # fmt: skip
+                 "answer_type: intger\n")
     with pytest.raises(TaskLoadError) as e:
         load_task(str(y))
     msg = str(e.value)

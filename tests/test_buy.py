@@ -20,7 +20,7 @@ B_TRUE, C_TRUE = 0.6, 0.9  # logit gain per doubling of N and of T: rate 1.5
 
 
 def surface_cells(rng, n_problems, b=B_TRUE, c=C_TRUE, d=0.0, sizes=SIZES, levels=BUDGETS,
-                  replicates=1, seed_sd=0.0) -> pd.DataFrame:  # fmt: skip
+                  replicates=1, seed_sd=0.0) -> pd.DataFrame:
     """Bernoulli outcomes per (problem, model, level) from a known logistic surface centred on
     the grid; `replicates` checkpoints per size, each shifted by a N(0, seed_sd) logit offset."""
     xn = np.log2(sizes) - np.log2(sizes).mean()
@@ -35,7 +35,7 @@ def surface_cells(rng, n_problems, b=B_TRUE, c=C_TRUE, d=0.0, sizes=SIZES, level
         frames.append(pd.DataFrame({
             "problem_id": i.ravel(), "model": [f"m{int(v)}-s{r}" for v in sizes[s.ravel()]],
             "params": sizes[s.ravel()], "level": levels[t.ravel()], "y": y.ravel().astype(float),
-        }))  # fmt: skip
+        }))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -156,7 +156,7 @@ TRAIN = {"small": 1e12, "large": 5e12}
 CONFIGS = [  # model, budget, accuracy, mean FLOPs
     ("small", 16, 0.40, 2e6), ("small", 64, 0.92, 8e6),
     ("large", 8, 0.55, 3e6), ("large", 16, 0.93, 5e6),
-]  # fmt: skip
+]
 TRUE_Q = (TRAIN["large"] - TRAIN["small"]) / (8e6 - 5e6)
 
 
@@ -170,13 +170,13 @@ def cost_points(rng, n_problems: int) -> pd.DataFrame:
             "problem_id": np.arange(n_problems), "model": model,
             "config": f"{model} T={budget} n=1 greedy",
             "budget": budget, "n": 1, "acc": correct.astype(float), "flops": fl * length,
-        }))  # fmt: skip
+        }))
     return pd.concat(rows, ignore_index=True)
 
 
 def test_cheapest_configuration_and_runner_up_for_a_target():
     table = cheapest_configs(cost_points(np.random.default_rng(6), 400), targets=(0.8, 0.99),
-                             n_boot=300)  # fmt: skip
+                             n_boot=300)
     hit = table[table["target"] == 0.8].iloc[0]
     assert (hit["model"], hit["budget"]) == ("large", 16)
     assert (hit["runner_up"], hit["runner_up_budget"]) == ("small", 64)
@@ -224,9 +224,9 @@ def test_answer_paragraph_states_the_computed_rate_or_why_it_is_not_identifiable
     rows = [{"family": "f", "task": "t", "axis": "budget", "setting": "", "bucket": "all",
              **flat(ok)},
             {"family": "f", "task": "t", "axis": "samples", "setting": "T=32", "bucket": "all",
-             **flat(flat_t)}]  # fmt: skip
+             **flat(flat_t)}]
     cheap = cheapest_configs(cost_points(np.random.default_rng(6), 200), targets=(0.8,),
-                             n_boot=100).assign(task="t")  # fmt: skip
+                             n_boot=100).assign(task="t")
     text = answer("t", pd.DataFrame(rows), cheap, pd.DataFrame())
     assert f"worth {ok.rate:.2g} doublings of parameters" in text
     assert f"(95% CI {ok.rate_lo:.2g}–{ok.rate_hi:.2g})" in text

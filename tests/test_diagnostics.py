@@ -19,14 +19,14 @@ from evalharness.types import SampleRecord
 
 DIAG = ["marker_found", "natural_end", "reopened", "answer_extracted", "answer_cut", "error"]
 ZOO_FORMAT = {"name": "zoo", "think_start": "<think>", "think_end": "</think>",
-              "answer_cue": "", "chat_template": False, "extension": ""}  # fmt: skip
+              "answer_cue": "", "chat_template": False, "extension": ""}
 COT_FORMAT = {"name": "cot", "think_start": "", "think_end": "Therefore, the final answer is",
-              "answer_cue": " ", "chat_template": True, "extension": "Wait"}  # fmt: skip
+              "answer_cue": " ", "chat_template": True, "extension": "Wait"}
 
 
 def rec(answer: str = "42", *, cut: bool = True, natural: int | None = None,
         finish: str = "stop", budget: int = 8, pid: str = "p0", run_id: str = "run-a",
-        model: str = "toy", thinking_tokens: int | None = None) -> SampleRecord:  # fmt: skip
+        model: str = "toy", thinking_tokens: int | None = None) -> SampleRecord:
     used = budget if thinking_tokens is None else thinking_tokens
     return SampleRecord(
         run_id=run_id, model=model, task="add", problem_id=pid, sample=0, seed=1, budget=budget,
@@ -35,7 +35,7 @@ def rec(answer: str = "42", *, cut: bool = True, natural: int | None = None,
         answer_ids=[ord(c) for c in answer], answer_logprobs=[-0.1] * len(answer),
         reference="42", ref_ids=[7, 5], ref_logprobs=[-0.2, -0.3], ref_hits=[True, True],
         prompt_tokens=5, generated_tokens=used + len(answer), finish_reason=finish, time_s=0.0,
-    )  # fmt: skip
+    )
 
 
 def score(records: list[SampleRecord], markers: dict | None = None) -> pd.DataFrame:
@@ -69,7 +69,7 @@ CASES = {
     "engine error": (rec("", cut=False, finish="error: prompt (5) + budget (8) + answer (16) "
                          "tokens exceed the context (10)"),
                      False, False, False, False, False, True),
-}  # fmt: skip
+}
 
 
 def test_each_record_gets_exact_diagnostic_columns():
@@ -100,7 +100,7 @@ def test_reopened_uses_the_runs_format_markers():
 def _batch(n: int, bad: int, budget: int, **kw) -> list[SampleRecord]:
     """`n` forced records at `budget`, the first `bad` of them with an answer cut by length."""
     return [rec("123456" if i < bad else "42", finish="length" if i < bad else "stop",
-                budget=budget, pid=f"q{i}", **kw) for i in range(n)]  # fmt: skip
+                budget=budget, pid=f"q{i}", **kw) for i in range(n)]
 
 
 def test_rates_per_run_and_budget_and_the_five_percent_rule():
@@ -108,7 +108,7 @@ def test_rates_per_run_and_budget_and_the_five_percent_rule():
             + _batch(50, 3, 16)  # 6%: warning
             + [rec("42", cut=False, natural=9, budget=64, pid=f"q{i}",  # natural ends only
                    thinking_tokens=9, finish="length" if i < 5 else "stop") for i in range(10)]
-            + _batch(10, 0, 8, run_id="run-b", model="other"))  # fmt: skip
+            + _batch(10, 0, 8, run_id="run-b", model="other"))
     diag = budget_control(score(recs)).set_index(["run_id", "budget"])
     a8, a16, a64 = (diag.loc[("run-a", t)] for t in (8, 16, 64))
     assert (a8["n"], a8["forced"], a8["forced_answer_cut"]) == (20, 20, 1)
@@ -129,7 +129,7 @@ def test_rates_per_run_and_budget_and_the_five_percent_rule():
 def test_every_failure_kind_warns_in_one_line_per_run_and_budget():
     recs = ([rec("<think> 42", pid="r0"), rec("hmm", pid="r1"),
              rec("", cut=False, finish="error: boom", pid="r2")]
-            + [rec("42", pid=f"ok{i}") for i in range(7)])  # fmt: skip
+            + [rec("42", pid=f"ok{i}") for i in range(7)])
     diag = budget_control(score(recs))
     (row,) = diag.to_dict(orient="records")
     assert (row["n"], row["forced"], row["reopened"], row["forced_no_answer"], row["errors"]) == (
@@ -158,7 +158,7 @@ def test_scores_without_the_new_columns_derive_them_or_say_unknown():
     full = budget_control(score(recs))
     old = budget_control(score(recs).drop(columns=DIAG[:-1]))
     same = ["n", "forced", "natural_end", "marker_found", "errors", "forced_answer_cut",
-            "forced_no_answer", "answer_cut"]  # fmt: skip
+            "forced_no_answer", "answer_cut"]
     assert old[same].astype(float).equals(full[same].astype(float))
     assert full.loc[0, "reopened"] == 1 and pd.isna(old.loc[0, "reopened"])
     assert "re-opened" not in warning_lines(old)[0] and "re-opened" in warning_lines(full)[0]
@@ -185,7 +185,7 @@ def write_results(root: Path) -> Path:
         "spec": {"task": {"name": "add", "answer_type": "integer"}, "format": ZOO_FORMAT,
                  "generation": {"temperature": 0.0}},
         "plan": {"budgets": [0, 8, 64], "n": 1},
-    }  # fmt: skip
+    }
     (run / "manifest.json").write_text(json.dumps(manifest))
     lines = []
     for t in (0, 8, 64):
@@ -213,7 +213,7 @@ def results(tmp_path_factory):
 
 
 WARN_T0 = ("warning: toy add T=0: 20% (4/20) of forced answers were cut by --max-answer-tokens "
-           "(raise it); 20% (4/20) of forced ends gave no extractable answer")  # fmt: skip
+           "(raise it); 20% (4/20) of forced ends gave no extractable answer")
 
 
 def test_report_section_has_the_table_and_the_warnings(results):
@@ -281,7 +281,7 @@ def test_cli_summary_warns_when_the_answer_budget_cuts_forced_answers(tmp_path):
     runner = CliRunner()
     res = runner.invoke(app, ["eval", "--model", "zoo/arith-h128-s0", "--task", "add_sweep",
                               "--limit", "8", "--budgets", "0,8,64", "--max-answer-tokens", "2",
-                              "--results", str(tmp_path), "--no-progress"])  # fmt: skip
+                              "--results", str(tmp_path), "--no-progress"])
     assert res.exit_code == 0, res.output
     res = cli(["summary", "--results", str(tmp_path)])
     warned = re.findall(r"warning: zoo/arith-h128-s0 add_sweep T=(\d+): (\d+)% \((\d+)/(\d+)\) of "

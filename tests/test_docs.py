@@ -107,7 +107,7 @@ def _is_cli(argv: list[str]) -> bool:
     if prog == "evalharness" or prog.endswith("/evalharness"):
         return True
     return (len(argv) >= 3 and (prog == "python" or prog.endswith("/python"))
-            and argv[1:3] == ["-m", "evalharness"])  # fmt: skip
+            and argv[1:3] == ["-m", "evalharness"])
 
 
 def _commands_in_line(where: str, text: str) -> list[Command]:
@@ -192,7 +192,7 @@ def check_cli(args: list[str]):
                                      ("--sweep", p["sweep"], {"one-pass", "independent"})):
             if value not in known:
                 raise typer.BadParameter(f"{value!r} is not one of {sorted(known)}",
-                                         param_hint=option)  # fmt: skip
+                                         param_hint=option)
     return ctx
 
 
@@ -201,7 +201,7 @@ def check_make(args: list[str]) -> str:
     printed recipe must parse. Returns make's output."""
     env = {**os.environ, "MAKEFLAGS": ""}
     run = subprocess.run(["make", "-n", *args], cwd=ROOT, capture_output=True, text=True,
-                         timeout=30, env=env)  # fmt: skip
+                         timeout=30, env=env)
     if run.returncode != 0:
         raise AssertionError(f"make -n {' '.join(args)} failed: {run.stderr.strip()}")
     for _, text in _logical_lines(run.stdout.splitlines()):
@@ -280,7 +280,7 @@ def _hub_models(command: Command) -> list[str]:
         elif tok.startswith("MODEL="):
             names += tok.split("=", 1)[1].split(",")
     return [n for n in names if "/" in n and not n.startswith(LOCAL_MODEL_PREFIXES)
-            and not n.endswith(".gguf")]  # fmt: skip
+            and not n.endswith(".gguf")]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=[c.where for c in COMMANDS])
@@ -308,7 +308,7 @@ def test_commands_needing_a_gpu_or_the_hub_are_listed_with_a_reason(capsys):
     unused = [k for k in NEEDS_GPU_OR_HUB if not any(k in c.text for c in COMMANDS)]
     assert not unused, f"entries that match no documented command (remove them): {unused}"
     unlisted = [(c.where, _hub_models(c)) for c in COMMANDS
-                if _hub_models(c) and not off_machine_reasons(c)]  # fmt: skip
+                if _hub_models(c) and not off_machine_reasons(c)]
     assert not unlisted, f"commands with hub models missing from NEEDS_GPU_OR_HUB: {unlisted}"
 
 

@@ -21,7 +21,7 @@ LLAMA2_7B = {
     "num_hidden_layers": 32, "hidden_size": 4096, "num_attention_heads": 32,
     "num_key_value_heads": 32, "head_dim": 128, "intermediate_size": 11008,
     "vocab_size": 32000, "tie_word_embeddings": False,
-}  # fmt: skip
+}
 
 
 def zoo_config(name: str) -> dict:

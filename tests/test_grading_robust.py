@@ -114,7 +114,7 @@ def test_scoring_a_run_with_a_huge_exponent_finishes():
             answer="The answer is 1e100000000.", answer_ids=[1], answer_logprobs=[-0.1],
             reference="5", ref_ids=[1], ref_logprobs=[-0.1], ref_hits=[True],
             prompt_tokens=1, generated_tokens=1, finish_reason="stop", time_s=0.0,
-        )  # fmt: skip
+        )
         import pandas as pd
 
         rows = pd.DataFrame([SampleRecord(**base).to_json()])
@@ -238,13 +238,13 @@ _EXPLOSIVE = [
     "9^{9^{9}}", "10^{10^{10}}", "10^{100000000}", "10000000!", "\\binom{1000000}{500000}",
     "(x+1)^{100000}", "9999!!", "x^x^x^x^x^x^x^x^2", "95E821541433", "(10^{9})!",
     "{" * 20 + "1" + "}" * 20, "(" * 20 + "1" + ")" * 20, "1" * 401,
-]  # fmt: skip
+]
 _ORDINARY = [
     "\\frac{\\sqrt{3}}{2}", "x^2+2x+1", "(x+1)^2", "e^{-x^2}", "\\left(0, 1\\right]", "2^{10}",
     "\\{1, 2\\}", "(n+1)!", "5!", "\\binom{10}{3}", "1e5000", "3\\sqrt{3}", "2^{2n+1}",
     "\\frac{1}{1+\\frac{1}{1+\\frac{1}{2}}}", "2^{2^{x}}", "e^{-x^{2}}",
     "\\begin{pmatrix}1 & 2\\\\3 & 4\\end{pmatrix}",
-]  # fmt: skip
+]
 
 
 def test_inputs_known_to_explode_in_sympy_are_refused_up_front():
@@ -358,7 +358,7 @@ def _blank_is_none(span):  # a whitespace-only span tidies to nothing either way
 def test_linear_extraction_matches_the_regexes_it_replaces():
     rng = random.Random(7)
     alphabet = ["a", "5", ".", " ", "\n", "\t", "\r", "#", "####", "\x1c", "\u2028", "\u00a0",
-                ". ", ".\n", "{", "}", "\\boxed{", "\\fbox{", "\\boxed ", "e"]  # fmt: skip
+                ". ", ".\n", "{", "}", "\\boxed{", "\\fbox{", "\\boxed ", "e"]
     for _ in range(20_000):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14)))
         pos = rng.randint(0, len(text))

@@ -67,11 +67,11 @@ def _html_table(page: str, caption_start: str) -> list[list[str]]:
     """Header and body rows (unescaped cell text) of the HTML table whose caption starts with
     `caption_start` (folded or not)."""
     m = re.search(r"<caption>" + re.escape(html.escape(caption_start, quote=True))
-                  + r".*?</caption>(.*?)</table>", page, re.S)  # fmt: skip
+                  + r".*?</caption>(.*?)</table>", page, re.S)
     assert m, caption_start
     rows = re.findall(r"<tr>(.*?)</tr>", m.group(1), re.S)
     return [[html.unescape(c) for c in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", r, re.S)]
-            for r in rows]  # fmt: skip
+            for r in rows]
 
 
 def _value_ci(cell: str) -> tuple[float, float, float]:
@@ -84,7 +84,7 @@ def test_fit_table_matches_analysis(report):
     _, page, _, an = report
     header, *rows = _html_table(page, "accuracy = a + b·log₂T")
     assert header[:6] == ["model", "params", "a [95% CI]", "b [95% CI]", "R²",
-                          "gain per doubling (pts)"]  # fmt: skip
+                          "gain per doubling (pts)"]
     # greedy sweeps ordered by size; each best-of-N run is its own (labelled) curve, never pooled
     assert [r[0] for r in rows if "(n=" not in r[0]] == list(FAKE_MODELS)
     assert [r[0] for r in rows if "(n=" in r[0]] == [f"{m} (n=6, temp=0.8)" for m in FAKE_MODELS]
@@ -150,7 +150,7 @@ def test_manifests_and_drill_down(report):
     root, page, _, _ = report
     run_ids = sorted(p.name for p in (root / "runs").iterdir())
     problems = {json.loads(ln)["problem_id"]
-                for p in (root / "runs").iterdir() for ln in (p / "samples.jsonl").open()}  # fmt: skip
+                for p in (root / "runs").iterdir() for ln in (p / "samples.jsonl").open()}
     for rid in run_ids:
         assert page.count(f"<details class=run><summary>{rid} — ") == 1  # manifest
         assert f"— run {rid} (n=" in page  # drill-down
@@ -179,7 +179,7 @@ def _built(an, task: str) -> list:
 
     kinds = {s.kind for s in build_figures(an) if s.task == task}
     return [sec for sec in sections()
-            if kinds & set(sec.figures) or any(len(b) for b in sec.build(an, task))]  # fmt: skip
+            if kinds & set(sec.figures) or any(len(b) for b in sec.build(an, task))]
 
 
 def test_every_registered_section_is_on_the_page_in_registry_order(report):
@@ -205,7 +205,7 @@ def test_each_task_leads_with_its_verdicts_and_figures_before_any_table(report):
     # one figure per section that carries a verdict, the first of its kinds that exists
     specs = [s for s in build_figures(an) if s.task == FAKE_TASK]
     want = [next(s.name for k in sec.figures for s in specs if s.kind == k)
-            for sec in sections() if sec.lead_figure and {s.kind for s in specs} & set(sec.figures)]  # fmt: skip
+            for sec in sections() if sec.lead_figure and {s.kind for s in specs} & set(sec.figures)]
     assert re.findall(r'<figure id="fig-([^"]+)"', lead) == want and 1 <= len(want) <= 4
     assert "<table" not in lead
 
@@ -268,7 +268,7 @@ def test_a_section_registered_only_through_the_registry_is_rendered(report):
     assert html.escape(sentence) in lead and f"- {sentence}" in md
     # order=45 puts it between the log-T section (40) and emergence (50)
     assert (page.index("<h3>Is accuracy linear in log T?</h3>") < page.index(html.escape(title))
-            < page.index("<h3>Emergence across model size</h3>"))  # fmt: skip
+            < page.index("<h3>Emergence across model size</h3>"))
     from evalharness.report import sections
 
     assert title not in [s.title for s in sections()]  # unregistered again

@@ -25,7 +25,7 @@ def browser():
     path = shutil.which("chromium")
     if path is None:
         pytest.fail("chromium not found on PATH: install it (apt-get install -y chromium); "
-                    ".ci/run does", pytrace=False)  # fmt: skip
+                    ".ci/run does", pytrace=False)
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:

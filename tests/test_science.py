@@ -15,7 +15,7 @@ from evalharness.stats import bootstrap_means
 
 
 def _records(log2_n, logit_err, *, seeds=3, problems=300, length=20, l_eff=8.0,
-             seed_sd=0.05, rng_seed=0) -> pd.DataFrame:  # fmt: skip
+             seed_sd=0.05, rng_seed=0) -> pd.DataFrame:
     """Per-record rows of a family: per-token error e(N) = expit(logit_err(log2 N) + seed
     noise); informative-token accuracy = Binomial(length, 1 - e) / length; exact match =
     Bernoulli((1 - e)^l_eff) (correlated token errors: fewer effective tokens than length)."""
@@ -31,14 +31,14 @@ def _records(log2_n, logit_err, *, seeds=3, problems=300, length=20, l_eff=8.0,
                 "model": f"m{x:g}-s{s}", "size": f"m{x:g}", "model_seed": s, "params": 2.0**x,
                 "problem_id": [f"p{i}" for i in range(problems)], "correct": em,
                 "gold_info_acc": hits / length, "gold_info_len": float(length),
-            }))  # fmt: skip
+            }))
     return pd.concat(rows, ignore_index=True)
 
 
 def _schaeffer(records, n_boot=300):
     fc = emergence_tests.family_curves(records, "gold_info_acc", "gold_info_len", n_boot=n_boot)
     return emergence_tests.schaeffer_test(fc.design, fc.curves["em"], fc.curves["token_acc"],
-                                  fc.tokens_per_size, n_problems=fc.n_problems)  # fmt: skip
+                                  fc.tokens_per_size, n_problems=fc.n_problems)
 
 
 # ----------------------------------------------------------------------------- seed curves
@@ -50,7 +50,7 @@ def test_seed_bootstrap_cis_cover_the_true_curve_at_the_nominal_rate():
     mu = np.array([0.25, 0.4, 0.5, 0.6, 0.75])
     k, n, reps = 3, 200, 200
     design = emergence_tests.design_from([f"s{i}" for i in range(mu.size)], np.arange(mu.size) + 10,
-                                 np.repeat(np.arange(mu.size), k))  # fmt: skip
+                                 np.repeat(np.arange(mu.size), k))
     rng = np.random.default_rng(1)
     hits = 0
     for r in range(reps):
@@ -104,7 +104,7 @@ def test_monotone_sharpness_tells_a_step_from_a_line():
     ([10, 11], [0.0, 1.0], "2 sizes"),
     ([10, 11, 12], [0.3, 0.3, 0.3], "zero variance"),
     ([10, 10.3, 10.6], [0.0, 0.5, 1.0], "one doubling"),
-])  # fmt: skip
+])
 def test_monotone_sharpness_says_no_fit_with_the_reason(x, y, reason):
     res = emergence_tests.monotone_sharpness(x, y)
     assert res.status.startswith("no fit:") and reason in res.status and np.isnan(res.value)
@@ -186,7 +186,7 @@ def test_window_reselecting_cis_are_wider_than_fixed_window_cis_with_a_saturatin
 def test_lack_of_fit_rejects_a_logistic_curve_and_keeps_a_straight_one():
     x = np.log2(BUDGETS)
     for p, rejected in ((0.05 + 0.85 * expit((x - 3.5) / 0.5), True),
-                        (0.1 + 0.11 * x, False)):  # fmt: skip
+                        (0.1 + 0.11 * x, False)):
         values = _bernoulli(p, problems=1500, seed=3)
         point, reps = values.mean(axis=0), bootstrap_means(values, 400, seed=1)
         window = (BUDGETS > 0) & (point > 0.02) & (point < 0.98)
@@ -229,7 +229,7 @@ def _bucket_fits(values, buckets) -> pd.DataFrame:
         acc = values[buckets == b].mean(axis=0)
         sh = emergence_tests.monotone_sharpness(np.log2(BUDGETS), acc)
         rows.append({"bucket": b, "b": np.polyfit(np.log2(BUDGETS), acc, 1)[0],
-                     "step_share": sh.value})  # fmt: skip
+                     "step_share": sh.value})
     return pd.DataFrame(rows)
 
 
@@ -255,7 +255,7 @@ def test_log_budget_fit_on_a_flat_window_is_no_fit():
     from evalharness.analysis import fit_log_budget
 
     flat = pd.DataFrame({"problem_id": np.repeat(np.arange(4), 3), "budget": [16, 32, 64] * 4,
-                         "correct": np.repeat([1.0, 0.0, 1.0, 0.0], 3)})  # fmt: skip
+                         "correct": np.repeat([1.0, 0.0, 1.0, 0.0], 3)})
     fit = fit_log_budget(flat, n_boot=50)
     # the plateau rule cuts a flat curve to its first budget: a reason, never b = 0
     assert fit.status == "no fit: only 1 unsaturated budgets (need 3)" and np.isnan(fit.b)
@@ -293,7 +293,7 @@ def synthetic_scores(sizes=5, seeds=3, problems=120, seed=0) -> pd.DataFrame:
                     "thinking_tokens": np.minimum(natural, t), "cut": ~fits,
                     "prompt_tokens": 8, "generated_tokens": np.minimum(natural, t) + 4,
                     "pred": np.where(solved & fits, "1", "0"), "answer_type": "integer",
-                }))  # fmt: skip
+                }))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -313,7 +313,7 @@ def seeded(tmp_path_factory):
 def test_analyze_writes_the_seed_schaeffer_and_log_t_tables(seeded):
     an, _, root = seeded
     for name in ("seed_curves", "seed_points", "schaeffer", "verdicts", "logt_buckets",
-                 "logt_bucket_fits", "logt_tests", "logt_models", "logt_residuals"):  # fmt: skip
+                 "logt_bucket_fits", "logt_tests", "logt_models", "logt_residuals"):
         assert not getattr(an, name).empty, name
         assert (root / "analysis" / f"{name}.csv").exists()
     em = an.seed_curves[an.seed_curves["metric"] == "em"]
@@ -332,7 +332,7 @@ def test_report_states_the_verdict_sentence_and_the_new_tables(seeded):
     assert "metric-induced" in sentence and sentence in md
     for caption in ("Exact match and per-token accuracy over seeds", "Schaeffer test",
                     "Monotone-fit sharpness", "Accuracy by difficulty",
-                    "Is accuracy linear in log₂T?", "Linear vs logistic in log₂T"):  # fmt: skip
+                    "Is accuracy linear in log₂T?", "Linear vs logistic in log₂T"):
         assert f"<caption>{caption}" in page, caption
     assert "driven by the difficulty mix" in md
 
@@ -360,7 +360,7 @@ def test_seed_figure_draws_each_seed_thin_and_the_mean_thick_on_both_scales(seed
 
     an, _, _ = seeded
     fig = plot_seed_emergence(an.seed_curves, an.seed_points, an.schaeffer, task="add_sweep",
-                              family="zoo")  # fmt: skip
+                              family="zoo")
     lin, log = fig.axes[:2]
     assert log.get_yscale() == "log" and lin.get_xscale() == "log"
     for ax in (lin, log):
@@ -380,9 +380,9 @@ def test_report_prints_no_fit_with_its_reason_for_flat_pass_at_k():
                         "k": [1, 2, 4], "pass_at_k": 0.4, "maj_at_k": 0.4, "bok_at_k": 0.4})
     why = "no fit: pass@k flat in k (pass@k == pass@1, beta = 0)"
     fits = pd.DataFrame({"model": ["m"], "task": "t", "extensions": 0, "budget": 16,
-                         "status": why, "c": np.nan, "beta": np.nan, "rule": ""})  # fmt: skip
+                         "status": why, "c": np.nan, "beta": np.nan, "rule": ""})
     an = SimpleNamespace(coverage=cov, coverage_fits=fits, emergence=pd.DataFrame(),
-                         budgets=pd.DataFrame(), compute=pd.DataFrame())  # fmt: skip
+                         budgets=pd.DataFrame(), compute=pd.DataFrame())
     (row,) = sampling_table(an, "t").rows
     assert row[8] == why and row[9] == "–"
 

@@ -177,7 +177,7 @@ def test_extract_answer_tolerates_non_text_and_broken_patterns():
 _FRAGMENTS = st.sampled_from(
     ["\\boxed{", "\\fbox{", "{", "}", "$", "answer is", "Answer:", "####", "\n", " ", "(B)",
      "1,234", "-3.5", "\\frac{1}{2}", "=", ".", "**", "\\(", "\\)", "e", "A", "/"]
-)  # fmt: skip
+)
 _TYPES = st.sampled_from(["integer", "number", "math", "string", "choice"])
 
 
@@ -247,7 +247,7 @@ def _record(**overrides) -> dict:
         answer_logprobs=[-0.1, -0.3], reference="12", ref_ids=[6, 7],
         ref_logprobs=[-0.5, -1.0], ref_hits=[True, False], prompt_tokens=10,
         generated_tokens=45, finish_reason="stop", time_s=0.1,
-    )  # fmt: skip
+    )
     base.update(overrides)
     return SampleRecord(**base).to_json()
 
@@ -267,7 +267,7 @@ def _hand_made() -> pd.DataFrame:
                 gold_answer_hits=[True, False], gold_answer_logprobs=[-0.2, -1.3],
             ),
         ]
-    )  # fmt: skip
+    )
 
 
 def test_score_records_computes_every_column_by_hand():
@@ -324,7 +324,7 @@ def _write_run(run_dir, rows, manifest, tail=""):
 def test_score_run_skips_broken_lines_and_matches_in_memory_scoring(tmp_path):
     rows = _hand_made().to_dict(orient="records")
     rows = [{k: v for k, v in r.items() if not (isinstance(v, float) and math.isnan(v))}
-            for r in rows]  # fmt: skip
+            for r in rows]
     manifest = {"run_id": "r1", "answer_type": "integer", "params": 1000, "family": "zoo"}
     _write_run(tmp_path / "r1", rows, manifest, tail='{"run_id": "r1", "mod')  # half a line
     path = score_run(tmp_path / "r1")
@@ -344,7 +344,7 @@ def test_score_run_skips_broken_lines_and_matches_in_memory_scoring(tmp_path):
 def test_load_scores_joins_manifests_and_rescoring_stale_runs(tmp_path):
     rows = [_record(problem_id=f"p{i}") for i in range(3)]
     _write_run(tmp_path / "runs" / "a", rows, {"answer_type": "integer", "params": 1e6,
-                                               "family": "zoo", "engine": "hf"})  # fmt: skip
+                                               "family": "zoo", "engine": "hf"})
     _write_run(tmp_path / "runs" / "b", rows[:1], {"answer_type": "integer", "params": 4e6})
     scores = load_scores(tmp_path)
     assert len(scores) == 4

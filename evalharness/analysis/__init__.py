@@ -66,7 +66,7 @@ __all__ = [
     "Analysis", "CoverageFit", "EmergenceSpan", "LogBudgetFit", "analyze", "emergence_span",
     "emergence_table", "fit_coverage", "fit_log_budget", "pareto_frontier", "per_problem",
     "select_budgets", "sharpness", "sharpness_table", "span_table", "steepest_doubling",
-]  # fmt: skip
+]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -153,7 +153,7 @@ class Analysis:
               "spans", "compute", "exchange", "cheapest", "crossover", "buy_costs",
               "diagnostics", "seed_curves", "seed_points", "schaeffer", "verdicts",
               "logt_buckets", "logt_bucket_fits", "logt_tests", "logt_models",
-              "logt_residuals")  # fmt: skip
+              "logt_residuals")
 
     def to_json(self) -> dict:
         """The fits and headline numbers as plain JSON-able data (NaN -> None)."""
@@ -223,7 +223,7 @@ def analyze(
                    seed_tables(df, n_boot, alpha, seed), strict=True)),
         **dict(zip(("logt_buckets", "logt_bucket_fits", "logt_tests", "logt_models",
                     "logt_residuals"), logt_tables(pp, df, n_boot, alpha, seed), strict=True)),
-    )  # fmt: skip
+    )
     # every row names the runs and the number of problems it read
     per_point = POINT + ["n"]
     for name in ("budgets", "coverage", "coverage_fits", "compute", "fits", "logt_buckets",

@@ -140,7 +140,7 @@ def thinking_stats(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def logt_tables(pp: pd.DataFrame, df: pd.DataFrame, n_boot: int, alpha: float,
-                seed: int | None):  # fmt: skip
+                seed: int | None):
     """(logt_buckets, logt_bucket_fits, logt_tests, logt_models, logt_residuals) per greedy
     accuracy-vs-T curve with >= 3 budgets T > 0: per-difficulty curves and slopes, lack of fit,
     the window-reselecting CI, linear vs logistic by AIC/BIC, and the difficulty-mix verdict."""
@@ -162,14 +162,14 @@ def logt_tables(pp: pd.DataFrame, df: pd.DataFrame, n_boot: int, alpha: float,
         fixed = _fit_log_budget_from(budgets, point, reps, len(wide), alpha)
         lof = lack_of_fit(budgets, point, reps, window, alpha)
         for t, r, lo, hi in zip(lof.budgets if lof.resid else (), lof.resid, lof.resid_lo,
-                                lof.resid_hi, strict=True):  # fmt: skip
+                                lof.resid_hi, strict=True):
             resid_rows.append({**ident, "budget": t, "resid": r, "resid_lo": lo, "resid_hi": hi})
         re = reselecting_ci(budgets, point, reps, select_budgets, alpha)
         counts = cur.groupby("budget")[["c", "n"]].sum()
         for scope, mask in (("window", window), ("all T > 0", budgets > 0)):
             if mask.sum() >= 2:
                 m = compare_log_models(budgets[mask], counts["c"].to_numpy()[mask],
-                                               counts["n"].to_numpy()[mask])  # fmt: skip
+                                               counts["n"].to_numpy()[mask])
                 model_rows += [{**ident, "scope": scope, **r} for r in m.to_dict("records")]
         # difficulty buckets: the task's field, else quartiles of the natural thinking length
         pids = wide.index.to_numpy()
@@ -212,11 +212,11 @@ def logt_tables(pp: pd.DataFrame, df: pd.DataFrame, n_boot: int, alpha: float,
         mix = (difficulty_mix((fixed.b, fixed.b_lo, fixed.b_hi), bf, gap)
                if source != "none" else DifficultyMix(
                    "undetermined", "no difficulty field or natural thinking length to "
-                   "break the curve down by"))  # fmt: skip
+                   "break the curve down by"))
         best = {}
         for scope in ("window", "all T > 0"):
             ms = [r for r in model_rows if r["scope"] == scope and all(
-                r[c] == ident[c] for c in CURVE)]  # fmt: skip
+                r[c] == ident[c] for c in CURVE)]
             for crit in ("aic", "bic"):
                 won = [r["form"] for r in ms if r[f"preferred_{crit}"]]
                 best[f"preferred_{crit}_{scope.split()[0]}"] = won[0] if won else ""
@@ -228,7 +228,7 @@ def logt_tables(pp: pd.DataFrame, df: pd.DataFrame, n_boot: int, alpha: float,
             "lof_p": lof.p_value, "bucket_source": source, "mix_verdict": mix.verdict,
             "mix_sentence": mix.sentence, "median_step_share": mix.median_step_share,
             "step_model_gap": mix.step_model_gap, **best,
-        })  # fmt: skip
+        })
     return tuple(pd.DataFrame(r) for r in (buckets_rows, fit_rows, test_rows, model_rows,
-                                           resid_rows))  # fmt: skip
+                                           resid_rows))
 

@@ -204,7 +204,7 @@ def fit_exchange(
     base = {"axis": axis, "sizes": sizes, "levels": levels,
             "n_problems": int(df["problem_id"].nunique()), "n_models": int(df["model"].nunique()),
             "seeds_min": int(per_size.min()) if len(per_size) else 0,
-            "seeds_max": int(per_size.max()) if len(per_size) else 0}  # fmt: skip
+            "seeds_max": int(per_size.max()) if len(per_size) else 0}
     if len(sizes) < MIN_LEVELS or len(levels) < MIN_LEVELS:
         what = "model sizes" if len(sizes) < MIN_LEVELS else f"levels of {axis}"
         have = min(len(sizes), len(levels)) if len(sizes) < MIN_LEVELS else len(levels)
@@ -292,7 +292,7 @@ def fit_exchange(
         b_lo=b_lo, b_hi=b_hi, c_lo=c_lo, c_hi=c_hi, d_lo=d_lo, d_hi=d_hi,
         rate=float(rates[0]), rate_lo=rate_lo, rate_hi=rate_hi,
         at_log2_params=at_n, at_log2_x=at_x, **base,
-    )  # fmt: skip
+    )
 
 
 def plateau_cut(curve: pd.DataFrame, tol: float = 0.02) -> pd.DataFrame:
@@ -455,7 +455,7 @@ def cheapest_configs(
                        runs=meta["runs"].iloc[ci] if "runs" in meta else None,
                        budget=meta["budget"].iloc[ci], n=int(meta["n"].iloc[ci]),
                        flops=best[0, win], accuracy=acc_b[0, ci], seeds=seeds,
-                       seed_accuracies=spread)  # fmt: skip
+                       seed_accuracies=spread)
             winners = np.argmin(best[1:], axis=1)
             none = ~np.isfinite(best[1:].min(axis=1))
             row["flip_rate"] = float(np.mean((winners != win) | none))
@@ -473,7 +473,7 @@ def cheapest_configs(
                            runner_up_budget=meta["budget"].iloc[cr],
                            runner_up_n=int(meta["n"].iloc[cr]), runner_up_flops=best[0, run],
                            margin=best[0, run] / best[0, win], margin_lo=lo,
-                           margin_hi=hi)  # fmt: skip
+                           margin_hi=hi)
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -491,7 +491,7 @@ def _envelope(train: np.ndarray, slope: np.ndarray) -> list[tuple[int, int, floa
     q, out = 0.0, []
     while True:
         cand = [(float((train[j] - train[cur]) / (slope[cur] - slope[j])), j)
-                for j in idx if slope[j] < slope[cur]]  # fmt: skip
+                for j in idx if slope[j] < slope[cur]]
         cand = [(qq, j) for qq, j in cand if qq >= q]
         if not cand:
             return out
@@ -518,7 +518,7 @@ def _block_crossovers(block: Block, train_flops: dict[str, float], targets: Sequ
                                   "config": meta["config"].iloc[c],
                                   "runs": meta["runs"].iloc[c] if "runs" in meta else None,
                                   "budget": meta["budget"].iloc[c],
-                                  "n": int(meta["n"].iloc[c])})  # fmt: skip
+                                  "n": int(meta["n"].iloc[c])})
         env = _envelope(train, best[0])
         base = {"target": target, **where, "models_without_train_flops": no_train,
                 "rule": CROSSOVER_RULE}
@@ -530,7 +530,7 @@ def _block_crossovers(block: Block, train_flops: dict[str, float], targets: Sequ
                     else _all_runs(meta)} if "runs" in meta else {}
             cross_rows.append({**base, **runs,
                                "status": "no crossover" if only else "no model qualifies",
-                               "from_model": only})  # fmt: skip
+                               "from_model": only})
             continue
         for i, j, q in env:
             runs = {} if "runs" not in meta else {
@@ -545,7 +545,7 @@ def _block_crossovers(block: Block, train_flops: dict[str, float], targets: Sequ
             cross_rows.append({**base, **runs, "status": "ok", "from_model": uniq[i],
                                "to_model": uniq[j],
                                "q_star": q, "q_lo": lo, "q_hi": hi,
-                               "crossing_share": float(np.mean(np.isfinite(qb)))})  # fmt: skip
+                               "crossing_share": float(np.mean(np.isfinite(qb)))})
     return cross_rows, line_rows
 
 
@@ -575,7 +575,7 @@ def crossovers(
 def flat(fit: ExchangeFit) -> dict:
     d = asdict(fit)
     return {k: (" ".join(f"{v:g}" for v in val) if isinstance(val, tuple) else val)
-            for k, val in d.items()}  # fmt: skip
+            for k, val in d.items()}
 
 
 # ----------------------------------------------------------------------------- in words
@@ -594,12 +594,12 @@ def _rate_words(r: Mapping, what: str) -> str:
         return f"the exchange rate for {what} is {r['status']}"
     rate, lo, hi = float(r["rate"]), float(r["rate_lo"]), float(r["rate_hi"])
     s = (f"one doubling of {what} is worth {_g(rate)} doublings of parameters "
-         f"(95% CI {_g(lo)}–{_g(hi)})")  # fmt: skip
+         f"(95% CI {_g(lo)}–{_g(hi)})")
     if math.isfinite(float(r.get("d", math.nan))):
         s += (f", read at N ≈ {_sci(2 ** float(r['at_log2_params']))}, "
               f"{what.split()[-1]} ≈ {_g(2 ** float(r['at_log2_x']))} (the surface has an "
               f"interaction: across the measured cells the local rate ranges "
-              f"{_g(float(r['rate_min']))}–{_g(float(r['rate_max']))})")  # fmt: skip
+              f"{_g(float(r['rate_min']))}–{_g(float(r['rate_max']))})")
     if int(r.get("seeds_max", 0) or 0) == 1:
         s += "; read from one seed per size, so seed-to-seed variation is not in the CI"
     elif int(r.get("seeds_min", 0) or 0) == 1:
@@ -607,12 +607,12 @@ def _rate_words(r: Mapping, what: str) -> str:
     res = float(r.get("max_residual", math.nan))
     if math.isfinite(res):
         s += (f"; the fitted surface misses measured cells by up to {res:.2f} accuracy "
-              f"({r['worst_cell']})")  # fmt: skip
+              f"({r['worst_cell']})")
     return s
 
 
 def answer(task: str, exchange: pd.DataFrame, cheapest: pd.DataFrame,
-           crossover: pd.DataFrame) -> str:  # fmt: skip
+           crossover: pd.DataFrame) -> str:
     """One paragraph answering "bigger model or longer think?" for `task`, built only from
     the computed tables (analysis ``exchange``, ``cheapest``, ``crossover`` rows of the task)."""
     parts: list[str] = []
@@ -621,24 +621,24 @@ def answer(task: str, exchange: pd.DataFrame, cheapest: pd.DataFrame,
         allb = fam[(fam["axis"] == "budget") & (fam["bucket"] == "all")]
         for _, r in allb.iterrows():
             parts.append(f"For {family} on {task}, at matched accuracy "
-                         f"{_rate_words(r, 'the thinking budget')}.")  # fmt: skip
+                         f"{_rate_words(r, 'the thinking budget')}.")
         byd = fam[(fam["axis"] == "budget") & (fam["bucket"] != "all")]
         ok = byd[byd["status"] == "ok"]
         if not byd.empty:
             if ok.empty:
                 parts.append(f"No difficulty bucket alone identifies the rate "
-                             f"({len(byd)} buckets; e.g. {byd['status'].iloc[0]}).")  # fmt: skip
+                             f"({len(byd)} buckets; e.g. {byd['status'].iloc[0]}).")
             else:
                 words = "; ".join(f"difficulty {b['bucket']}: {_g(float(b['rate']))} "
                                   f"[{_g(float(b['rate_lo']))}, {_g(float(b['rate_hi']))}]"
-                                  for _, b in ok.iterrows())  # fmt: skip
+                                  for _, b in ok.iterrows())
                 none = len(byd) - len(ok)
                 parts.append(f"By difficulty, doublings of parameters per doubling of thinking: "
                              f"{words}" + (f" ({none} other bucket(s) not identifiable)"
-                                           if none else "") + ".")  # fmt: skip
+                                           if none else "") + ".")
         for _, r in fam[(fam["axis"] == "samples") & (fam["bucket"] == "all")].iterrows():
             parts.append(f"With repeated sampling ({r['setting']}, majority vote), "
-                         f"{_rate_words(r, 'the number of samples n')}.")  # fmt: skip
+                         f"{_rate_words(r, 'the number of samples n')}.")
     ch = cheapest[cheapest["task"] == task] if not cheapest.empty else cheapest
     for _, r in ch.iterrows():
         t = f"{100 * float(r['target']):.0f}%"
@@ -651,11 +651,11 @@ def answer(task: str, exchange: pd.DataFrame, cheapest: pd.DataFrame,
         where = str(r.get("problem_set") or "")
         on = f" on {where}" if where and not where.startswith("all ") else ""
         s = (f"To reach {t}{on} at the least inference compute, use {r['config']} "
-             f"({spread}; {_sci(float(r['flops']))} FLOPs per problem)")  # fmt: skip
+             f"({spread}; {_sci(float(r['flops']))} FLOPs per problem)")
         if isinstance(r.get("runner_up"), str):
             s += (f"; the best other size, {r['runner_up_config']}, costs "
                   f"{_g(float(r['margin']))}× as much "
-                  f"(95% CI {_g(float(r['margin_lo']))}–{_g(float(r['margin_hi']))}×)")  # fmt: skip
+                  f"(95% CI {_g(float(r['margin_lo']))}–{_g(float(r['margin_hi']))}×)")
         s += (f"; another size wins in {100 * float(r['flip_rate']):.0f}% of resamples of seeds "
               "and problems.")
         parts.append(s)
@@ -665,9 +665,9 @@ def answer(task: str, exchange: pd.DataFrame, cheapest: pd.DataFrame,
         if r["status"] == "ok":
             parts.append(f"Counting training compute too, for {t}: below Q ≈ {_sci(float(r['q_star']))}"
                          f" queries (95% CI {_sci(float(r['q_lo']))}–{_sci(float(r['q_hi']))}) "
-                         f"{r['from_model']} is cheaper in total, above it {r['to_model']}.")  # fmt: skip
+                         f"{r['from_model']} is cheaper in total, above it {r['to_model']}.")
         elif r["status"] == "no crossover" and isinstance(r.get("from_model"), str):
             parts.append(f"Counting training compute too, for {t}: {r['from_model']} is cheapest "
-                         "at every query volume.")  # fmt: skip
+                         "at every query volume.")
     return " ".join(parts)
 

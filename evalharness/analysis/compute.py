@@ -70,7 +70,7 @@ def compute_table(pp: pd.DataFrame, ks: list[int], thinking: pd.DataFrame,
                         "params": params, "flops": per_sample * k, "flops_2n": simple * k,
                         "flops_rule": rule, "accuracy": row[f"maj@{k}"],
                         "pass_at_n": row[f"pass@{k}"], "best_of_n": row[f"bok@{k}"],
-                    })  # fmt: skip
+                    })
     out = pd.DataFrame(rows)
     if out.empty:
         return out
@@ -88,7 +88,7 @@ def _exchange_cells(pp: pd.DataFrame, df: pd.DataFrame, ks: list[int]) -> list[t
     meta = df.groupby("model", sort=False).agg(
         base=("base_model", "first"), family=("family", "first"), params=("params", "first"),
         greedy=("greedy", "first"), temperature=("temperature", "first"),
-    )  # fmt: skip
+    )
     pp = pp.join(meta, on="model")
     pp = pp[pp["extensions"] == pp.groupby("model")["extensions"].transform("min")]
     out = []
@@ -116,7 +116,7 @@ def fit_cells(cut: pd.DataFrame) -> str:
 
 
 def exchange_table(pp: pd.DataFrame, df: pd.DataFrame, ks: list[int], n_boot: int,
-                   alpha: float, seed: int | None) -> pd.DataFrame:  # fmt: skip
+                   alpha: float, seed: int | None) -> pd.DataFrame:
     """Exchange-rate fits per (family, task, axis, difficulty bucket); bucket "all" pools."""
     diff = df.groupby(["task", "problem_id"])["difficulty"].first()
     rows = []
@@ -129,9 +129,9 @@ def exchange_table(pp: pd.DataFrame, df: pd.DataFrame, ks: list[int], n_boot: in
         for bucket, sub in buckets:
             cut = pd.concat([plateau_cut(c) for _, c in sub.groupby("model", sort=True)])
             fit = fit_exchange(cut[["problem_id", "model", "params", "level", "y"]],
-                                   axis, n_boot, alpha, seed)  # fmt: skip
+                                   axis, n_boot, alpha, seed)
             rows.append({"family": family, "task": task, "axis": axis, "setting": at,
-                         "bucket": bucket, **flat(fit), "cells": fit_cells(cut)})  # fmt: skip
+                         "bucket": bucket, **flat(fit), "cells": fit_cells(cut)})
     return pd.DataFrame(rows)
 
 
@@ -159,12 +159,12 @@ def _buy_points(pp: pd.DataFrame, df: pd.DataFrame, ks: list[int]) -> pd.DataFra
             "budget": g["budget"].to_numpy(), "n": k, "acc": g[col].to_numpy(float),
             "flops": g["flops"].to_numpy(float) * k, "difficulty": np.nan,
             "run_id": g["model"].map(meta["runs"]).to_numpy(),
-        }))  # fmt: skip
+        }))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def buy_tables(pp: pd.DataFrame, df: pd.DataFrame, ks: list[int], info: pd.DataFrame,
-               n_boot: int, alpha: float, seed: int | None):  # fmt: skip
+               n_boot: int, alpha: float, seed: int | None):
     """(exchange, cheapest, crossover, buy_costs) tables; see `evalharness.buy`."""
     exchange = exchange_table(pp, df, ks, n_boot, alpha, seed)
     points = _buy_points(pp, df, ks)
@@ -180,7 +180,7 @@ def buy_tables(pp: pd.DataFrame, df: pd.DataFrame, ks: list[int], info: pd.DataF
         points = points[np.isfinite(points["flops"])]
     for task, g in points.groupby("task", sort=True) if not points.empty else []:
         cheap.append(cheapest_configs(g, n_boot=n_boot, alpha=alpha, seed=seed)
-                     .assign(task=task))  # fmt: skip
+                     .assign(task=task))
         c, ln = crossovers(g, train, n_boot=n_boot, alpha=alpha, seed=seed)
         cross.append(c.assign(task=task))
         lines.append(ln.assign(task=task))

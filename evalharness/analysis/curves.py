@@ -37,7 +37,7 @@ def curve_tables(pp: pd.DataFrame, ks: list[int], n_boot: int, alpha: float, see
                     "accuracy": point[i],
                     "acc_lo": lo[i],
                     "acc_hi": hi[i],
-                }  # fmt: skip
+                }
             )
             k_here = [k for k in ks if (f"pass@{k}", b) in col]
             for k in k_here:

@@ -261,7 +261,7 @@ def emergence_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _size_replicates(rec: pd.DataFrame, metrics: list[str], n_boot: int, alpha: float,
-                     seed: int | None) -> tuple[SeedDesign, dict[str, np.ndarray]]:  # fmt: skip
+                     seed: int | None) -> tuple[SeedDesign, dict[str, np.ndarray]]:
     """Joint bootstrap replicates (problems once for all sizes, seeds within a size) of the
     per-size mean of each record metric of one (family, task): metric -> n_boot x sizes, the
     sizes in `design` order (by params)."""
@@ -273,7 +273,7 @@ def _size_replicates(rec: pd.DataFrame, metrics: list[str], n_boot: int, alpha: 
     order = ckpt.assign(_p=ckpt["size"].map(sizes)).sort_values("_p").index
     index = {s: i for i, s in enumerate(sizes.index)}
     design = design_from(sizes.index, np.log2(sizes.to_numpy(float)),
-                                 ckpt.loc[order, "size"].map(index).to_numpy())  # fmt: skip
+                                 ckpt.loc[order, "size"].map(index).to_numpy())
     metrics = [m for m in metrics if m in rec]
     mean = rec.groupby(["model", "problem_id"])[metrics].mean()
     problems = mean.index.get_level_values("problem_id").unique()
@@ -286,13 +286,13 @@ def _size_replicates(rec: pd.DataFrame, metrics: list[str], n_boot: int, alpha: 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a replicate may miss a cell
             out[m] = size_curve(design, v, np.isfinite(v).astype(float), wp, ws,
-                                        alpha).reps  # fmt: skip
+                                        alpha).reps
     return design, out
 
 
 def sharpness_table(emergence: pd.DataFrame, records: pd.DataFrame | None = None,
                     n_boot: int = SHARPNESS_CI_BOOT, alpha: float = 0.05,
-                    seed: int | None = 0) -> pd.DataFrame:  # fmt: skip
+                    seed: int | None = 0) -> pd.DataFrame:
     """Monotone-fit sharpness (`monotone_sharpness`) per (family, task, metric), on the
     per-size means over seeds; 'no fit: <reason>' in `status` where there is none. With the
     emergence `records` (`emergence_records`), each sharpness of a record metric gets a CI
@@ -312,7 +312,7 @@ def sharpness_table(emergence: pd.DataFrame, records: pd.DataFrame | None = None
             rec = rec[rec["model"].isin(set(fam["model"])) & np.isfinite(rec["params"])]
             if rec["size"].nunique() >= 3:
                 design, reps = _size_replicates(rec, list(metrics), n_boot, alpha,
-                                                seed)  # fmt: skip
+                                                seed)
         for metric in metrics:
             if metric not in fam or fam[metric].notna().sum() < 2:
                 continue
@@ -324,15 +324,15 @@ def sharpness_table(emergence: pd.DataFrame, records: pd.DataFrame | None = None
             ci = {"sharpness_lo": math.nan, "sharpness_hi": math.nan, "sharpness_ci_boot": 0,
                   "sharpness_ci_resamples": "no CI: " + ("a derived prediction, not a record "
                                                          "mean" if metric.startswith("pred_")
-                                                         else "no fit or no records")}  # fmt: skip
+                                                         else "no fit or no records")}
             if res.status == "ok" and metric in reps and set(per.index) == set(design.sizes):
                 inc = bool(spearmanr(x, y).statistic >= 0) if x.size > 1 else True
                 lo, hi, used = sharpness_interval(design.log2_params, reps[metric],
-                                                          res.fit, inc, alpha)  # fmt: skip
+                                                          res.fit, inc, alpha)
                 seeds = ("problems and seeds" if design.n_seeds.max() > 1
                          else "problems only (one seed per size)")
                 ci = {"sharpness_lo": lo, "sharpness_hi": hi, "sharpness_ci_boot": used,
-                      "sharpness_ci_resamples": seeds}  # fmt: skip
+                      "sharpness_ci_resamples": seeds}
             rows.append(
                 {
                     "family": family,
@@ -351,7 +351,7 @@ def sharpness_table(emergence: pd.DataFrame, records: pd.DataFrame | None = None
                     "n_models": int(fam["model"].nunique()),
                     "n_sizes": int(per.shape[0]),
                     **ci,
-                }  # fmt: skip
+                }
             )
     return pd.DataFrame(rows)
 
@@ -384,7 +384,7 @@ def span_table(emergence: pd.DataFrame, lo: float = 0.2, hi: float = 0.8) -> pd.
                     "seeds": f"{k.min()}" if k.min() == k.max() else f"{k.min()}–{k.max()}",
                     "basis": "per-size means over seeds",
                     "rule": SPAN_RULE,
-                }  # fmt: skip
+                }
             )
     return pd.DataFrame(rows)
 
@@ -392,7 +392,7 @@ def span_table(emergence: pd.DataFrame, lo: float = 0.2, hi: float = 0.8) -> pd.
 # the per-token metric of the Schaeffer test, best first: informative gold tokens (digits of
 # scratchpad and answer), every gold token, the reference answer's tokens
 TOKEN_METRICS = (("gold_info_acc", "gold_info_len"), ("gold_token_acc", "_gold_len"),
-                 ("ref_token_acc", "ref_len"))  # fmt: skip
+                 ("ref_token_acc", "ref_len"))
 SEED_EXTRAS = ("gold_info_logprob", "scratch_edit_distance")
 
 
@@ -430,29 +430,29 @@ def seed_tables(df: pd.DataFrame, n_boot: int, alpha: float, seed: int | None):
                                "log2_params": d.log2_params[i], "n_seeds": int(d.n_seeds[i]),
                                "mean": c.mean[i], "sd": c.sd[i], "seed_min": c.seed_min[i],
                                "seed_max": c.seed_max[i], "ci_lo": c.ci_lo[i],
-                               "ci_hi": c.ci_hi[i], "n_problems": fc.n_problems})  # fmt: skip
+                               "ci_hi": c.ci_hi[i], "n_problems": fc.n_problems})
             seeds = g.groupby("model")["model_seed"].first()
             for j, model in enumerate(fc.models):
                 points.append({**ident, "metric": names.get(key, key), "model": model,
                                "size": d.sizes[d.size_of[j]], "model_seed": seeds.get(model),
                                "params": 2.0 ** d.log2_params[d.size_of[j]],
-                               "value": c.per_seed[j]})  # fmt: skip
+                               "value": c.per_seed[j]})
         res = schaeffer_test(d, fc.curves["em"], fc.curves["token_acc"],
                                      fc.tokens_per_size, alpha, fc.metric if metric else "",
-                                     fc.n_problems)  # fmt: skip
+                                     fc.n_problems)
         if metric is None:
             res = SchaefferResult("undetermined", "no per-token accuracy of the gold "
                                           "target or answer in the scores", res.table)
         sharp = monotone_sharpness(d.log2_params, fc.curves["em"].mean)
         summary = {"l_eff": res.l_eff, "l_eff_lo": res.l_eff_lo, "l_eff_hi": res.l_eff_hi,
                    "token_slope": res.slope, "token_slope_lo": res.slope_lo,
-                   "token_slope_hi": res.slope_hi, "token_metric": res.metric}  # fmt: skip
+                   "token_slope_hi": res.slope_hi, "token_metric": res.metric}
         tests.append(res.table.assign(**ident, **summary, verdict=res.verdict))
         verdicts.append({**ident, "verdict": res.verdict, "reason": res.reason,
                          "sentence": verdict_sentence(task, str(family), res, sharp),
                          "em_sharpness": sharp.value, "em_sharpness_fit": sharp.fit or
                          sharp.status, "n_sizes": len(d.sizes),
-                         "max_seeds": int(d.n_seeds.max()), **summary})  # fmt: skip
+                         "max_seeds": int(d.n_seeds.max()), **summary})
 
     def frame(rows):
         return pd.DataFrame(rows)

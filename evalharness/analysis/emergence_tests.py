@@ -198,7 +198,7 @@ def monotone_sharpness(log2_params, y, weights=None, sigmoid: bool = True) -> Sh
             sig_share, sig_start = _window_share(grid, f)
     if math.isfinite(sig_share):
         return Sharpness("ok", sig_share, "sigmoid", sig_share, iso_share, float(sig[2]),
-                         float(sig[3]), sig_start)  # fmt: skip
+                         float(sig[3]), sig_start)
     if math.isfinite(iso_share):
         return Sharpness("ok", iso_share, "isotonic", math.nan, iso_share, start_log2=iso_start)
     return Sharpness("no fit: the monotone fit is flat (no net trend across sizes)")
@@ -252,7 +252,7 @@ def _sigmoid_share(mid: np.ndarray, width: np.ndarray, x0: float, x1: float) -> 
 
 
 def sharpness_replicates(log2_params, reps: np.ndarray, fit: str, increasing: bool = True,
-                         chunk: int = 200) -> np.ndarray:  # fmt: skip
+                         chunk: int = 200) -> np.ndarray:
     """Sharpness of each replicate curve (rows of `reps`, one column per size in the order of
     `log2_params`) under the fit the point estimate used (`SHARPNESS_CI_RULE`). NaN where a
     replicate has a missing size or no net change."""
@@ -292,7 +292,7 @@ def sharpness_replicates(log2_params, reps: np.ndarray, fit: str, increasing: bo
 
 
 def sharpness_interval(log2_params, reps: np.ndarray, fit: str, increasing: bool = True,
-                       alpha: float = 0.05) -> tuple[float, float, int]:  # fmt: skip
+                       alpha: float = 0.05) -> tuple[float, float, int]:
     """(lo, hi, replicates with a value) of the percentile interval of `sharpness_replicates`."""
     vals = sharpness_replicates(log2_params, reps, fit, increasing)
     vals = vals[np.isfinite(vals)]
@@ -391,7 +391,7 @@ def schaeffer_test(
     a_bonf = alpha / max(n, 1)
     table = pd.DataFrame({"size": design.sizes, "log2_params": x, "params": 2.0**x,
                           "em": em.mean, "em_lo": em.ci_lo, "em_hi": em.ci_hi,
-                          "token_error": 1 - acc.mean, "has_token_errors": has_err})  # fmt: skip
+                          "token_error": 1 - acc.mean, "has_token_errors": has_err})
 
     def undetermined(why: str) -> SchaefferResult:
         return SchaefferResult("undetermined", why, table, metric=metric)
@@ -410,7 +410,7 @@ def schaeffer_test(
         )
     if has_err.sum() < 3:
         return undetermined(f"only {int(has_err.sum())} sizes make any token error (need 3) "
-                            "— the per-token metric is saturated")  # fmt: skip
+                            "— the per-token metric is saturated")
     z = _logit_error(acc.mean, floor)
     c, d = (float(v[0]) for v in line_fit(x, z, has_err))
     z_rep = _logit_error(acc.reps, floor)
@@ -437,14 +437,14 @@ def schaeffer_test(
                          em_minus_pred=diff, em_minus_pred_lo=d_lo, em_minus_pred_hi=d_hi,
                          logit_error=z, resid=np.where(has_err, resid, np.nan),
                          resid_lo=np.where(has_err, r_lo, np.nan),
-                         resid_hi=np.where(has_err, r_hi, np.nan))  # fmt: skip
+                         resid_hi=np.where(has_err, r_hi, np.nan))
     (l_lo, l_hi), (s_lo, s_hi) = (np.nanquantile(v, [alpha / 2, 1 - alpha / 2])
-                                  for v in (l_rep, d_rep))  # fmt: skip
+                                  for v in (l_rep, d_rep))
     jump = has_err & ((r_lo > 0) | (r_hi < 0))
     tol = 0.5 / n_problems if n_problems else 0.0
     miss = (d_lo > tol) | (d_hi < -tol)
     common = dict(table=table, l_eff=l_eff, l_eff_lo=float(l_lo), l_eff_hi=float(l_hi),
-                  slope=d, slope_lo=float(s_lo), slope_hi=float(s_hi), metric=metric)  # fmt: skip
+                  slope=d, slope_lo=float(s_lo), slope_hi=float(s_hi), metric=metric)
     if jump.any():
         i = int(np.argmax(np.where(jump, np.abs(resid), -np.inf)))
         return SchaefferResult(
@@ -498,10 +498,10 @@ def verdict_sentence(task: str, family: str, res: SchaefferResult, sharp: Sharpn
     """One sentence per task: what the data show and why, with the deciding numbers."""
     s = (f"{task} ({family}): exact match's sharpness is {100 * sharp.value:.0f}% "
          f"({sharp.fit} fit)" if sharp.status == "ok"
-         else f"{task} ({family}): exact match's sharpness: {sharp.status}")  # fmt: skip
+         else f"{task} ({family}): exact match's sharpness: {sharp.status}")
     label = {"metric-induced": "the jump is metric-induced",
              "real transition": "a real transition",
-             "undetermined": "undetermined"}[res.verdict]  # fmt: skip
+             "undetermined": "undetermined"}[res.verdict]
     return f"{s}; {label}: {res.reason}."
 
 
@@ -540,7 +540,7 @@ def family_curves(
     order = ckpt.assign(_p=ckpt["size"].map(sizes)).sort_values(["_p"]).index
     size_index = {s: i for i, s in enumerate(sizes.index)}
     design = design_from(sizes.index, np.log2(sizes.to_numpy(float)),
-                         ckpt.loc[order, "size"].map(size_index).to_numpy())  # fmt: skip
+                         ckpt.loc[order, "size"].map(size_index).to_numpy())
     cols = ["correct", "_hits", len_col, "_one", *extra_means]
     g = df.assign(correct=df["correct"].astype(float)).groupby(["model", "problem_id"])[cols]
     mean = g.mean()
@@ -548,14 +548,14 @@ def family_curves(
 
     def mat(col: str) -> np.ndarray:
         return mean[col].unstack("problem_id").reindex(index=order, columns=problems).to_numpy(
-            float)  # fmt: skip
+            float)
 
     present = np.isfinite(mat("_one")).astype(float)
     wp, ws = size_seed_weights(design, len(problems), n_boot, seed)
     curves = {"em": size_curve(design, mat("correct"), present, wp, ws, alpha)}
     hits, toks = mat("_hits"), mat(len_col)
     curves["token_acc"] = size_curve(design, hits, np.where(np.isfinite(hits), toks, 0), wp, ws,
-                                     alpha)  # fmt: skip
+                                     alpha)
     # both are shares: mean ± t·SE over 3 seeds can leave [0, 1]; the interval is clipped to it
     for key in ("em", "token_acc"):
         c = curves[key]

@@ -44,7 +44,7 @@ def ols_rows(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def lack_of_fit(
     budgets: np.ndarray, point: np.ndarray, reps: np.ndarray, window: np.ndarray,
     alpha: float = 0.05,
-) -> LackOfFit:  # fmt: skip
+) -> LackOfFit:
     """Lack-of-fit of the line over the window (`LACK_OF_FIT_RULE`); reps: n_boot x budgets."""
     used = tuple(int(b) for b in budgets[window])
     k = int(window.sum())
@@ -61,11 +61,11 @@ def lack_of_fit(
     df = k - 2
     if df == 0 or rr.shape[0] < 10:
         return LackOfFit("no test: residuals have 0 degrees of freedom", used, tuple(r),
-                         tuple(lo), tuple(hi))  # fmt: skip
+                         tuple(lo), tuple(hi))
     cov = np.cov(rr, rowvar=False)
     stat = float(r @ np.linalg.pinv(cov, rcond=1e-10, hermitian=True) @ r)
     return LackOfFit("ok", used, tuple(map(float, r)), tuple(map(float, lo)),
-                     tuple(map(float, hi)), stat, df, float(stats.chi2.sf(stat, df)))  # fmt: skip
+                     tuple(map(float, hi)), stat, df, float(stats.chi2.sf(stat, df)))
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ def reselecting_ci(
     budgets = np.asarray(budgets, float)
     fixed = select(budgets, point)
     slopes_fixed = (ols_rows(np.log2(budgets[fixed]), reps[:, fixed])[1]
-                    if fixed.sum() >= 3 else np.full(reps.shape[0], np.nan))  # fmt: skip
+                    if fixed.sum() >= 3 else np.full(reps.shape[0], np.nan))
     slopes = np.full(reps.shape[0], np.nan)
     for i, row in enumerate(reps):
         w = select(budgets, row)
@@ -96,9 +96,9 @@ def reselecting_ci(
         warnings.simplefilter("ignore", RuntimeWarning)
         lo, hi = np.nanquantile(slopes, q) if np.isfinite(slopes).any() else (math.nan,) * 2
         flo, fhi = (np.nanquantile(slopes_fixed, q) if np.isfinite(slopes_fixed).any()
-                    else (math.nan,) * 2)  # fmt: skip
+                    else (math.nan,) * 2)
     return ReselectingCI(float(lo), float(hi), float(flo), float(fhi),
-                         float(np.isfinite(slopes).mean()))  # fmt: skip
+                         float(np.isfinite(slopes).mean()))
 
 
 def _bernoulli_ll(p: np.ndarray, s: np.ndarray, n: np.ndarray) -> float:
@@ -127,13 +127,13 @@ def compare_log_models(budgets, successes, trials) -> pd.DataFrame:
                 res = optimize.minimize(lambda th: -_bernoulli_ll(fun(th), s, n), p0,
                                         method="Nelder-Mead",
                                         options={"maxiter": 2000, "xatol": 1e-6,
-                                                 "fatol": 1e-8})  # fmt: skip
+                                                 "fatol": 1e-8})
             if best is None or res.fun < best.fun:
                 best = res
         ll = -float(best.fun)
         rows.append({"form": model, "k": k, "loglik": ll, "aic": 2 * k - 2 * ll,
                      "bic": k * math.log(n_obs) - 2 * ll, "params": " ".join(
-                         f"{v:.4g}" for v in show(best.x))})  # fmt: skip
+                         f"{v:.4g}" for v in show(best.x))})
 
     if x.size < 2 or n_obs == 0 or s.sum() in (0, n_obs):
         return pd.DataFrame(rows)  # no fit: too few budgets, or every outcome alike
@@ -182,10 +182,10 @@ def _quantile_labels(v: np.ndarray, q: int) -> np.ndarray:
     ranked = pd.Series(np.where(np.isfinite(v), v, np.nan)).rank(method="first")
     ranked = ranked.fillna(np.inf) if np.isinf(v).any() else ranked
     cut = pd.qcut(ranked.replace(np.inf, ranked[np.isfinite(ranked)].max() + 1), q, labels=False,
-                  duplicates="drop")  # fmt: skip
+                  duplicates="drop")
     lo_hi = pd.Series(v).groupby(cut).agg(["min", "max"])
     return np.array([f"Q{int(c) + 1} ({lo_hi.loc[c, 'min']:g}-{lo_hi.loc[c, 'max']:g})"
-                     if c == c else "" for c in cut], object)  # fmt: skip
+                     if c == c else "" for c in cut], object)
 
 
 @dataclass(frozen=True)
@@ -220,10 +220,10 @@ def difficulty_mix(
     steps, tracks = med >= 0.6, math.isfinite(gap) and gap <= 0.1
     slopes = bucket_fits["b"].dropna()
     within = (f"within-bucket slopes {100 * slopes.min():+.1f} to {100 * slopes.max():+.1f} "
-              "pts/doubling" if not slopes.empty else "no within-bucket slopes")  # fmt: skip
+              "pts/doubling" if not slopes.empty else "no within-bucket slopes")
     gap_s = (f"the step model (each problem solved once its natural thinking fits in T) is "
              f"within {gap:.3f} of the pooled curve" if math.isfinite(gap)
-             else "no natural thinking lengths for the step model")  # fmt: skip
+             else "no natural thinking lengths for the step model")
     verdict = ("difficulty mix" if steps and (tracks or not math.isfinite(gap))
                else "not the difficulty mix" if not steps and not tracks else "partly")
     head = {"difficulty mix": "the pooled log-T slope is driven by the difficulty mix",
@@ -236,5 +236,5 @@ def difficulty_mix(
         f"{head}: pooled slope {pooled} pts/doubling; per-bucket curves put a median "
         f"{100 * med:.0f}% of their rise in one doubling of T; {within}; {gap_s}.",
         med, gap,
-    )  # fmt: skip
+    )
 

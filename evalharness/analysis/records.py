@@ -42,7 +42,7 @@ _NEEDED = POINT + [
     "answer_type", "params", "family", "temperature", "difficulty", *EMERGENCE_COLUMNS,
     "natural_thinking_tokens", "model_seed", "size", "gold_info_acc", "gold_info_logprob",
     "gold_info_len", "scratch_edit_distance", "top_p", "run_id", "spec_label",
-]  # fmt: skip
+]
 _NEEDED = list(dict.fromkeys(_NEEDED))
 
 
@@ -236,7 +236,7 @@ def model_info(scores: pd.DataFrame) -> pd.DataFrame:
     training cost (said in the tables' ``flops_rule`` / ``info_source``)."""
     if scores.empty or "model" not in scores:
         return pd.DataFrame(columns=["model", "config", "non_embedding_params", "train_flops",
-                                     "info_source"])  # fmt: skip
+                                     "info_source"])
     cols = [c for c in ("model", "params", *MODEL_INFO_COLUMNS) if c in scores]
     first = scores[cols].drop_duplicates("model").set_index("model")
     rows = []
@@ -251,7 +251,7 @@ def model_info(scores: pd.DataFrame) -> pd.DataFrame:
             train = 6.0 * params * tokens
         source = "manifest" if cfg is not None or np.isfinite(train) else "none"
         rows.append({"model": model, "config": cfg, "non_embedding_params": ne,
-                     "train_flops": train, "info_source": source})  # fmt: skip
+                     "train_flops": train, "info_source": source})
     return pd.DataFrame(rows)
 
 
@@ -265,6 +265,6 @@ def difficulty_column(df: pd.DataFrame) -> pd.Series:
     out = pd.Series(np.nan, index=df.index)
     for task, idx in df.groupby("task", sort=False).groups.items():
         out.loc[idx] = difficulty_of(task, df.loc[idx, "problem_id"],
-                                         df.loc[idx, "difficulty"]).to_numpy()  # fmt: skip
+                                         df.loc[idx, "difficulty"]).to_numpy()
     return out
 

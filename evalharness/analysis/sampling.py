@@ -43,7 +43,7 @@ def fit_coverage_from(
         # pass@k == pass@1 for every k (e.g. samples that all agree): beta = 0 with a CI of
         # +-1e-32 is not a measurement, the sampling adds no coverage
         return CoverageFit(status="no fit: pass@k flat in k (pass@k == pass@1, beta = 0)",
-                           ks=tuple(int(k) for k in ks[keep]))  # fmt: skip
+                           ks=tuple(int(k) for k in ks[keep]))
     x = np.log(ks[keep].astype(float))
 
     def transform(p: np.ndarray) -> np.ndarray:

@@ -45,7 +45,7 @@ __all__ = [
     "plot_budget_control", "plot_cost_vs_queries", "plot_emergence", "plot_flops_frontier",
     "plot_iso_accuracy", "plot_pass_maj_at_k", "plot_seed_emergence", "plot_thinking_usage",
     "save_figure", "slug", "split_model",
-]  # fmt: skip
+]
 
 
 # ----------------------------------------------------------------------------- assembly

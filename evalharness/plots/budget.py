@@ -64,7 +64,7 @@ def plot_accuracy_vs_budget(
             (h,) = ax.plot(
                 x, g["accuracy"], marker="s" if sampled else "o", ms=4, lw=1.1 if sampled else 1.6,
                 color=colors[m], label=model_label(m, params),
-            )  # fmt: skip
+            )
             handles.append(h)
             if {"acc_lo", "acc_hi"} <= set(g.columns):
                 ax.fill_between(x, g["acc_lo"], g["acc_hi"], color=colors[m], alpha=0.14, lw=0)
@@ -207,7 +207,7 @@ def accuracy_figures(v: TaskView) -> list[FigureSpec]:
         "problems and the fitted a + b·log₂T line (dashed) over the budgets it was "
         "fitted on.",
         plot_accuracy_vs_budget(bud, fits, task=task, family=v.family, params=v.params),
-    )]  # fmt: skip
+    )]
 
 
 @figure("thinking_tokens", order=20)
@@ -221,4 +221,4 @@ def thinking_figures(v: TaskView) -> list[FigureSpec]:
         "Thinking tokens actually used vs budget (mean, p10–p90 band); the dotted "
         "line is y = x.",
         plot_thinking_usage(bud, task=v.task, family=v.family, params=v.params),
-    )]  # fmt: skip
+    )]

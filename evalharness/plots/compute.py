@@ -48,7 +48,7 @@ def _flops_rule_parts(rules: Iterable[str]) -> tuple[str, str]:
         return kaplan, f"{where}; {terms}"
     if RULE_ATTENTION in rules:
         return (f"{kaplan}, or {dense} without a model config",
-                f"{where}; {terms}; params: all parameters")  # fmt: skip
+                f"{where}; {terms}; params: all parameters")
     return dense, f"{where}; params: all parameters (no model config: attention term not counted)"
 
 
@@ -122,18 +122,18 @@ def plot_flops_frontier(
         ncols = 1 if n_entries <= 18 else 2
         height = max(5.0, 1.4 + 0.19 * math.ceil(n_entries / ncols))
         fig, axes = new_figure(6.2 * len(sets) + 2.6 * ncols, height, ncols=len(sets),
-                                sharey=True)  # fmt: skip
+                                sharey=True)
         shapes = ["o", "s", "^", "D", "v", "P", "X", "h", "*", "<", ">", "p"]
         markers = {n: shapes[i % len(shapes)] for i, n in enumerate(ns)}
         fx_all = pts_all["flops"].to_numpy(float)
         # one colour per size: every seed takes the colour of its size's first checkpoint
         size_color = {b: colors[next(m for m in params if split_model(m)[0] == g[0])]
-                      for g in groups.values() for b in g}  # fmt: skip
+                      for g in groups.values() for b in g}
         handles = []
         for key, names in groups.items():
             p = finite_or(key, math.nan)
             handles.append(Line2D([], [], ls="none", marker="o", ms=6, color=size_color[names[0]],
-                                  label=_size_label(names, p)))  # fmt: skip
+                                  label=_size_label(names, p)))
         for ax, (desc, pts) in zip(axes, sets, strict=True):
             for m in model_order(params):
                 for nval in ns:
@@ -144,16 +144,16 @@ def plot_flops_frontier(
                         continue
                     ax.scatter(g["flops"], g["accuracy"], color=size_color[split_model(m)[0]],
                                marker=markers[nval], s=32, alpha=0.9, edgecolors="white",
-                               linewidths=0.5, zorder=2)  # fmt: skip
+                               linewidths=0.5, zorder=2)
             log_x(ax, sci_label, float(fx_all.min()) / 1.4, float(fx_all.max()) * 1.4)
             ax.set_ylim(-0.02, 1.06)
             front = _frontier(pts)
             if not front.empty:
                 fx, fy = front["flops"].to_numpy(float), front["accuracy"].to_numpy(float)
                 ax.step(np.r_[fx, float(pts["flops"].max())], np.r_[fy, fy[-1]], where="post",
-                        color="crimson", lw=1.6, alpha=0.8, zorder=1, label="Pareto frontier")  # fmt: skip
+                        color="crimson", lw=1.6, alpha=0.8, zorder=1, label="Pareto frontier")
                 ax.scatter(fx, fy, s=95, facecolors="none", edgecolors="crimson", lw=1.3,
-                           zorder=3)  # fmt: skip
+                           zorder=3)
                 _label_frontier(ax, front, multi_n=len(ns) > 1)
             if len(sets) > 1:
                 ax.set_title(f"on {desc}", fontsize=9)
@@ -161,7 +161,7 @@ def plot_flops_frontier(
         handles.append(Line2D([], [], color="crimson", lw=1.6, label="Pareto frontier"))
         if len(ns) > 1:
             handles += [Line2D([], [], ls="none", marker=markers[nval], color="0.4",
-                               label=f"n = {nval:g}") for nval in ns]  # fmt: skip
+                               label=f"n = {nval:g}") for nval in ns]
         axes[0].set_ylabel(
             "accuracy (majority vote of n samples)" if len(ns) > 1 else "accuracy (exact match)"
         )
@@ -171,7 +171,7 @@ def plot_flops_frontier(
         fig.supxlabel(flops_rule_note(rules), fontsize=7.5, color="0.3")
         fig.legend(handles=handles, loc="outside right center", frameon=False, ncols=ncols,
                    title="size (colour; seeds share it)" if any(len(g) > 1 for g in
-                   groups.values()) else "model")  # fmt: skip
+                   groups.values()) else "model")
     return fig
 
 
@@ -211,7 +211,7 @@ def _label_frontier(ax, front: pd.DataFrame, multi_n: bool) -> None:
     taken = [mpl.transforms.Bbox.from_bounds(x - 5, y - 5, 10, 10) for x, y in pts]
     spots = [((-7, 6), "right", "bottom"), ((7, -6), "left", "top"),
              ((-7, -6), "right", "top"), ((7, 6), "left", "bottom"),
-             ((7, 16), "left", "bottom"), ((-7, 16), "right", "bottom")]  # fmt: skip
+             ((7, 16), "left", "bottom"), ((-7, 16), "right", "bottom")]
     for grp in _runs(front):
         r0, r1 = grp.iloc[0], grp.iloc[-1]
         text = str(r0["model"])
@@ -225,7 +225,7 @@ def _label_frontier(ax, front: pd.DataFrame, multi_n: bool) -> None:
                 text, (r0["flops"], r0["accuracy"]), xytext=offset, textcoords="offset points",
                 ha=ha, va=va, fontsize=7.5, color="0.1", zorder=4,
                 bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.8),
-            )  # fmt: skip
+            )
             ann.set_in_layout(False)  # a label must not make the layout shrink the axes
             bb = ann.get_window_extent(renderer)
             inside = (
@@ -258,7 +258,7 @@ def fit_region(fit: Mapping, points: pd.DataFrame | None = None) -> np.ndarray |
     if isinstance(cells, str) and cells.strip():
         pairs = [c.split("@") for c in cells.split()]
         used = pd.DataFrame({"params": [float(p) for p, _ in pairs],
-                             "level": [float(lv) for _, lv in pairs]})  # fmt: skip
+                             "level": [float(lv) for _, lv in pairs]})
     elif points is not None and not points.empty:
         from evalharness.analysis.buy import plateau_cut
 
@@ -313,25 +313,25 @@ def plot_iso_accuracy(
                 path.contains_points(np.column_stack([x, y]), radius=-1e-6)
             ax.fill(2 ** region[:, 0], 2 ** region[:, 1], facecolor="0.5", alpha=0.06,
                     edgecolor="0.45", ls=":", lw=1.0, zorder=0,
-                    label="region the fit read (contours only here)")  # fmt: skip
+                    label="region the fit read (contours only here)")
         if np.isfinite(finite_or(fit.get("b"), math.nan)):
             z = _logistic_surface(fit, my, mx)
             if region is not None:
                 grid = np.column_stack([mx.ravel(), my.ravel()])
                 keep = path.contains_points(grid, radius=1e-6) | path.contains_points(
-                    grid, radius=-1e-6)  # fmt: skip
+                    grid, radius=-1e-6)
                 z = np.ma.masked_where(~keep.reshape(z.shape), z)
             cs = ax.contour(2**mx, 2**my, z, levels=list(levels), cmap=cmap, norm=norm,
-                            linewidths=1.4)  # fmt: skip
+                            linewidths=1.4)
             ax.clabel(cs, fmt=lambda v: f"{100 * v:.0f}%", fontsize=8)
         acc = pts["accuracy"].to_numpy(float)
         sc = ax.scatter(2 ** x[inside], 2 ** y[inside], c=acc[inside], cmap=cmap, norm=norm,
                         s=60, edgecolors="0.2", linewidths=0.6, zorder=3,
-                        label="measured, used by the fit")  # fmt: skip
+                        label="measured, used by the fit")
         if (~inside).any():
             ax.scatter(2 ** x[~inside], 2 ** y[~inside], facecolors="none",
                        edgecolors=cmap(norm(acc[~inside])), s=60, linewidths=1.4, zorder=3,
-                       label="measured, left out (past its plateau)")  # fmt: skip
+                       label="measured, left out (past its plateau)")
         fig.colorbar(sc, ax=ax, label="measured accuracy (dots) · fitted contours (lines)")
         ax.set_xscale("log", base=2)
         ax.set_yscale("log", base=2)
@@ -341,7 +341,7 @@ def plot_iso_accuracy(
         ax.set_ylabel("parameters N (log scale)")
         if fit.get("status") == "ok":
             extra = (f"one doubling of T ≈ {fmt2(fit['rate'])} doublings of N "
-                     f"(95% CI {fmt2(fit['rate_lo'])}–{fmt2(fit['rate_hi'])})")  # fmt: skip
+                     f"(95% CI {fmt2(fit['rate_lo'])}–{fmt2(fit['rate_hi'])})")
         else:
             extra = str(fit.get("status", ""))
         ax.set_title(extra, fontsize=9)
@@ -362,7 +362,7 @@ def _size_params(costs: pd.DataFrame, given: Mapping[str, float] | None) -> dict
         p = finite_or(given.get(m), math.nan)
         if not math.isfinite(p):
             seeds = [v for k, v in given.items() if k.startswith(m) and k[len(m):][:1] in "-_/."
-                     and math.isfinite(finite_or(v, math.nan))]  # fmt: skip
+                     and math.isfinite(finite_or(v, math.nan))]
             p = min(seeds) if seeds else math.nan
         out[m] = p
     if not all(math.isfinite(v) for v in out.values()):  # one scale for all: training FLOPs
@@ -418,10 +418,10 @@ def plot_cost_vs_queries(
                 xs = crossover[crossover["problem_set"] == desc]
             for ax, target in zip(axes, targets, strict=False):
                 _cost_panel(ax, block[block["target"] == target], xs[xs["target"] == target]
-                            if not xs.empty else xs, qs, colors)  # fmt: skip
+                            if not xs.empty else xs, qs, colors)
                 title = f"target accuracy {100 * target:.0f}%"
                 ax.set_title(title + (f"\non {desc}" if desc and len(sets) > 1 else ""),
-                             fontsize=9)  # fmt: skip
+                             fontsize=9)
             axes[0].set_ylabel("total FLOPs = training + Q × inference")
         only = sets[0][0] if len(sets) == 1 else ""
         extra = f" — on {only}" if only and not only.startswith("all ") else ""
@@ -441,14 +441,14 @@ def _cost_panel(ax, c: pd.DataFrame, crossover: pd.DataFrame, qs: np.ndarray, co
     for _, r in none.iterrows():
         if isinstance(r.get("from_model"), str):
             ax.text(0.98, 0.04, f"no crossover:\n{r['from_model']} cheapest at every Q",
-                    transform=ax.transAxes, ha="right", va="bottom", fontsize=7.5)  # fmt: skip
+                    transform=ax.transAxes, ha="right", va="bottom", fontsize=7.5)
     for _, r in cr.iterrows():
         q, lo, hi = (float(r[k]) for k in ("q_star", "q_lo", "q_hi"))
         ax.axvline(q, color="crimson", lw=1.2, ls="--")
         ax.axvspan(max(lo, qs[0]), min(hi, qs[-1]), color="crimson", alpha=0.12)
         ax.annotate(f"Q* ≈ {sci_label(q)}\n{r['from_model']} → {r['to_model']}", (q, 0.04),
                     xycoords=("data", "axes fraction"), fontsize=7.5, rotation=90,
-                    ha="right", va="bottom")  # fmt: skip
+                    ha="right", va="bottom")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("queries served Q (log scale)")
@@ -488,7 +488,7 @@ def buy_figures(v: TaskView) -> list[FigureSpec]:
             "accuracy; hollow: left out of the fit). Along a contour one doubling of T trades "
             "for c/b doublings of N.",
             plot_iso_accuracy(fit, pts, task=task, family=str(fit["family"])),
-        ))  # fmt: skip
+        ))
     costs = getattr(a, "buy_costs", pd.DataFrame())
     cross = getattr(a, "crossover", pd.DataFrame())
     if not costs.empty:
@@ -503,7 +503,7 @@ def buy_figures(v: TaskView) -> list[FigureSpec]:
             "Lines are labelled with their configuration: size, T, n and decoding (greedy or "
             "t=temperature, top-p); configurations are compared only within one problem set.",
             plot_cost_vs_queries(costs, cross, task=task, family=fam, params=P),
-        ))  # fmt: skip
+        ))
     return out
 
 
@@ -524,4 +524,4 @@ def frontier_figures(v: TaskView) -> list[FigureSpec]:
         .replace("inference FLOPs", "Inference FLOPs").removesuffix(" (log scale)")
         + "; " + flops_rule_note(rules) + ".",
         plot_flops_frontier(base_level(comp), task=task, family=v.family, params=v.params),
-    )]  # fmt: skip
+    )]

@@ -63,7 +63,7 @@ def _count_labels(ax, x: np.ndarray, g: pd.DataFrame, col: str, color, seen: set
         if (d < _FEW_RECORDS or (failure and v > 0)) and (xi, round(v, 3), text) not in seen:
             seen.add((xi, round(v, 3), text))
             ax.annotate(text, (xi, v), xytext=(3, 4), textcoords="offset points",
-                        fontsize=6, color=color, ha="left", va="bottom")  # fmt: skip
+                        fontsize=6, color=color, ha="left", va="bottom")
             wrote += 1
     return wrote
 
@@ -85,7 +85,7 @@ def plot_budget_control(
     columns of :func:`evalharness.diagnostics.budget_control`)."""
     with mpl.rc_context(STYLE):
         fig, axes = new_figure(3.3 * len(_CONTROL_PANELS), 3.9, ncols=len(_CONTROL_PANELS),
-                                sharey=True)  # fmt: skip
+                                sharey=True)
         params = params_of(diagnostics, params)
         colors = model_colors(params)
         bax = BudgetAxis(diagnostics["budget"])
@@ -96,7 +96,7 @@ def plot_budget_control(
             for ax, (col, _) in zip(axes, _CONTROL_PANELS, strict=True):
                 ax.plot(bax.x(g["budget"]), g[col].astype(float), label=model_label(m, params), **st)
                 counted += _count_labels(ax, bax.x(g["budget"]), g, col, colors[m],
-                                         seen.setdefault(col, set()))  # fmt: skip
+                                         seen.setdefault(col, set()))
             handles.append(Line2D([], [], label=model_label(m, params), **st))
         for i, (ax, (_, title)) in enumerate(zip(axes, _CONTROL_PANELS, strict=True)):
             if i > 0:
@@ -138,5 +138,5 @@ def control_figures(v: TaskView) -> list[FigureSpec]:
         f"{100 * WARN_SHARE:.0f}% warning threshold). A failure share above 0, and any share "
         f"over fewer than {_FEW_RECORDS} records, is labelled k/d: k records of d.",
         plot_budget_control(diag, task=task, family=fam, params=P, warn_share=WARN_SHARE),
-    )]  # fmt: skip
+    )]
 

@@ -232,13 +232,13 @@ def plot_seed_emergence(
 
     `seed_curves` / `seed_points` / `schaeffer`: the analysis tables of one (family, task)."""
     metrics = [m for m in dict.fromkeys(seed_curves["metric"]) if m in ("em",) or
-               m.endswith("_acc")][:2]  # fmt: skip
+               m.endswith("_acc")][:2]
     style = {0: dict(color="0.15"), 1: dict(color="tab:blue")}
     pred = _schaeffer_prediction(schaeffer)
     with mpl.rc_context(STYLE):
         fig, (lin, log) = new_figure(12.5, 4.6, ncols=2)
         seeds = (seed_curves["n_seeds"].astype(int) if "n_seeds" in seed_curves
-                 else pd.Series(1, index=seed_curves.index))  # fmt: skip
+                 else pd.Series(1, index=seed_curves.index))
         banded = False
         for i, metric in enumerate(metrics):
             c = seed_curves[seed_curves["metric"] == metric].sort_values("params")
@@ -261,16 +261,16 @@ def plot_seed_emergence(
                 ax.plot(x, tr(c["mean"]), lw=2.2, marker="o", ms=4,
                         label=label + (" (1 − value)" if err else "")
                         + (": seed mean" if several.any() else ": one seed per size"),
-                        **style[i])  # fmt: skip
+                        **style[i])
                 if several.any():
                     lo, hi = tr(c["ci_lo"]), tr(c["ci_hi"])
                     lo, hi = np.where(several, lo, np.nan), np.where(several, hi, np.nan)
                     ax.fill_between(x, np.minimum(lo, hi), np.maximum(lo, hi), alpha=0.15, lw=0,
-                                    **style[i])  # fmt: skip
+                                    **style[i])
                     banded = True
                 if metric == "em" and pred is not None:
                     ax.plot(pred["params"], tr(pred["em_pred"]), ls="--", color="tab:red",
-                            lw=1.3, label="predicted EM = p^L_eff (smooth per-token trend)")  # fmt: skip
+                            lw=1.3, label="predicted EM = p^L_eff (smooth per-token trend)")
         for ax, ylab in ((lin, "value (share)"), (log, "error = 1 − value (log scale)")):
             x = seed_curves["params"].to_numpy(float)
             log_params_axis(ax, x)
@@ -300,7 +300,7 @@ def _seed_band_note(seeds: np.ndarray, banded: bool) -> str:
     if seeds.min(initial=2) >= 2:
         return "linear scale (thin: one seed; band: 95% CI over seeds and problems)"
     return ("linear scale (thin: one seed; band: 95% CI over seeds and problems, "
-            "only at sizes with ≥ 2 seeds)")  # fmt: skip
+            "only at sizes with ≥ 2 seeds)")
 
 
 def seed_line_note(emergence: pd.DataFrame) -> str:
@@ -343,7 +343,7 @@ def seed_figures(v: TaskView) -> list[FigureSpec]:
             "Exact match and per-token accuracy on the informative gold tokens vs parameters: "
             f"{what}{pred}. Right: the same as error on a log scale.",
             plot_seed_emergence(g, pts, sch, task=task, family=str(family)),
-        ))  # fmt: skip
+        ))
     return out
 
 
@@ -366,5 +366,5 @@ def emergence_figures(v: TaskView) -> list[FigureSpec]:
             "= share of the total rise in the steepest doubling of parameters."
             + seed_line_note(g),
             plot_emergence(g, sh, task=task, family=str(family), params=v.params),
-        ))  # fmt: skip
+        ))
     return specs

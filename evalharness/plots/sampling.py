@@ -114,7 +114,7 @@ def plot_pass_maj_at_k(
         fig.legend(
             handles=handles, loc="outside lower center", frameon=False, ncols=2,
             title="model (band: 95% CI)",
-        )  # fmt: skip
+        )
     return fig
 
 
@@ -153,4 +153,4 @@ def sampling_figures(v: TaskView) -> list[FigureSpec]:
         "log-prob) vs k, expectations over random k-subsets of the n samples; "
         "dashed: coverage fit −log pass@k = c·k^(−β).",
         plot_pass_maj_at_k(cov, cfits, task=task, family=v.family, params=v.params),
-    )]  # fmt: skip
+    )]

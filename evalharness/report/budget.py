@@ -48,7 +48,7 @@ def fit_table(an, task: str) -> Table:
                 fmt_pts(f["gain_per_doubling"]) if ok else "–",
                 str(f.get("budgets", "")).replace(" ", ", "),
                 int(_num(f.get("n_problems")) or 0), f.get("status", ""),
-            ])  # fmt: skip
+            ])
     rule = ""
     if not fits.empty and "rule" in fits:
         rule = "Fit rule: " + str(fits["rule"].iloc[0])
@@ -57,7 +57,7 @@ def fit_table(an, task: str) -> Table:
          "budgets fitted", "problems", "status"],
         rows, numeric={1, 2, 3, 4, 5, 7},
         caption=f"accuracy = a + b·log₂T — task {task}", note=rule,
-    )  # fmt: skip
+    )
 
 
 def accuracy_table(an, task: str) -> Table:
@@ -75,7 +75,7 @@ def accuracy_table(an, task: str) -> Table:
             if t in g.index:
                 r = g.loc[t]
                 cells.append(f"{100 * r['accuracy']:.1f} [{100 * r['acc_lo']:.0f}–"
-                             f"{100 * r['acc_hi']:.0f}]")  # fmt: skip
+                             f"{100 * r['acc_hi']:.0f}]")
             else:
                 cells.append("")
         rows.append([m, pl.format_params(params.get(m)), *cells])
@@ -83,7 +83,7 @@ def accuracy_table(an, task: str) -> Table:
         ["model", "params", *[f"T={t:g}" for t in budgets]], rows,
         numeric=set(range(1, len(budgets) + 2)),
         caption=f"Accuracy (%) [95% CI] by thinking budget T — task {task}",
-    )  # fmt: skip
+    )
 
 
 def thinking_table(an, task: str) -> Table:
@@ -108,7 +108,7 @@ def thinking_table(an, task: str) -> Table:
     return Table(
         ["model", *[f"T={t:g}" for t in budgets]], rows, numeric=set(range(1, len(budgets) + 1)),
         caption=f"Thinking tokens used (mean) and share of samples cut at T — task {task}",
-    )  # fmt: skip
+    )
 
 def _logt_model(an, task: str):
     """The curve the log-T breakdown shows: the largest greedy model with a fit, else the
@@ -148,7 +148,7 @@ def logt_tables(an, task: str) -> list:
                          fmt_ci(100 * f["b"], 100 * f["b_lo"], 100 * f["b_hi"], fmt_pts_raw)
                          if f is not None and f["status"] == "ok" else
                          (f["status"] if f is not None else "–"),
-                         fmt_pct(f["step_share"], 0) if f is not None else "–"])  # fmt: skip
+                         fmt_pct(f["step_share"], 0) if f is not None else "–"])
         src = bk["bucket_source"].iloc[0] if not bk.empty else ""
         out.append(Table(
             ["bucket", "problems", *[f"T={t:g}" for t in budgets],
@@ -156,7 +156,7 @@ def logt_tables(an, task: str) -> list:
             numeric=set(range(1, len(budgets) + 4)),
             caption=f"Accuracy by difficulty ({src}) — {pick['model']}{_ext_tag(pick)}, "
                     f"task {task}",
-        ))  # fmt: skip
+        ))
     res = _task(getattr(an, "logt_residuals", pd.DataFrame()), task)
     rows = []
     n_all = len(lt)
@@ -180,7 +180,7 @@ def logt_tables(an, task: str) -> list:
                 f"{r['preferred_aic_window'] or '–'} / {r['preferred_aic_all'] or '–'}",
                 f"{r['preferred_bic_window'] or '–'} / {r['preferred_bic_all'] or '–'}",
                 r["mix_verdict"],
-            ])  # fmt: skip
+            ])
     rules = an.rules if hasattr(an, "rules") else {}
     out.append(Table(
         ["model", "slope, fixed window [CI]", "slope CI, window re-chosen per resample",
@@ -190,14 +190,14 @@ def logt_tables(an, task: str) -> list:
         caption=f"Is accuracy linear in log₂T? — task {task}",
         note=f"Curves with a log-T fit ({len(lt)} of {n_all}; the others: no fit, reason in the "
              f"fit table). Lack of fit: {rules.get('lack_of_fit', '')}.",
-    ))  # fmt: skip
+    ))
     lm = _task(getattr(an, "logt_models", pd.DataFrame()), task)
     if not lm.empty:
         lm = lm[(lm["model"] == key[0]) & (lm["extensions"] == key[1])]
     if not lm.empty:
         mrows = [[r["scope"], r["form"], int(r["k"]), fmt_num(r["loglik"]), fmt_num(r["aic"]),
                   fmt_num(r["bic"]), "✓" if r["preferred_aic"] else "",
-                  "✓" if r["preferred_bic"] else ""] for _, r in lm.iterrows()]  # fmt: skip
+                  "✓" if r["preferred_bic"] else ""] for _, r in lm.iterrows()]
         out.append(Table(
             ["budgets", "model", "parameters", "log-likelihood", "AIC", "BIC", "AIC best",
              "BIC best"], mrows, numeric={2, 3, 4, 5},
@@ -205,7 +205,7 @@ def logt_tables(an, task: str) -> list:
             note="Bernoulli likelihood of every (problem, sample) outcome, each form fitted by "
                  "maximum likelihood; outcomes of one problem at different T are treated as "
                  "independent here (the lack-of-fit test above accounts for the pairing).",
-        ))  # fmt: skip
+        ))
     return out
 
 
@@ -244,7 +244,7 @@ def fit_headline(an, task: str) -> list[str]:
                 f"95% CI is {fmt_pts(r['b_lo_reselect'])} to {fmt_pts(r['b_hi_reselect'])} "
                 f"points per doubling; {lof}; AIC prefers {r['preferred_aic_all'] or '–'} over "
                 f"all T > 0; {r['mix_sentence']}"
-            )  # fmt: skip
+            )
     return out
 
 
@@ -252,7 +252,7 @@ def fit_headline(an, task: str) -> list[str]:
 
 
 @section("Accuracy vs thinking budget", order=10, figures=("accuracy_vs_budget",),
-         lead=fit_headline, lead_figure=True, csvs=("fits", "budgets"))  # fmt: skip
+         lead=fit_headline, lead_figure=True, csvs=("fits", "budgets"))
 def _accuracy_section(an, task: str) -> list:
     return [fit_table(an, task), accuracy_table(an, task)]
 
@@ -264,6 +264,6 @@ def _thinking_section(an, task: str) -> list:
 
 @section("Is accuracy linear in log T?", order=40,
          csvs=("logt_tests", "logt_buckets", "logt_bucket_fits", "logt_models",
-               "logt_residuals"))  # fmt: skip
+               "logt_residuals"))
 def _logt_section(an, task: str) -> list:
     return logt_tables(an, task)

@@ -34,13 +34,13 @@ def frontier_table(an, task: str) -> Table:
     rows = [[r["_set"], fmt_flops(r["flops"]), r["model"] + _ext_tag(r),
              pl.format_params(r["params"]), f"{r['budget']:g}", int(r["n"]),
              fmt_pct(r["accuracy"]), fmt_pct(r.get("pass_at_n"))]
-            for _, r in f.iterrows()]  # fmt: skip
+            for _, r in f.iterrows()]
     rule = an.rules.get("flops", "") if hasattr(an, "rules") else ""
     return Table(
         ["problems", "FLOPs / problem", "model", "params", "T", "n", "accuracy", "pass@n"], rows,
         numeric={1, 3, 4, 5, 6, 7}, caption=f"Compute frontier per problem set — task {task}",
         note=f"{rule}." if rule else "",
-    )  # fmt: skip
+    )
 
 
 def buy_answer(an, task: str) -> Paragraph:
@@ -67,7 +67,7 @@ def exchange_rate_table(an, task: str) -> Table:
                      r["bucket"], fmt_ci(r["rate"], r["rate_lo"], r["rate_hi"]), local,
                      fmt_ci(r["b"], r["b_lo"], r["b_hi"]), fmt_ci(r["c"], r["c_lo"], r["c_hi"]),
                      fmt_num(r["d"]), fmt_num(r.get("max_residual")), seeds,
-                     int(r["n_problems"]), r["status"]])  # fmt: skip
+                     int(r["n_problems"]), r["status"]])
     return Table(
         ["family", "axis", "difficulty", "doublings of N per doubling",
          "local rate over measured cells", "b (logit / 2×N)", "c (logit / 2×axis)",
@@ -77,7 +77,7 @@ def exchange_rate_table(an, task: str) -> Table:
         note="95% bootstrap CIs over problems and seed replicates of one size (one seed per "
              "size: seed-to-seed variation is not in the CI). The largest miss is the fitted "
              "surface's worst error on a measured (size, level) cell's accuracy.",
-    )  # fmt: skip
+    )
 
 
 def cheapest_table(an, task: str) -> Table:
@@ -94,7 +94,7 @@ def cheapest_table(an, task: str) -> Table:
         rows.append([where, fmt_pct(r["target"], 0), str(r["config"]), spread,
                      fmt_flops(r["flops"]), fmt_pct(r["accuracy"]), run or "–",
                      fmt_ci(r.get("margin"), r.get("margin_lo"), r.get("margin_hi")),
-                     fmt_pct(r["flip_rate"], 0)])  # fmt: skip
+                     fmt_pct(r["flip_rate"], 0)])
     rule = an.rules.get("cheapest", "") if hasattr(an, "rules") else ""
     return Table(
         ["problems compared on", "target", "cheapest configuration", "seeds: accuracy each",
@@ -102,7 +102,7 @@ def cheapest_table(an, task: str) -> Table:
          "FLOPs ratio runner-up / winner", "size flips"], rows, numeric={4, 5, 7, 8},
         caption=f"Cheapest configuration per target accuracy — task {task}",
         note=f"{rule}." if rule else "",
-    )  # fmt: skip
+    )
 
 
 def crossover_table(an, task: str) -> Table:
@@ -113,20 +113,20 @@ def crossover_table(an, task: str) -> Table:
         if r["status"] == "ok":
             rows.append([fmt_pct(r["target"], 0), r["from_model"], r["to_model"],
                          fmt_ci(r["q_star"], r["q_lo"], r["q_hi"], fmt_flops),
-                         fmt_pct(r["crossing_share"], 0)])  # fmt: skip
+                         fmt_pct(r["crossing_share"], 0)])
         else:
             rows.append([fmt_pct(r["target"], 0), r.get("from_model") or "–", "–", r["status"], ""])
     rule = an.rules.get("crossover", "") if hasattr(an, "rules") else ""
     lines = "; ".join(f"{r['model']}: train {fmt_flops(r['train_flops'])}, "
                       f"{fmt_flops(r['inference_flops'])}/query at {fmt_pct(r['target'], 0)}"
-                      for _, r in costs.iterrows())  # fmt: skip
+                      for _, r in costs.iterrows())
     return Table(
         ["target", "preferred at low Q", "preferred at high Q", "crossover Q [95% CI]",
          "resamples that cross"], rows, numeric={3, 4},
         caption=f"Training + inference cost vs query volume — task {task}",
         note=" ".join(x for x in (f"{rule}." if rule else "", f"Lines: {lines}." if lines else "")
                       if x),
-    )  # fmt: skip
+    )
 
 
 
@@ -162,18 +162,18 @@ def buy_headline(an, task: str) -> list[str]:
 
 
 @section("Inference-compute frontier", order=60, figures=("flops_frontier",),
-         lead=frontier_headline, lead_figure=True, csvs=("compute",))  # fmt: skip
+         lead=frontier_headline, lead_figure=True, csvs=("compute",))
 def _frontier_section(an, task: str) -> list:
     return [frontier_table(an, task)]
 
 
 @section("Bigger model or longer think?", order=70, figures=("iso_accuracy",),
-         lead=buy_headline, lead_figure=True, csvs=("exchange", "cheapest"))  # fmt: skip
+         lead=buy_headline, lead_figure=True, csvs=("exchange", "cheapest"))
 def _buy_section(an, task: str) -> list:
     return [buy_answer(an, task), exchange_rate_table(an, task), cheapest_table(an, task)]
 
 
 @section("Training + inference cost vs query volume", order=80, figures=("cost_vs_queries",),
-         csvs=("crossover", "buy_costs"))  # fmt: skip
+         csvs=("crossover", "buy_costs"))
 def _crossover_section(an, task: str) -> list:
     return [crossover_table(an, task)]

@@ -52,7 +52,7 @@ def control_table(an, task: str) -> Table:
             share(r["marker_found"], r["n"]), share(r["forced"], r["n"]),
             share(r["forced_answer_cut"], r["forced"]), share(r["reopened"], r["forced"]),
             share(r["forced_no_answer"], r["forced"]), share(r["errors"], r["n"]),
-        ])  # fmt: skip
+        ])
     return Table(
         ["model", "T", "records", "ended at marker", "forced at T", "answer cut",
          "re-opened thinking", "no answer", "errors"], rows, numeric=set(range(1, 9)),
@@ -61,7 +61,7 @@ def control_table(an, task: str) -> Table:
         note="ended at marker / forced at T / errors: share of all records; answer cut "
              "(by --max-answer-tokens), re-opened thinking and no answer: share of the forced "
              f"ends. Warning rule: {BITE_RULE}.",
-    )  # fmt: skip
+    )
 
 
 def control_warnings(an, task: str) -> Bullets | Paragraph:
@@ -86,6 +86,6 @@ def _control_summary(an, task: str) -> list:
 
 
 @section("Budget control: did it bite?", order=90, figures=("budget_control",),
-         summary=_control_summary, csvs=("diagnostics",))  # fmt: skip
+         summary=_control_summary, csvs=("diagnostics",))
 def _control_section(an, task: str) -> list:
     return [control_warnings(an, task), control_table(an, task)]

@@ -65,7 +65,7 @@ def emergence_table(an, task: str) -> list[Table]:
             cols, rows, numeric=set(range(1, len(cols))),
             caption=f"Emergence — {family} family, task {task} (each model at its largest "
                     f"budget)",
-        ))  # fmt: skip
+        ))
         sh = an.sharpness
         sh = sh[(sh["task"] == task) & (sh["family"] == family)] if not sh.empty else sh
         if not sh.empty:
@@ -79,7 +79,7 @@ def emergence_table(an, task: str) -> list[Table]:
                     (f"{pl.format_params(r['steepest_from_params'])} → "
                      f"{pl.format_params(r['steepest_to_params'])}") if ok else "–",
                     fmt_num(r["total_rise"]), int(r.get("n_sizes", r["n_models"])),
-                ])  # fmt: skip
+                ])
                 lo_, hi_ = _num(r.get("sharpness_lo")), _num(r.get("sharpness_hi"))
                 srows[-1].insert(2, f"[{fmt_pct(lo_, 0)}, {fmt_pct(hi_, 0)}]"
                                  if ok and math.isfinite(lo_) and math.isfinite(hi_) else "–")
@@ -93,7 +93,7 @@ def emergence_table(an, task: str) -> list[Table]:
                 srows, numeric={1, 2, 4, 5, 7, 8},
                 caption=f"Monotone-fit sharpness — {family} family, task {task}",
                 note=(f"Sharpness: {rule}." if rule else "") + ci_note,
-            ))  # fmt: skip
+            ))
         sp = getattr(an, "spans", pd.DataFrame())
         sp = sp[(sp["task"] == task) & (sp["family"] == family)] if not sp.empty else sp
         if not sp.empty:
@@ -103,7 +103,7 @@ def emergence_table(an, task: str) -> list[Table]:
                      f"{r['doublings']:.2f}", fmt_pct(r["em_share"], 0),
                      fmt_pct(r["metric_share"], 0), str(r.get("seeds", "") or ""),
                      "yes" if r.get("monotone", True) else "no: EM falls inside the span"]
-                    for _, r in sp.iterrows()]  # fmt: skip
+                    for _, r in sp.iterrows()]
             lo, hi = sp["em_from"].iloc[0], sp["em_to"].iloc[0]
             out.append(Table(
                 ["metric", f"EM {fmt_pct(lo, 0)} → {fmt_pct(hi, 0)} between (per-size means)",
@@ -114,7 +114,7 @@ def emergence_table(an, task: str) -> list[Table]:
                         f"means over seeds; from the last size below {fmt_pct(lo, 0)} with every "
                         f"smaller size below too, to the first size above {fmt_pct(hi, 0)} with "
                         "every larger size above too",
-            ))  # fmt: skip
+            ))
     return out
 
 
@@ -162,7 +162,7 @@ def seed_tables(an, task: str) -> list:
                   + (an.rules.get("seed_ci", "") if hasattr(an, "rules") else "")
                   + ". Per-token accuracy is token-pooled over the informative gold tokens "
                   "where the scores have them (gold_info_acc)."),
-        ))  # fmt: skip
+        ))
         t = _fam(getattr(an, "schaeffer", pd.DataFrame()), task, family)
         if t.empty or "em_pred" not in t:
             continue
@@ -173,7 +173,7 @@ def seed_tables(an, task: str) -> list:
                   fmt_num(r["p_fit"]), fmt_ci(r["em_pred"], r["em_pred_lo"], r["em_pred_hi"]),
                   fmt_ci(r["em_minus_pred"], r["em_minus_pred_lo"], r["em_minus_pred_hi"]),
                   fmt_ci(r["resid"], r["resid_lo"], r["resid_hi"])]
-                 for _, r in t.iterrows()]  # fmt: skip
+                 for _, r in t.iterrows()]
         out.append(Table(
             ["size", "params", "observed EM [95% CI]", "per-token error", "p (smooth fit)",
              "predicted EM p^L_eff [CI]", "observed − predicted [CI]",
@@ -185,7 +185,7 @@ def seed_tables(an, task: str) -> list:
                   f"{fmt_ci(r0['token_slope'], r0['token_slope_lo'], r0['token_slope_hi'])}. "
                   "CIs of predicted EM, differences and residuals are Bonferroni-corrected "
                   "over sizes."),
-        ))  # fmt: skip
+        ))
     return out
 
 
@@ -201,7 +201,7 @@ def verdict_lines(results_dir: Path) -> list[str]:
         return ["no emergence verdicts: no family with >= 2 sizes on one task"]
     out = [str(s) for s in v.get("sentence", pd.Series(dtype=str))]
     newest = max((p.stat().st_mtime for p in Path(results_dir).glob("runs/*/scores.parquet")),
-                 default=0.0)  # fmt: skip
+                 default=0.0)
     if newest > path.stat().st_mtime:
         out.append("(verdicts are older than the scores: rerun `evalharness analyze`)")
     return out or ["no emergence verdicts: no family with >= 2 sizes on one task"]
@@ -221,6 +221,6 @@ def emergence_headline(an, task: str) -> list[str]:
 
 @section("Emergence across model size", order=50, figures=("emergence_seeds", "emergence"),
          lead=emergence_headline, lead_figure=True,
-         csvs=("verdicts", "seed_curves", "schaeffer", "emergence", "sharpness", "spans"))  # fmt: skip
+         csvs=("verdicts", "seed_curves", "schaeffer", "emergence", "sharpness", "spans"))
 def _emergence_section(an, task: str) -> list:
     return seed_tables(an, task) + emergence_table(an, task)

@@ -68,7 +68,7 @@ class Table:
     """A small table rendered to both HTML and Markdown (cells are already-formatted text)."""
 
     def __init__(self, columns: Sequence[str], rows: Iterable[Sequence[object]],
-                 numeric: Iterable[int] = (), caption: str = "", note: str = ""):  # fmt: skip
+                 numeric: Iterable[int] = (), caption: str = "", note: str = ""):
         self.columns = list(columns)
         self.rows = [[("" if c is None else str(c)) for c in r] for r in rows]
         self.numeric = set(numeric)

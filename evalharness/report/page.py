@@ -116,7 +116,7 @@ def _block_html(block, lead: set[str]) -> str:
     if isinstance(block, Table) and len(block) > OPEN_ROWS:
         return (f'<details class="table"><summary>{esc(block.caption or "table")} '
                 f'<span class="muted">({len(block)} rows)</span></summary>{block.html()}'
-                "</details>")  # fmt: skip
+                "</details>")
     return block.html()
 
 
@@ -137,14 +137,14 @@ def headline(an, task: str) -> list[str]:
 def _task_html(an, task: str, specs: list, secs: list[Section]) -> list[str]:
     lead = [s for sec in secs if sec.lead for s in sec.lead(an, task)]
     lead_figs = [figs[0] for sec in secs if sec.lead_figure
-                 for figs in [_task_figures(specs, task, sec)] if figs]  # fmt: skip
+                 for figs in [_task_figures(specs, task, sec)] if figs]
     h = [f'<h2 id="task-{esc(pl.slug(task))}">Task {esc(task)}</h2>']
     top = []
     if lead:
         top.append('<ul class="headline">' + "".join(f"<li>{esc(s)}</li>" for s in lead) + "</ul>")
     if lead_figs:
         top.append('<div class="leadfigs">' + "".join(_figure_html(s) for s in lead_figs)
-                   + "</div>")  # fmt: skip
+                   + "</div>")
     if len(top) == 2:
         h.append('<div class="lead">' + "".join(top) + "</div>")
     else:
@@ -159,7 +159,7 @@ def _task_html(an, task: str, specs: list, secs: list[Section]) -> list[str]:
         for s in figs:
             if s.name in on_top:
                 h.append(f'<p class="note">Figure: <a href="#fig-{esc(s.name)}">'
-                         f"{esc(s.caption)}</a> (top of this task).</p>")  # fmt: skip
+                         f"{esc(s.caption)}</a> (top of this task).</p>")
             else:
                 h.append(_figure_html(s))
         h.extend(_block_html(b, lead_set) for b in blocks)
@@ -167,7 +167,7 @@ def _task_html(an, task: str, specs: list, secs: list[Section]) -> list[str]:
 
 
 def render(results_dir: Path, scores: pd.DataFrame, analysis, runs: pd.DataFrame,
-           drill_problems: int = DRILL_PROBLEMS) -> tuple[str, str]:  # fmt: skip
+           drill_problems: int = DRILL_PROBLEMS) -> tuple[str, str]:
     """(HTML page, Markdown summary) from loaded scores, their analysis and the run list."""
     an = analysis
     tasks = sorted(set(an.budgets["task"]) if not an.budgets.empty else set(runs["task"]))
@@ -176,10 +176,10 @@ def render(results_dir: Path, scores: pd.DataFrame, analysis, runs: pd.DataFrame
     params = _params_map(an)
     title = "evalharness report"
     sub = (f"{len(runs)} runs · {runs['model'].nunique()} models · {len(tasks)} task(s) · "
-           f"{len(scores):,} scored records")  # fmt: skip
+           f"{len(scores):,} scored records")
     toc = [f'<a href="#task-{esc(pl.slug(t))}">{esc(t)}</a>' for t in tasks]
     toc += ['<a href="#runs">appendix: runs &amp; manifests</a>',
-            '<a href="#drill">per-problem drill-down</a>']  # fmt: skip
+            '<a href="#drill">per-problem drill-down</a>']
     notes = _run_notes(runs)
     h = [
         f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
@@ -233,7 +233,7 @@ def render(results_dir: Path, scores: pd.DataFrame, analysis, runs: pd.DataFrame
 
 
 def make_report(results_dir: Path, *, scores: pd.DataFrame | None = None, analysis=None,
-                drill_problems: int = DRILL_PROBLEMS) -> tuple[Path, Path]:  # fmt: skip
+                drill_problems: int = DRILL_PROBLEMS) -> tuple[Path, Path]:
     """Write ``results_dir/report.html`` (self-contained) and ``results_dir/summary.md``;
     return their paths. `scores`/`analysis` skip recomputation when the caller has them."""
     results_dir = Path(results_dir)

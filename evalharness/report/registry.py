@@ -41,13 +41,13 @@ _SECTIONS: dict[str, Section] = {}
 
 def section(title: str, *, order: float, figures: tuple[str, ...] = (), lead: Lead | None = None,
             lead_figure: bool = False, summary: Build | None = None,
-            csvs: tuple[str, ...] = ()) -> Callable[[Build], Build]:  # fmt: skip
+            csvs: tuple[str, ...] = ()) -> Callable[[Build], Build]:
     """Register the decorated ``(analysis, task) -> blocks`` function as a report section
     (registering a title again replaces it, so a module reload does not duplicate it)."""
 
     def register(build: Build) -> Build:
         _SECTIONS[title] = Section(title, order, build, tuple(figures), lead, lead_figure,
-                                   summary, tuple(csvs))  # fmt: skip
+                                   summary, tuple(csvs))
         return build
 
     return register

@@ -43,7 +43,7 @@ def list_runs(results_dir: Path, scores: pd.DataFrame | None = None) -> pd.DataF
             "temperature": man.generation.get("temperature"), "mode": man.generation.get("mode"),
             "engine": man.engine,
             **{k: st[k] for k in cols[11:] if k in st.index},
-        })  # fmt: skip
+        })
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -86,11 +86,11 @@ def runs_table(runs: pd.DataFrame, scores: pd.DataFrame) -> Table:
             "" if r["n"] is None else r["n"], "" if r["temperature"] is None else r["temperature"],
             r["mode"] or "", r["engine"] or "", int(r["records"]), fmt_num(r["exact_match"]),
             int(r["errors"]), int(r["no_answer"]), status,
-        ])  # fmt: skip
+        ])
     return Table(["run", "model", "params", "task", "budgets", "n", "temperature", "mode",
                   "engine", "records", "exact match", "errors", "no answer", "status"], rows,
                  numeric={2, 5, 6, 9, 10, 11, 12},
-                 caption="Runs (errors and no-answer records count as wrong in exact match)")  # fmt: skip
+                 caption="Runs (errors and no-answer records count as wrong in exact match)")
 
 
 # ----------------------------------------------------------------------------- drill-down
@@ -124,7 +124,7 @@ def _clip(text: str, limit: int = MAX_TEXT) -> str:
 
 
 def _drill_run(run: pd.Series, picks: list[str], scores: pd.DataFrame,
-               prompts: dict[tuple[str, str], str]) -> str:  # fmt: skip
+               prompts: dict[tuple[str, str], str]) -> str:
     from evalharness.store import read_samples
 
     samples = read_samples(Path(run["dir"]) / "samples.jsonl")
@@ -159,7 +159,7 @@ def _drill_run(run: pd.Series, picks: list[str], scores: pd.DataFrame,
                     " tokens)</span>")
             + "</div>",
             f'<div class="kv"><b>reference</b><code>{esc(ref)}</code></div>',
-        ]  # fmt: skip
+        ]
         rows = []
         for _, r in g.iterrows():
             ok = r["correct"] is True or r["correct"] == 1

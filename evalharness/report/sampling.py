@@ -36,7 +36,7 @@ def sampling_table(an, task: str) -> Table:
             m, pl.format_params(params.get(m)), f"{t:g}", n, fmt_pct(one["pass_at_k"]),
             fmt_pct(top["pass_at_k"]), fmt_pct(top["maj_at_k"]), fmt_pct(top["bok_at_k"]),
             c, beta, r2,
-        ]))  # fmt: skip
+        ]))
     rows.sort(key=lambda r: r[:3])
     rule = str(cf["rule"].iloc[0]) if not cf.empty and "rule" in cf else ""
     return Table(
@@ -45,12 +45,12 @@ def sampling_table(an, task: str) -> Table:
         [r[3] for r in rows], numeric=set(range(1, 11)),
         caption=f"Repeated sampling — task {task}",
         note=("Coverage fit −log pass@k = c·k^(−β): " + rule) if rule else "",
-    )  # fmt: skip
+    )
 
 
 
 
 @section("Repeated sampling (best-of-N)", order=30, figures=("pass_maj_at_k",),
-         csvs=("coverage", "coverage_fits"))  # fmt: skip
+         csvs=("coverage", "coverage_fits"))
 def _sampling_section(an, task: str) -> list:
     return [sampling_table(an, task)]

@@ -33,11 +33,11 @@ def _block_markdown(block, csvs: str) -> str:
 
 def _links(results_dir: Path, names: tuple[str, ...]) -> str:
     return ", ".join(f"[{n}.csv](analysis/{n}.csv)" for n in names
-                     if (results_dir / "analysis" / f"{n}.csv").exists())  # fmt: skip
+                     if (results_dir / "analysis" / f"{n}.csv").exists())
 
 
 def render_summary(results_dir: Path, an, tasks: list[str], secs: list[Section], sub: str,
-                   runs: pd.DataFrame, notes: list[str]) -> str:  # fmt: skip
+                   runs: pd.DataFrame, notes: list[str]) -> str:
     """The Markdown summary (escape it with `markdown_safe` before writing)."""
     results_dir = Path(results_dir)
     have_csvs = (results_dir / "analysis").is_dir()
@@ -47,7 +47,7 @@ def render_summary(results_dir: Path, an, tasks: list[str], secs: list[Section],
         "section are in the CSV files linked under it"
         + ("." if have_csvs else " (none yet: run `evalharness analyze` to write them)."),
         "",
-    ]  # fmt: skip
+    ]
     for task in tasks:
         md += [f"## Task {task}", ""]
         lead = [s for sec in secs if sec.lead for s in sec.lead(an, task)]
@@ -65,6 +65,6 @@ def render_summary(results_dir: Path, an, tasks: list[str], secs: list[Section],
             md += ["Details by section:", "", *details, ""]
     md += ["## Runs", "",
            f"{len(runs)} runs: the run table and every manifest are in the appendix of "
-           "[report.html](report.html#runs); each run's files are under runs/RUN_ID/.", ""]  # fmt: skip
+           "[report.html](report.html#runs); each run's files are under runs/RUN_ID/.", ""]
     md += [x for n in _capped(notes, "see report.html#runs") for x in (n, "")]
     return "\n".join(md).rstrip() + "\n"

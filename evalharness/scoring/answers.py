@@ -136,7 +136,7 @@ def _last_task_match(pattern: str | re.Pattern, text: str):
     except TimeoutError:
         log.warning("task answer regex timed out after %.1f s; no answer (or the default "
                     "extraction, where the task sets answer_fallback)",
-                    _PATTERN_TIMEOUT_S)  # fmt: skip
+                    _PATTERN_TIMEOUT_S)
         return None
 
 

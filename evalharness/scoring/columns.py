@@ -31,7 +31,7 @@ ID_COLUMNS = [
     "run_id", "model", "task", "problem_id", "sample", "seed", "budget", "extensions",
     "thinking_tokens", "natural_thinking_tokens", "cut", "prompt_tokens", "generated_tokens",
     "finish_reason",
-]  # fmt: skip
+]
 
 
 @dataclass(frozen=True)

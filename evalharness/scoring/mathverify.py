@@ -175,7 +175,7 @@ class _MVWorker:
             [sys.executable, "-c", _MV_WORKER_SOURCE],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             bufsize=0, close_fds=True,
-        )  # fmt: skip
+        )
         self.started = time.monotonic()
         mv_events["started"] += 1
         self.ready = False
@@ -273,7 +273,7 @@ def _worker_verdict(pred: str, reference: str, deadline: float) -> bool:
     except TimeoutError:
         mv_events["killed"] += 1
         log.warning("math-verify took over %.1f s; counted as not equal: %.60r vs %.60r",
-                    _MV_DEADLINE_S, pred, reference)  # fmt: skip
+                    _MV_DEADLINE_S, pred, reference)
         _workers.worker = _MVWorker()  # start the next one now: it loads while we go on
         return False
     except (OSError, EOFError, ValueError):  # it died (out of memory, say): a fresh one next
@@ -302,7 +302,7 @@ def _math_verify(pred: str, reference: str, deadline: float | None = None) -> bo
             verdict = _worker_verdict(pred, reference, deadline)
         except Exception:
             log.warning("math-verify worker unavailable; running it in-process (bounded only "
-                        "on the main thread)", exc_info=True)  # fmt: skip
+                        "on the main thread)", exc_info=True)
             _worker_broken = True
     if verdict is None:
         verdict = _math_verify_in_process(pred, reference)

@@ -65,7 +65,7 @@ TOP_KEYS = {
     "few_shot_examples", "default_few_shot", "system_prompt", "answer_regex", "default_budgets",
     "max_thinking_tokens", "max_answer_tokens", "target_delimiter", "informative",
     "answer_fallback",
-}  # fmt: skip
+}
 SOURCE_KEYS = {"file", "local", "hf", "records"}
 HF_KEYS = {"path", "name", "split"}
 FIELD_ROLES = {"question", "answer", "id", "solution", "thinking", "meta", "choices"}

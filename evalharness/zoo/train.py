@@ -96,6 +96,12 @@ V2 = Recipe()
 # length-grouped batches, and five log-spaced checkpoints per (size, seed).
 V3 = Recipe(steps=3000, warmup=60, lr_ref_width=32, decay_from=0.8, length_grouped=True,
             keep=(1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0))
+# v3 attention: 8 heads of 32. With 4 heads two seeds (h48-s1, h64-s1) still missed one copy
+# lookup each (k5y 83-89% error); with 8 both trained clean (docs/zoo.md, "Pilots").
+DEFAULT_HEADS = {"v2": HEADS, "v3": 8}
+# With a state folder, the optimiser state is also saved every this many steps, so an
+# interruption loses minutes, not the (up to half a training) stretch between kept checkpoints.
+STATE_EVERY = 250
 
 
 def model_config(size: Size, vocab: int, tok) -> LlamaConfig:
@@ -215,6 +221,8 @@ def train_one(size: Size, recipe: Recipe, out_dir: Path, exclude: set[str],
             print(f"[{size.name}] step {step:4d} loss {loss.item():.4f} {time.time() - t0:.0f}s",
                   flush=True)
         if done not in keep:
+            if state_path and done % STATE_EVERY == 0:
+                _save_state(state_path, recipe, model, opt, sched, done, tokens, t0, entries)
             continue
         model.eval()
         path = checkpoint_dir(out_dir, size, done, recipe)
@@ -233,14 +241,22 @@ def train_one(size: Size, recipe: Recipe, out_dir: Path, exclude: set[str],
         (path / "zoo_entry.json").write_text(json.dumps(entry, indent=2) + "\n")
         model.train()
         if state_path and done < recipe.steps:
-            state_path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"recipe": asdict(recipe), "model": model.state_dict(),
-                        "opt": opt.state_dict(), "sched": sched.state_dict(), "step": done,
-                        "tokens": tokens, "seconds": time.time() - t0, "entries": entries,
-                        "torch_rng": torch.get_rng_state()}, state_path)
+            _save_state(state_path, recipe, model, opt, sched, done, tokens, t0, entries)
     if state_path and state_path.exists():
         state_path.unlink()
     return entry
+
+
+def _save_state(path: Path, recipe: Recipe, model, opt, sched, done: int, tokens: int,
+                t0: float, entries: list[dict]) -> None:
+    # written then renamed, so a kill during the write leaves the previous state usable
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save({"recipe": asdict(recipe), "model": model.state_dict(), "opt": opt.state_dict(),
+                "sched": sched.state_dict(), "step": done, "tokens": tokens,
+                "seconds": time.time() - t0, "entries": entries,
+                "torch_rng": torch.get_rng_state()}, tmp)
+    tmp.replace(path)
 
 
 def manifest_entry(size: Size, recipe: Recipe, path: Path, tokens: int, final_loss: float,

@@ -28,4 +28,4 @@ __all__ = [
     "ANSWER_TYPES", "NUMERIC_TYPES", "AnswerKind", "UnknownAnswerType", "answer_kind",
     "answer_type_names", "answer_types_fingerprint", "register_answer_type",
     "unregister_answer_type",
-]  # fmt: skip
+]

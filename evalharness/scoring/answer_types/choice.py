@@ -47,4 +47,4 @@ def _equal_choice(pred: str, reference: str) -> bool:
 CHOICE = AnswerKind(
     name="choice", extract=_last_letter, tidy=_tidy_choice, canonical=_canonical_choice,
     equal=_equal_choice, description="an option letter A-J: the same letter",
-)  # fmt: skip
+)

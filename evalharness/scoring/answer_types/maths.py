@@ -41,4 +41,4 @@ def _equal_math(pred: str, reference: str) -> bool:
 MATH = AnswerKind(
     name="math", extract=_last_number, canonical=_canonical_math, equal=_equal_math,
     description="a LaTeX expression: normalised, numeric or math-verify equivalence",
-)  # fmt: skip
+)

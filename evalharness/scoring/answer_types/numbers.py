@@ -142,8 +142,8 @@ def _equal_numbers(name: str):
 INTEGER = AnswerKind(
     name="integer", extract=_last_number, tidy=_tidy_number, canonical=_canonical_number,
     equal=_equal_numbers("integer"), description="an integer: exact value",
-)  # fmt: skip
+)
 NUMBER = AnswerKind(
     name="number", extract=_last_number, tidy=_tidy_number, canonical=_canonical_number,
     equal=_equal_numbers("number"), description="a number: value within a relative 1e-6",
-)  # fmt: skip
+)

@@ -34,4 +34,4 @@ def _strings_equal(pred: str, reference: str) -> bool:
 STRING = AnswerKind(
     name="string", extract=_last_line, canonical=_norm_string, equal=_strings_equal,
     description="free text: normalised exact match",
-)  # fmt: skip
+)

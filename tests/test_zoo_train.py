@@ -1,0 +1,102 @@
+"""Zoo training is resumable: an interrupted training, restarted with the same state folder,
+ends with the very weights an uninterrupted one gets, and a finished checkpoint is never
+retrained. Runs a tiny recipe (a few steps of an 8-wide model) so it costs seconds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from evalharness.zoo import train
+
+TINY = train.Recipe(steps=6, batch=4, warmup=2, keep=(0.5, 1.0), length_grouped=True,
+                    pool_batches=2)
+SIZE = train.Size(8, seed=0, heads=1)
+
+
+@pytest.fixture
+def tiny_checks(monkeypatch):
+    """Health and held-out loss on a handful of sums: their cost is not what is tested."""
+    from evalharness.zoo import health
+
+    monkeypatch.setattr(health, "PER_DIGITS", 2)
+    monkeypatch.setattr(health, "DIGITS", (3,))
+    small = health.heldout_loss_set(n=4)
+    monkeypatch.setattr(health, "heldout_loss_set", lambda: small)
+    real = health.health
+    monkeypatch.setattr(health, "health", lambda model, tok: real(model, tok, (3,), 2))
+
+
+def _final_sha(out: Path) -> str:
+    return json.loads((out / SIZE.name / "zoo_entry.json").read_text())["sha256"]
+
+
+def test_an_interrupted_training_resumes_to_the_same_weights(tmp_path, monkeypatch, tiny_checks):
+    whole = train.train_one(SIZE, TINY, tmp_path / "whole", set())
+    assert whole["step"] == 6 and [c["step"] for c in whole["checkpoints"]] == [3]
+
+    # interrupted after step 4: past the kept checkpoint (3) and one periodic state save (4)
+    monkeypatch.setattr(train, "STATE_EVERY", 2)
+    real_batches = train.batches
+
+    def dies_after_four(*args, **kwargs):
+        for i, batch in enumerate(real_batches(*args, **kwargs)):
+            if i == 4:
+                raise KeyboardInterrupt
+            yield batch
+
+    monkeypatch.setattr(train, "batches", dies_after_four)
+    state = tmp_path / "state"
+    with pytest.raises(KeyboardInterrupt):
+        train.train_one(SIZE, TINY, tmp_path / "resumed", set(), state_dir=state)
+    saved = __import__("torch").load(state / f"{SIZE.name}.pt", weights_only=False)
+    assert saved["step"] == 4
+    monkeypatch.setattr(train, "batches", real_batches)
+    resumed = train.train_one(SIZE, TINY, tmp_path / "resumed", set(), state_dir=state)
+
+    assert _final_sha(tmp_path / "resumed") == _final_sha(tmp_path / "whole")
+    assert resumed["tokens"] == whole["tokens"]
+    assert [c["sha256"] for c in resumed["checkpoints"]] == [c["sha256"] for c in whole["checkpoints"]]
+    assert not (state / f"{SIZE.name}.pt").exists()  # a finished training leaves no state
+
+
+def test_a_finished_checkpoint_is_kept_and_another_head_count_is_retrained(
+        tmp_path, monkeypatch, tiny_checks):
+    monkeypatch.setattr(train.synth, "write_heldout_sets", lambda d: tmp_path / "none.jsonl")
+    monkeypatch.setattr(train.synth, "read_jsonl_ids", lambda p: set())
+    trained = []
+    real = train.train_one
+
+    def counting(size, *args, **kwargs):
+        trained.append(size.name)
+        return real(size, *args, **kwargs)
+
+    monkeypatch.setattr(train, "train_one", counting)
+    monkeypatch.setattr(train, "_worker", lambda args: counting(*args))
+    monkeypatch.setattr(train.mp, "get_context", lambda kind: _InProcess())
+    out = tmp_path / "zoo"
+    train.train_zoo(out, tmp_path, TINY, [SIZE], jobs=1)
+    train.train_zoo(out, tmp_path, TINY, [SIZE], jobs=1)
+    assert trained == [SIZE.name]  # the second call found it finished
+    train.train_zoo(out, tmp_path, TINY, [train.Size(8, seed=0, heads=2)], jobs=1)
+    assert trained == [SIZE.name, SIZE.name]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [m["heads"] for m in manifest["models"]] == [2]
+
+
+class _InProcess:
+    """Stands in for a spawn context: the pool maps in this process (monkeypatches hold)."""
+
+    def Pool(self, jobs):  # noqa: N802 - the multiprocessing name
+        return self
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def imap_unordered(self, fn, work, chunksize=1):
+        return map(fn, work)
