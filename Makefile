@@ -59,13 +59,17 @@ $(STAMP): pyproject.toml Makefile
 	  $(PY) -m pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true; fi
 	@touch $@
 
+# Two workers (pytest-xdist): the suite is single-threaded work for most of its length, and CI
+# has 2 cores. One test file runs on one worker (module fixtures built once; Ray sessions are
+# `address="local"`, so two at once never join each other); TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 test: install
-	$(PY) -m pytest -q -rs
+	$(PY) -m pytest -q -rs $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadscope)
 
 # For development: the suite without the real vLLM engine and the long end-to-end runs.
 # CI runs `make test`, the whole suite.
 test-fast: install
-	$(PY) -m pytest -q -rs -m "not vllm and not slow"
+	$(PY) -m pytest -q -rs -m "not vllm and not slow" $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadscope)
 
 lint: install
 	$(VENV)/bin/ruff check evalharness tests bench

@@ -20,7 +20,17 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
 
 
+# The longest files start first, so that under `pytest -n 2 --dist loadscope` (`make test`: one
+# file runs on one worker, its module fixtures built once) the two workers end close together.
+LONGEST_FIRST = ("test_real_model.py", "test_served_real.py", "test_served.py",
+                 "test_engines_reliability.py", "test_replicas.py", "test_console.py",
+                 "test_zoo_phenomena.py", "test_zoo.py", "test_vllm.py", "test_run_identity.py",
+                 "test_ray_cluster.py", "test_results_trust.py", "test_plots.py")
+
+
 def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: order within kept
     # vLLM is part of every install here (`make install`); a missing one is an install bug to
     # report loudly, not a reason to pass quietly. VLLM=0 installs opt out explicitly.
     if HAS_VLLM or os.environ.get("EVALHARNESS_ALLOW_NO_VLLM") == "1":
