@@ -469,6 +469,7 @@ def seq_vs_par(pp: pd.DataFrame, ks: list[int], df: pd.DataFrame, n_boot: int, a
         seq, par = g[g["greedy"]], g[~g["greedy"]]
         if seq.empty or par.empty or seq["budget"].nunique() < 2:
             continue
+        before = len(rows)
         sp = pp[pp["model"].isin(set(seq["model"])) & (pp["task"] == task)]
         seq_acc = sp.pivot_table(index="problem_id", columns="budget", values="acc")
         seq_fl = sp.pivot_table(index="problem_id", columns="budget", values="flops")
@@ -519,5 +520,11 @@ def seq_vs_par(pp: pd.DataFrame, ks: list[int], df: pd.DataFrame, n_boot: int, a
                         "diff_hi": hi[2], "winner": win, "problems": int(m.sum()),
                         "runs": ";".join(sorted({*runs[str(seq["model"].iloc[0])].split(";"),
                                                  *runs[pm].split(";")})),
+                        "status": "ok",
                     })
+        if len(rows) == before:  # both axes ran, but no pair: say why rather than nothing
+            rows.append({"model": base, "task": task, "bucket": "all", "runs": ";".join(
+                sorted(set(map(str, g["run_id"])))), "problems": g["problem_id"].nunique(),
+                "status": "not identifiable: no sampled run at a budget below a greedy "
+                          f"budget whose FLOPs are within {MATCH:g}x of k samples"})
     return pd.DataFrame(rows)

@@ -188,6 +188,7 @@ def efficiency_figures(v: TaskView) -> list[FigureSpec]:
                     f" — {model_label(pick['model'], v.params)}"))))
     sv = getattr(a, "seq_vs_par", pd.DataFrame())
     sv = sv[sv["task"] == task] if not sv.empty else sv
+    sv = sv[sv["status"] == "ok"] if "status" in sv else sv
     if not sv.empty:
         out.append(FigureSpec(
             slug("seq_vs_par", task), "seq_vs_par", task, v.family,

@@ -1,9 +1,8 @@
 """The report: ``results/report.html`` and ``results/summary.md``, pure functions of results/.
 
 A package by topic: each topic module (budget, sampling, emergence, efficiency, compute,
-diagnostics)
-registers its sections with `registry.section`; `page` lays report.html out from the registry
-and `summary` writes summary.md; `runs` has the run list and the drill-down; `html` the blocks
+diagnostics) registers its sections with `registry.section`; `page` lays report.html out from
+the registry and `summary` writes summary.md; `runs` has the run list and the drill-down; `html` the blocks
 and formatting; figures come from `evalharness.plots` (imported as `pl`).
 """
 

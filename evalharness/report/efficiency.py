@@ -125,6 +125,10 @@ def seq_par_table(an, task: str) -> Table:
     sv = _task(getattr(an, "seq_vs_par", pd.DataFrame()), task)
     if sv.empty:
         return Table([], [])
+    if "status" in sv and not (sv["status"] == "ok").any():
+        return Paragraph("Sequential vs parallel at matched FLOPs: " + "; ".join(
+            f"{r['model']}: {r['status']}" for _, r in sv.iterrows()) + ".")
+    sv = sv[sv["status"] == "ok"] if "status" in sv else sv
     rows = [[r["model"], r["bucket"], f"T={r['seq_budget']:g}",
              f"maj@{int(r['k'])} at T={r['par_budget']:g}", fmt_num(r["flops_ratio"]),
              fmt_ci(r["seq_accuracy"], r["seq_lo"], r["seq_hi"], fmt_pct),
