@@ -1,5 +1,6 @@
 """Time scoring + analysis (+ plots, where `evalharness.plots.make_plots` exists) on 10^6
-synthetic records. Goal: < 30 s in total.
+synthetic records. Goal: < 30 s in total. The thinking-efficiency tables (part of the
+analysis) are also timed alone.
 
     .venv/bin/python bench/analysis.py [--problems 2500] [--samples 10] [--boot 1000]
 
