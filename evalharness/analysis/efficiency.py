@@ -29,7 +29,12 @@ import pandas as pd
 
 from evalharness.analysis.buy import describe_ids
 from evalharness.analysis.records import CURVE
-from evalharness.stats import bootstrap_means, column_intervals, percentile_interval, resample_counts
+from evalharness.stats import (
+    bootstrap_means,
+    column_intervals,
+    percentile_interval,
+    resample_counts,
+)
 
 MAX_LEVELS = 8  # a task's difficulty with more levels than this is bucketed by quartiles
 LAMBDAS = (0.0, 1 / 64, 1 / 16, 1 / 4, 1.0, 4.0, 16.0)  # price of thinking, in units below
