@@ -296,3 +296,35 @@ def test_allocation_headline_says_not_identifiable_with_one_budget():
     one = records(known={p: (v[0], v[1][:1], v[2]) for p, v in KNOWN.items()}, budgets=[0])
     an = analyze(one, n_boot=20)
     assert an.allocation_headline["status"].str.startswith("not identifiable").all()
+
+
+def test_report_section_and_headline_state_the_measured_numbers(known):
+    from evalharness.report.efficiency import _efficiency_section, efficiency_headline
+    from evalharness.report.html import fmt_num
+
+    lines = efficiency_headline(known, "t")
+    over = _metric(known, "overthinking_tokens")
+    assert len(lines) == 2 and fmt_num(over["value"]) in lines[0]
+    head = known.allocation_headline
+    head = head[head["status"] == "ok"].iloc[0]
+    assert ("does not reach" in lines[1]) == (head["verdict"] == "does not reach")
+    blocks = _efficiency_section(known, "t")
+    text = "\n".join(b.markdown() for b in blocks if len(b))
+    for metric in METRICS:
+        assert metric in text  # every metric has its one-line definition on the page
+    assert "not identifiable" in text  # underthinking, without extension levels
+
+
+def test_efficiency_figures_are_drawn_from_the_tables(known):
+    from evalharness.plots import build_figures
+
+    kinds = {s.kind for s in build_figures(known) if s.task == "t"}
+    assert {"efficiency_needs", "efficiency_allocation"} <= kinds
+
+
+def test_one_budget_grid_leaves_needs_not_identifiable():
+    one = records(known={p: (v[0], v[1][-1:], v[2]) for p, v in KNOWN.items()}, budgets=[64])
+    e = analyze(one, n_boot=20).efficiency
+    e = e[e["bucket"] == "all"].set_index("metric")
+    assert e.loc["t_stable", "status"] == "not identifiable: one budget: the need is not resolved"
+    assert e.loc["natural_length", "status"] == "ok"  # still measured on one budget

@@ -204,6 +204,10 @@ _WHY = {
                      "sample's natural end repeats its natural answer)",
 }
 
+# a need measured on a one-budget grid is that budget whatever the problem needs
+_NEED_A_GRID = {"t_first", "t_stable", "overthinking_tokens", "token_efficiency",
+                "falls_with_budget", "underthinking"}
+
 
 # ----------------------------------------------------------------------------- buckets
 
@@ -431,6 +435,7 @@ def _efficiency(units: pd.DataFrame, metrics: pd.DataFrame, n_boot: int, alpha: 
     for key, g in units.groupby(CURVE + ["budget_grid"], sort=True, observed=True):
         ident = dict(zip(CURVE + ["budget_grid"], key, strict=True))
         ident["decoding"] = str(g["decoding"].iloc[0])
+        single = " " not in str(ident["budget_grid"])
         labels, source = task_buckets(g["difficulty"].to_numpy(float))
         buckets = [("all", np.ones(len(g), bool))]
         buckets += [(b, labels == b) for b in sorted(set(labels) - {""})]
@@ -447,13 +452,15 @@ def _efficiency(units: pd.DataFrame, metrics: pd.DataFrame, n_boot: int, alpha: 
             where = describe_ids(ids, every[ident["task"]], None)
             for j, name in enumerate(names):
                 have = int(np.isfinite(values[:, j]).sum())
-                ok = have > 0
+                one = single and name in _NEED_A_GRID
+                ok = have > 0 and not one
+                why = ("one budget: the need is not resolved" if one else _WHY[name])
                 rows.append({**ident, "bucket": bucket,
                              "bucket_source": source if bucket != "all" else "",
                              "metric": name, "value": point[j] if ok else np.nan,
                              "lo": lo[j] if ok else np.nan, "hi": hi[j] if ok else np.nan,
                              "problems": have, "problem_set": where,
-                             "status": "ok" if ok else f"not identifiable: {_WHY[name]}",
+                             "status": "ok" if ok else f"not identifiable: {why}",
                              "definition": METRICS[name]})
     return pd.DataFrame(rows)
 
