@@ -31,7 +31,8 @@ MAX_PANELS = 4
 
 def headline_config(analysis, task: str) -> pd.Series | None:
     """The configuration the efficiency headline and figures show: an identifiable allocation
-    headline row, greedy before sampled, no extension before extensions, the largest model,
+    headline row, greedy before sampled, no extension before extensions, unsaturated (uniform
+    best accuracy < 98%) before saturated, the largest model,
     the most problems, the task's own difficulty before a predicted one."""
     head = getattr(analysis, "allocation_headline", pd.DataFrame())
     if head.empty or "task" not in head:
@@ -40,10 +41,12 @@ def headline_config(analysis, task: str) -> pd.Series | None:
     if h.empty:
         return None
     params = analysis_params(analysis)
-    h = h.assign(_g=h["decoding"] == "greedy", _e=-h["extensions"].astype(float),
+    # a saturated configuration (uniform best >= 98%) leaves little to allocate: shown last
+    h = h.assign(_room=h["uniform_accuracy"] < 0.98,
+                 _g=h["decoding"] == "greedy", _e=-h["extensions"].astype(float),
                  _p=h["model"].map(lambda m: finite_or(params.get(m), -1.0)),
                  _t=h["predictor"].str.startswith("task"))
-    return h.sort_values(["_g", "_e", "_p", "problems", "_t"]).iloc[-1]
+    return h.sort_values(["_g", "_e", "_room", "_p", "problems", "_t"]).iloc[-1]
 
 
 def plot_needs(needs: pd.DataFrame, configs: list[tuple[str, int, str]], *, task: str,

@@ -189,10 +189,11 @@ def efficiency_headline(an, task: str) -> list[str]:
                    f"half of the problems, does not reach the uniform budget's best accuracy "
                    f"({acc}): {diff} points, with {ratio} fewer thinking tokens.")
     else:
+        how = ("reaches" if pick["verdict"] == "reaches" else
+               "falls short of, but is not shown worse than,")
         out.append(f"A budget per difficulty bucket ({pick['predictor']}), chosen on the other "
-                   f"half of the problems, reaches the uniform budget's best accuracy ({acc}; "
-                   f"difference {diff} points, not shown worse) with {ratio} fewer thinking "
-                   "tokens.")
+                   f"half of the problems, {how} the uniform budget's best accuracy ({acc}; "
+                   f"difference {diff} points) with {ratio} fewer thinking tokens.")
     return out
 
 
