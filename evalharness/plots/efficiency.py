@@ -148,6 +148,8 @@ def _configs(needs: pd.DataFrame, params: Mapping[str, float]) -> list[tuple[str
         return []
     g = needs[needs["decoding"] == "greedy"] if "decoding" in needs else needs
     g = g[g["extensions"] == 0] if not g.empty else g
+    # a one-budget grid resolves no need: nothing to draw against the natural length
+    g = g[g["budget_grid"].astype(str).str.contains(" ")] if not g.empty else g
     if g.empty:
         return []
     size = g.groupby(["model", "extensions", "budget_grid"]).size().rename("n").reset_index()
