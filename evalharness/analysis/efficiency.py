@@ -262,28 +262,42 @@ def crossfit(acc: np.ndarray, tok: np.ndarray, predictor: np.ndarray, categorica
     bucket (argmax acc - lam * tokens / tokens at T_max, ties to the smaller budget), which is
     applied to the other half only. Returns (accuracy, tokens) per replicate and the budget
     index each problem was given in the first replicate (or the point estimate)."""
+    return crossfit_many(acc, tok, predictor, categorical, half, (lam,), w)[0]
+
+
+def crossfit_many(acc: np.ndarray, tok: np.ndarray, predictor: np.ndarray, categorical: bool,
+                  half: np.ndarray, lams, w: np.ndarray | None = None) -> list[tuple]:
+    """`crossfit` at each price in `lams`; the weighted sums of each half and bucket do not
+    depend on the price, so they are formed once."""
     w = np.ones((1, acc.shape[0])) if w is None else w
     R = w.shape[0]
-    a_sum, t_sum, n_sum = np.zeros(R), np.zeros(R), np.zeros(R)
-    given = np.full(acc.shape[0], -1)
+    rows = np.arange(R)
+    parts = []  # per direction and bucket: (choosing sums, applied sums, applied problems)
     for h in (0, 1):
         train, test = half == h, half != h
         codes = _codes(predictor, categorical, train)
-        wt = w * train
         scale = max(float(tok[train, -1].mean()), 1.0) if train.any() else 1.0
-        overall = _choose(wt @ acc, wt @ tok, wt.sum(1), lam, scale)
+        wt = w[:, train]
+        overall = (wt @ acc[train], wt @ tok[train], wt.sum(1))
         for b in np.unique(codes[test]):
             tb, eb = train & (codes == b), test & (codes == b)
-            n_b = w[:, tb].sum(1)
-            pick = _choose(w[:, tb] @ acc[tb], w[:, tb] @ tok[tb], n_b, lam, scale)
-            pick = np.where(n_b > 0, pick, overall)
-            rows = np.arange(R)
-            a_sum += (w[:, eb] @ acc[eb])[rows, pick]
-            t_sum += (w[:, eb] @ tok[eb])[rows, pick]
-            n_sum += w[:, eb].sum(1)
+            wb, we = w[:, tb], w[:, eb]
+            parts.append((scale, overall, (wb @ acc[tb], wb @ tok[tb], wb.sum(1)),
+                          (we @ acc[eb], we @ tok[eb], we.sum(1)), eb))
+    out = []
+    for lam in lams:
+        a_sum, t_sum, n_sum = np.zeros(R), np.zeros(R), np.zeros(R)
+        given = np.full(acc.shape[0], -1)
+        for scale, overall, (ta, tt, tn), (ea, et, en), eb in parts:
+            pick = np.where(tn > 0, _choose(ta, tt, tn, lam, scale),
+                            _choose(*overall, lam, scale))
+            a_sum += ea[rows, pick]
+            t_sum += et[rows, pick]
+            n_sum += en
             given[eb] = pick[0]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return a_sum / n_sum, t_sum / n_sum, given
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out.append((a_sum / n_sum, t_sum / n_sum, given))
+    return out
 
 
 def _choose(a: np.ndarray, t: np.ndarray, n: np.ndarray, lam: float, scale: float):
@@ -366,8 +380,8 @@ def allocation_tables(df: pd.DataFrame, units: pd.DataFrame, n_boot: int, alpha:
             head_rows.append({**ident, "predictor": "", "status": "not identifiable: no "
                               "difficulty field and no answer log-probs to bucket by"})
         for name, values, categorical in predictors:
-            for lam in LAMBDAS:
-                pa_, pt_, _ = crossfit(acc, tok, values, categorical, half, lam, w)
+            fits = crossfit_many(acc, tok, values, categorical, half, LAMBDAS, w)
+            for lam, (pa_, pt_, _) in zip(LAMBDAS, fits, strict=True):
                 curve_rows.append({**ident, "policy": "predicted", "predictor": name,
                                    "setting": f"lam={lam:g}", **_point(pa_, pt_, alpha)})
                 if lam == 0:
@@ -432,7 +446,8 @@ def _efficiency(units: pd.DataFrame, metrics: pd.DataFrame, n_boot: int, alpha: 
                 seed: int | None) -> pd.DataFrame:
     names = list(METRICS)
     rows = []
-    every = units.groupby("task")["problem_id"].agg(lambda p: np.unique(p.astype(str)))
+    pairs = units[["task", "problem_id"]].drop_duplicates()  # before sorting strings
+    every = pairs.groupby("task")["problem_id"].agg(lambda p: np.unique(p.astype(str)))
     for key, g in units.groupby(CURVE + ["budget_grid"], sort=True, observed=True):
         ident = dict(zip(CURVE + ["budget_grid"], key, strict=True))
         ident["decoding"] = str(g["decoding"].iloc[0])
