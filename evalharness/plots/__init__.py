@@ -3,7 +3,8 @@ registered figure that applies (see `common.figure`), `make_plots` saves them.
 
 Topics: `budget` (accuracy and thinking tokens vs budget), `sampling` (pass@k / majority@k),
 `emergence` (across sizes and seeds), `compute` (FLOPs frontier, iso-accuracy, cost vs
-queries), `diagnostics` (budget control). Importing a topic module registers its figures.
+queries), `efficiency` (needed vs natural thinking, allocation, sequential vs parallel),
+`diagnostics` (budget control). Importing a topic module registers its figures.
 """
 
 from __future__ import annotations
@@ -11,7 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 
 # the topic modules register their figures on import (order: their `order=`)
-from evalharness.plots import budget, compute, diagnostics, emergence, sampling  # noqa: F401
+from evalharness.plots import (  # noqa: F401
+    budget,
+    compute,
+    diagnostics,
+    efficiency,
+    emergence,
+    sampling,
+)
 from evalharness.plots.budget import plot_accuracy_vs_budget, plot_thinking_usage
 from evalharness.plots.common import (
     DPI,
@@ -35,12 +43,13 @@ from evalharness.plots.common import (
 )
 from evalharness.plots.compute import plot_cost_vs_queries, plot_flops_frontier, plot_iso_accuracy
 from evalharness.plots.diagnostics import plot_budget_control
+from evalharness.plots.efficiency import headline_config
 from evalharness.plots.emergence import plot_emergence, plot_seed_emergence
 from evalharness.plots.sampling import plot_pass_maj_at_k
 
 __all__ = [
     "DPI", "FIGURE_FORMATS", "FigureSpec", "TaskView", "analysis_params", "base_level",
-    "curves_with_budgets",    "build_figures", "family_name", "figure", "figure_kinds", "finite_or", "format_params",
+    "curves_with_budgets", "build_figures", "headline_config", "family_name", "figure", "figure_kinds", "finite_or", "format_params",
     "load_analysis", "make_plots", "model_colors", "plot_accuracy_vs_budget",
     "plot_budget_control", "plot_cost_vs_queries", "plot_emergence", "plot_flops_frontier",
     "plot_iso_accuracy", "plot_pass_maj_at_k", "plot_seed_emergence", "plot_thinking_usage",
