@@ -303,13 +303,23 @@ def analyze(results: Path = RESULTS) -> None:
 
 
 @app.command()
-def plots(results: Path = RESULTS) -> None:
+def plots(
+    results: Path = RESULTS,
+    x: str = typer.Option("params,train_flops", "--x", help="Emergence over training: the x-axes side by side, comma-separated, of params | train_flops | tokens."),
+) -> None:
     """Regenerate every figure (PNG + SVG) in results/plots/ from results/ alone."""
+    from evalharness.analysis.training import X_AXES
+
+    axes = tuple(a.strip() for a in x.split(",") if a.strip())
+    bad = [a for a in axes if a not in X_AXES]
+    if bad or not axes:
+        raise typer.BadParameter(f"{', '.join(bad) or x!r}: use {' | '.join(X_AXES)}",
+                                 param_hint="--x")
     _log_warnings()
     _require_runs(results)
     from evalharness.plots import make_plots
 
-    for p in make_plots(results):
+    for p in make_plots(results, x_axes=axes):
         typer.echo(str(p))
 
 

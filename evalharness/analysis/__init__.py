@@ -60,6 +60,8 @@ from evalharness.analysis.records import (
     with_flops,
 )
 from evalharness.analysis.sampling import COVERAGE_RULE, CoverageFit, fit_coverage
+from evalharness.analysis.scaling import LOSS_LAW_RULE, loss_law_tables
+from evalharness.analysis.training import TRAINING_RULE, training_tables
 from evalharness.diagnostics import BITE_RULE, budget_control
 
 __all__ = [
@@ -132,6 +134,10 @@ class Analysis:
     logt_tests: pd.DataFrame = field(default_factory=pd.DataFrame)  # lack of fit, CIs, mix
     logt_models: pd.DataFrame = field(default_factory=pd.DataFrame)  # AIC/BIC per model form
     logt_residuals: pd.DataFrame = field(default_factory=pd.DataFrame)  # per budget, with CI
+    loss_law: pd.DataFrame = field(default_factory=pd.DataFrame)  # L(N, D) fit per family
+    loss_points: pd.DataFrame = field(default_factory=pd.DataFrame)  # held-out loss per ckpt
+    training_points: pd.DataFrame = field(default_factory=pd.DataFrame)  # EM per checkpoint
+    training_curves: pd.DataFrame = field(default_factory=pd.DataFrame)  # per (size, D level)
     rules: dict[str, str] = field(
         default_factory=lambda: {
             "log_budget_fit": SATURATION_RULE,
@@ -146,6 +152,8 @@ class Analysis:
             "seed_ci": SEED_CI_RULE,
             "schaeffer": SCHAEFFER_RULE,
             "lack_of_fit": LACK_OF_FIT_RULE,
+            "loss_law": LOSS_LAW_RULE,
+            "training": TRAINING_RULE,
         }
     )
 
@@ -153,7 +161,8 @@ class Analysis:
               "spans", "compute", "exchange", "cheapest", "crossover", "buy_costs",
               "diagnostics", "seed_curves", "seed_points", "schaeffer", "verdicts",
               "logt_buckets", "logt_bucket_fits", "logt_tests", "logt_models",
-              "logt_residuals")
+              "logt_residuals", "loss_law", "loss_points", "training_points",
+              "training_curves")
 
     def to_json(self) -> dict:
         """The fits and headline numbers as plain JSON-able data (NaN -> None)."""
@@ -171,6 +180,7 @@ class Analysis:
             "crossover": _records(self.crossover),
             "verdicts": _records(self.verdicts),
             "logt_tests": _records(self.logt_tests),
+            "loss_law": _records(self.loss_law),
         }
 
     def write(self, out_dir: Path) -> list[Path]:
@@ -223,6 +233,10 @@ def analyze(
                    seed_tables(df, n_boot, alpha, seed), strict=True)),
         **dict(zip(("logt_buckets", "logt_bucket_fits", "logt_tests", "logt_models",
                     "logt_residuals"), logt_tables(pp, df, n_boot, alpha, seed), strict=True)),
+        **dict(zip(("loss_law", "loss_points"), loss_law_tables(df, n_boot, alpha, seed),
+                   strict=True)),
+        **dict(zip(("training_points", "training_curves"),
+                   training_tables(df, n_boot, alpha, seed), strict=True)),
     )
     # every row names the runs and the number of problems it read
     per_point = POINT + ["n"]

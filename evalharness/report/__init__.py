@@ -9,7 +9,14 @@ and formatting; figures come from `evalharness.plots` (imported as `pl`).
 from __future__ import annotations
 
 # the topic modules register their sections on import (page order is each section's `order`)
-from evalharness.report import budget, compute, diagnostics, emergence, sampling  # noqa: F401
+from evalharness.report import (  # noqa: F401
+    budget,
+    compute,
+    diagnostics,
+    emergence,
+    sampling,
+    tradeoff,
+)
 from evalharness.report.budget import (
                                        accuracy_table,
                                        fit_headline,
