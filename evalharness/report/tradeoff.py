@@ -75,6 +75,8 @@ def _tradeoff_section(an, task: str) -> list:
 def training_table(an, task: str) -> Table:
     """Exact match (and the per-token metric) per size along training, seed means with CIs."""
     c = _task(getattr(an, "training_curves", pd.DataFrame()), task)
+    if c.empty:
+        return Table([], [])
     rows = []
     for (family, metric, size), g in c.groupby(["family", "metric", "size"], sort=True):
         g = g.sort_values("train_tokens")
