@@ -207,3 +207,23 @@ def test_held_out_loss_of_a_checkpoint_is_its_token_pooled_gold_log_loss(mixed_t
         r["gold_think_len"] + r["gold_answer_len"]).sum()
     assert one["loss"] == pytest.approx(expect)
     assert one["loss_lo"] < one["loss"] < one["loss_hi"]
+
+
+def test_the_report_section_shows_each_law_with_intervals_and_chinchilla_as_reference(
+        mixed_tables):
+    from types import SimpleNamespace
+
+    from evalharness.report.tradeoff import loss_law_lines, loss_law_table
+
+    law, _ = mixed_tables
+    an = SimpleNamespace(loss_law=law, rules={"loss_law": "RULE"})
+    table = loss_law_table(an, "add5")
+    assert len(table) == 2 and "Chinchilla" in table.note and "RULE" in table.note
+    md = table.markdown()
+    assert md.count("[") >= 2 * 5  # every estimate of both laws with its interval
+    lines = loss_law_lines(an, "add5")
+    assert len(lines) == 2 and all("tokens per parameter at C =" in x for x in lines)
+    # a law without enough levels says why, with no numbers
+    no = law.assign(status="no fit: N has 2 levels (< 3)", alpha=np.nan)
+    row = loss_law_table(SimpleNamespace(loss_law=no, rules={}), "add5").rows[0]
+    assert row[3] == "no fit: N has 2 levels (< 3)" and not any(row[4:])

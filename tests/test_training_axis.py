@@ -20,7 +20,7 @@ def frame():
 
 @pytest.fixture(scope="module")
 def tables(frame):
-    return training_tables(frame, n_boot=200)
+    return training_tables(frame, n_boot=200)[:2]
 
 
 def test_every_checkpoint_is_read_at_one_budget_and_greedy(frame):
@@ -52,8 +52,8 @@ def test_seed_means_per_size_and_token_level_with_intervals(tables):
 
 def test_a_family_without_training_tokens_has_no_training_curve():
     df = prepare(records(np.random.default_rng(1)).assign(train_tokens=np.nan))
-    points, curves = training_tables(df, n_boot=20)
-    assert points.empty and curves.empty
+    points, curves, sharp = training_tables(df, n_boot=20)
+    assert points.empty and curves.empty and sharp.empty
 
 
 def test_the_training_figure_draws_against_each_asked_axis(frame, tables):
@@ -76,3 +76,18 @@ def test_plots_refuses_an_unknown_x_axis(tmp_path):
     (tmp_path / "runs").mkdir()
     res = cli(["plots", "--results", str(tmp_path), "--x", "steps"], code=None)
     assert res.exit_code != 0 and "params | train_flops | tokens" in res.output
+
+
+def test_sharpness_is_read_along_training_and_across_sizes_with_intervals(frame):
+    *_, sharp = training_tables(frame, n_boot=200)
+    main = sharp[(sharp["family"] == "zoo/arith") & (sharp["metric"] == "em")]
+    along = main[main["axis"] == "train_flops"]
+    across = main[main["axis"] == "params"]
+    assert len(along) == SIZES.size and len(across) == TOKENS.size
+    ok = main[main["status"] == "ok"]
+    assert len(ok) and (ok["sharpness"] <= 1.0).all()
+    assert ((ok["sharpness_lo"] <= ok["sharpness"] + 1e-9)
+            & (ok["sharpness"] <= ok["sharpness_hi"] + 1e-9)).all()
+    # a curve that never moves says so instead of giving a number
+    flat = main[main["status"] != "ok"]
+    assert flat["sharpness"].isna().all() and flat["status"].str.startswith("no fit").all()

@@ -138,6 +138,7 @@ class Analysis:
     loss_points: pd.DataFrame = field(default_factory=pd.DataFrame)  # held-out loss per ckpt
     training_points: pd.DataFrame = field(default_factory=pd.DataFrame)  # EM per checkpoint
     training_curves: pd.DataFrame = field(default_factory=pd.DataFrame)  # per (size, D level)
+    training_sharpness: pd.DataFrame = field(default_factory=pd.DataFrame)  # along N, along C
     rules: dict[str, str] = field(
         default_factory=lambda: {
             "log_budget_fit": SATURATION_RULE,
@@ -162,7 +163,7 @@ class Analysis:
               "diagnostics", "seed_curves", "seed_points", "schaeffer", "verdicts",
               "logt_buckets", "logt_bucket_fits", "logt_tests", "logt_models",
               "logt_residuals", "loss_law", "loss_points", "training_points",
-              "training_curves")
+              "training_curves", "training_sharpness")
 
     def to_json(self) -> dict:
         """The fits and headline numbers as plain JSON-able data (NaN -> None)."""
@@ -235,7 +236,7 @@ def analyze(
                     "logt_residuals"), logt_tables(pp, df, n_boot, alpha, seed), strict=True)),
         **dict(zip(("loss_law", "loss_points"), loss_law_tables(df, n_boot, alpha, seed),
                    strict=True)),
-        **dict(zip(("training_points", "training_curves"),
+        **dict(zip(("training_points", "training_curves", "training_sharpness"),
                    training_tables(df, n_boot, alpha, seed), strict=True)),
     )
     # every row names the runs and the number of problems it read

@@ -14,6 +14,7 @@ import re
 import numpy as np
 import pandas as pd
 
+from evalharness.analysis.emergence_tests import monotone_sharpness, sharpness_interval
 from evalharness.analysis.scaling import levels
 from evalharness.stats import resample_counts, seed_draw_counts
 
@@ -67,13 +68,52 @@ def _token_metric(g: pd.DataFrame) -> str | None:
     return None
 
 
+SHARPNESS_AXES_RULE = (
+    "sharpness (monotone fit, as across sizes) of each seed-mean curve: along training "
+    "(x = log2 training FLOPs of one size's token levels; at fixed N a doubling of D is a "
+    "doubling of C, so the tokens axis gives the same share) and across sizes (x = log2 N at "
+    "one token level); CI: the same fit on every bootstrap replicate of the curve"
+)
+
+
+def _sharpness_rows(curves: list[dict], reps: dict, alpha: float) -> list[dict]:
+    """Sharpness of every curve of `curves` along training (per size) and across sizes (per
+    token level), with a CI from the replicates `reps` keyed like the curve points."""
+    if not curves:
+        return []
+    c = pd.DataFrame(curves)
+    out = []
+    for axis, group, x_col in (("train_flops", "size", "train_flops"),
+                               ("params", "token_level", "params")):
+        for (family, task, metric, g_val), g in c.groupby(
+                ["family", "task", "metric", group], sort=True):
+            g = g.sort_values(x_col)
+            x, y = np.log2(g[x_col].to_numpy(float)), g["mean"].to_numpy(float)
+            res = monotone_sharpness(x, y)
+            lo = hi = np.nan
+            if res.status == "ok":
+                r = np.column_stack([reps[(family, task, metric, s, k)]
+                                     for s, k in zip(g["size"], g["token_level"], strict=True)])
+                lo, hi, _ = sharpness_interval(x, r, res.fit, bool(y[-1] >= y[0]), alpha)
+            out.append({"family": family, "task": task, "metric": metric, "axis": axis,
+                        "along": f"{group} {g_val}", "status": res.status,
+                        "sharpness": res.value, "sharpness_lo": lo, "sharpness_hi": hi,
+                        "fit": res.fit, "points": len(g), "from": float(g[x_col].min()),
+                        "to": float(g[x_col].max()),
+                        "problems": int(g["problems"].max()), "runs": ";".join(sorted(
+                            {x for s in g["runs"] for x in s.split(";")})),
+                        "rule": SHARPNESS_AXES_RULE})
+    return out
+
+
 def training_tables(df: pd.DataFrame, n_boot: int = 1000, alpha: float = 0.05,
-                    seed: int | None = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+                    seed: int | None = 0) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(training_points: one row per checkpoint, training_curves: one row per (family, task,
-    metric, size, token level) with the seed mean and its CI) over the `TRAINING_RULE`
-    records. Empty where no family has checkpoints at >= 2 token levels."""
+    metric, size, token level) with the seed mean and its CI, training_sharpness: sharpness
+    along training and across sizes with CIs) over the `TRAINING_RULE` records. Empty where
+    no family has checkpoints at >= 2 token levels."""
     rec = training_records(df)
-    pts, curves = [], []
+    pts, curves, cell_reps = [], [], {}
     for (family, task), g in rec.groupby(["law_family", "task"], sort=True):
         if g["train_tokens"].nunique() < 2:
             continue
@@ -120,6 +160,8 @@ def training_tables(df: pd.DataFrame, n_boot: int = 1000, alpha: float = 0.05,
                     rm = (np.where(ok, reps[:, idx], 0) * w).sum(1) / (w * ok).sum(1)
                 lo, hi = np.nanquantile(rm, [alpha / 2, 1 - alpha / 2])
                 sub = ckpt.iloc[idx]
+                cell_reps[(family, task, name, sub["size"].iloc[0],
+                           int(sub["token_level"].iloc[0]))] = rm
                 curves.append({
                     "family": family, "task": task, "metric": name,
                     "size": sub["size"].iloc[0], "token_level": int(sub["token_level"].iloc[0]),
@@ -134,4 +176,5 @@ def training_tables(df: pd.DataFrame, n_boot: int = 1000, alpha: float = 0.05,
                     "problems": int(have[idx].any(0).sum()),
                     "runs": ";".join(sorted({x for s in sub["runs"] for x in s.split(";")})),
                     "rule": TRAINING_RULE})
-    return pd.DataFrame(pts), pd.DataFrame(curves)
+    return (pd.DataFrame(pts), pd.DataFrame(curves),
+            pd.DataFrame(_sharpness_rows(curves, cell_reps, alpha)))

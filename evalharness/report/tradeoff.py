@@ -92,7 +92,22 @@ def training_table(an, task: str) -> Table:
                  note=f"{rule}." if rule else "")
 
 
+def training_sharpness_table(an, task: str) -> Table:
+    """Sharpness of each curve along training FLOPs (per size) and across sizes (per token
+    level), with its CI or the reason there is none."""
+    sh = _task(getattr(an, "training_sharpness", pd.DataFrame()), task)
+    rows = [[r["family"], r["metric"], r["axis"], r["along"],
+             fmt_ci(r["sharpness"], r["sharpness_lo"], r["sharpness_hi"])
+             if r["status"] == "ok" else r["status"], int(r["points"])]
+            for _, r in sh.iterrows()]
+    return Table(["family", "metric", "x-axis", "curve", "sharpness [95% CI]", "points"],
+                 rows, numeric={4, 5},
+                 caption=f"Sharpness along training and across sizes — task {task}",
+                 note="Share of a curve's total rise in its steepest doubling of the x-axis "
+                      "(monotone fit); 1/doublings for a straight line, 1 for a step.")
+
+
 @section("Emergence over training compute", order=52, figures=("emergence_training",),
-         csvs=("training_points", "training_curves"))
+         csvs=("training_points", "training_curves", "training_sharpness"))
 def _training_section(an, task: str) -> list:
-    return [training_table(an, task)]
+    return [training_table(an, task), training_sharpness_table(an, task)]
