@@ -70,11 +70,12 @@ def test_the_training_figure_draws_against_each_asked_axis(frame, tables):
             assert X_LABELS[a].split(" (")[0] in specs[0].caption
 
 
-def test_plots_refuses_an_unknown_x_axis(tmp_path):
+@pytest.mark.parametrize("command", ["plots", "report"])
+def test_plots_and_report_refuse_an_unknown_x_axis(tmp_path, command):
     from helpers import cli
 
     (tmp_path / "runs").mkdir()
-    res = cli(["plots", "--results", str(tmp_path), "--x", "steps"], code=None)
+    res = cli([command, "--results", str(tmp_path), "--x", "steps"], code=None)
     assert res.exit_code != 0 and "params | train_flops | tokens" in res.output
 
 
