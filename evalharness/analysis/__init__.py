@@ -61,6 +61,7 @@ from evalharness.analysis.records import (
 )
 from evalharness.analysis.sampling import COVERAGE_RULE, CoverageFit, fit_coverage
 from evalharness.analysis.scaling import LOSS_LAW_RULE, loss_law_tables
+from evalharness.analysis.surface import SURFACE3_RULE, surface_table
 from evalharness.analysis.training import TRAINING_RULE, training_tables
 from evalharness.diagnostics import BITE_RULE, budget_control
 
@@ -139,6 +140,7 @@ class Analysis:
     training_points: pd.DataFrame = field(default_factory=pd.DataFrame)  # EM per checkpoint
     training_curves: pd.DataFrame = field(default_factory=pd.DataFrame)  # per (size, D level)
     training_sharpness: pd.DataFrame = field(default_factory=pd.DataFrame)  # along N, along C
+    surface3: pd.DataFrame = field(default_factory=pd.DataFrame)  # (N, D, T) exchange rates
     rules: dict[str, str] = field(
         default_factory=lambda: {
             "log_budget_fit": SATURATION_RULE,
@@ -155,6 +157,7 @@ class Analysis:
             "lack_of_fit": LACK_OF_FIT_RULE,
             "loss_law": LOSS_LAW_RULE,
             "training": TRAINING_RULE,
+            "surface3": SURFACE3_RULE,
         }
     )
 
@@ -163,7 +166,7 @@ class Analysis:
               "diagnostics", "seed_curves", "seed_points", "schaeffer", "verdicts",
               "logt_buckets", "logt_bucket_fits", "logt_tests", "logt_models",
               "logt_residuals", "loss_law", "loss_points", "training_points",
-              "training_curves", "training_sharpness")
+              "training_curves", "training_sharpness", "surface3")
 
     def to_json(self) -> dict:
         """The fits and headline numbers as plain JSON-able data (NaN -> None)."""
@@ -182,6 +185,7 @@ class Analysis:
             "verdicts": _records(self.verdicts),
             "logt_tests": _records(self.logt_tests),
             "loss_law": _records(self.loss_law),
+            "surface3": _records(self.surface3),
         }
 
     def write(self, out_dir: Path) -> list[Path]:
@@ -236,6 +240,7 @@ def analyze(
                     "logt_residuals"), logt_tables(pp, df, n_boot, alpha, seed), strict=True)),
         **dict(zip(("loss_law", "loss_points"), loss_law_tables(df, n_boot, alpha, seed),
                    strict=True)),
+        surface3=surface_table(pp, df, n_boot, alpha, seed),
         **dict(zip(("training_points", "training_curves", "training_sharpness"),
                    training_tables(df, n_boot, alpha, seed), strict=True)),
     )

@@ -61,15 +61,40 @@ def loss_law_lines(an, task: str) -> list[str]:
     return out
 
 
+def surface_lines(an, task: str) -> list[str]:
+    """The three exchange rates of the (N, D, T) surface, with CIs, or why there are none."""
+    from evalharness.analysis.surface import RATE_WORDS
+
+    sf = _task(getattr(an, "surface3", pd.DataFrame()), task)
+    out = []
+    for _, r in sf.iterrows():
+        rates = [f"{_ci(r, k)} {w}" for k, w in RATE_WORDS.items()
+                 if math.isfinite(float(r.get(k, math.nan)))]
+        where = (f" at N = {fmt_flops(2 ** r['at_log2_N'])}, T = {2 ** r['at_log2_T']:.0f}, "
+                 f"D = {fmt_flops(2 ** r['at_log2_D'])}" if "at_log2_N" in r
+                 and math.isfinite(float(r.get("at_log2_N", math.nan))) else "")
+        head = f"Exchange rates over (N, D, T) ({r['family']}){where}: "
+        out.append(head + ("; ".join(rates) if rates else "none")
+                   + ("" if r["status"] == "ok" else f" ({r['status']})") + ".")
+    return out
+
+
 def loss_law_summary(an, task: str) -> list:
-    lines = loss_law_lines(an, task)
+    lines = loss_law_lines(an, task) + surface_lines(an, task)
     return [Paragraph(" ".join(lines))] if lines else []
 
 
+def _lead(an, task: str) -> list[str]:
+    return loss_law_lines(an, task) + surface_lines(an, task)
+
+
 @section("Bigger, longer-trained, or longer-thinking?", order=75, figures=("loss_law",),
-         lead=loss_law_lines, summary=loss_law_summary, csvs=("loss_law", "loss_points"))
+         lead=_lead, summary=loss_law_summary, csvs=("loss_law", "loss_points", "surface3"))
 def _tradeoff_section(an, task: str) -> list:
-    return [loss_law_table(an, task)]
+    rule = an.rules.get("surface3", "") if hasattr(an, "rules") else ""
+    lines = surface_lines(an, task)
+    return [loss_law_table(an, task),
+            *([Paragraph(" ".join(lines), f"{rule}." if rule else "")] if lines else [])]
 
 
 def training_table(an, task: str) -> Table:
