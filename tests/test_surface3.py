@@ -73,3 +73,20 @@ def test_the_report_states_the_three_rates_at_their_point_with_intervals():
     (line,) = surface_lines(an, "add5")
     assert "thinking doublings per parameter doubling" in line and "T = 45" in line
     assert line.count("[") == 3
+
+
+def test_from_records_one_surface_per_configuration_and_two_budgets_say_so():
+    from test_scaling_law import records
+
+    from evalharness.analysis.records import per_problem_rows, prepare
+    from evalharness.analysis.surface import surface_table
+
+    df = prepare(records(np.random.default_rng(3)))
+    pp, _ = per_problem_rows(df)
+    tab = surface_table(pp, df, n_boot=20)
+    # greedy runs only (the sampled runs of the same checkpoints make no surface), the
+    # other spec its own; the main family ran two budgets: T cannot be read
+    assert sorted(tab["family"]) == ["zoo/arith", "zoo/arith [few_shot=2]"]
+    main = tab.set_index("family").loc["zoo/arith"]
+    assert main["status"] == "not identifiable: T has 2 levels (need 3)"
+    assert "0.7" not in main["runs"] and main["problems"] > 0

@@ -124,17 +124,18 @@ def surface_table(pp: pd.DataFrame, df: pd.DataFrame, n_boot: int = 1000,
     strip = lambda s: s.astype(str).map(lambda v: _STEP.sub("", v))  # noqa: E731
     meta = df.groupby("model", sort=False).agg(
         family=("family", "first"), params=("params", "first"), greedy=("greedy", "first"),
-        tokens=("train_tokens", "first"), size=("size", "first"),
+        d_tokens=("train_tokens", "first"), size=("size", "first"),
         seed=("model_seed", "first"), run_id=("run_id", lambda r: ";".join(sorted(set(r)))))
     meta = meta.assign(family=strip(meta["family"]), size=strip(meta["size"]))
     meta["trajectory"] = meta["size"] + " seed " + meta["seed"].astype(str)
     pp = pp.join(meta, on="model")
-    pp = pp[pp["greedy"].astype(bool) & np.isfinite(pd.to_numeric(pp["tokens"], errors="coerce"))]
+    pp = pp[pp["greedy"].astype(bool)
+            & np.isfinite(pd.to_numeric(pp["d_tokens"], errors="coerce"))]
     pp = pp[pp["extensions"] == pp.groupby("model")["extensions"].transform("min")]
     rows = []
     for (family, task), g in pp.groupby(["family", "task"], sort=True):
-        res = fit_surface3(g.assign(level=g["budget"].astype(float), y=g["acc"]), n_boot,
-                           alpha, seed)
+        res = fit_surface3(g.assign(level=g["budget"].astype(float), y=g["acc"],
+                                    tokens=g["d_tokens"]), n_boot, alpha, seed)
         runs = ";".join(sorted({r for s in g["run_id"] for r in s.split(";")}))
         rows.append({"family": family, "task": task, **res, "problems": res["n_problems"],
                      "runs": runs, "rule": SURFACE3_RULE})
