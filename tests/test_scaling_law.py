@@ -122,6 +122,9 @@ def test_loss_that_does_not_fall_with_size_is_not_identifiable():
     flat = one_law(np.random.default_rng(3), loss=lambda N, D: 0.3 + 150.0 / D**0.4)
     assert flat["status"].startswith("not identifiable"), flat["status"]
     assert "N" in flat["status"] or "alpha" in flat["status"]
+    # the undetermined law's numbers are not reported, only why
+    assert math.isnan(flat["alpha"]) and math.isnan(flat["tokens_per_param_hi"])
+    assert np.isnan(flat["fitted"]).all()
 
 
 def test_a_step_in_size_is_not_reported_as_a_power_law():

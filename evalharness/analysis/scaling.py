@@ -348,9 +348,15 @@ def fit_loss_law(params, tokens, nll, ntok, traj, size, n_boot: int = 400,
                   + " or ".join(flat) + " over their range")
     else:
         status = "ok"
+    fitted = np.exp(f)
+    if status != "ok":  # numbers of a law the data do not determine are not reported
+        out.update({k: math.nan for k in ESTIMATES if not k.startswith("drop_")})
+        out.update({f"{k}_{e}": math.nan for k in ESTIMATES if not k.startswith("drop_")
+                    for e in ("lo", "hi")})
+        fitted = np.full_like(fitted, math.nan)
     out.update(status=status, c_ref=float(res["c_ref"][0]), n_boot=int(res["n_boot"][0]),
                E_at_floor=bool(th[0, 0] <= _bounds(y[None])[0][0] + 1e-6),
-               loss=res["loss"][0], fitted=np.exp(f))
+               loss=res["loss"][0], fitted=fitted)
     return out
 
 

@@ -42,7 +42,8 @@ def plot_loss_law(points: pd.DataFrame, law: pd.Series | None, task: str, family
     ax.set_xlabel("training tokens seen D (log scale)")
     ax.set_ylabel("held-out loss per gold token (log scale)")
     what = (f"fit: alpha = {law['alpha']:.2f}, beta = {law['beta']:.2f}" if ok
-            else f"no law drawn: {law.get('status') if law is not None else 'no fit'}")
+            else "no law drawn: " + (str(law.get("status")).split(":")[0] if law is not None
+                                     else "no fit") + " (see the table)")
     ax.set_title(f"Loss vs training tokens — {family} · task {task}\n{what}", fontsize=9.5)
     ax.legend(frameon=False, fontsize=7.5)
     return fig
