@@ -61,7 +61,8 @@ LOSS_LAW_RULE = (
     "(n-1 of n seeds drawn); no fit when N or D has < 3 "
     "levels; not identifiable when alpha or beta sits at its bound or the data allow no fall "
     "of loss along N or D (lower CI of the fitted drop across the data's range < 0.001 in "
-    "log loss); lack of fit: F test of the cell means (N, D) against pure error between seeds"
+    "log loss), and then no estimate is reported; lack of fit: F test of the cell means "
+    "(N, D) against pure error between seeds"
 )
 
 _STEP = re.compile(r"@step\d+")
