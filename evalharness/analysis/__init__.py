@@ -68,6 +68,9 @@ from evalharness.analysis.records import (
     with_flops,
 )
 from evalharness.analysis.sampling import COVERAGE_RULE, CoverageFit, fit_coverage
+from evalharness.analysis.scaling import LOSS_LAW_RULE, loss_law_tables
+from evalharness.analysis.surface import SURFACE3_RULE, surface_table
+from evalharness.analysis.training import TRAINING_RULE, training_tables
 from evalharness.diagnostics import BITE_RULE, budget_control
 
 __all__ = [
@@ -145,6 +148,12 @@ class Analysis:
     allocation: pd.DataFrame = field(default_factory=pd.DataFrame)  # accuracy vs tokens
     allocation_headline: pd.DataFrame = field(default_factory=pd.DataFrame)  # predicted vs T
     seq_vs_par: pd.DataFrame = field(default_factory=pd.DataFrame)  # at matched FLOPs
+    loss_law: pd.DataFrame = field(default_factory=pd.DataFrame)  # L(N, D) fit per family
+    loss_points: pd.DataFrame = field(default_factory=pd.DataFrame)  # held-out loss per ckpt
+    training_points: pd.DataFrame = field(default_factory=pd.DataFrame)  # EM per checkpoint
+    training_curves: pd.DataFrame = field(default_factory=pd.DataFrame)  # per (size, D level)
+    training_sharpness: pd.DataFrame = field(default_factory=pd.DataFrame)  # along N, along C
+    surface3: pd.DataFrame = field(default_factory=pd.DataFrame)  # (N, D, T) exchange rates
     rules: dict[str, str] = field(
         default_factory=lambda: {
             "log_budget_fit": SATURATION_RULE,
@@ -162,6 +171,9 @@ class Analysis:
             "efficiency": EFFICIENCY_RULE,
             "allocation": ALLOCATION_RULE,
             "seq_vs_par": SEQPAR_RULE,
+            "loss_law": LOSS_LAW_RULE,
+            "training": TRAINING_RULE,
+            "surface3": SURFACE3_RULE,
         }
     )
 
@@ -170,7 +182,8 @@ class Analysis:
               "diagnostics", "seed_curves", "seed_points", "schaeffer", "verdicts",
               "logt_buckets", "logt_bucket_fits", "logt_tests", "logt_models",
               "logt_residuals", "needs", "efficiency", "allocation", "allocation_headline",
-              "seq_vs_par")
+              "seq_vs_par", "loss_law", "loss_points", "training_points", "training_curves",
+              "training_sharpness", "surface3")
 
     def to_json(self) -> dict:
         """The fits and headline numbers as plain JSON-able data (NaN -> None)."""
@@ -189,6 +202,8 @@ class Analysis:
             "verdicts": _records(self.verdicts),
             "logt_tests": _records(self.logt_tests),
             "allocation_headline": _records(self.allocation_headline),
+            "loss_law": _records(self.loss_law),
+            "surface3": _records(self.surface3),
         }
 
     def write(self, out_dir: Path) -> list[Path]:
@@ -241,8 +256,13 @@ def analyze(
                    seed_tables(df, n_boot, alpha, seed), strict=True)),
         **dict(zip(("logt_buckets", "logt_bucket_fits", "logt_tests", "logt_models",
                     "logt_residuals"), logt_tables(pp, df, n_boot, alpha, seed), strict=True)),
-        **dict(zip(("needs", "efficiency", "allocation", "allocation_headline", "seq_vs_par"),
+        **dict(zip(("needs", "efficiency", "allocation", "allocation_headline", "seq_vs_par",,
                    efficiency_tables(df, pp, ks, n_boot, alpha, seed), strict=True)),
+        **dict(zip(("loss_law", "loss_points"), loss_law_tables(df, n_boot, alpha, seed),
+                   strict=True)),
+        surface3=surface_table(pp, df, n_boot, alpha, seed),
+        **dict(zip(("training_points", "training_curves", "training_sharpness"),
+                   training_tables(df, n_boot, alpha, seed), strict=True)),
     )
     # every row names the runs and the number of problems it read
     per_point = POINT + ["n"]

@@ -19,6 +19,7 @@ from evalharness.plots import (  # noqa: F401
     efficiency,
     emergence,
     sampling,
+    scaling,
 )
 from evalharness.plots.budget import plot_accuracy_vs_budget, plot_thinking_usage
 from evalharness.plots.common import (
@@ -60,15 +61,18 @@ __all__ = [
 # ----------------------------------------------------------------------------- assembly
 
 
-def build_figures(analysis) -> list[FigureSpec]:
+def build_figures(analysis, x_axes: tuple[str, ...] = ("params", "train_flops")
+                  ) -> list[FigureSpec]:
     """Every figure that applies to `analysis` (an :class:`evalharness.analysis.Analysis`):
-    per task, each registered builder in order."""
+    per task, each registered builder in order. `x_axes`: the axes of the emergence-over-
+    training figure (params, train_flops, tokens)."""
     a = analysis
     params = analysis_params(a)
     specs: list[FigureSpec] = []
     for task in sorted(set(a.budgets["task"]) if not a.budgets.empty else set()):
         bud = base_level(a.budgets[a.budgets["task"] == task])
-        view = TaskView(a, task, bud, families_label(bud, a.emergence, task), params)
+        view = TaskView(a, task, bud, families_label(bud, a.emergence, task), params,
+                        tuple(x_axes))
         for _, _, build in FIGURES:
             specs += build(view)
     return specs
@@ -83,7 +87,8 @@ def load_analysis(results_dir: Path):
     return scores, analyze(scores)
 
 
-def make_plots(results_dir: Path, out_dir: Path | None = None, *, analysis=None) -> list[Path]:
+def make_plots(results_dir: Path, out_dir: Path | None = None, *, analysis=None,
+               x_axes: tuple[str, ...] = ("params", "train_flops")) -> list[Path]:
     """Write every applicable figure as PNG + SVG into `out_dir` (default
     ``results_dir/plots``) and return the paths. Pure function of ``results_dir``: works on a
     copy of ``results/`` alone, offline. `analysis` skips re-analysis when the caller has one.
@@ -93,7 +98,7 @@ def make_plots(results_dir: Path, out_dir: Path | None = None, *, analysis=None)
     if analysis is None:
         _, analysis = load_analysis(results_dir)
     paths: list[Path] = []
-    for spec in build_figures(analysis):
+    for spec in build_figures(analysis, x_axes):
         paths += save_figure(spec.figure, out_dir / spec.name)
     if out_dir.is_dir():
         for old in out_dir.iterdir():

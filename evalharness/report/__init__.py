@@ -16,6 +16,7 @@ from evalharness.report import (  # noqa: F401
     efficiency,
     emergence,
     sampling,
+    tradeoff,
 )
 from evalharness.report.budget import (
                                        accuracy_table,
