@@ -256,7 +256,7 @@ def analyze(
                    seed_tables(df, n_boot, alpha, seed), strict=True)),
         **dict(zip(("logt_buckets", "logt_bucket_fits", "logt_tests", "logt_models",
                     "logt_residuals"), logt_tables(pp, df, n_boot, alpha, seed), strict=True)),
-        **dict(zip(("needs", "efficiency", "allocation", "allocation_headline", "seq_vs_par",,
+        **dict(zip(("needs", "efficiency", "allocation", "allocation_headline", "seq_vs_par"),
                    efficiency_tables(df, pp, ks, n_boot, alpha, seed), strict=True)),
         **dict(zip(("loss_law", "loss_points"), loss_law_tables(df, n_boot, alpha, seed),
                    strict=True)),
