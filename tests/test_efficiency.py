@@ -110,7 +110,8 @@ def test_per_difficulty_bucket_metrics_use_only_that_bucket(known):
         pids = [p for p, v in KNOWN.items() if v[2] == level]
         row = _metric(known, "t_first", bucket=f"{level}")
         assert row["value"] == pytest.approx(naive_mean("t_first", pids))
-        assert row["problems"] == sum(naive_needs(*KNOWN[p][:2])["t_first"] is not None
+        assert row["problems"] == len(pids)
+        assert row["measured"] == sum(naive_needs(*KNOWN[p][:2])["t_first"] is not None
                                       for p in pids)
 
 

@@ -475,7 +475,8 @@ def _efficiency(units: pd.DataFrame, metrics: pd.DataFrame, n_boot: int, alpha: 
                              "bucket_source": source if bucket != "all" else "",
                              "metric": name, "value": point[j] if ok else np.nan,
                              "lo": lo[j] if ok else np.nan, "hi": hi[j] if ok else np.nan,
-                             "problems": have, "problem_set": where,
+                             # the stated set, and how many of it the metric is defined on
+                             "problems": len(per), "measured": have, "problem_set": where,
                              "status": "ok" if ok else f"not identifiable: {why}",
                              "definition": METRICS[name]})
     return pd.DataFrame(rows)
