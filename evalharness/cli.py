@@ -302,25 +302,49 @@ def analyze(results: Path = RESULTS) -> None:
     typer.echo(f"analysis: {len(out)} tables written to {results / 'analysis'}")
 
 
+X_HELP = ("Emergence over training: the x-axes side by side, comma-separated, of params | "
+          "train_flops | tokens.")
+
+
+def parse_x_axes(x: str) -> tuple[str, ...]:
+    """``--x params,train_flops`` -> ("params", "train_flops"); unknown axes refused."""
+    from evalharness.analysis.training import X_AXES
+
+    axes = tuple(a.strip() for a in x.split(",") if a.strip())
+    bad = [a for a in axes if a not in X_AXES]
+    if bad or not axes:
+        raise typer.BadParameter(f"{', '.join(bad) or x!r}: use {' | '.join(X_AXES)}",
+                                 param_hint="--x")
+    return axes
+
+
 @app.command()
-def plots(results: Path = RESULTS) -> None:
+def plots(
+    results: Path = RESULTS,
+    x: str = typer.Option("params,train_flops", "--x", help=X_HELP),
+) -> None:
     """Regenerate every figure (PNG + SVG) in results/plots/ from results/ alone."""
+    axes = parse_x_axes(x)
     _log_warnings()
     _require_runs(results)
     from evalharness.plots import make_plots
 
-    for p in make_plots(results):
+    for p in make_plots(results, x_axes=axes):
         typer.echo(str(p))
 
 
 @app.command()
-def report(results: Path = RESULTS) -> None:
+def report(
+    results: Path = RESULTS,
+    x: str = typer.Option("params,train_flops", "--x", help=X_HELP),
+) -> None:
     """Write results/report.html (self-contained) and results/summary.md."""
+    axes = parse_x_axes(x)
     _log_warnings()
     _require_runs(results)
     from evalharness.report import make_report
 
-    for p in make_report(results):
+    for p in make_report(results, x_axes=axes):
         typer.echo(str(p))
 
 

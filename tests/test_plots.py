@@ -171,11 +171,14 @@ def test_make_plots_writes_every_applicable_figure(fake_results, tmp_path):
     names = sorted(p.name for p in paths)
     stems = [
         "accuracy_vs_budget_add_sweep",
+        "efficiency_allocation_add_sweep",
+        "efficiency_needs_add_sweep",
         "emergence_arith_add_sweep",
         "emergence_seeds_arith_add_sweep",
         "flops_frontier_add_sweep",
         "iso_accuracy_arith_add_sweep",
         "pass_maj_at_k_add_sweep",
+        "seq_vs_par_add_sweep",
         "thinking_tokens_add_sweep",
     ]
     assert names == sorted(f"{s}.{ext}" for s in stems for ext in ("png", "svg"))

@@ -5,7 +5,8 @@ One file per topic: `records` (score rows -> per-problem rows, problem sets, mod
 `sampling` (pass@k coverage fits), `curves` (the per-budget tables of both), `emergence`
 (emergence across sizes and seeds; `emergence_tests` holds the statistics), `compute` (FLOPs
 frontier and the buy decision's tables; `buy` holds the decision's surface, cheapest
-configurations and crossovers). Every bootstrap and interval lives in `evalharness.stats`.
+configurations and crossovers), `efficiency` (per-problem budget needs, overthinking, allocation
+of thinking across problems, sequential vs parallel at matched FLOPs). Every bootstrap and interval lives in `evalharness.stats`.
 
 The unit of resampling everywhere is the *problem*: samples and budgets of one problem share a
 prompt (and, in the one-pass sweep, a thinking prefix), so they are not independent. Every CI
@@ -34,6 +35,12 @@ from evalharness.analysis.budget import (
 from evalharness.analysis.buy import CHEAPEST_RULE, CROSSOVER_RULE, SURFACE_RULE
 from evalharness.analysis.compute import FLOPS_RULE, buy_tables, compute_table, pareto_frontier
 from evalharness.analysis.curves import curve_tables
+from evalharness.analysis.efficiency import (
+    ALLOCATION_RULE,
+    EFFICIENCY_RULE,
+    SEQPAR_RULE,
+    efficiency_tables,
+)
 from evalharness.analysis.emergence import (
     SHARPNESS_RULE,
     SPAN_RULE,
@@ -51,6 +58,7 @@ from evalharness.analysis.emergence import (
 from evalharness.analysis.emergence_tests import SCHAEFFER_RULE, SEED_CI_RULE, SHARPNESS_CI_BOOT
 from evalharness.analysis.logt_tests import LACK_OF_FIT_RULE
 from evalharness.analysis.records import (
+    CURVE,
     POINT,
     difficulty_column,
     model_info,
@@ -60,6 +68,9 @@ from evalharness.analysis.records import (
     with_flops,
 )
 from evalharness.analysis.sampling import COVERAGE_RULE, CoverageFit, fit_coverage
+from evalharness.analysis.scaling import LOSS_LAW_RULE, loss_law_tables
+from evalharness.analysis.surface import SURFACE3_RULE, surface_table
+from evalharness.analysis.training import TRAINING_RULE, training_tables
 from evalharness.diagnostics import BITE_RULE, budget_control
 
 __all__ = [
@@ -132,6 +143,17 @@ class Analysis:
     logt_tests: pd.DataFrame = field(default_factory=pd.DataFrame)  # lack of fit, CIs, mix
     logt_models: pd.DataFrame = field(default_factory=pd.DataFrame)  # AIC/BIC per model form
     logt_residuals: pd.DataFrame = field(default_factory=pd.DataFrame)  # per budget, with CI
+    needs: pd.DataFrame = field(default_factory=pd.DataFrame)  # per (config, problem, sample)
+    efficiency: pd.DataFrame = field(default_factory=pd.DataFrame)  # metric (+CI) per bucket
+    allocation: pd.DataFrame = field(default_factory=pd.DataFrame)  # accuracy vs tokens
+    allocation_headline: pd.DataFrame = field(default_factory=pd.DataFrame)  # predicted vs T
+    seq_vs_par: pd.DataFrame = field(default_factory=pd.DataFrame)  # at matched FLOPs
+    loss_law: pd.DataFrame = field(default_factory=pd.DataFrame)  # L(N, D) fit per family
+    loss_points: pd.DataFrame = field(default_factory=pd.DataFrame)  # held-out loss per ckpt
+    training_points: pd.DataFrame = field(default_factory=pd.DataFrame)  # EM per checkpoint
+    training_curves: pd.DataFrame = field(default_factory=pd.DataFrame)  # per (size, D level)
+    training_sharpness: pd.DataFrame = field(default_factory=pd.DataFrame)  # along N, along C
+    surface3: pd.DataFrame = field(default_factory=pd.DataFrame)  # (N, D, T) exchange rates
     rules: dict[str, str] = field(
         default_factory=lambda: {
             "log_budget_fit": SATURATION_RULE,
@@ -146,6 +168,12 @@ class Analysis:
             "seed_ci": SEED_CI_RULE,
             "schaeffer": SCHAEFFER_RULE,
             "lack_of_fit": LACK_OF_FIT_RULE,
+            "efficiency": EFFICIENCY_RULE,
+            "allocation": ALLOCATION_RULE,
+            "seq_vs_par": SEQPAR_RULE,
+            "loss_law": LOSS_LAW_RULE,
+            "training": TRAINING_RULE,
+            "surface3": SURFACE3_RULE,
         }
     )
 
@@ -153,7 +181,9 @@ class Analysis:
               "spans", "compute", "exchange", "cheapest", "crossover", "buy_costs",
               "diagnostics", "seed_curves", "seed_points", "schaeffer", "verdicts",
               "logt_buckets", "logt_bucket_fits", "logt_tests", "logt_models",
-              "logt_residuals")
+              "logt_residuals", "needs", "efficiency", "allocation", "allocation_headline",
+              "seq_vs_par", "loss_law", "loss_points", "training_points", "training_curves",
+              "training_sharpness", "surface3")
 
     def to_json(self) -> dict:
         """The fits and headline numbers as plain JSON-able data (NaN -> None)."""
@@ -171,6 +201,9 @@ class Analysis:
             "crossover": _records(self.crossover),
             "verdicts": _records(self.verdicts),
             "logt_tests": _records(self.logt_tests),
+            "allocation_headline": _records(self.allocation_headline),
+            "loss_law": _records(self.loss_law),
+            "surface3": _records(self.surface3),
         }
 
     def write(self, out_dir: Path) -> list[Path]:
@@ -223,6 +256,13 @@ def analyze(
                    seed_tables(df, n_boot, alpha, seed), strict=True)),
         **dict(zip(("logt_buckets", "logt_bucket_fits", "logt_tests", "logt_models",
                     "logt_residuals"), logt_tables(pp, df, n_boot, alpha, seed), strict=True)),
+        **dict(zip(("needs", "efficiency", "allocation", "allocation_headline", "seq_vs_par"),
+                   efficiency_tables(df, pp, ks, n_boot, alpha, seed), strict=True)),
+        **dict(zip(("loss_law", "loss_points"), loss_law_tables(df, n_boot, alpha, seed),
+                   strict=True)),
+        surface3=surface_table(pp, df, n_boot, alpha, seed),
+        **dict(zip(("training_points", "training_curves", "training_sharpness"),
+                   training_tables(df, n_boot, alpha, seed), strict=True)),
     )
     # every row names the runs and the number of problems it read
     per_point = POINT + ["n"]
@@ -237,6 +277,9 @@ def analyze(
                                         ["family", "task", "size"])
     for name in ("sharpness", "spans", "schaeffer", "verdicts"):
         tables[name] = _provenance(tables[name], em_recs, ["family", "task"])
+    # one configuration per row (seq_vs_par pairs two and names the runs of both itself)
+    for name in ("needs", "efficiency", "allocation", "allocation_headline"):
+        tables[name] = _provenance(tables[name], df, CURVE)
     exch = df.assign(axis=np.where(df["greedy"], "budget", "samples"))
     tables["exchange"] = _provenance(tables["exchange"], exch, ["family", "task", "axis"])
     return Analysis(**tables)

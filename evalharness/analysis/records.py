@@ -42,6 +42,7 @@ _NEEDED = POINT + [
     "answer_type", "params", "family", "temperature", "difficulty", *EMERGENCE_COLUMNS,
     "natural_thinking_tokens", "model_seed", "size", "gold_info_acc", "gold_info_logprob",
     "gold_info_len", "scratch_edit_distance", "top_p", "run_id", "spec_label",
+    "gold_think_logprob", "train_tokens",
 ]
 _NEEDED = list(dict.fromkeys(_NEEDED))
 

@@ -303,6 +303,8 @@ class TaskView:
     budgets: pd.DataFrame
     family: str
     params: Mapping[str, float]
+    # emergence over training: the x-axes drawn side by side (params | train_flops | tokens)
+    x_axes: tuple[str, ...] = ("params", "train_flops")
 
 
 FigureBuilder = Callable[[TaskView], list[FigureSpec]]

@@ -1,15 +1,23 @@
 """The report: ``results/report.html`` and ``results/summary.md``, pure functions of results/.
 
-A package by topic: each topic module (budget, sampling, emergence, compute, diagnostics)
-registers its sections with `registry.section`; `page` lays report.html out from the registry
-and `summary` writes summary.md; `runs` has the run list and the drill-down; `html` the blocks
+A package by topic: each topic module (budget, sampling, emergence, efficiency, compute,
+diagnostics) registers its sections with `registry.section`; `page` lays report.html out from
+the registry and `summary` writes summary.md; `runs` has the run list and the drill-down; `html` the blocks
 and formatting; figures come from `evalharness.plots` (imported as `pl`).
 """
 
 from __future__ import annotations
 
 # the topic modules register their sections on import (page order is each section's `order`)
-from evalharness.report import budget, compute, diagnostics, emergence, sampling  # noqa: F401
+from evalharness.report import (  # noqa: F401
+    budget,
+    compute,
+    diagnostics,
+    efficiency,
+    emergence,
+    sampling,
+    tradeoff,
+)
 from evalharness.report.budget import (
                                        accuracy_table,
                                        fit_headline,

@@ -167,11 +167,13 @@ def _task_html(an, task: str, specs: list, secs: list[Section]) -> list[str]:
 
 
 def render(results_dir: Path, scores: pd.DataFrame, analysis, runs: pd.DataFrame,
-           drill_problems: int = DRILL_PROBLEMS) -> tuple[str, str]:
-    """(HTML page, Markdown summary) from loaded scores, their analysis and the run list."""
+           drill_problems: int = DRILL_PROBLEMS,
+           x_axes: tuple[str, ...] = ("params", "train_flops")) -> tuple[str, str]:
+    """(HTML page, Markdown summary) from loaded scores, their analysis and the run list;
+    `x_axes`: those of the emergence-over-training figure."""
     an = analysis
     tasks = sorted(set(an.budgets["task"]) if not an.budgets.empty else set(runs["task"]))
-    specs = pl.build_figures(an)
+    specs = pl.build_figures(an, x_axes)
     secs = sections()
     params = _params_map(an)
     title = "evalharness report"
@@ -233,7 +235,8 @@ def render(results_dir: Path, scores: pd.DataFrame, analysis, runs: pd.DataFrame
 
 
 def make_report(results_dir: Path, *, scores: pd.DataFrame | None = None, analysis=None,
-                drill_problems: int = DRILL_PROBLEMS) -> tuple[Path, Path]:
+                drill_problems: int = DRILL_PROBLEMS,
+                x_axes: tuple[str, ...] = ("params", "train_flops")) -> tuple[Path, Path]:
     """Write ``results_dir/report.html`` (self-contained) and ``results_dir/summary.md``;
     return their paths. `scores`/`analysis` skip recomputation when the caller has them."""
     results_dir = Path(results_dir)
@@ -246,7 +249,7 @@ def make_report(results_dir: Path, *, scores: pd.DataFrame | None = None, analys
 
         analysis = analyze(scores)
     runs = list_runs(results_dir, scores)
-    page, summary = render(results_dir, scores, analysis, runs, drill_problems)
+    page, summary = render(results_dir, scores, analysis, runs, drill_problems, x_axes)
     html_path, md_path = results_dir / "report.html", results_dir / "summary.md"
     html_path.write_text(page, encoding="utf-8")
     md_path.write_text(markdown_safe(summary), encoding="utf-8")

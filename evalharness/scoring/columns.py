@@ -386,6 +386,14 @@ def _gold_answer_logprob(ctx: _Context) -> np.ndarray:
     return np.where(lp.valid, lp.sum(), np.nan)
 
 
+# with gold_answer_logprob and the two lengths: the held-out loss of the scaling law
+# (analysis.scaling), mean -log p per gold token over thinking + answer
+@column("gold_think_logprob", "log p(gold thinking | prompt), summed")
+def _gold_think_logprob(ctx: _Context) -> np.ndarray:
+    lp = ctx.ragged("gold_think_logprobs", pa.float64())
+    return np.where(lp.valid, lp.sum(), np.nan)
+
+
 @column("gold_answer_len", "gold answer tokens", emergence=Emergence())
 def _gold_answer_len(ctx: _Context) -> np.ndarray:
     _, ans = _gold(ctx)

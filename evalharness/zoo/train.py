@@ -192,7 +192,8 @@ def train_one(size: Size, recipe: Recipe, out_dir: Path, exclude: set[str],
     start, tokens, seconds, entries = 0, 0, 0.0, []
     if state_path and state_path.exists():
         state = torch.load(state_path, weights_only=False)
-        if state["recipe"] == asdict(recipe):
+        # a state of another recipe or attention shape (an older pilot) is not resumed from
+        if state["recipe"] == asdict(recipe) and state.get("heads", HEADS) == size.heads:
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["opt"])
             sched.load_state_dict(state["sched"])
@@ -222,7 +223,7 @@ def train_one(size: Size, recipe: Recipe, out_dir: Path, exclude: set[str],
                   flush=True)
         if done not in keep:
             if state_path and done % STATE_EVERY == 0:
-                _save_state(state_path, recipe, model, opt, sched, done, tokens, t0, entries)
+                _save_state(state_path, recipe, size, model, opt, sched, done, tokens, t0, entries)
             continue
         model.eval()
         path = checkpoint_dir(out_dir, size, done, recipe)
@@ -241,18 +242,19 @@ def train_one(size: Size, recipe: Recipe, out_dir: Path, exclude: set[str],
         (path / "zoo_entry.json").write_text(json.dumps(entry, indent=2) + "\n")
         model.train()
         if state_path and done < recipe.steps:
-            _save_state(state_path, recipe, model, opt, sched, done, tokens, t0, entries)
+            _save_state(state_path, recipe, size, model, opt, sched, done, tokens, t0, entries)
     if state_path and state_path.exists():
         state_path.unlink()
     return entry
 
 
-def _save_state(path: Path, recipe: Recipe, model, opt, sched, done: int, tokens: int,
-                t0: float, entries: list[dict]) -> None:
+def _save_state(path: Path, recipe: Recipe, size: Size, model, opt, sched, done: int,
+                tokens: int, t0: float, entries: list[dict]) -> None:
     # written then renamed, so a kill during the write leaves the previous state usable
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    torch.save({"recipe": asdict(recipe), "model": model.state_dict(), "opt": opt.state_dict(),
+    torch.save({"recipe": asdict(recipe), "heads": size.heads, "model": model.state_dict(),
+                "opt": opt.state_dict(),
                 "sched": sched.state_dict(), "step": done, "tokens": tokens,
                 "seconds": time.time() - t0, "entries": entries,
                 "torch_rng": torch.get_rng_state()}, tmp)
