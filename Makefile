@@ -63,13 +63,14 @@ $(STAMP): pyproject.toml Makefile
 # has 2 cores. One test file runs on one worker (module fixtures built once; Ray sessions are
 # `address="local"`, so two at once never join each other); TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= 2
+WORKERS_ARGS = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadscope)
 test: install
-	$(PY) -m pytest -q -rs $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadscope)
+	$(PY) -m pytest -q -rs $(WORKERS_ARGS)
 
 # For development: the suite without the real vLLM engine and the long end-to-end runs.
 # CI runs `make test`, the whole suite.
 test-fast: install
-	$(PY) -m pytest -q -rs -m "not vllm and not slow" $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadscope)
+	$(PY) -m pytest -q -rs -m "not vllm and not slow" $(WORKERS_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check evalharness tests bench

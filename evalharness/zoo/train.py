@@ -254,8 +254,7 @@ def _save_state(path: Path, recipe: Recipe, size: Size, model, opt, sched, done:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     torch.save({"recipe": asdict(recipe), "heads": size.heads, "model": model.state_dict(),
-                "opt": opt.state_dict(),
-                "sched": sched.state_dict(), "step": done, "tokens": tokens,
+                "opt": opt.state_dict(), "sched": sched.state_dict(), "step": done, "tokens": tokens,
                 "seconds": time.time() - t0, "entries": entries,
                 "torch_rng": torch.get_rng_state()}, tmp)
     tmp.replace(path)
