@@ -62,6 +62,36 @@ def test_an_interrupted_training_resumes_to_the_same_weights(tmp_path, monkeypat
     assert not (state / f"{SIZE.name}.pt").exists()  # a finished training leaves no state
 
 
+def test_a_state_saved_without_its_head_count_resumes_from_its_weights_shape(
+        tmp_path, monkeypatch, tiny_checks):
+    """States written before they recorded "heads" resume when their weights have the asked
+    shape, and another shape starts afresh rather than failing to load."""
+    torch = __import__("torch")
+    monkeypatch.setattr(train, "STATE_EVERY", 2)
+    real_batches = train.batches
+
+    def dies_after_four(*args, **kwargs):
+        for i, batch in enumerate(real_batches(*args, **kwargs)):
+            if i == 4:
+                raise KeyboardInterrupt
+            yield batch
+
+    monkeypatch.setattr(train, "batches", dies_after_four)
+    state = tmp_path / "state"
+    with pytest.raises(KeyboardInterrupt):
+        train.train_one(SIZE, TINY, tmp_path / "a", set(), state_dir=state)
+    path = state / f"{SIZE.name}.pt"
+    saved = torch.load(path, weights_only=False)
+    del saved["heads"]
+    torch.save(saved, path)
+    assert train._state_heads(saved) == SIZE.heads
+    monkeypatch.setattr(train, "batches", real_batches)
+    lines = []
+    monkeypatch.setattr("builtins.print", lambda *a, **k: lines.append(" ".join(map(str, a))))
+    train.train_one(SIZE, TINY, tmp_path / "a", set(), state_dir=state)
+    assert any("resuming at step 4" in line for line in lines)
+
+
 def test_a_finished_checkpoint_is_kept_and_another_head_count_is_retrained(
         tmp_path, monkeypatch, tiny_checks):
     monkeypatch.setattr(train.synth, "write_heldout_sets", lambda d: tmp_path / "none.jsonl")

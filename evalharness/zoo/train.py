@@ -193,7 +193,7 @@ def train_one(size: Size, recipe: Recipe, out_dir: Path, exclude: set[str],
     if state_path and state_path.exists():
         state = torch.load(state_path, weights_only=False)
         # a state of another recipe or attention shape (an older pilot) is not resumed from
-        if state["recipe"] == asdict(recipe) and state.get("heads", HEADS) == size.heads:
+        if state["recipe"] == asdict(recipe) and _state_heads(state) == size.heads:
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["opt"])
             sched.load_state_dict(state["sched"])
@@ -246,6 +246,14 @@ def train_one(size: Size, recipe: Recipe, out_dir: Path, exclude: set[str],
     if state_path and state_path.exists():
         state_path.unlink()
     return entry
+
+
+def _state_heads(state: dict) -> int:
+    """Attention heads of a saved state; states written before the field existed carry it only
+    in their weights' shape (q_proj has heads x HEAD_DIM rows)."""
+    if "heads" in state:
+        return state["heads"]
+    return state["model"]["model.layers.0.self_attn.q_proj.weight"].shape[0] // HEAD_DIM
 
 
 def _save_state(path: Path, recipe: Recipe, size: Size, model, opt, sched, done: int,
