@@ -130,3 +130,45 @@ class _InProcess:
 
     def imap_unordered(self, fn, work, chunksize=1):
         return map(fn, work)
+
+
+def test_terminating_the_trainer_stops_its_workers(tmp_path):
+    """kill (SIGTERM) on `zoo train` must not orphan its pool: orphaned workers keep training
+    and write checkpoints and states beside the next run's."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import psutil
+
+    script = tmp_path / "train.py"
+    script.write_text(
+        "from pathlib import Path\n"
+        "from evalharness.zoo import train\n"
+        "recipe = train.Recipe(steps=10**5, batch=2, warmup=2, keep=(1.0,))\n"
+        "if __name__ == '__main__':  # spawned workers import this file\n"
+        f"    train.train_zoo(Path({str(tmp_path / 'zoo')!r}), Path({str(tmp_path)!r}), recipe,\n"
+        "                    [train.Size(8, seed=0, heads=1)], jobs=1)\n")
+    proc = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env={**os.environ, "PYTHONPATH": os.getcwd()})
+    parent = psutil.Process(proc.pid)
+    workers = []
+    try:
+        # wait until a worker is training (busy workers do not notice a dead parent)
+        for line in proc.stdout:
+            if "] step" in line:
+                break
+        workers = [c for c in parent.children(recursive=True)
+                   if "spawn_main" in " ".join(c.cmdline())]
+        assert workers, "the trainer started no worker"
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        gone, alive = psutil.wait_procs(workers, timeout=30)
+        assert not alive, f"workers left running: {[p.pid for p in alive]}"
+    finally:
+        for p in workers + (parent.children(recursive=True) if parent.is_running() else []):
+            if p.is_running():
+                p.kill()
+        proc.kill()

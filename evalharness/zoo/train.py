@@ -11,10 +11,13 @@ learning rate is one constant for every size (warm-up, then cosine decay to 0).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import multiprocessing as mp
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -319,6 +322,25 @@ def write_manifest(out_dir: Path, recipe: Recipe, entries: list[dict]) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def _terminate_stops_workers():
+    """A SIGTERM to the trainer (kill, a job scheduler) unwinds like Ctrl-C, so the pool's exit
+    terminates its workers: by default they would be orphaned and keep training, writing
+    checkpoints and states beside the next run's."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def train_zoo(out_dir: Path, tasks_dir: Path, recipe: Recipe = V2,
               sizes: list[Size] = SIZES, jobs: int = 2, state_dir: Path | None = None) -> list[dict]:
     """Train every size and seed (seed by seed, largest first, `jobs` at a time) and write
@@ -336,7 +358,7 @@ def train_zoo(out_dir: Path, tasks_dir: Path, recipe: Recipe = V2,
             entries.append(entry)
         else:
             work.append((s, recipe, out_dir, exclude, state_dir))
-    with mp.get_context("spawn").Pool(max(1, jobs)) as pool:
+    with _terminate_stops_workers(), mp.get_context("spawn").Pool(max(1, jobs)) as pool:
         for entry in pool.imap_unordered(_worker, work, chunksize=1):
             (errors if "error" in entry else entries).append(entry)
     if errors:
