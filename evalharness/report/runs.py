@@ -25,7 +25,7 @@ def list_runs(results_dir: Path, scores: pd.DataFrame | None = None) -> pd.DataF
 
     cols = ["run_id", "dir", "manifest", "model", "task", "params", "budgets", "n",
             "temperature", "mode", "engine", "status", "records", "errors", "no_answer",
-            "exact_match", "present", "expected", "duplicates", "bad_lines", "spec_label",
+            "grade_timeouts", "exact_match", "present", "expected", "duplicates", "bad_lines", "spec_label",
             "spec_detail"]
     state = run_table(results_dir, scores)
     if state.empty:
@@ -65,6 +65,10 @@ def _run_notes(runs: pd.DataFrame) -> list[str]:
         if r["errors"]:
             notes.append(f"Run {r['run_id']}: {r['errors']} of {r['records']} records are errors "
                          "(e.g. prompt + budget longer than the context), counted as wrong.")
+        if r.get("grade_timeouts"):
+            notes.append(f"Run {r['run_id']}: the grader ran out of time on "
+                         f"{r['grade_timeouts']} of {r['records']} records (counted as wrong); "
+                         "`evalharness score` on a quieter machine may decide them.")
     return notes
 
 
@@ -85,12 +89,14 @@ def runs_table(runs: pd.DataFrame, scores: pd.DataFrame) -> Table:
             ", ".join(str(x) for x in b) if isinstance(b, list) else str(b),
             "" if r["n"] is None else r["n"], "" if r["temperature"] is None else r["temperature"],
             r["mode"] or "", r["engine"] or "", int(r["records"]), fmt_num(r["exact_match"]),
-            int(r["errors"]), int(r["no_answer"]), status,
+            int(r["errors"]), int(r["no_answer"]), int(r.get("grade_timeouts") or 0), status,
         ])
     return Table(["run", "model", "params", "task", "budgets", "n", "temperature", "mode",
-                  "engine", "records", "exact match", "errors", "no answer", "status"], rows,
-                 numeric={2, 5, 6, 9, 10, 11, 12},
-                 caption="Runs (errors and no-answer records count as wrong in exact match)")
+                  "engine", "records", "exact match", "errors", "no answer", "grading timeouts",
+                  "status"], rows,
+                 numeric={2, 5, 6, 9, 10, 11, 12, 13},
+                 caption="Runs (errors, no-answer records and grading timeouts — answers the "
+                         "grader could not decide in time — count as wrong in exact match)")
 
 
 # ----------------------------------------------------------------------------- drill-down

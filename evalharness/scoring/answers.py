@@ -246,7 +246,14 @@ def canonical_answer(pred: str | None, answer_type: AnswerType | str) -> str | N
 
 
 def grade(pred: str | None, reference: str, answer_type: AnswerType | str) -> bool:
-    """Whether `pred` (an extracted answer) is correct for `reference`.
+    """Whether `pred` (an extracted answer) is correct for `reference` (see `grade_verdict`;
+    an undecided verdict is not correct)."""
+    return grade_verdict(pred, reference, answer_type) is True
+
+
+def grade_verdict(pred: str | None, reference: str, answer_type: AnswerType | str) -> bool | None:
+    """Whether `pred` (an extracted answer) is correct for `reference`, or None when no verdict
+    was reached in time (a grading timeout: the scorer counts these beside accuracy).
 
     - integer/number: exact value after normalisation (commas, ``$``, units, ``.0``, leading
       zeros); "number" also accepts a relative error up to 1e-6;
@@ -257,8 +264,8 @@ def grade(pred: str | None, reference: str, answer_type: AnswerType | str) -> bo
 
     Never raises, and returns within ``GRADE_TIME_LIMIT_S`` seconds on any thread (plus, on a
     thread's first math-verify call, its worker's ~1 s start): math-verify runs in a worker
-    process, and what it has not shown equal by ``mathverify._MV_DEADLINE_S`` counts as not equal, as do
-    inputs too long, deep or explosive for sympy (``_mv_refuses``).
+    process, and what it has not decided by ``mathverify._MV_DEADLINE_S`` is undecided (None);
+    inputs too long, deep or explosive for sympy (``_mv_refuses``) are not equal.
     """
     if pred is None or reference is None:
         return False
@@ -268,8 +275,9 @@ def grade(pred: str | None, reference: str, answer_type: AnswerType | str) -> bo
     if kind is None:
         return False
     try:
-        return bool(kind.equal(str(pred), str(reference)))
+        verdict = kind.equal(str(pred), str(reference))
     except Exception:
         log.exception("grading failed; counted as not correct")
         return False
+    return None if verdict is None else bool(verdict)
 

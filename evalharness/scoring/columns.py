@@ -20,7 +20,7 @@ import pyarrow as pa
 from evalharness.scoring.answers import (
     _choice_letter,
     extract_answer,
-    grade,
+    grade_verdict,
     lm_eval_exact_match,
     lm_eval_filter,
 )
@@ -261,7 +261,7 @@ def _no_answer(ctx: _Context) -> np.ndarray:
     return (pd.isna(ctx.out["pred"]).to_numpy() & ~ctx.out["error"].to_numpy(dtype=bool))
 
 
-@column("correct", "exact match")
+@column("correct", "exact match", version="2")
 def _correct(ctx: _Context) -> np.ndarray:
     # grade each distinct (prediction, reference) pair once
     p_codes, p_uniq = pd.factorize(ctx.out["pred"])
@@ -274,19 +274,27 @@ def _correct(ctx: _Context) -> np.ndarray:
         def judge(p, r, _type):
             return lm_eval_exact_match(p, r, settings)
     else:
-        judge = grade
-    graded = np.array(
-        [
-            judge(
-                p_uniq[pc_ - 1] if (pc_ := int(c) // width) > 0 else None,
-                r_uniq[rc_ - 1] if (rc_ := int(c) % width) > 0 else None,
-                ctx.answer_type,
-            )
-            for c in pairs
-        ],
-        dtype=bool,
-    )
+        judge = grade_verdict
+    verdicts = [
+        judge(
+            p_uniq[pc_ - 1] if (pc_ := int(c) // width) > 0 else None,
+            r_uniq[rc_ - 1] if (rc_ := int(c) % width) > 0 else None,
+            ctx.answer_type,
+        )
+        for c in pairs
+    ]
+    undecided = np.array([v is None for v in verdicts], dtype=bool)
+    ctx.cache["undecided"] = undecided[inverse.reshape(-1)]
+    graded = np.array([v is True for v in verdicts], dtype=bool)
     return graded[inverse.reshape(-1)]
+
+
+@column("grade_timeout", "grading ran out of time (no verdict; counted as not correct)",
+        higher_is_better=False)
+def _grade_timeout(ctx: _Context) -> np.ndarray:
+    # A verdict the grader could not reach in time (math-verify on a starved machine) is not a
+    # wrong answer: it is counted here, shown beside accuracy, and a re-score may decide it.
+    return ctx.cache["undecided"]
 
 
 # Ranks: the emergence table's historical column order (the reference-answer block reads

@@ -100,6 +100,7 @@ def _mv_refuses(text: str) -> bool:
 # parent's deadline kills it for the rest (C-level big-integer work that no signal interrupts).
 _MV_PARSE_TIMEOUT_S = 1
 _MV_VERIFY_TIMEOUT_S = 2  # per comparison; typically one is slow at most (1 + 1 + 2 < 4.5)
+_MV_RETRY_LEFT_S = 2.0  # an undecided answer is asked again when this much of the deadline is left
 # Run as ``python -c``: stdlib and math_verify only, nothing of this package, so it starts in
 # about a second. One JSON request per line in ([id, pred, reference]), one answer per line out.
 _MV_WORKER_SOURCE = f"""
@@ -111,7 +112,26 @@ except Exception as e:
     out.write(json.dumps({{"ready": False, "error": repr(e)}}).encode() + b"\\n")
     out.flush()
     raise SystemExit(0)
-logging.disable(logging.CRITICAL)  # math-verify logs every timeout
+logging.disable(logging.INFO)  # its debug lines are noise; its timeout warnings are caught
+
+
+# math-verify's own timeouts end in a warning and an empty parse / False, which look like
+# "not equal": the warning is the only sign that no verdict was reached.
+class TimeoutSeen(logging.Handler):
+    hit = False
+
+    def emit(self, record):
+        if str(record.msg).startswith("Timeout during"):
+            TimeoutSeen.hit = True
+
+
+_mv_log = logging.getLogger("math_verify")
+_mv_log.addHandler(TimeoutSeen())
+_mv_log.propagate = False
+
+
+class TimedOut(Exception):
+    pass
 try:
     import resource
 except ImportError:
@@ -132,11 +152,23 @@ def cpu_guard():
 
 @functools.lru_cache(maxsize=1 << 14)
 def parsed(text):
+    TimeoutSeen.hit = False
     try:
-        return tuple(parse("$" + text + "$", parsing_timeout={_MV_PARSE_TIMEOUT_S}))
+        result = tuple(parse("$" + text + "$", parsing_timeout={_MV_PARSE_TIMEOUT_S}))
     except BaseException:  # math_verify's TimeoutException is a BaseException
-        return ()
+        result = ()
+    if TimeoutSeen.hit:  # raised, so a slow moment is not cached as "unparsable"
+        raise TimedOut
+    return result
 
+# Warm up before saying ready: the first comparison imports sympy's LaTeX and simplification
+# modules (seconds on a busy machine), which would otherwise eat into the first answer's own
+# time limits and leave it undecided.
+try:
+    verify(list(parse("$\\\\frac{{\\\\sqrt{{2}}}}{{2}}$", parsing_timeout=None)),
+           list(parse("$x^2+2x+1$", parsing_timeout=None)), timeout_seconds=None)
+except BaseException:
+    pass
 out.write(b'{{"ready": true}}\\n')
 out.flush()
 for line in sys.stdin.buffer:
@@ -145,14 +177,18 @@ for line in sys.stdin.buffer:
     except Exception:
         continue
     cpu_guard()
-    ok = False
+    ok = undecided = False
     try:
         gold, target = parsed(ref), parsed(pred)
         if gold and target:
+            TimeoutSeen.hit = False
             ok = bool(verify(list(gold), list(target), timeout_seconds={_MV_VERIFY_TIMEOUT_S}))
+            undecided = TimeoutSeen.hit and not ok  # a comparison ran out of time
+    except TimedOut:
+        undecided = True
     except BaseException:
         ok = False
-    out.write(json.dumps([rid, ok]).encode() + b"\\n")
+    out.write(json.dumps([rid, ok, undecided]).encode() + b"\\n")
     out.flush()
 """
 
@@ -221,8 +257,9 @@ class _MVWorker:
         self.ready = True
         return time.monotonic() - t0
 
-    def ask(self, pred: str, reference: str, deadline: float) -> bool:
-        """math-verify's verdict; TimeoutError (worker killed) when none came by `deadline`."""
+    def ask(self, pred: str, reference: str, deadline: float) -> bool | None:
+        """math-verify's verdict, None when one of its own timeouts cut it short; TimeoutError
+        (worker killed) when none came by `deadline`."""
         self.next_id += 1
         rid = self.next_id
         request = memoryview(json.dumps([rid, pred, reference]).encode() + b"\n")
@@ -233,9 +270,9 @@ class _MVWorker:
             if line is None:
                 self.close()  # stuck, maybe in C code no signal reaches: only a kill ends it
                 raise TimeoutError
-            answer_id, ok = json.loads(line)
+            answer_id, ok, undecided = json.loads(line)
             if answer_id == rid:
-                return bool(ok)
+                return None if undecided else bool(ok)
 
 
 _workers = threading.local()  # one worker per thread: no queueing behind another thread's call
@@ -256,9 +293,10 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_workers)
 
 
-def _worker_verdict(pred: str, reference: str, deadline: float) -> bool:
+def _worker_verdict(pred: str, reference: str, deadline: float) -> bool | None:
     """This thread's worker's verdict by `deadline` (extended by the worker's start-up, if it
-    had to start); False when it had none by then. Raises RuntimeError if none can start."""
+    had to start); None (undecided) when it had none by then. Raises RuntimeError if none can
+    start."""
     worker = getattr(_workers, "worker", None)
     if worker is None or worker.proc.poll() is not None:
         worker = _workers.worker = _MVWorker()
@@ -269,23 +307,33 @@ def _worker_verdict(pred: str, reference: str, deadline: float) -> bool:
         _workers.worker = None
         raise
     try:
-        return worker.ask(pred, reference, deadline)
+        verdict = worker.ask(pred, reference, deadline)
+        if verdict is None and deadline - time.monotonic() > _MV_RETRY_LEFT_S:
+            # its own limits cut it short but the deadline has room: a busy moment, try again
+            verdict = worker.ask(pred, reference, deadline)
     except TimeoutError:
         mv_events["killed"] += 1
-        log.warning("math-verify took over %.1f s; counted as not equal: %.60r vs %.60r",
-                    _MV_DEADLINE_S, pred, reference)
+        log.warning("math-verify took over %.1f s; undecided (counted as a grading timeout): "
+                    "%.60r vs %.60r", _MV_DEADLINE_S, pred, reference)
         _workers.worker = _MVWorker()  # start the next one now: it loads while we go on
-        return False
+        return None
     except (OSError, EOFError, ValueError):  # it died (out of memory, say): a fresh one next
         mv_events["died"] += 1
         worker.close()
         _workers.worker = None
-        return False
+        return None
+    if verdict is None:
+        mv_events["timed out"] += 1
+        log.warning("math-verify's own time limit cut it short; undecided (counted as a "
+                    "grading timeout): %.60r vs %.60r", pred, reference)
+    return verdict
 
 
-def _math_verify(pred: str, reference: str, deadline: float | None = None) -> bool:
+def _math_verify(pred: str, reference: str, deadline: float | None = None) -> bool | None:
     """Whether math-verify shows `pred` equal to `reference`, by `deadline` (monotonic time;
-    default ``_MV_DEADLINE_S`` from now). Refused inputs and errors count as not equal."""
+    default ``_MV_DEADLINE_S`` from now). Refused inputs and errors count as not equal; None
+    when time ran out before a verdict (on a loaded machine even a plain comparison can), which
+    is not cached, so grading again may decide it."""
     global _worker_broken
     if _mv_refuses(pred) or _mv_refuses(reference):
         return False
@@ -304,6 +352,9 @@ def _math_verify(pred: str, reference: str, deadline: float | None = None) -> bo
             log.warning("math-verify worker unavailable; running it in-process (bounded only "
                         "on the main thread)", exc_info=True)
             _worker_broken = True
+        else:
+            if verdict is None:
+                return None
     if verdict is None:
         verdict = _math_verify_in_process(pred, reference)
     with _mv_lock:

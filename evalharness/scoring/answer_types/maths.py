@@ -27,7 +27,7 @@ def _canonical_math(pred: str) -> str:
     return str(value) if value is not None else _norm_latex(pred)
 
 
-def _equal_math(pred: str, reference: str) -> bool:
+def _equal_math(pred: str, reference: str) -> bool | None:
     if _norm_latex(pred) == _norm_latex(reference):
         return True
     a, b = _to_number(pred), _to_number(reference)

@@ -31,7 +31,8 @@ class AnswerKind:
     - `tidy(span)`: the answer in a span found in such a place (or by a task's regex), already
       stripped of math delimiters, bold and end punctuation; the default keeps it as it is;
     - `canonical(pred)`: a key under which equivalent answers collide (majority voting);
-    - `equal(pred, reference)`: whether an extracted answer is correct;
+    - `equal(pred, reference)`: whether an extracted answer is correct; None when no verdict
+      could be reached in time (counted as a grading timeout, and as not correct);
     - `version`: change it whenever any of these rules changes, so that scores graded under the
       old rule are recomputed (see `answer_types_fingerprint`).
     """
@@ -39,7 +40,7 @@ class AnswerKind:
     name: str
     extract: Callable[[str], str | None]
     canonical: Callable[[str], str | None]
-    equal: Callable[[str, str], bool]
+    equal: Callable[[str, str], bool | None]
     tidy: Callable[[str], str | None] = _same
     version: str = "1"
     description: str = ""
