@@ -663,7 +663,7 @@ def test_a_score_column_registered_only_in_the_registry_reaches_scores_table_fig
 
     from evalharness.analysis.emergence import emergence_metrics, span_metrics
     from evalharness.plots import load_analysis, plot_emergence
-    from evalharness.report import emergence_table
+    from evalharness.report import emergence_views
     from evalharness.scoring import scores_version
     from evalharness.scoring.columns import Emergence, column, emergence_columns, unregister
 
@@ -701,7 +701,7 @@ def test_a_score_column_registered_only_in_the_registry_reaches_scores_table_fig
         assert toy_ax.get_title().startswith("Toy: missed reference tokens")
         assert any(t.get_text().startswith("toy line") for t in toy_ax.get_legend().get_texts())
 
-        (table, *_) = emergence_table(an, FAKE_TASK)
+        (table, *_) = emergence_views(an, FAKE_TASK)
         assert table.columns[-1] == "toy header"
         assert table.rows[-1][-1].endswith("%")
     finally:

@@ -461,7 +461,7 @@ def test_the_report_shows_the_sharpness_ci_and_what_it_resamples():
     from types import SimpleNamespace
 
     from evalharness.analysis import sharpness_table
-    from evalharness.report import emergence_table
+    from evalharness.report import emergence_views
 
     smooth = lambda x: 1.0 - 0.9 * (x - 12)  # noqa: E731
     rec = _records(LOG2_N, smooth, problems=200).assign(family="f", task="t")
@@ -472,7 +472,7 @@ def test_the_report_shows_the_sharpness_ci_and_what_it_resamples():
         if col not in emergence:
             emergence[col] = 128 if col in ("budget", "n_samples") else np.nan
     an = SimpleNamespace(emergence=emergence, sharpness=sh, rules={"sharpness": "rule"})
-    (table,) = [t for t in emergence_table(an, "t") if "sharpness" in t.caption]
+    (table,) = [t for t in emergence_views(an, "t") if "sharpness" in t.caption]
     em = sh[sh["metric"] == "em"].iloc[0]
     row = next(r for r in table.rows if r[0] == "exact match")
     assert table.columns[2] == "95% CI"

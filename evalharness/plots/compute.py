@@ -63,7 +63,7 @@ def flops_rule_note(rules: Iterable[str]) -> str:
     return _flops_rule_parts(rules)[1]
 
 
-def problem_sets(compute: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+def split_by_problem_set(compute: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     """(description, rows) per problem set of the compute table, largest set first: points
     are compared, and the frontier drawn, only within one set (analysis pairs them there)."""
     if "problem_set" not in compute or compute["problem_set"].isna().all():
@@ -111,7 +111,7 @@ def plot_flops_frontier(
     `compute`: analysis ``compute`` rows of one task (model, budget, n, params, flops,
     accuracy, on_frontier, problem_set, problems, flops_rule)."""
     pts_all = compute[np.isfinite(compute["flops"].astype(float)) & (compute["flops"] > 0)]
-    sets = [(d, s) for d, s in problem_sets(pts_all) if not s.empty]
+    sets = [(d, s) for d, s in split_by_problem_set(pts_all) if not s.empty]
     rules = pts_all["flops_rule"] if "flops_rule" in pts_all else []
     with mpl.rc_context(STYLE):
         params = params_of(pts_all, params)
@@ -398,7 +398,7 @@ def plot_cost_vs_queries(
     `costs`: analysis ``buy_costs`` rows of one task; `crossover`: its ``crossover`` rows."""
     costs = costs[np.isfinite(costs["train_flops"].astype(float))]
     targets = sorted(costs["target"].unique())
-    sets = problem_sets(costs)
+    sets = split_by_problem_set(costs)
     with mpl.rc_context(STYLE):
         ncols = max(len(targets), 1)
         fig = Figure(figsize=(4.6 * ncols + 1.6, 4.8 * len(sets)), dpi=DPI, layout="constrained")
@@ -457,7 +457,7 @@ def _cost_panel(ax, c: pd.DataFrame, crossover: pd.DataFrame, qs: np.ndarray, co
 
 def frontier_sets_note(comp: pd.DataFrame) -> str:
     """Caption words naming the problem sets the frontier panels are drawn on."""
-    sets = [d for d, _ in problem_sets(comp) if d]
+    sets = [d for d, _ in split_by_problem_set(comp) if d]
     if len(sets) <= 1:
         return f"All points on {sets[0]}." if sets else ""
     return (f"One panel per problem set ({'; '.join(sets)}): points are compared only on "

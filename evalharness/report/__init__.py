@@ -22,7 +22,7 @@ from evalharness.report.budget import (
                                        accuracy_table,
                                        fit_headline,
                                        fit_table,
-                                       logt_tables,
+                                       logt_views,
                                        thinking_table,
 )
 from evalharness.report.compute import (
@@ -36,8 +36,8 @@ from evalharness.report.compute import (
 from evalharness.report.diagnostics import control_table, control_warnings
 from evalharness.report.emergence import (
                                        emergence_headline,
-                                       emergence_table,
-                                       seed_tables,
+                                       emergence_views,
+                                       seed_views,
                                        verdict_lines,
 )
 from evalharness.report.html import (
@@ -59,9 +59,9 @@ from evalharness.report.sampling import sampling_table
 __all__ = [
     "CSS", "Bullets", "Paragraph", "Section", "Table", "_run_notes", "accuracy_table",
     "buy_answer", "cheapest_table", "control_table", "control_warnings", "crossover_table",
-    "emergence_headline", "emergence_table", "esc", "exchange_rate_table", "fit_headline",
+    "emergence_headline", "emergence_views", "esc", "exchange_rate_table", "fit_headline",
     "fit_table", "fmt_ci", "fmt_flops", "fmt_num", "fmt_pct", "fmt_pts", "frontier_headline",
-    "frontier_table", "headline", "list_runs", "logt_tables", "make_report", "markdown_safe",
-    "render", "runs_table", "sampling_table", "section", "sections", "seed_tables",
+    "frontier_table", "headline", "list_runs", "logt_views", "make_report", "markdown_safe",
+    "render", "runs_table", "sampling_table", "section", "sections", "seed_views",
     "thinking_table", "verdict_lines",
 ]

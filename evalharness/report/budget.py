@@ -122,7 +122,7 @@ def _logt_model(an, task: str):
     return lt.sort_values(["_ok", "_p", "extensions"], ascending=[True, True, False]).iloc[-1]
 
 
-def logt_tables(an, task: str) -> list:
+def logt_views(an, task: str) -> list:
     """The log-T law under scrutiny: difficulty breakdown, lack of fit, window-reselecting
     CIs, linear vs logistic, and the difficulty-mix sentence."""
     lt = _task(getattr(an, "logt_tests", pd.DataFrame()), task)
@@ -266,4 +266,4 @@ def _thinking_section(an, task: str) -> list:
          csvs=("logt_tests", "logt_buckets", "logt_bucket_fits", "logt_models",
                "logt_residuals"))
 def _logt_section(an, task: str) -> list:
-    return logt_tables(an, task)
+    return logt_views(an, task)

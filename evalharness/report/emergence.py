@@ -40,7 +40,7 @@ def _report_columns(g: pd.DataFrame) -> list[tuple[str, Emergence]]:
     return [(name, view) for *_, name, view in sorted(views, key=lambda t: t[:2])]
 
 
-def emergence_table(an, task: str) -> list[Table]:
+def emergence_views(an, task: str) -> list[Table]:
     """Per family: EM beside the continuous metrics on the same samples, and sharpness."""
     em = _task(an.emergence, task)
     out = []
@@ -133,7 +133,7 @@ def _mean_sd_ci(r) -> str:
     return s
 
 
-def seed_tables(an, task: str) -> list:
+def seed_views(an, task: str) -> list:
     """Per family: the verdict, EM and per-token accuracy over seeds, the Schaeffer test."""
     sc = _task(getattr(an, "seed_curves", pd.DataFrame()), task)
     out: list = []
@@ -223,4 +223,4 @@ def emergence_headline(an, task: str) -> list[str]:
          lead=emergence_headline, lead_figure=True,
          csvs=("verdicts", "seed_curves", "schaeffer", "emergence", "sharpness", "spans"))
 def _emergence_section(an, task: str) -> list:
-    return seed_tables(an, task) + emergence_table(an, task)
+    return seed_views(an, task) + emergence_views(an, task)
