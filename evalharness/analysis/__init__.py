@@ -24,42 +24,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from evalharness.analysis import tables as _tables  # noqa: F401 - registers every table
 from evalharness.analysis.budget import (
-    SATURATION_RULE,
     LogBudgetFit,
     fit_log_budget,
-    logt_tables,
     select_budgets,
     thinking_stats,
 )
-from evalharness.analysis.buy import CHEAPEST_RULE, CROSSOVER_RULE, SURFACE_RULE
-from evalharness.analysis.compute import FLOPS_RULE, buy_tables, compute_table, pareto_frontier
-from evalharness.analysis.curves import curve_tables
-from evalharness.analysis.efficiency import (
-    ALLOCATION_RULE,
-    EFFICIENCY_RULE,
-    SEQPAR_RULE,
-    efficiency_tables,
-)
+from evalharness.analysis.compute import pareto_frontier
 from evalharness.analysis.emergence import (
-    SHARPNESS_RULE,
-    SPAN_RULE,
     EmergenceSpan,
     emergence_records,
-    emergence_rows,
     emergence_span,
     emergence_table,
-    seed_tables,
     sharpness,
     sharpness_table,
     span_table,
     steepest_doubling,
 )
-from evalharness.analysis.emergence_tests import SCHAEFFER_RULE, SEED_CI_RULE, SHARPNESS_CI_BOOT
-from evalharness.analysis.logt_tests import LACK_OF_FIT_RULE
 from evalharness.analysis.records import (
-    CURVE,
-    POINT,
     difficulty_column,
     model_info,
     per_problem,
@@ -67,16 +50,20 @@ from evalharness.analysis.records import (
     prepare,
     with_flops,
 )
-from evalharness.analysis.sampling import COVERAGE_RULE, CoverageFit, fit_coverage
-from evalharness.analysis.scaling import LOSS_LAW_RULE, loss_law_tables
-from evalharness.analysis.surface import SURFACE3_RULE, surface_table
-from evalharness.analysis.training import TRAINING_RULE, training_tables
-from evalharness.diagnostics import BITE_RULE, budget_control
+from evalharness.analysis.registry import (
+    Inputs,
+    all_rules,
+    compute_tables,
+    register_tables,
+    table_names,
+    table_sets,
+)
+from evalharness.analysis.sampling import CoverageFit, fit_coverage
 
 __all__ = [
     "Analysis", "CoverageFit", "EmergenceSpan", "LogBudgetFit", "analyze", "emergence_span",
     "emergence_table", "fit_coverage", "fit_log_budget", "pareto_frontier", "per_problem",
-    "select_budgets", "sharpness", "sharpness_table", "span_table", "steepest_doubling",
+    "register_tables", "select_budgets", "sharpness", "sharpness_table", "span_table", "steepest_doubling",
 ]
 
 
@@ -117,94 +104,43 @@ def _records(df: pd.DataFrame) -> list[dict]:
     return [{k: _jsonable(v) for k, v in row.items()} for row in df.to_dict(orient="records")]
 
 
+class _TableNames:
+    """`Analysis.TABLES`: every registered table's name, read when asked (a table registered
+    later, by a test or a plugin, is included)."""
+
+    def __get__(self, obj, owner) -> tuple[str, ...]:
+        return table_names()
+
+
 @dataclass(frozen=True)
 class Analysis:
-    """Every table the plots and the report read; `write` puts them under results/analysis."""
+    """Every table the plots and the report read (as attributes: ``an.budgets``); `write` puts
+    them under results/analysis. Which tables there are is the registry's
+    (`analysis.tables`, `analysis.registry`)."""
 
-    budgets: pd.DataFrame  # accuracy (+CI) and thinking tokens used, per budget
-    fits: pd.DataFrame  # accuracy = a + b log2 T, per (model, task, extensions)
-    coverage: pd.DataFrame  # pass@k, maj@k, best-of-k (+CI) per budget and k
-    coverage_fits: pd.DataFrame  # -log pass@k = c k^-beta per budget
-    emergence: pd.DataFrame  # per model at its largest budget: EM beside continuous metrics
-    sharpness: pd.DataFrame  # steepest-doubling share per (family, task, metric)
-    spans: pd.DataFrame  # narrowest EM 0.2 -> 0.8 size range and metric shares in it
-    compute: pd.DataFrame  # (model, budget, n) points: FLOPs, accuracy, on_frontier
-    exchange: pd.DataFrame  # doublings of N one doubling of T (or n) is worth, per bucket
-    cheapest: pd.DataFrame  # cheapest (model, T, n) per target accuracy, runner-up, margin
-    crossover: pd.DataFrame  # query volume Q where the preferred model changes (train + Q*inf)
-    buy_costs: pd.DataFrame  # per target and model: training FLOPs, inference FLOPs per query
-    diagnostics: pd.DataFrame  # per run x budget: did budget forcing bite (diagnostics.py)
-    seed_curves: pd.DataFrame = field(default_factory=pd.DataFrame)  # per size: seed mean, CI
-    seed_points: pd.DataFrame = field(default_factory=pd.DataFrame)  # per checkpoint values
-    schaeffer: pd.DataFrame = field(default_factory=pd.DataFrame)  # observed vs p^L_eff per size
-    verdicts: pd.DataFrame = field(default_factory=pd.DataFrame)  # one sentence per family/task
-    logt_buckets: pd.DataFrame = field(default_factory=pd.DataFrame)  # accuracy per bucket x T
-    logt_bucket_fits: pd.DataFrame = field(default_factory=pd.DataFrame)  # slope, step share
-    logt_tests: pd.DataFrame = field(default_factory=pd.DataFrame)  # lack of fit, CIs, mix
-    logt_models: pd.DataFrame = field(default_factory=pd.DataFrame)  # AIC/BIC per model form
-    logt_residuals: pd.DataFrame = field(default_factory=pd.DataFrame)  # per budget, with CI
-    needs: pd.DataFrame = field(default_factory=pd.DataFrame)  # per (config, problem, sample)
-    efficiency: pd.DataFrame = field(default_factory=pd.DataFrame)  # metric (+CI) per bucket
-    allocation: pd.DataFrame = field(default_factory=pd.DataFrame)  # accuracy vs tokens
-    allocation_headline: pd.DataFrame = field(default_factory=pd.DataFrame)  # predicted vs T
-    seq_vs_par: pd.DataFrame = field(default_factory=pd.DataFrame)  # at matched FLOPs
-    loss_law: pd.DataFrame = field(default_factory=pd.DataFrame)  # L(N, D) fit per family
-    loss_points: pd.DataFrame = field(default_factory=pd.DataFrame)  # held-out loss per ckpt
-    training_points: pd.DataFrame = field(default_factory=pd.DataFrame)  # EM per checkpoint
-    training_curves: pd.DataFrame = field(default_factory=pd.DataFrame)  # per (size, D level)
-    training_sharpness: pd.DataFrame = field(default_factory=pd.DataFrame)  # along N, along C
-    surface3: pd.DataFrame = field(default_factory=pd.DataFrame)  # (N, D, T) exchange rates
-    rules: dict[str, str] = field(
-        default_factory=lambda: {
-            "log_budget_fit": SATURATION_RULE,
-            "coverage_fit": COVERAGE_RULE,
-            "sharpness": SHARPNESS_RULE,
-            "span": SPAN_RULE,
-            "flops": FLOPS_RULE,
-            "exchange": SURFACE_RULE,
-            "cheapest": CHEAPEST_RULE,
-            "crossover": CROSSOVER_RULE,
-            "budget_control": BITE_RULE,
-            "seed_ci": SEED_CI_RULE,
-            "schaeffer": SCHAEFFER_RULE,
-            "lack_of_fit": LACK_OF_FIT_RULE,
-            "efficiency": EFFICIENCY_RULE,
-            "allocation": ALLOCATION_RULE,
-            "seq_vs_par": SEQPAR_RULE,
-            "loss_law": LOSS_LAW_RULE,
-            "training": TRAINING_RULE,
-            "surface3": SURFACE3_RULE,
-        }
-    )
+    tables: dict[str, pd.DataFrame]
+    rules: dict[str, str] = field(default_factory=all_rules)
 
-    TABLES = ("budgets", "fits", "coverage", "coverage_fits", "emergence", "sharpness",
-              "spans", "compute", "exchange", "cheapest", "crossover", "buy_costs",
-              "diagnostics", "seed_curves", "seed_points", "schaeffer", "verdicts",
-              "logt_buckets", "logt_bucket_fits", "logt_tests", "logt_models",
-              "logt_residuals", "needs", "efficiency", "allocation", "allocation_headline",
-              "seq_vs_par", "loss_law", "loss_points", "training_points", "training_curves",
-              "training_sharpness", "surface3")
+    TABLES = _TableNames()
+
+    def __getattr__(self, name: str) -> pd.DataFrame:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        tables = self.__dict__.get("tables", {})
+        if name in tables:
+            return tables[name]
+        if name in table_names():  # registered after this analysis was made
+            return pd.DataFrame()
+        raise AttributeError(f"no analysis table {name!r}")
 
     def to_json(self) -> dict:
         """The fits and headline numbers as plain JSON-able data (NaN -> None)."""
-        return {
-            "rules": dict(self.rules),
-            "log_budget_fits": _records(self.fits),
-            "coverage_fits": _records(self.coverage_fits),
-            "sharpness": _records(self.sharpness),
-            "emergence_spans": _records(self.spans),
-            "frontier": _records(self.compute[self.compute["on_frontier"]])
-            if "on_frontier" in self.compute
-            else [],
-            "exchange": _records(self.exchange),
-            "cheapest": _records(self.cheapest),
-            "crossover": _records(self.crossover),
-            "verdicts": _records(self.verdicts),
-            "logt_tests": _records(self.logt_tests),
-            "allocation_headline": _records(self.allocation_headline),
-            "loss_law": _records(self.loss_law),
-            "surface3": _records(self.surface3),
-        }
+        out: dict = {"rules": dict(self.rules)}
+        for s in table_sets():
+            for name, spec in s.json.items():
+                table = getattr(self, name)
+                out[spec.key] = _records(spec.rows(table) if spec.rows else table)
+        return out
 
     def write(self, out_dir: Path) -> list[Path]:
         """Write every table as ``<name>.csv`` and the fits as ``fits.json`` into `out_dir`."""
@@ -223,64 +159,21 @@ class Analysis:
 def analyze(
     scores: pd.DataFrame, n_boot: int = 1000, alpha: float = 0.05, seed: int | None = 0
 ) -> Analysis:
-    """All tables and fits from score rows (`scoring.load_scores`)."""
+    """All registered tables and fits from score rows (`scoring.load_scores`)."""
     if scores.empty:
-        empty = pd.DataFrame()
-        return Analysis(*[empty] * len(Analysis.TABLES))
+        return Analysis({name: pd.DataFrame() for name in table_names()})
     df = prepare(scores)
     info = model_info(scores)
     df = with_flops(df, info)
     df["difficulty"] = difficulty_column(df)
     pp, ks = per_problem_rows(df)
-    thinking = thinking_stats(df)
-    budgets, coverage, fits, coverage_fits = curve_tables(pp, ks, n_boot, alpha, seed)
-    if not budgets.empty:
-        budgets = budgets.merge(thinking, on=POINT, how="left")
-    emergence = emergence_rows(df)
-    em_recs = emergence_records(df)
-    tables = dict(
-        budgets=budgets,
-        fits=fits,
-        coverage=coverage,
-        coverage_fits=coverage_fits,
-        emergence=emergence,
-        sharpness=sharpness_table(emergence, em_recs, min(n_boot, SHARPNESS_CI_BOOT),
-                                  alpha, seed),
-        spans=span_table(emergence),
-        compute=compute_table(pp, ks, thinking,
-                              df.groupby(["task", "problem_id"])["difficulty"].first()),
-        **dict(zip(("exchange", "cheapest", "crossover", "buy_costs"),
-                   buy_tables(pp, df, ks, info, n_boot, alpha, seed), strict=True)),
-        diagnostics=budget_control(scores),
-        **dict(zip(("seed_curves", "seed_points", "schaeffer", "verdicts"),
-                   seed_tables(df, n_boot, alpha, seed), strict=True)),
-        **dict(zip(("logt_buckets", "logt_bucket_fits", "logt_tests", "logt_models",
-                    "logt_residuals"), logt_tables(pp, df, n_boot, alpha, seed), strict=True)),
-        **dict(zip(("needs", "efficiency", "allocation", "allocation_headline", "seq_vs_par"),
-                   efficiency_tables(df, pp, ks, n_boot, alpha, seed), strict=True)),
-        **dict(zip(("loss_law", "loss_points"), loss_law_tables(df, n_boot, alpha, seed),
-                   strict=True)),
-        surface3=surface_table(pp, df, n_boot, alpha, seed),
-        **dict(zip(("training_points", "training_curves", "training_sharpness"),
-                   training_tables(df, n_boot, alpha, seed), strict=True)),
-    )
-    # every row names the runs and the number of problems it read
-    per_point = POINT + ["n"]
-    for name in ("budgets", "coverage", "coverage_fits", "compute", "fits", "logt_buckets",
-                 "logt_bucket_fits", "logt_tests", "logt_models", "logt_residuals"):
-        tables[name] = _provenance(tables[name], df, per_point)
-    tables["diagnostics"] = _provenance(tables["diagnostics"], df.assign(n=np.nan),
-                                        ["run_id", "budget"])
-    for name in ("emergence", "seed_points"):
-        tables[name] = _provenance(tables[name], em_recs, ["family", "task", "model"])
-    tables["seed_curves"] = _provenance(tables["seed_curves"], em_recs,
-                                        ["family", "task", "size"])
-    for name in ("sharpness", "spans", "schaeffer", "verdicts"):
-        tables[name] = _provenance(tables[name], em_recs, ["family", "task"])
-    # one configuration per row (seq_vs_par pairs two and names the runs of both itself)
-    for name in ("needs", "efficiency", "allocation", "allocation_headline"):
-        tables[name] = _provenance(tables[name], df, CURVE)
-    exch = df.assign(axis=np.where(df["greedy"], "budget", "samples"))
-    tables["exchange"] = _provenance(tables["exchange"], exch, ["family", "task", "axis"])
-    return Analysis(**tables)
-
+    inputs = Inputs(scores=scores, df=df, pp=pp, ks=ks, info=info, thinking=thinking_stats(df),
+                    em_recs=emergence_records(df), n_boot=n_boot, alpha=alpha, seed=seed)
+    tables = compute_tables(inputs)
+    # every row names the runs and the number of problems it read (after every table is made:
+    # a table computed from another reads it as it was made)
+    for s in table_sets():
+        for name, source in s.provenance.items():
+            recs, keys = source(inputs)
+            tables[name] = _provenance(tables[name], recs, keys)
+    return Analysis(tables)
