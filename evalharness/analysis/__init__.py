@@ -33,7 +33,13 @@ from evalharness.analysis.budget import (
     thinking_stats,
 )
 from evalharness.analysis.buy import CHEAPEST_RULE, CROSSOVER_RULE, SURFACE_RULE
-from evalharness.analysis.compute import FLOPS_RULE, buy_tables, compute_table, pareto_frontier
+from evalharness.analysis.compute import (
+    FLOPS_RULE,
+    buy_points,
+    buy_tables,
+    compute_table,
+    pareto_frontier,
+)
 from evalharness.analysis.curves import curve_tables
 from evalharness.analysis.efficiency import (
     ALLOCATION_RULE,
@@ -70,6 +76,7 @@ from evalharness.analysis.records import (
 from evalharness.analysis.sampling import COVERAGE_RULE, CoverageFit, fit_coverage
 from evalharness.analysis.scaling import LOSS_LAW_RULE, loss_law_tables
 from evalharness.analysis.surface import SURFACE3_RULE, surface_table
+from evalharness.analysis.threeway import THREEWAY_RULE, threeway_tables
 from evalharness.analysis.training import TRAINING_RULE, training_tables
 from evalharness.diagnostics import BITE_RULE, budget_control
 
@@ -154,6 +161,10 @@ class Analysis:
     training_curves: pd.DataFrame = field(default_factory=pd.DataFrame)  # per (size, D level)
     training_sharpness: pd.DataFrame = field(default_factory=pd.DataFrame)  # along N, along C
     surface3: pd.DataFrame = field(default_factory=pd.DataFrame)  # (N, D, T) exchange rates
+    threeway: pd.DataFrame = field(default_factory=pd.DataFrame)  # cheapest (N, D, T, n) at Q
+    threeway_crossover: pd.DataFrame = field(default_factory=pd.DataFrame)  # Q where it changes
+    threeway_costs: pd.DataFrame = field(default_factory=pd.DataFrame)  # per checkpoint line
+    threeway_grid: pd.DataFrame = field(default_factory=pd.DataFrame)  # accuracy per config
     rules: dict[str, str] = field(
         default_factory=lambda: {
             "log_budget_fit": SATURATION_RULE,
@@ -174,6 +185,7 @@ class Analysis:
             "loss_law": LOSS_LAW_RULE,
             "training": TRAINING_RULE,
             "surface3": SURFACE3_RULE,
+            "threeway": THREEWAY_RULE,
         }
     )
 
@@ -183,7 +195,8 @@ class Analysis:
               "logt_buckets", "logt_bucket_fits", "logt_tests", "logt_models",
               "logt_residuals", "needs", "efficiency", "allocation", "allocation_headline",
               "seq_vs_par", "loss_law", "loss_points", "training_points", "training_curves",
-              "training_sharpness", "surface3")
+              "training_sharpness", "surface3", "threeway", "threeway_crossover",
+              "threeway_costs", "threeway_grid")
 
     def to_json(self) -> dict:
         """The fits and headline numbers as plain JSON-able data (NaN -> None)."""
@@ -204,6 +217,8 @@ class Analysis:
             "allocation_headline": _records(self.allocation_headline),
             "loss_law": _records(self.loss_law),
             "surface3": _records(self.surface3),
+            "threeway": _records(self.threeway),
+            "threeway_crossover": _records(self.threeway_crossover),
         }
 
     def write(self, out_dir: Path) -> list[Path]:
@@ -261,6 +276,9 @@ def analyze(
         **dict(zip(("loss_law", "loss_points"), loss_law_tables(df, n_boot, alpha, seed),
                    strict=True)),
         surface3=surface_table(pp, df, n_boot, alpha, seed),
+        **dict(zip(("threeway", "threeway_crossover", "threeway_costs", "threeway_grid"),
+                   threeway_tables(buy_points(pp, df, ks), info, n_boot, alpha, seed),
+                   strict=True)),
         **dict(zip(("training_points", "training_curves", "training_sharpness"),
                    training_tables(df, n_boot, alpha, seed), strict=True)),
     )
