@@ -35,6 +35,7 @@ from evalharness.analysis.buy import (
     FLOOR,
     TARGETS,
     Block,
+    _all_runs,
     _cheapest_by_model,
     _envelope,
     _replicates,
@@ -114,7 +115,8 @@ def _block_rows(block: Block, attrs: pd.DataFrame, targets: Sequence[float],
     where = {"problems": len(block.problems), "problem_set": block.description,
              "configurations": len(at), "levels_N": int(at["params"].nunique()),
              "levels_D": int(at["tokens"].nunique()),
-             "levels_T": int((at["budget"] * at["n"]).nunique())}
+             "levels_T": int((at["budget"] * at["n"]).nunique()),
+             "runs": _all_runs(block.meta)}
     answers, crosses, costs = [], [], []
     for target in targets:
         ck, best, arg = _cheapest_by_model(acc_b, flops_b, ck_of, target)
@@ -228,9 +230,10 @@ def grid_rows(points: pd.DataFrame) -> pd.DataFrame:
             continue
         per_seed = g.groupby(["config", "seed"], dropna=False)["acc"].mean()
         acc = per_seed.groupby("config").mean()
-        a = g.groupby("config").agg(params=("params", "first"), tokens=("tokens", "mean"),
-                                    budget=("budget", "first"), n=("n", "first"),
-                                    seeds=("seed", "nunique"))
+        a = g.groupby("config").agg(
+            params=("params", "first"), tokens=("tokens", "mean"), budget=("budget", "first"),
+            n=("n", "first"), seeds=("seed", "nunique"),
+            runs=("run_id", lambda r: ";".join(sorted({x for s in r for x in str(s).split(";")}))))
         rows.append(a.assign(accuracy=acc, decoding=dec, problems=len(common)).reset_index())
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 
@@ -249,9 +252,8 @@ def threeway_tables(points: pd.DataFrame, info: pd.DataFrame, n_boot: int = 1000
     for (family, task), g in pts.groupby(["family", "task"], sort=True):
         res = threeway(g, n_boot=n_boot, alpha=alpha, seed=seed)
         for lst, t in zip(out, (*res, grid_rows(g)), strict=True):
-            if not t.empty:
-                runs = ";".join(sorted({r for s in g["run_id"] for r in str(s).split(";")}))
-                lst.append(t.assign(family=family, task=task, runs=runs))
+            if not t.empty:  # each row names its own runs (its block's, or its config's)
+                lst.append(t.assign(family=family, task=task))
     return tuple(pd.concat(x, ignore_index=True) if x else empty for x in out)
 
 
