@@ -246,8 +246,12 @@ def test_a_mixed_results_table_never_pools_decodings_specs_or_problem_sets(mixed
     assert set(ok["problem_set"]) == sets
     # each row names the runs it read: the greedy-only block none of the sampled runs
     full = ok[ok["problem_set"] == "all 40 problems"]
-    assert not full["runs"].str.contains("0.7").any()
-    assert ok.loc[ok["problem_set"] != "all 40 problems", "runs"].str.contains("0.7").all()
+    assert not full["compared_runs"].str.contains("0.7").any()
+    sub_runs = ok.loc[ok["problem_set"] != "all 40 problems", "compared_runs"]
+    assert sub_runs.str.contains("0.7").all()
+    # and `runs` are the reported configuration's own: one checkpoint, one decoding
+    assert not ok["runs"].str.contains("0.7").any()
+    assert (ok["runs"].str.count(";") == 1).all()  # its two seeds
     for _, r in ok.iterrows():
         assert r["problems"] == int(re.search(r"\d+", r["problem_set"]).group())
         assert r["decoding"] in r["config"]

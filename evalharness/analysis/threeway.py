@@ -96,14 +96,16 @@ def _block_status(block: Block, acc: np.ndarray, alpha: float) -> str:
 
 def _attrs(block: Block, attrs: pd.DataFrame) -> pd.DataFrame:
     """Per configuration of the block: checkpoint, N, D, training FLOPs, decoding."""
-    return attrs.loc[block.meta["config"].to_numpy()].reset_index()
+    at = attrs.loc[block.meta["config"].to_numpy()].reset_index()
+    return at.assign(runs=block.meta["runs"].to_numpy()) if "runs" in block.meta else at
 
 
 def _config_fields(a: pd.Series, prefix: str = "") -> dict:
     return {f"{prefix}config": a["config"], f"{prefix}checkpoint": a["checkpoint"],
             f"{prefix}params": float(a["params"]), f"{prefix}tokens": float(a["tokens"]),
             f"{prefix}budget": float(a["budget"]), f"{prefix}n": int(a["n"]),
-            f"{prefix}decoding": a["decoding"], f"{prefix}train_flops": float(a["train_flops"])}
+            f"{prefix}decoding": a["decoding"], f"{prefix}train_flops": float(a["train_flops"]),
+            f"{prefix}runs": a.get("runs")}
 
 
 def _block_rows(block: Block, attrs: pd.DataFrame, targets: Sequence[float],
@@ -116,7 +118,9 @@ def _block_rows(block: Block, attrs: pd.DataFrame, targets: Sequence[float],
              "configurations": len(at), "levels_N": int(at["params"].nunique()),
              "levels_D": int(at["tokens"].nunique()),
              "levels_T": int((at["budget"] * at["n"]).nunique()),
-             "runs": _all_runs(block.meta)}
+             # a row names the runs of the configuration it reports (`runs`) and every run
+             # its comparison read (`compared_runs`); a row without an answer, all of them
+             "runs": _all_runs(block.meta), "compared_runs": _all_runs(block.meta)}
     answers, crosses, costs = [], [], []
     for target in targets:
         ck, best, arg = _cheapest_by_model(acc_b, flops_b, ck_of, target)
@@ -179,6 +183,7 @@ def _block_rows(block: Block, attrs: pd.DataFrame, targets: Sequence[float],
                 "crossing_share": float(np.mean(np.isfinite(qb))),
                 **_config_fields(at.iloc[int(arg[0, i])], "from_"),
                 **_config_fields(at.iloc[int(arg[0, j])], "to_"),
+                "runs": at["runs"].iloc[int(arg[0, i])] if "runs" in at else None,
                 # the kind of the low-Q winner seen from the high-Q one
                 "from_kind": kind_of(n_ck[i], d_ck[i], n_ck[j], d_ck[j]),
                 "to_kind": kind_of(n_ck[j], d_ck[j], n_ck[i], d_ck[i])})
