@@ -263,3 +263,42 @@ def test_a_mixed_results_table_never_pools_decodings_specs_or_problem_sets(mixed
     assert ans.loc[ans["family"] != "zoo/arith", "status"].str.contains("flat").all()
     assert not math.isnan(ans.loc[ans["family"] == "zoo/arith", "problems"].min())
     assert cross.empty or set(cross["family"]) <= set(ans["family"])
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+def _view(ans, cross, costs, grid):
+    from evalharness.plots.common import TaskView
+
+    an = type("A", (), {"threeway": ans, "threeway_crossover": cross, "threeway_costs": costs,
+                        "threeway_grid": grid})()
+    return TaskView(an, "add5", pd.DataFrame(), "", {})
+
+
+def test_figures_draw_cost_per_kind_and_contours_only_where_data_exist(known):
+    from evalharness.analysis.threeway import grid_rows
+    from evalharness.plots.common import sci_label
+    from evalharness.plots.threeway import threeway_figures
+
+    ans, cross, costs = (t.assign(task="add5", family="zoo") for t in known)
+    grid = grid_rows(points(np.random.default_rng(5))).assign(task="add5", family="zoo")
+    specs = {s.kind: s for s in threeway_figures(_view(ans, cross, costs, grid))}
+    assert set(specs) == {"threeway_cost", "threeway_contours"}
+    cost_ax = specs["threeway_cost"].figure.axes[0]
+    labels = [ln.get_label() for ln in cost_ax.get_lines() if not ln.get_label().startswith("_")]
+    # the winner at the reference volume and one line per other kind
+    assert len(labels) == 4 and labels[0].startswith("winner at Q")
+    assert {lab.split(" (")[0] for lab in labels[1:]} == {"bigger", "longer-trained",
+                                                          "longer-thinking"}
+    # both contour panels: (N, D) at T = 32 (most cells: 3, as T = 16, the larger among
+    # ties), (N, T) at D = 1e6 (4 cells)
+    titles = [a.get_title() for a in specs["threeway_contours"].figure.axes if a.get_title()]
+    assert titles == ["N × D at T = 32", "N × T at D = " + sci_label(1e6)]
+    # one size only: no axis pair with >= 2 levels of N, so no contour figure at all
+    one = grid[grid["params"] == 4e5]
+    kinds = {s.kind for s in threeway_figures(_view(ans, cross, costs, one))}
+    assert kinds == {"threeway_cost"}
+    # no answer at the reference volume: no cost figure either
+    none = ans.assign(status="not identifiable: x")
+    assert not threeway_figures(_view(none, cross.iloc[0:0], costs, one))

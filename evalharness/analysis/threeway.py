@@ -235,10 +235,12 @@ def grid_rows(points: pd.DataFrame) -> pd.DataFrame:
             continue
         per_seed = g.groupby(["config", "seed"], dropna=False)["acc"].mean()
         acc = per_seed.groupby("config").mean()
+        runs = ({"runs": ("run_id", lambda r: ";".join(sorted({x for s in r
+                                                               for x in str(s).split(";")})))}
+                if "run_id" in g else {})
         a = g.groupby("config").agg(
             params=("params", "first"), tokens=("tokens", "mean"), budget=("budget", "first"),
-            n=("n", "first"), seeds=("seed", "nunique"),
-            runs=("run_id", lambda r: ";".join(sorted({x for s in r for x in str(s).split(";")}))))
+            n=("n", "first"), seeds=("seed", "nunique"), **runs)
         rows.append(a.assign(accuracy=acc, decoding=dec, problems=len(common)).reset_index())
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 

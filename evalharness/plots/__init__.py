@@ -20,6 +20,7 @@ from evalharness.plots import (  # noqa: F401
     emergence,
     sampling,
     scaling,
+    threeway,
 )
 from evalharness.plots.budget import plot_accuracy_vs_budget, plot_thinking_usage
 from evalharness.plots.common import (
