@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import matplotlib.ticker as mticker
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -71,19 +72,25 @@ def plot_threeway_cost(costs: pd.DataFrame, answers: pd.DataFrame, crossover: pd
 
 def _panel(ax, cells: pd.DataFrame, x: str, y: str, xlabel: str, ylabel: str,
            targets: tuple[float, ...]) -> None:
-    """Measured accuracies (colour) on log2 axes and, where a 2 x 2 block of neighbouring
+    """Measured accuracies (colour) on log axes and, where a 2 x 2 block of neighbouring
     cells was measured, the contours at the targets (never through unmeasured cells)."""
     wide = cells.pivot_table(index=y, columns=x, values="accuracy", aggfunc="mean")
-    X, Y = np.meshgrid(np.log2(wide.columns.to_numpy(float)),
-                       np.log2(wide.index.to_numpy(float)))
+    xs, ys = wide.columns.to_numpy(float), wide.index.to_numpy(float)
+    X, Y = np.meshgrid(xs, ys)
     Z = np.ma.masked_invalid(wide.to_numpy(float))
-    sc = ax.scatter(X, Y, c=Z, cmap="viridis", vmin=0, vmax=1, s=40, edgecolors="k", lw=0.4)
+    sc = ax.scatter(X[~Z.mask], Y[~Z.mask], c=Z.compressed(), cmap="viridis", vmin=0, vmax=1,
+                    s=40, edgecolors="k", lw=0.4, zorder=3)
     levels = [t for t in targets if Z.count() and Z.min() < t < Z.max()]
     if levels and min(Z.shape) >= 2:
         cs = ax.contour(X, Y, Z, levels=levels, colors="k", linewidths=1.0)
         ax.clabel(cs, fmt=lambda v: f"{100 * v:.0f}%", fontsize=7)
-    ax.xaxis.set_major_formatter(lambda v, _: sci_label(2 ** v))
-    ax.yaxis.set_major_formatter(lambda v, _: sci_label(2 ** v))
+    for axis, ticks, scale in ((ax.xaxis, xs, ax.set_xscale), (ax.yaxis, ys, ax.set_yscale)):
+        scale("log", base=2)
+        axis.set_ticks(ticks, [sci_label(v) if v >= 1000 else f"{v:g}" for v in ticks])
+        axis.set_minor_locator(mticker.NullLocator())
+        # room around the outermost cells (contour sets tight limits)
+        pad = (ticks.max() / ticks.min()) ** 0.08 if ticks.size > 1 else 1.5
+        (ax.set_xlim if axis is ax.xaxis else ax.set_ylim)(ticks.min() / pad, ticks.max() * pad)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.figure.colorbar(sc, ax=ax, label="accuracy", shrink=0.8)
@@ -110,9 +117,9 @@ def plot_threeway_contours(panels: list[tuple[str, pd.DataFrame]], targets: tupl
     fig, axs = new_figure(5.0 * len(panels), 4.0, ncols=len(panels))
     for ax, (title, cells) in zip(axs, panels, strict=True):
         free = "tokens" if title.startswith("N × D") else "budget"
-        _panel(ax, cells, "params", free, "parameters N (log2 scale)",
-               "training tokens D (log2 scale)" if free == "tokens"
-               else "thinking budget T (log2 scale)", targets)
+        _panel(ax, cells, "params", free, "parameters N (log scale)",
+               "training tokens D (log scale)" if free == "tokens"
+               else "thinking budget T (log scale)", targets)
         ax.set_title(title, fontsize=9)
     fig.suptitle(f"Iso-accuracy over (N, D) and (N, T) — {family} · task {task}")
     return fig
