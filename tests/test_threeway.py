@@ -302,3 +302,27 @@ def test_figures_draw_cost_per_kind_and_contours_only_where_data_exist(known):
     # no answer at the reference volume: no cost figure either
     none = ans.assign(status="not identifiable: x")
     assert not threeway_figures(_view(none, cross.iloc[0:0], costs, one))
+
+
+def test_the_report_section_and_summary_carry_the_answer_tables_and_words(known):
+    from evalharness.analysis.threeway import THREEWAY_RULE
+    from evalharness.report.tradeoff import (
+        _tradeoff_section,
+        loss_law_summary,
+        threeway_crossover_table,
+        threeway_table,
+    )
+
+    ans, cross, costs = (t.assign(task="add5", family="zoo") for t in known)
+    an = type("A", (), {"threeway": ans, "threeway_crossover": cross, "threeway_costs": costs,
+                        "rules": {"threeway": THREEWAY_RULE}})()
+    table = threeway_table(an, "add5")
+    assert len(table.rows) == len(ans) == 3
+    assert [r[4] for r in table.rows] == list(ans["config"])
+    assert len(threeway_crossover_table(an, "add5").rows) == 2
+    words = threeway_words(ans, cross, costs, "add5")
+    blocks = _tradeoff_section(an, "add5")
+    assert any(getattr(b, "text", "") == " ".join(words) for b in blocks)
+    (summary,) = loss_law_summary(an, "add5")
+    assert words[0] in summary.text
+    assert not threeway_table(an, "other-task").rows  # nothing of another task

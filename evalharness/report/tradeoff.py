@@ -79,14 +79,18 @@ def surface_lines(an, task: str) -> list[str]:
     return out
 
 
-def threeway_lines(an, task: str) -> list[str]:
+def threeway_lines(an, task: str, main_set: bool = False) -> list[str]:
     """The three-way answer in plain words, one sentence per (family, problem set, target) at
-    the reference query volume, or "not identifiable: <reason>"."""
+    the reference query volume, or "not identifiable: <reason>"; `main_set`: only each
+    family's largest problem set (the page's first screen and summary.md stay short)."""
     from evalharness.analysis.threeway import threeway_words
 
-    ans = getattr(an, "threeway", pd.DataFrame())
+    ans = _task(getattr(an, "threeway", pd.DataFrame()), task)
     if ans.empty:
         return []
+    if main_set:
+        top = ans.groupby("family")["problems"].transform("max")
+        ans = ans[ans["problems"] == top]
     return threeway_words(ans, getattr(an, "threeway_crossover", pd.DataFrame()),
                           getattr(an, "threeway_costs", pd.DataFrame()), task)
 
@@ -139,12 +143,14 @@ def threeway_crossover_table(an, task: str) -> Table:
 
 
 def loss_law_summary(an, task: str) -> list:
-    lines = loss_law_lines(an, task) + surface_lines(an, task) + threeway_lines(an, task)
+    lines = (loss_law_lines(an, task) + surface_lines(an, task)
+             + threeway_lines(an, task, main_set=True))
     return [Paragraph(" ".join(lines))] if lines else []
 
 
 def _lead(an, task: str) -> list[str]:
-    return loss_law_lines(an, task) + surface_lines(an, task) + threeway_lines(an, task)
+    return (loss_law_lines(an, task) + surface_lines(an, task)
+            + threeway_lines(an, task, main_set=True))
 
 
 @section("Bigger, longer-trained, or longer-thinking?", order=75,
