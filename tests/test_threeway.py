@@ -155,6 +155,20 @@ def test_a_step_is_not_identifiable():
     assert "a step" in _status(points(np.random.default_rng(2), step))
 
 
+def test_checkpoints_without_training_flops_are_named_not_dropped():
+    pts = points(np.random.default_rng(6))
+    ans, _, _ = threeway(pts.assign(train_flops=np.nan), targets=(TARGET,), volumes=(1e6,),
+                         n_boot=20)
+    assert ans["status"].iloc[0].startswith("not identifiable: no checkpoint has training")
+    h8 = pts["checkpoint"] == "zoo/h8"
+    ans, _, costs = threeway(pts.assign(train_flops=pts["train_flops"].where(~h8)),
+                             targets=(TARGET,), volumes=(1e6,), n_boot=20)
+    assert ans["left_out"].iloc[0] == 2 and "zoo/h8" not in set(costs["checkpoint"])
+    words = threeway_words(ans.assign(task="t", family="f"), pd.DataFrame(),
+                           costs.assign(task="t", family="f"), "t")
+    assert "(2 configurations without training FLOPs left out)" in words[0]
+
+
 def test_one_configuration_or_an_unreached_target_is_not_identifiable():
     one = {"zoo/h4": (4e5, 1e6, {16: HIT})}
     assert "single configuration" in _status(points(np.random.default_rng(3), one))

@@ -203,8 +203,17 @@ def threeway(points: pd.DataFrame, targets: Sequence[float] = TARGETS,
     pts = points[np.isfinite(points["train_flops"].astype(float))
                  & np.isfinite(points["flops"].astype(float))]
     left_out = int(points["config"].nunique() - pts["config"].nunique())
-    if pts.empty:
-        return pd.DataFrame(), pd.DataFrame(), pd.DataFrame()
+    if pts.empty:  # say so rather than drop the family: hub models need --train-tokens
+        n = int(points["problem_id"].nunique())
+        runs = ({"runs": ";".join(sorted({r for s in points["run_id"]
+                                          for r in str(s).split(";")}))}
+                if "run_id" in points else {})
+        why = ("not identifiable: no checkpoint has training FLOPs (train_tokens or "
+               "train_flops in its manifest; a hub model takes --train-tokens)")
+        rows = [{"target": t, "queries": q, "problems": n, "problem_set": f"all {n} problems",
+                 **runs, "status": why, "left_out": left_out, "rule": THREEWAY_RULE}
+                for t in targets for q in volumes]
+        return pd.DataFrame(rows), pd.DataFrame(), pd.DataFrame()
     attrs = pts.groupby("config").agg(
         checkpoint=("checkpoint", "first"), params=("params", "first"),
         tokens=("tokens", "mean"), budget=("budget", "first"), n=("n", "first"),
@@ -308,6 +317,7 @@ def threeway_words(answers: pd.DataFrame, crossover: pd.DataFrame, costs: pd.Dat
         where = str(r["problem_set"])
         on = f"on {task}" + ("" if where.startswith("all ") else f" ({where})")
         head = f"{r['family']}: to reach {t} {on} with {_sci(volume)} queries"
+        gone = int(r.get("left_out", 0) or 0)
         if r["status"] != "ok":
             out.append(f"{head}: {r['status']}.")
             continue
@@ -338,5 +348,8 @@ def threeway_words(answers: pd.DataFrame, crossover: pd.DataFrame, costs: pd.Dat
             elif x["from_checkpoint"] == r["checkpoint"] and q > volume:
                 s += (f"; above {_sci(q)} queries{ci} the {x['to_kind']} "
                       f"{_name(x['to_checkpoint'])} wins")
+        if gone:
+            s += (f" ({gone} configuration{'s' * (gone > 1)} without training FLOPs left "
+                  "out)")
         out.append(s + ".")
     return out
