@@ -160,6 +160,12 @@ def test_checkpoints_without_training_flops_are_named_not_dropped():
     ans, _, _ = threeway(pts.assign(train_flops=np.nan), targets=(TARGET,), volumes=(1e6,),
                          n_boot=20)
     assert ans["status"].iloc[0].startswith("not identifiable: no checkpoint has training")
+    # one sentence for every target the reason holds for
+    ans2, _, _ = threeway(pts.assign(train_flops=np.nan), targets=(0.5, 0.8), volumes=(1e6,),
+                          n_boot=20)
+    (line,) = threeway_words(ans2.assign(task="t", family="f"), pd.DataFrame(), pd.DataFrame(),
+                             "t")
+    assert line.startswith("f: to reach 50%, 80% on t with 10^6 queries: not identifiable")
     h8 = pts["checkpoint"] == "zoo/h8"
     ans, _, costs = threeway(pts.assign(train_flops=pts["train_flops"].where(~h8)),
                              targets=(TARGET,), volumes=(1e6,), n_boot=20)

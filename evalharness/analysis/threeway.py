@@ -311,16 +311,24 @@ def threeway_words(answers: pd.DataFrame, crossover: pd.DataFrame, costs: pd.Dat
     if answers.empty:
         return []
     ans = answers[(answers["task"] == task) & (answers["queries"] == volume)]
-    out = []
+    out, said = [], set()
     for _, r in ans.iterrows():
-        t = f"{100 * float(r['target']):.0f}%"
         where = str(r["problem_set"])
         on = f"on {task}" + ("" if where.startswith("all ") else f" ({where})")
+        if r["status"] != "ok":
+            # one sentence for every target a reason holds for
+            key = (r["family"], where, r["status"])
+            if key not in said:
+                said.add(key)
+                same = ans[(ans["family"] == r["family"]) & (ans["problem_set"] == where)
+                           & (ans["status"] == r["status"])]
+                ts = ", ".join(f"{100 * float(x):.0f}%" for x in same["target"])
+                out.append(f"{r['family']}: to reach {ts} {on} with {_sci(volume)} queries: "
+                           f"{r['status']}.")
+            continue
+        t = f"{100 * float(r['target']):.0f}%"
         head = f"{r['family']}: to reach {t} {on} with {_sci(volume)} queries"
         gone = int(r.get("left_out", 0) or 0)
-        if r["status"] != "ok":
-            out.append(f"{head}: {r['status']}.")
-            continue
         c = costs[(costs["task"] == task) & (costs["family"] == r["family"])
                   & (costs["problem_set"] == where)]
         full = c.groupby("params")["tokens"].max().to_dict() if not c.empty else {}
