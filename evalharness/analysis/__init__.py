@@ -5,7 +5,8 @@ One file per topic: `records` (score rows -> per-problem rows, problem sets, mod
 `sampling` (pass@k coverage fits), `curves` (the per-budget tables of both), `emergence`
 (emergence across sizes and seeds; `emergence_tests` holds the statistics), `compute` (FLOPs
 frontier and the buy decision's tables; `buy` holds the decision's surface, cheapest
-configurations and crossovers), `efficiency` (per-problem budget needs, overthinking, allocation
+configurations and crossovers; `threeway` the cheapest of (N, D, T, n) at a query volume with
+the runner-up of each other kind), `efficiency` (per-problem budget needs, overthinking, allocation
 of thinking across problems, sequential vs parallel at matched FLOPs). Every bootstrap and interval lives in `evalharness.stats`.
 
 The unit of resampling everywhere is the *problem*: samples and budgets of one problem share a

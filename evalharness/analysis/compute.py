@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -135,14 +137,29 @@ def exchange_table(pp: pd.DataFrame, df: pd.DataFrame, ks: list[int], n_boot: in
     return pd.DataFrame(rows)
 
 
+_STEP = re.compile(r"@step\d+")
+
+
+def strip_step(name: object) -> str:
+    """``zoo/arith-h48@step750 [spec]`` -> ``zoo/arith-h48 [spec]``: the size one buys, whatever
+    the training it saw (a kept checkpoint is the same N at a smaller D, not another size)."""
+    return _STEP.sub("", str(name))
+
+
 def _buy_points(pp: pd.DataFrame, df: pd.DataFrame, ks: list[int]) -> pd.DataFrame:
     """Per (problem, configuration, seed) accuracy (maj@n) and inference FLOPs (per-sample mean
-    * n) for every (model, budget, n) of the compute table. `model` is the size one buys (seeds
-    are its replicates); the configuration label names the decoding, so a greedy and a sampled
-    run of one budget and n are two configurations, never one."""
+    * n) for every (checkpoint, budget, n) of the compute table. `model` is the size one buys
+    (N: seeds and kept training checkpoints are its replicates and levels), `checkpoint` the
+    (size, training tokens) it was read at; the configuration label names the checkpoint and
+    the decoding, so a greedy and a sampled run of one budget and n, or two checkpoints of one
+    size, are two configurations, never one."""
+    fam = "base_family" if "base_family" in df else "family"
     meta = df.groupby("model", sort=False).agg(
         size=("base_size", "first"), seed=("model_seed", "first"), decoding=("decoding", "first"),
-        runs=("run_id", lambda r: ";".join(sorted(set(map(str, r))))))
+        runs=("run_id", lambda r: ";".join(sorted(set(map(str, r))))),
+        params=("params", "first"), tokens=("train_tokens", "first"),
+        base=("base_model", "first"), family=(fam, "first"))
+    meta["tokens"] = pd.to_numeric(meta["tokens"], errors="coerce")
     frames = []
     for k in ks:
         col = f"maj@{k}"
@@ -150,27 +167,39 @@ def _buy_points(pp: pd.DataFrame, df: pd.DataFrame, ks: list[int]) -> pd.DataFra
         if g.empty:
             continue
         ext = np.where(g["extensions"] > 0, " +" + g["extensions"].astype(str) + " Wait", "")
-        size = g["model"].map(meta["size"]).astype(str)
+        ckpt = g["model"].map(meta["size"]).astype(str)
         frames.append(pd.DataFrame({
             "task": g["task"].to_numpy(), "problem_id": g["problem_id"].to_numpy(),
-            "model": size.to_numpy(), "seed": g["model"].map(meta["seed"]).to_numpy(float),
-            "config": (size + " T=" + g["budget"].astype(str) + ext + f" n={k} "
+            "model": ckpt.map(strip_step).to_numpy(), "checkpoint": ckpt.to_numpy(),
+            "seed": g["model"].map(meta["seed"]).to_numpy(float),
+            "config": (ckpt + " T=" + g["budget"].astype(str) + ext + f" n={k} "
                        + g["model"].map(meta["decoding"])).to_numpy(),
             "budget": g["budget"].to_numpy(), "n": k, "acc": g[col].to_numpy(float),
             "flops": g["flops"].to_numpy(float) * k, "difficulty": np.nan,
             "run_id": g["model"].map(meta["runs"]).to_numpy(),
+            "params": g["model"].map(meta["params"]).to_numpy(float),
+            "tokens": g["model"].map(meta["tokens"]).to_numpy(float),
+            "base_model": g["model"].map(meta["base"]).to_numpy(),
+            "family": g["model"].map(meta["family"]).map(strip_step).to_numpy(),
+            "decoding": g["model"].map(meta["decoding"]).to_numpy(),
         }))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def buy_points(pp: pd.DataFrame, df: pd.DataFrame, ks: list[int]) -> pd.DataFrame:
+    """`_buy_points` with each problem's difficulty (the problem-set descriptions name it)."""
+    points = _buy_points(pp, df, ks)
+    if not points.empty:
+        diff = df.groupby(["task", "problem_id"])["difficulty"].first().rename("difficulty")
+        points = points.drop(columns="difficulty").join(diff, on=["task", "problem_id"])
+    return points
 
 
 def buy_tables(pp: pd.DataFrame, df: pd.DataFrame, ks: list[int], info: pd.DataFrame,
                n_boot: int, alpha: float, seed: int | None):
     """(exchange, cheapest, crossover, buy_costs) tables; see `evalharness.buy`."""
     exchange = exchange_table(pp, df, ks, n_boot, alpha, seed)
-    points = _buy_points(pp, df, ks)
-    if not points.empty:
-        diff = df.groupby(["task", "problem_id"])["difficulty"].first().rename("difficulty")
-        points = points.drop(columns="difficulty").join(diff, on=["task", "problem_id"])
+    points = buy_points(pp, df, ks)
     # training FLOPs of a size: the mean over its seeds (one recipe: they differ by a hair)
     size_of = df.groupby("base_model")["base_size"].first()
     train = ({} if info.empty else info.assign(size=info["model"].map(size_of))
@@ -179,9 +208,13 @@ def buy_tables(pp: pd.DataFrame, df: pd.DataFrame, ks: list[int], info: pd.DataF
     if not points.empty:
         points = points[np.isfinite(points["flops"])]
     for task, g in points.groupby("task", sort=True) if not points.empty else []:
+        # the inference-only choice compares sizes (a runner-up is another N, not the same N
+        # read earlier in its training); training cost differs per checkpoint, so the
+        # crossover's lines are checkpoints
         cheap.append(cheapest_configs(g, n_boot=n_boot, alpha=alpha, seed=seed)
                      .assign(task=task))
-        c, ln = crossovers(g, train, n_boot=n_boot, alpha=alpha, seed=seed)
+        c, ln = crossovers(g.assign(model=g["checkpoint"]), train, n_boot=n_boot, alpha=alpha,
+                           seed=seed)
         cross.append(c.assign(task=task))
         lines.append(ln.assign(task=task))
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from evalharness.analysis.budget import SATURATION_RULE, logt_tables
 from evalharness.analysis.buy import CHEAPEST_RULE, CROSSOVER_RULE, SURFACE_RULE
-from evalharness.analysis.compute import FLOPS_RULE, buy_tables, compute_table
+from evalharness.analysis.compute import FLOPS_RULE, buy_points, buy_tables, compute_table
 from evalharness.analysis.curves import curve_tables
 from evalharness.analysis.efficiency import (
     ALLOCATION_RULE,
@@ -35,6 +35,7 @@ from evalharness.analysis.registry import JsonOut, register_tables
 from evalharness.analysis.sampling import COVERAGE_RULE
 from evalharness.analysis.scaling import LOSS_LAW_RULE, loss_law_tables
 from evalharness.analysis.surface import SURFACE3_RULE, surface_table
+from evalharness.analysis.threeway import THREEWAY_RULE, threeway_tables
 from evalharness.analysis.training import TRAINING_RULE, training_tables
 from evalharness.diagnostics import BITE_RULE, budget_control
 
@@ -202,4 +203,14 @@ register_tables(
     ("surface3",), lambda i, t: surface_table(i.pp, i.df, i.n_boot, i.alpha, i.seed),
     rules={"surface3": SURFACE3_RULE}, json={"surface3": "surface3"},
     docs={"surface3": "(N, D, T) exchange rates"},
+)
+register_tables(
+    ("threeway", "threeway_crossover", "threeway_costs", "threeway_grid"),
+    lambda i, t: threeway_tables(buy_points(i.pp, i.df, i.ks), i.info, i.n_boot, i.alpha,
+                                 i.seed),
+    # each row names its configuration's runs and the runs it was compared with itself
+    rules={"threeway": THREEWAY_RULE},
+    json={"threeway": "threeway", "threeway_crossover": "threeway_crossover"},
+    docs={"threeway": "cheapest (N, D, T, n) at Q", "threeway_crossover": "Q where it changes",
+          "threeway_costs": "per checkpoint line", "threeway_grid": "accuracy per config"},
 )

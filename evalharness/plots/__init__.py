@@ -4,7 +4,9 @@ registered figure that applies (see `common.figure`), `make_plots` saves them.
 Topics: `budget` (accuracy and thinking tokens vs budget), `sampling` (pass@k / majority@k),
 `emergence` (across sizes and seeds), `compute` (FLOPs frontier, iso-accuracy, cost vs
 queries), `efficiency` (needed vs natural thinking, allocation, sequential vs parallel),
-`diagnostics` (budget control). Importing a topic module registers its figures.
+`diagnostics` (budget control), `scaling` (loss law, emergence over training), `threeway`
+(total cost vs queries per kind, iso-accuracy over (N, D) and (N, T)). Importing a topic module
+registers its figures.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from evalharness.plots import (  # noqa: F401
     emergence,
     sampling,
     scaling,
+    threeway,
 )
 from evalharness.plots.budget import plot_accuracy_vs_budget, plot_thinking_usage
 from evalharness.plots.common import (

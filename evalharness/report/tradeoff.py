@@ -79,22 +79,93 @@ def surface_lines(an, task: str) -> list[str]:
     return out
 
 
+def threeway_lines(an, task: str, main_set: bool = False) -> list[str]:
+    """The three-way answer in plain words, one sentence per (family, problem set, target) at
+    the reference query volume, or "not identifiable: <reason>"; `main_set`: only each
+    family's largest problem set (the page's first screen and summary.md stay short)."""
+    from evalharness.analysis.threeway import threeway_words
+
+    ans = _task(getattr(an, "threeway", pd.DataFrame()), task)
+    if ans.empty:
+        return []
+    if main_set:
+        top = ans.groupby("family")["problems"].transform("max")
+        ans = ans[ans["problems"] == top]
+    return threeway_words(ans, getattr(an, "threeway_crossover", pd.DataFrame()),
+                          getattr(an, "threeway_costs", pd.DataFrame()), task)
+
+
+def _option(r, p: str) -> str:
+    if r.get(p + "status") != "ok":
+        return str(r.get(p + "status") or "–")
+    return (f"{r[p + 'config']}: {fmt_ci(r[p + 'margin'], r[p + 'margin_lo'], r[p + 'margin_hi'])}"
+            "×")
+
+
+def threeway_table(an, task: str) -> Table:
+    """One row per (family, problem set, target, query volume): the cheapest configuration,
+    its total cost, and the runner-up of each other kind with its cost ratio and CI."""
+    from evalharness.analysis.threeway import KINDS, PREFIX
+
+    ans = _task(getattr(an, "threeway", pd.DataFrame()), task)
+    rows = []
+    for _, r in ans.iterrows():
+        ident = [r["family"], r["problem_set"], f"{100 * float(r['target']):.0f}%",
+                 fmt_flops(r["queries"])]
+        if r["status"] != "ok":
+            rows.append([*ident, r["status"], "", "", "", "", ""])
+            continue
+        rows.append([*ident, r["config"], fmt_flops(r["cost"]),
+                     f"{100 * float(r['flip_rate']):.0f}%",
+                     *(_option(r, PREFIX[k] + "_") for k in KINDS)])
+    rule = an.rules.get("threeway", "") if hasattr(an, "rules") else ""
+    return Table(["family", "problems", "target", "queries Q", "cheapest (N, D, T, n)",
+                  "total FLOPs", "another wins", "bigger: cost × [CI]",
+                  "longer-trained: cost × [CI]", "longer-thinking: cost × [CI]"], rows,
+                 numeric={3, 5, 6}, caption=f"Bigger, longer-trained or longer-thinking — task "
+                 f"{task}", note="total FLOPs = 6·N·D (training, once) + Q × inference FLOPs "
+                 "per query; cost × = the option's total over the winner's, 95% bootstrap CI "
+                 "over problems and seeds. " + (f"{rule}." if rule else ""))
+
+
+def threeway_crossover_table(an, task: str) -> Table:
+    """Where in query volume the cheapest checkpoint changes, with its CI."""
+    cr = _task(getattr(an, "threeway_crossover", pd.DataFrame()), task)
+    rows = [[r["family"], r["problem_set"], f"{100 * float(r['target']):.0f}%",
+             f"{r['from_config']} ({r['from_kind']})", f"{r['to_config']} ({r['to_kind']})",
+             fmt_ci(r["q_star"], r["q_lo"], r["q_hi"], fmt_flops),
+             f"{100 * float(r['crossing_share']):.0f}%"] for _, r in cr.iterrows()]
+    return Table(["family", "problems", "target", "below Q*", "above Q*", "Q* [95% CI]",
+                  "resamples crossing"], rows, numeric={5, 6},
+                 caption=f"Query volumes where the cheapest option changes — task {task}",
+                 note="Q* = (training_above - training_below) / (inference_below - "
+                      "inference_above); each kind is read relative to the other option.")
+
+
 def loss_law_summary(an, task: str) -> list:
-    lines = loss_law_lines(an, task) + surface_lines(an, task)
+    lines = (loss_law_lines(an, task) + surface_lines(an, task)
+             + threeway_lines(an, task, main_set=True))
     return [Paragraph(" ".join(lines))] if lines else []
 
 
 def _lead(an, task: str) -> list[str]:
-    return loss_law_lines(an, task) + surface_lines(an, task)
+    return (loss_law_lines(an, task) + surface_lines(an, task)
+            + threeway_lines(an, task, main_set=True))
 
 
-@section("Bigger, longer-trained, or longer-thinking?", order=75, figures=("loss_law",),
-         lead=_lead, summary=loss_law_summary, csvs=("loss_law", "loss_points", "surface3"))
+@section("Bigger, longer-trained, or longer-thinking?", order=75,
+         figures=("loss_law", "threeway_cost", "threeway_contours"), lead=_lead,
+         summary=loss_law_summary,
+         csvs=("loss_law", "loss_points", "surface3", "threeway", "threeway_crossover",
+               "threeway_costs", "threeway_grid"))
 def _tradeoff_section(an, task: str) -> list:
     rule = an.rules.get("surface3", "") if hasattr(an, "rules") else ""
     lines = surface_lines(an, task)
+    words = threeway_lines(an, task)
     return [loss_law_table(an, task),
-            *([Paragraph(" ".join(lines), f"{rule}." if rule else "")] if lines else [])]
+            *([Paragraph(" ".join(lines), f"{rule}." if rule else "")] if lines else []),
+            threeway_table(an, task), threeway_crossover_table(an, task),
+            *([Paragraph(" ".join(words))] if words else [])]
 
 
 def training_table(an, task: str) -> Table:
