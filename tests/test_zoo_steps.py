@@ -126,3 +126,27 @@ def test_hub_revisions_are_one_model_each_with_tokens_from_the_step(monkeypatch,
                         engine_options={"revision": "v1"})
     with pytest.raises(ValueError, match="give one"):
         runner.run_one(refs[0], task, clash, None, None)
+
+
+def test_a_checkpoint_folder_given_by_path_carries_its_own_training_axis(tmp_path):
+    """A zoo-trained folder (before any manifest is written) gives its parameters, tokens,
+    FLOPs, size, seed and step from its zoo_entry.json, under a family named after the
+    training folder, so it is never pooled with the package zoo's sizes of the same name."""
+    from evalharness.zoo import resolve_models
+
+    final = tmp_path / "retrain" / "arith-h64-s1"
+    step = final / "steps" / "step00750"
+    step.mkdir(parents=True)
+    common = {"size": "h64", "params": 236224, "seed": 1, "steps": 3000}
+    (final / "zoo_entry.json").write_text(json.dumps(
+        {**common, "step": 3000, "tokens": 4000, "train_flops": 6.0 * 236224 * 4000,
+         "sha256": "a" * 64, "checkpoints": []}))
+    (step / "zoo_entry.json").write_text(json.dumps(
+        {**common, "step": 750, "tokens": 1000, "train_flops": 6.0 * 236224 * 1000,
+         "sha256": "b" * 64}))
+    f, s = resolve_models(f"{final},{step}")
+    assert (f.family, f.size, f.step, f.train_tokens) == (
+        "zoo/arith:retrain", "zoo/arith:retrain-h64", 3000, 4000)
+    assert (s.family, s.size, s.step, s.train_tokens) == (
+        "zoo/arith:retrain@step750", "zoo/arith:retrain-h64@step750", 750, 1000)
+    assert (f.params, f.seed, f.sha256, s.sha256) == (236224, 1, "a" * 64, "b" * 64)

@@ -69,6 +69,24 @@ def _ref(m: dict, final: bool) -> ModelRef:
                     seed=m.get("seed"), step=m.get("step"))
 
 
+def checkpoint_ref(folder: str) -> ModelRef:
+    """A zoo-trained checkpoint folder given by path (``zoo_v3/heads8/arith-h64-s1`` or one of
+    its ``steps/stepNNNNN``): its own ``zoo_entry.json`` gives its parameters, training tokens
+    and FLOPs, size, seed and step, so the training axis works before (or without) a manifest.
+    Its family is named after the training folder (``zoo/arith:heads8``): checkpoints of
+    another recipe are never pooled with the package zoo's sizes of the same name."""
+    entry = json.loads((Path(folder) / "zoo_entry.json").read_text())
+    root = Path(folder).resolve()
+    root = root.parents[2] if root.parent.name == "steps" else root.parent
+    final = entry.get("step") == entry.get("steps") or "checkpoints" in entry
+    tag = "" if final else f"@step{entry['step']}"
+    family = f"{FAMILY}:{root.name}"
+    return ModelRef(folder, folder, entry.get("params"), family + tag, entry.get("sha256"),
+                    entry.get("tokens"), entry.get("train_flops"),
+                    size=f"{family}-{entry['size']}{tag}" if "size" in entry else None,
+                    seed=entry.get("seed"), step=entry.get("step"))
+
+
 def zoo_models(which: str = "final") -> list[ModelRef]:
     """Every zoo checkpoint, by parameters then seed: ``final`` (one per size and seed) or
     ``all`` (each one's kept intermediate checkpoints too, by step, then the final)."""
@@ -142,6 +160,9 @@ def resolve_models(spec: str) -> list[ModelRef]:
             hub, revision = _hub_revision(name)
             if revision is not None:
                 out.append(ModelRef(name, hub, revision=revision, step=_step_of(revision)))
+                continue
+            if (Path(name) / "zoo_entry.json").is_file():
+                out.append(checkpoint_ref(name))
                 continue
             path, gguf, sha = resolve_local(name)
             out.append(ModelRef(name, path, gguf=gguf, gguf_sha256=sha))
