@@ -454,7 +454,7 @@ def cheapest_configs(
             row.update(status="ok", model=uniq[win], config=meta["config"].iloc[ci],
                        runs=meta["runs"].iloc[ci] if "runs" in meta else None,
                        budget=meta["budget"].iloc[ci], n=int(meta["n"].iloc[ci]),
-                       flops=best[0, win], accuracy=acc_b[0, ci], seeds=seeds,
+                       flops=best[0, win], maj_at_n=acc_b[0, ci], seeds=seeds,
                        seed_accuracies=spread)
             winners = np.argmin(best[1:], axis=1)
             none = ~np.isfinite(best[1:].min(axis=1))

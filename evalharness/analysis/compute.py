@@ -70,7 +70,7 @@ def compute_table(pp: pd.DataFrame, ks: list[int], thinking: pd.DataFrame,
                     rows.append({
                         **dict(zip(POINT, key, strict=True)), "n": k, **where,
                         "params": params, "flops": per_sample * k, "flops_2n": simple * k,
-                        "flops_rule": rule, "accuracy": row[f"maj@{k}"],
+                        "flops_rule": rule, "maj_at_n": row[f"maj@{k}"],
                         "pass_at_n": row[f"pass@{k}"], "best_of_n": row[f"bok@{k}"],
                     })
     out = pd.DataFrame(rows)
@@ -79,7 +79,7 @@ def compute_table(pp: pd.DataFrame, ks: list[int], thinking: pd.DataFrame,
     out["on_frontier"] = False
     for _, idx in out.groupby(["task", "problem_set"]).groups.items():
         out.loc[idx, "on_frontier"] = pareto_frontier(
-            out.loc[idx, "flops"], out.loc[idx, "accuracy"]
+            out.loc[idx, "flops"], out.loc[idx, "maj_at_n"]
         )
     return out
 

@@ -34,9 +34,9 @@ def curve_tables(pp: pd.DataFrame, ks: list[int], n_boot: int, alpha: float, see
                     **ident,
                     "budget": b,
                     "n_problems": nb,
-                    "accuracy": point[i],
-                    "acc_lo": lo[i],
-                    "acc_hi": hi[i],
+                    "exact_match": point[i],
+                    "exact_match_lo": lo[i],
+                    "exact_match_hi": hi[i],
                 }
             )
             k_here = [k for k in ks if (f"pass@{k}", b) in col]
