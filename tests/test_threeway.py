@@ -62,7 +62,7 @@ def points(rng, checkpoints=CHECKPOINTS, seeds=2, same=None) -> pd.DataFrame:
                     "problem_id": [f"p{i}" for i in range(PROBLEMS)], "model": ck.split("@")[0],
                     "checkpoint": ck, "seed": float(s), "config": f"{ck} T={t} n=1 greedy",
                     "budget": t, "n": 1, "decoding": "greedy", "params": n, "tokens": d,
-                    "train_flops": 6 * n * d, "acc": y, "flops": 2 * n * t}))
+                    "train_flops": 6 * n * d, "maj_at_n": y, "flops": 2 * n * t}))
     return pd.concat(rows, ignore_index=True)
 
 

@@ -151,7 +151,7 @@ def logt_tables(pp: pd.DataFrame, df: pd.DataFrame, n_boot: int, alpha: float,
     buckets_rows, fit_rows, test_rows, model_rows, resid_rows = [], [], [], [], []
     for key, cur in pp[pp["model"].isin(greedy)].groupby(CURVE, sort=True, observed=True):
         ident = dict(zip(CURVE, key, strict=True))
-        wide = cur.pivot_table(index="problem_id", columns="budget", values="acc")
+        wide = cur.pivot_table(index="problem_id", columns="budget", values="exact_match")
         budgets = wide.columns.to_numpy(dtype=float)
         if (budgets > 0).sum() < MIN_POINTS:
             continue

@@ -373,7 +373,7 @@ def paired_blocks(points: pd.DataFrame) -> list[Block]:
         slot = sub.groupby("model")["seed"].transform(lambda x: pd.factorize(x, sort=True)[0])
         acc = np.full((int(slot.max()) + 1, len(ids), len(meta)), np.nan)
         flops = np.full_like(acc, np.nan)
-        acc[slot.to_numpy(), row, col] = sub["acc"].to_numpy(float)
+        acc[slot.to_numpy(), row, col] = sub["maj_at_n"].to_numpy(float)
         flops[slot.to_numpy(), row, col] = sub["flops"].to_numpy(float)
         blocks.append(Block(ids, meta, acc, flops, meta["model"].to_numpy(),
                             describe_ids(ids, every, difficulty)))

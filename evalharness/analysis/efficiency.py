@@ -48,7 +48,7 @@ METRICS = {
     "t_stable": "mean T*_stable: the smallest budget from which every larger budget is "
                 "correct (units correct at the largest budget)",
     "natural_correct": "share of units whose natural answer (thinking ended by itself) is "
-                       "exact_match",
+                       "correct (exact match)",
     "censored": "share of units whose thinking did not end (by its end marker) within the "
                 "largest budget (L_nat > T_max: not in the L_nat-based metrics)",
     "overthinking_tokens": "mean L_nat - N*_stable over units solved at their natural end "
@@ -500,7 +500,7 @@ def seq_vs_par(pp: pd.DataFrame, ks: list[int], df: pd.DataFrame, n_boot: int, a
             continue
         before = len(rows)
         sp = pp[pp["model"].isin(set(seq["model"])) & (pp["task"] == task)]
-        seq_acc = sp.pivot_table(index="problem_id", columns="budget", values="acc")
+        seq_acc = sp.pivot_table(index="problem_id", columns="budget", values="exact_match")
         seq_fl = sp.pivot_table(index="problem_id", columns="budget", values="flops")
         runs = g.groupby("model")["run_id"].agg(lambda r: ";".join(sorted(set(map(str, r)))))
         diff = g.groupby("problem_id")["difficulty"].first()

@@ -183,7 +183,7 @@ def per_problem_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, list[int]]:
     out = df.iloc[first][keys].reset_index(drop=True)
     n = np.bincount(gid)
     c = np.bincount(gid, weights=df["exact_match"].to_numpy(dtype=float))
-    out["n"], out["c"], out["acc"] = n, c, c / n
+    out["n"], out["c"], out["exact_match"] = n, c, c / n
     out["tokens"] = np.bincount(gid, weights=df["tokens"].to_numpy()) / n
     if "flops" in df:  # mean inference FLOPs of one sample of this problem
         out["flops"] = np.bincount(gid, weights=df["flops"].to_numpy(dtype=float)) / n

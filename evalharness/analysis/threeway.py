@@ -242,7 +242,7 @@ def grid_rows(points: pd.DataFrame) -> pd.DataFrame:
         g = g[g["problem_id"].isin(common)]
         if g.empty:
             continue
-        per_seed = g.groupby(["config", "seed"], dropna=False)["acc"].mean()
+        per_seed = g.groupby(["config", "seed"], dropna=False)["maj_at_n"].mean()
         acc = per_seed.groupby("config").mean()
         runs = ({"runs": ("run_id", lambda r: ";".join(sorted({x for s in r
                                                                for x in str(s).split(";")})))}
