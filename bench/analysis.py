@@ -193,7 +193,7 @@ def main() -> None:
         print(f"{name:>10}: {secs:6.2f} s")
     verdict = "OK" if total < GOAL_S else "OVER"
     print(f"{'total':>10}: {total:6.2f} s  (goal < {GOAL_S:.0f} s: {verdict})")
-    acc = scores["correct"].mean()
+    acc = scores["exact_match"].mean()
     slopes = ", ".join(
         f"{r.model}: {r.b:.3f}" if r.status == "ok" else f"{r.model}: -"
         for r in result.fits.itertuples()

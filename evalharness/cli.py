@@ -233,7 +233,7 @@ def _print_summary(results: Path, run_ids: list[str] | None = None) -> None:
     if df.empty:
         return
     # one row per run: best-of-N sampling runs and distinct specs get their own rows
-    em = (df.groupby(["run_id", "budget"])["correct"].mean().unstack("budget"))
+    em = (df.groupby(["run_id", "budget"])["exact_match"].mean().unstack("budget"))
     table = Table(title="exact match by thinking budget T (errors and no-answer records count as wrong)")
     for c in ("task", "model", "params", "n"):
         table.add_column(c, justify="right" if c in ("params", "n") else "left")

@@ -39,7 +39,7 @@ def law_records(rng: np.random.Generator, n_problems: int, n_samples: int) -> pd
             "problem_id": i.ravel(),
             "budget": BUDGETS[b.ravel()],
             "sample": s.ravel(),
-            "correct": correct.ravel(),
+            "exact_match": correct.ravel(),
         }
     )
 
@@ -75,7 +75,7 @@ def test_select_budgets_drops_zero_floor_and_plateau():
 
 def test_log_budget_fit_reports_why_it_did_not_fit():
     flat = pd.DataFrame(
-        {"problem_id": [0, 0, 0, 1, 1, 1], "budget": [16, 32, 64] * 2, "correct": [1.0] * 6}
+        {"problem_id": [0, 0, 0, 1, 1, 1], "budget": [16, 32, 64] * 2, "exact_match": [1.0] * 6}
     )
     fit = fit_log_budget(flat, n_boot=50)
     assert fit.status.startswith("no fit: only 0") and np.isnan(fit.b)
@@ -174,7 +174,7 @@ def synthetic_scores(seed: int = 0, n_problems: int = 60, n_samples: int = 6) ->
             "budget": budgets[b], "extensions": 0, "thinking_tokens": np.minimum(budgets[b], 50),
             "natural_thinking_tokens": 50, "cut": budgets[b] < 50, "prompt_tokens": 20,
             "generated_tokens": np.minimum(budgets[b], 50) + 5, "pred": pred,
-            "correct": correct, "ref_len": ref_len, "ref_logprob_sum": 3 * np.log(token_acc),
+            "exact_match": correct, "ref_len": ref_len, "ref_logprob_sum": 3 * np.log(token_acc),
             "ref_logprob_mean": np.log(token_acc), "ref_prob": token_acc**3,
             "ref_token_acc": token_acc, "edit_distance": (~correct) * 1,
             "answer_logprob_mean": np.where(correct, -0.2, -0.9) + rng.normal(0, 0.3, m.size),
@@ -203,10 +203,10 @@ def result(scores):
 def test_analyze_budget_table_has_accuracy_ci_and_thinking_percentiles(scores, result):
     t = result.budgets
     assert len(t) == 3 * 4
-    expected = scores.groupby(["model", "budget"])["correct"].mean()
-    got = t.set_index(["model", "budget"])["accuracy"]
+    expected = scores.groupby(["model", "budget"])["exact_match"].mean()
+    got = t.set_index(["model", "budget"])["exact_match"]
     pd.testing.assert_series_equal(got.sort_index(), expected.sort_index(), check_names=False)
-    assert (t["acc_lo"] <= t["accuracy"]).all() and (t["accuracy"] <= t["acc_hi"]).all()
+    assert (t["exact_match_lo"] <= t["exact_match"]).all() and (t["exact_match"] <= t["exact_match_hi"]).all()
     assert (t["think_p10"] <= t["think_p50"]).all() and (t["think_p50"] <= t["think_p90"]).all()
     assert t.loc[t["budget"] == 0, "think_mean"].eq(0).all()
 
@@ -214,19 +214,19 @@ def test_analyze_budget_table_has_accuracy_ci_and_thinking_percentiles(scores, r
 def test_analyze_k_one_metrics_agree_with_accuracy(result):
     cov = result.coverage
     one = cov[cov["k"] == 1].merge(result.budgets, on=["model", "task", "extensions", "budget"])
-    np.testing.assert_allclose(one["pass_at_k"], one["accuracy"])
-    np.testing.assert_allclose(one["maj_at_k"], one["accuracy"])
-    np.testing.assert_allclose(one["bok_at_k"], one["accuracy"])
+    np.testing.assert_allclose(one["pass_at_k"], one["exact_match"])
+    np.testing.assert_allclose(one["maj_at_k"], one["exact_match"])
+    np.testing.assert_allclose(one["bok_at_k"], one["exact_match"])
 
 
 def test_analyze_pass_and_majority_match_per_problem_definitions(scores, result):
     point = scores[(scores["model"] == "f/m") & (scores["budget"] == 32)]
     pass3, maj3 = [], []
     for _, prob in point.groupby("problem_id"):
-        pass3.append(pass_at_k(len(prob), int(prob["correct"].sum()), 3))
+        pass3.append(pass_at_k(len(prob), int(prob["exact_match"].sum()), 3))
         votes = [None if p is None else ("ok" if c else p) for p, c in
-                 zip(prob["pred"], prob["correct"], strict=True)]
-        maj3.append(majority_at_k(votes, prob["correct"].tolist(), 3))
+                 zip(prob["pred"], prob["exact_match"], strict=True)]
+        maj3.append(majority_at_k(votes, prob["exact_match"].tolist(), 3))
     row = result.coverage.query("model == 'f/m' and budget == 32 and k == 3").iloc[0]
     assert row["pass_at_k"] == pytest.approx(np.mean(pass3))
     assert row["maj_at_k"] == pytest.approx(np.mean(maj3))
@@ -249,11 +249,11 @@ def test_emergence_table_predicts_exact_match_from_per_token_accuracy(scores):
     top = scores[scores["budget"] == 128]
     for _, row in em.iterrows():
         rows = top[top["model"] == row["model"]]
-        assert row["em"] == pytest.approx(rows["correct"].mean())
-        assert row["pred_em_ref"] == pytest.approx(rows["ref_token_acc"].mean() ** 3)
+        assert row["exact_match"] == pytest.approx(rows["exact_match"].mean())
+        assert row["pred_exact_match_ref"] == pytest.approx(rows["ref_token_acc"].mean() ** 3)
         gold = rows.dropna(subset=["gold_answer_acc"])
         assert row["gold_n"] == len(gold)
-        assert row["pred_em_gold_answer"] == pytest.approx(gold["gold_answer_acc"].mean() ** 3)
+        assert row["pred_exact_match_gold_answer"] == pytest.approx(gold["gold_answer_acc"].mean() ** 3)
 
 
 def test_analyze_compute_points_and_frontier(result):
@@ -262,12 +262,12 @@ def test_analyze_compute_points_and_frontier(result):
     assert row["flops"] == pytest.approx(2 * 1.6e7 * (20 + 32 + 5) * 4)
     assert comp["on_frontier"].sum() >= 2
     np.testing.assert_array_equal(
-        comp["on_frontier"].to_numpy(), pareto_frontier(comp["flops"], comp["accuracy"])
+        comp["on_frontier"].to_numpy(), pareto_frontier(comp["flops"], comp["maj_at_n"])
     )
 
 
 def test_analyze_sharpness_and_outputs_are_serialisable(result, tmp_path):
-    assert {"em", "ref_token_acc"} <= set(result.sharpness["metric"])
+    assert {"exact_match", "ref_token_acc"} <= set(result.sharpness["metric"])
     data = result.to_json()
     json.dumps(data, allow_nan=False)
     assert data["log_budget_fits"] and "plateau" in data["rules"]["log_budget_fit"]
@@ -277,7 +277,7 @@ def test_analyze_sharpness_and_outputs_are_serialisable(result, tmp_path):
 
 
 def test_analyze_handles_no_scores_and_scores_without_manifest_columns():
-    empty = analyze(pd.DataFrame(columns=["model", "task", "budget", "correct"]))
+    empty = analyze(pd.DataFrame(columns=["model", "task", "budget", "exact_match"]))
     assert empty.budgets.empty and json.dumps(empty.to_json())
     bare = synthetic_scores(n_problems=12, n_samples=2).drop(
         columns=["params", "family", "engine", "answer_type"]

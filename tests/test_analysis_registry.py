@@ -18,8 +18,8 @@ def toy_table():
     def per_model_accuracy(inputs, tables):
         # reads a table registered before it, as a real set may
         assert "budgets" in tables
-        g = inputs.df.groupby(["model", "task"], as_index=False)["correct"].mean()
-        return g.rename(columns={"correct": "toy_accuracy"})
+        g = inputs.df.groupby(["model", "task"], as_index=False)["exact_match"].mean()
+        return g.rename(columns={"exact_match": "toy_accuracy"})
 
     register_tables(
         ("toy",), per_model_accuracy,
@@ -35,7 +35,7 @@ def test_a_registered_table_is_computed_written_and_named_with_its_runs(toy_tabl
     an = analyze(scores, n_boot=20)
     assert "toy" in Analysis.TABLES
     toy = an.toy
-    expected = scores.groupby("model")["correct"].mean()
+    expected = scores.groupby("model")["exact_match"].mean()
     assert toy.set_index("model")["toy_accuracy"].to_dict() == pytest.approx(expected.to_dict())
     assert {"runs", "problems"} <= set(toy.columns)
     per_model = scores.groupby("model")["problem_id"].nunique()

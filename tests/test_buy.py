@@ -169,7 +169,7 @@ def cost_points(rng, n_problems: int) -> pd.DataFrame:
         rows.append(pd.DataFrame({
             "problem_id": np.arange(n_problems), "model": model,
             "config": f"{model} T={budget} n=1 greedy",
-            "budget": budget, "n": 1, "acc": correct.astype(float), "flops": fl * length,
+            "budget": budget, "n": 1, "maj_at_n": correct.astype(float), "flops": fl * length,
         }))
     return pd.concat(rows, ignore_index=True)
 

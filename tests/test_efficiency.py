@@ -45,7 +45,7 @@ def records(known=KNOWN, budgets=BUDGETS, model="m", run="r", sample=0, temperat
                 "sample": sample, "seed": sample, "budget": t, "extensions": 0,
                 "thinking_tokens": used, "natural_thinking_tokens": L if ended else np.nan,
                 "cut": not ended, "prompt_tokens": 10, "generated_tokens": used + 5,
-                "pred": "7" if c else "1", "correct": bool(c),
+                "pred": "7" if c else "1", "exact_match": bool(c),
                 "answer_logprob_mean": (logp or {}).get(pid, -1.0),
                 "difficulty": diff, "params": 1e6, "family": "f", "engine": "hf",
                 "answer_type": "integer", "temperature": temperature, "spec_label": spec,
@@ -134,7 +134,7 @@ def test_underthinking_counts_natural_misses_that_a_wait_extension_rescues():
     base = records()
     ext = records().assign(extensions=1)
     # after "Wait", p2 (wrong at its natural end 10) is right at budgets past 10; p5 stays wrong
-    ext.loc[(ext["problem_id"] == "p2") & (ext["budget"] >= 16), "correct"] = True
+    ext.loc[(ext["problem_id"] == "p2") & (ext["budget"] >= 16), "exact_match"] = True
     an = analyze(pd.concat([base, ext], ignore_index=True), n_boot=100)
     e = an.efficiency
     row = e[(e["metric"] == "underthinking") & (e["bucket"] == "all")
@@ -149,7 +149,7 @@ def test_uniform_and_oracle_allocations_match_hand_computed_curves(known):
     for k, t in enumerate(BUDGETS):
         acc = np.mean([v[1][k] for v in KNOWN.values()])
         tok = np.mean([t if v[0] is None else min(t, v[0]) for v in KNOWN.values()])
-        assert uni.loc[f"T={t:g}", "accuracy"] == pytest.approx(acc)
+        assert uni.loc[f"T={t:g}", "exact_match"] == pytest.approx(acc)
         assert uni.loc[f"T={t:g}", "tokens"] == pytest.approx(tok)
     # oracle_stable: each problem its T*_stable, the smallest budget where never stable
     acc, tok = [], []
@@ -159,10 +159,10 @@ def test_uniform_and_oracle_allocations_match_hand_computed_curves(known):
         acc.append(correct[BUDGETS.index(t)])
         tok.append(t if L is None else min(t, L))
     row = al[al["policy"] == "oracle_stable"].iloc[0]
-    assert row["accuracy"] == pytest.approx(np.mean(acc))
+    assert row["exact_match"] == pytest.approx(np.mean(acc))
     assert row["tokens"] == pytest.approx(np.mean(tok))
     first = al[al["policy"] == "oracle_first"].iloc[0]
-    assert first["accuracy"] == pytest.approx(np.mean([max(v[1]) for v in KNOWN.values()]))
+    assert first["exact_match"] == pytest.approx(np.mean([max(v[1]) for v in KNOWN.values()]))
 
 
 def naive_predicted(acc, tok, bucket, half):
@@ -188,7 +188,7 @@ def test_predicted_allocation_matches_the_rule_applied_by_hand(known):
     al = known.allocation
     row = al[(al["policy"] == "predicted") & (al["setting"] == "lam=0")
              & al["predictor"].str.startswith("task")].iloc[0]
-    assert row["accuracy"] == pytest.approx(a) and row["tokens"] == pytest.approx(t)
+    assert row["exact_match"] == pytest.approx(a) and row["tokens"] == pytest.approx(t)
 
 
 def test_cross_fitting_never_lets_a_problem_choose_its_own_budget():
@@ -231,9 +231,9 @@ def mixed() -> pd.DataFrame:
     sampled = pd.concat([records(model="m", run="s", sample=j, temperature=0.7)
                          for j in range(3)], ignore_index=True)
     flip = (sampled["sample"] == 1) & (sampled["problem_id"] == "p5")
-    sampled.loc[flip, "correct"] = True  # a sampled answer differs from the greedy one
-    spec_b = records(model="m [few_shot=2]", run="b", spec="few_shot=2").assign(correct=False)
-    seed1 = records(model="m-s1", run="s1", seed=1.0).assign(correct=True)
+    sampled.loc[flip, "exact_match"] = True  # a sampled answer differs from the greedy one
+    spec_b = records(model="m [few_shot=2]", run="b", spec="few_shot=2").assign(exact_match=False)
+    seed1 = records(model="m-s1", run="s1", seed=1.0).assign(exact_match=True)
     return pd.concat([greedy, extra, sampled, spec_b, seed1], ignore_index=True)
 
 

@@ -58,7 +58,7 @@ def test_lm_eval_results_json_reads_with_lm_evals_own_code(results, zoo):
         d = json.loads(open(path).read())
         assert {"results", "configs", "versions", "n-shot", "higher_is_better", "n-samples",
                 "config", "group_subtasks", "date"} <= set(d)
-        em = greedy.loc[greedy["budget"] == b, "correct"].to_numpy(dtype=float)
+        em = greedy.loc[greedy["budget"] == b, "exact_match"].to_numpy(dtype=float)
         got = d["results"][key]
         assert got["exact_match,none"] == pytest.approx(em.mean())
         assert got["exact_match_stderr,none"] == pytest.approx(em.std(ddof=1) / np.sqrt(em.size))
@@ -92,7 +92,7 @@ def test_tidy_table_csv_and_parquet_hold_one_row_per_metric_with_its_ci(results,
     assert sorted(greedy["budget"]) == list(BUDGETS) and set(greedy["metric"]) == {"exact_match"}
     df = _scores(results)
     for b in BUDGETS:
-        want = df[(df["temperature"] == 0) & (df["budget"] == b)]["correct"].mean()
+        want = df[(df["temperature"] == 0) & (df["budget"] == b)]["exact_match"].mean()
         assert greedy.loc[greedy["budget"] == b, "value"].item() == pytest.approx(want)
     sampled = pq[pq["n"] == 3]
     assert set(sampled["metric"]) == {"exact_match", "pass@2", "maj@2", "pass@3", "maj@3"}

@@ -119,7 +119,7 @@ def test_scoring_a_run_with_a_huge_exponent_finishes():
 
         rows = pd.DataFrame([SampleRecord(**base).to_json()])
         scores = score_records(rows, "number")
-        return scores["pred"].tolist(), scores["correct"].tolist()
+        return scores["pred"].tolist(), scores["exact_match"].tolist()
 
     assert _within(HANG_S, score) == (["1e100000000"], [False])
 
@@ -161,7 +161,7 @@ def test_majority_voting_in_analyze_survives_numbers_over_the_digit_limit():
 
     def run():
         scores = synthetic_scores(n_problems=8, n_samples=3)
-        wrong = scores.index[~scores["correct"]]
+        wrong = scores.index[~scores["exact_match"]]
         scores.loc[wrong[::2], "pred"] = "1e5000"
         scores.loc[wrong[1::2], "pred"] = "\\frac{" + "7" * 5000 + "}{3}"
         return len(analyze(scores, n_boot=20).budgets)
@@ -468,7 +468,7 @@ def test_zoo_answers_that_are_not_an_integer_are_no_answer_not_another_number(na
                        "reference": ["0", "3", "3"], "finish_reason": ["stop"] * 3})
     s = score_records(df, task.answer_type, pattern=task.answer_regex)
     assert s["no_answer"].tolist() == [True, True, False]
-    assert s["correct"].tolist() == [False, False, True]
+    assert s["exact_match"].tolist() == [False, False, True]
 
 
 @pytest.mark.parametrize("name", ZOO_TASKS)
@@ -528,12 +528,12 @@ def test_a_grading_timeout_is_counted_beside_accuracy_and_decided_on_a_rescore(m
     monkeypatch.setattr(mathverify, "_workers", threading.local())
     monkeypatch.setattr(mathverify, "_MV_CACHE", type(mathverify._MV_CACHE)())
     starved = score_records(rows, "math")
-    assert starved["correct"].tolist() == [False, True]  # "7" = "7" needs no math-verify
+    assert starved["exact_match"].tolist() == [False, True]  # "7" = "7" needs no math-verify
     assert starved["grade_timeout"].tolist() == [True, False]
     assert starved["no_answer"].tolist() == [False, False]
 
     monkeypatch.undo()
     monkeypatch.setattr(mathverify, "_workers", threading.local())
     quiet = score_records(rows, "math")
-    assert quiet["correct"].tolist() == [True, True]
+    assert quiet["exact_match"].tolist() == [True, True]
     assert quiet["grade_timeout"].tolist() == [False, False]

@@ -324,7 +324,7 @@ def test_exact_match_equals_lm_eval_strict_match_per_problem_on_every_kind_of_co
                        "reference": [p.reference for p in docs],
                        "finish_reason": ["stop"] * len(texts)})
     scores = score_records(df, t.answer_type, pattern=t.answer_regex, exact_match=t.exact_match)
-    ours = scores["correct"].astype(float).tolist()
+    ours = scores["exact_match"].astype(float).tolist()
     differ = [(k, d.reference, x, a, b) for k, d, x, a, b
               in zip(kinds, docs, texts, ours, theirs, strict=True) if a != b]
     assert not differ, differ[:5]
@@ -363,7 +363,7 @@ def test_the_scorer_reads_lm_evals_grading_from_the_runs_spec(tmp_path, gsm8k_fi
 
     scores = pd.read_parquet(score_run(run))
     want = lb.lmeval_exact_match("gsm8k", t.problems, texts, data_files=gsm8k_files)
-    assert scores["correct"].astype(float).tolist() == want == [0.0, 1.0, 0.0]
+    assert scores["exact_match"].astype(float).tolist() == want == [0.0, 1.0, 0.0]
 
 
 def test_the_data_hash_of_an_lm_eval_task_is_its_documents_not_their_paths(gsm8k_files,

@@ -245,14 +245,14 @@ def test_accuracy_vs_budget_lines_and_fit(analysis):
     fig = plot_accuracy_vs_budget(bud, fits, task=FAKE_TASK, family="arith")
     (ax,) = _check_labelled(fig)
     assert "arith" in fig.get_suptitle() and FAKE_TASK in fig.get_suptitle()
-    assert "budget" in ax.get_xlabel() and "accuracy" in ax.get_ylabel()
+    assert "budget" in ax.get_xlabel() and "exact match" in ax.get_ylabel()
     # T = 0 has its own tick next to the log2-spaced positive budgets
     labels = [t.get_text() for t in ax.get_xticklabels()]
     assert labels == [f"{b:g}" for b in FAKE_BUDGETS]
     for model in FAKE_MODELS:
         (data,) = [ln for ln in _data_lines(ax, f"{model} (") if ", n=" not in ln.get_label()]
         g = bud[bud["model"] == model].sort_values("budget")
-        np.testing.assert_allclose(data.get_ydata(), g["accuracy"])
+        np.testing.assert_allclose(data.get_ydata(), g["exact_match"])
     ok = fits[fits["status"] == "ok"]
     fit_lines = [ln for ln in ax.get_lines() if "pts/doubling" in ln.get_label()]
     assert len(fit_lines) == len(ok) >= 2
@@ -324,7 +324,7 @@ def test_emergence_panel_reports_sharpness(analysis):
     assert f"{100 * share['em']:.0f}% of rise" in legend
     assert "predicted" in legend  # the (per-token accuracy)^L overlay
     (pred,) = [ln for ln in em_ax.get_lines() if ln.get_label().startswith("predicted")]
-    np.testing.assert_allclose(pred.get_ydata(), em.sort_values("params")["pred_em_ref"])
+    np.testing.assert_allclose(pred.get_ydata(), em.sort_values("params")["pred_exact_match_ref"])
     tok_legend = tok_ax.get_legend().get_texts()[0].get_text()
     assert f"{100 * share['ref_token_acc']:.0f}% of rise" in tok_legend
 
@@ -339,7 +339,7 @@ def test_flops_frontier_draws_the_pareto_front(analysis):
     (step,) = _data_lines(ax, "Pareto")
     front = comp[comp["on_frontier"]].sort_values("flops")
     np.testing.assert_allclose(step.get_xdata()[:-1], front["flops"])
-    np.testing.assert_allclose(step.get_ydata()[:-1], front["accuracy"])
+    np.testing.assert_allclose(step.get_ydata()[:-1], front["maj_at_n"])
     labels = [t.get_text() for t in ax.texts]
     assert labels and all(any(m in t for m in FAKE_MODELS) and "T=" in t for t in labels)
     # every model appears in the legend with its size
@@ -390,7 +390,7 @@ def _three_seed_emergence(analysis):
     for _, r in analysis.emergence.iterrows():
         for s, shift in enumerate((0.0, -0.2, 0.15)):
             rows.append({**r.to_dict(), "model": f"{r['model']}-s{s}", "model_seed": s,
-                         "em": float(np.clip(r["em"] + shift, 0, 1))})
+                         "exact_match": float(np.clip(r["exact_match"] + shift, 0, 1))})
     return pd.DataFrame(rows)
 
 
@@ -404,7 +404,7 @@ def test_emergence_lines_join_per_size_seed_means_not_checkpoints(analysis):
     x = np.asarray(obs.get_xdata(), float)
     # one vertex per size, in size order: never a zigzag across the seeds of one size
     assert len(x) == len(FAKE_MODELS) and np.all(np.diff(x) > 0)
-    means = em.groupby("params")["em"].mean().sort_index()
+    means = em.groupby("params")["exact_match"].mean().sort_index()
     np.testing.assert_allclose(x, means.index)
     np.testing.assert_allclose(obs.get_ydata(), means.to_numpy())
     # every checkpoint is still a dot; the legend and title say how seeds are treated
@@ -481,11 +481,11 @@ def _zoo_compute(analysis):
     full = pd.concat(rows).assign(problem_set="all 24 problems", problems=24)
     sub = full[full["model"].str.endswith("-s0")].assign(
         problem_set="12 of 24 problems (difficulty 1–2)", problems=12,
-        accuracy=lambda d: np.clip(d["accuracy"] + 0.1, 0, 1))
+        maj_at_n=lambda d: np.clip(d["maj_at_n"] + 0.1, 0, 1))
     comp = pd.concat([full, sub], ignore_index=True).assign(flops_rule=RULE_ATTENTION)
     for _, idx in comp.groupby("problem_set").groups.items():
         comp.loc[idx, "on_frontier"] = pareto_frontier(comp.loc[idx, "flops"],
-                                                       comp.loc[idx, "accuracy"])
+                                                       comp.loc[idx, "maj_at_n"])
     return comp
 
 
@@ -628,7 +628,7 @@ def test_a_figure_registered_through_the_registry_alone_is_drawn_saved_and_clean
 
     def toy(view):
         fig, ax = plt.subplots()
-        ax.plot(view.budgets["budget"], view.budgets["accuracy"])
+        ax.plot(view.budgets["budget"], view.budgets["exact_match"])
         return [FigureSpec(slug("toy_accuracy", view.task), "toy_accuracy", view.task,
                            view.family, "a toy", fig)]
 

@@ -80,8 +80,8 @@ def run_e2e(model: str, engine: str, results: Path) -> None:
     scores = pd.read_parquet(run / "scores.parquet")
     assert len(scores) == len(rows)
     assert set(scores["budget"]) == set(BUDGETS)
-    assert scores["correct"].notna().all()
-    assert scores["correct"].mean() <= 0.2  # the arithmetic zoo does not solve GSM8K
+    assert scores["exact_match"].notna().all()
+    assert scores["exact_match"].mean() <= 0.2  # the arithmetic zoo does not solve GSM8K
 
     # -- analysis, figures, report, all from results/ alone ----------------------------------
     invoke("analyze", "--results", str(results))

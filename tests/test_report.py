@@ -125,7 +125,7 @@ def test_report_tables_match_the_analysis(report):
     assert len(acc) - 1 == 2 * len(FAKE_MODELS)  # a greedy and a sampled curve per model
     b = an.budgets.set_index(["model", "budget"])
     cell = next(r for r in acc if r[0] == "arith-h128")[-1]  # largest model, largest budget
-    assert cell.startswith(f"{100 * b.loc[('arith-h128', 128), 'accuracy']:.1f} [")
+    assert cell.startswith(f"{100 * b.loc[('arith-h128', 128), 'exact_match']:.1f} [")
 
     em = _html_table(page, "Emergence — arith family")
     assert [r[0] for r in em[1:]] == list(FAKE_MODELS)

@@ -100,9 +100,9 @@ def test_a_task_answer_regex_reaches_the_scorer(tmp_path):
     ev(tmp_path / "plain", "--task", "add5", "--limit", "20", "--budgets", "128")
     with_regex = load_scores(tmp_path)
     plain = load_scores(tmp_path / "plain")
-    assert plain["correct"].mean() > 0.9
+    assert plain["exact_match"].mean() > 0.9
     assert with_regex["pred"].str.len().max() == 1  # only the first digit was extracted
-    assert with_regex["correct"].mean() == 0.0
+    assert with_regex["exact_match"].mean() == 0.0
 
 
 def test_a_task_regex_that_never_matches_gives_no_answer_unless_the_task_opts_into_fallback(
@@ -130,8 +130,8 @@ def test_a_task_regex_that_never_matches_gives_no_answer_unless_the_task_opts_in
         ev(tmp_path / name, "--task", str(task_file), "--limit", "20", "--budgets", "128")
     assert ids[0] != ids[1]  # the opt-in changes scoring, so it is part of the run id
     strict, fallback = load_scores(tmp_path / "add5_x"), load_scores(tmp_path / "add5_x_fallback")
-    assert strict["no_answer"].all() and strict["correct"].mean() == 0.0
-    assert fallback["correct"].mean() > 0.9 and not fallback["no_answer"].any()
+    assert strict["no_answer"].all() and strict["exact_match"].mean() == 0.0
+    assert fallback["exact_match"].mean() > 0.9 and not fallback["no_answer"].any()
 
 
 def test_two_specs_of_one_model_and_task_are_never_pooled(tmp_path):
@@ -158,7 +158,7 @@ def test_a_budget_past_the_context_errors_alone(tmp_path):
     ev(tmp_path / "ok", "--task", "add_sweep", "--limit", "40", "--budgets", "0,8,16,32")
     s, ok = load_scores(tmp_path), load_scores(tmp_path / "ok")
     for b in (0, 8, 16, 32):
-        assert s[s.budget == b]["correct"].mean() == ok[ok.budget == b]["correct"].mean()
+        assert s[s.budget == b]["exact_match"].mean() == ok[ok.budget == b]["exact_match"].mean()
         assert not s[s.budget == b]["error"].any()
     assert s[s.budget == 600]["error"].all()
     res = ev(tmp_path / "huge", "--task", "add_sweep", "--limit", "4", "--budgets", "9000000",

@@ -165,7 +165,7 @@ def records(rng) -> pd.DataFrame:
                             "problem_id": f"add5-{p}", "sample": s, "budget": b,
                             # solved when the gold trace's per-token loss is low enough:
                             # exact match rises with N and D
-                            "extensions": 0, "correct": bool(per_token < 0.6), "pred": "1",
+                            "extensions": 0, "exact_match": bool(per_token < 0.6), "pred": "1",
                             "gold_token_acc": math.exp(-per_token),
                             "prompt_tokens": 10, "generated_tokens": 20,
                             "params": N[i], "family": "zoo/arith" + tag,

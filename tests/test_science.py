@@ -29,7 +29,7 @@ def _records(log2_n, logit_err, *, seeds=3, problems=300, length=20, l_eff=8.0,
             em = rng.random(problems) < p**l_eff
             rows.append(pd.DataFrame({
                 "model": f"m{x:g}-s{s}", "size": f"m{x:g}", "model_seed": s, "params": 2.0**x,
-                "problem_id": [f"p{i}" for i in range(problems)], "correct": em,
+                "problem_id": [f"p{i}" for i in range(problems)], "exact_match": em,
                 "gold_info_acc": hits / length, "gold_info_len": float(length),
             }))
     return pd.concat(rows, ignore_index=True)
@@ -37,7 +37,7 @@ def _records(log2_n, logit_err, *, seeds=3, problems=300, length=20, l_eff=8.0,
 
 def _schaeffer(records, n_boot=300):
     fc = emergence_tests.family_curves(records, "gold_info_acc", "gold_info_len", n_boot=n_boot)
-    return emergence_tests.schaeffer_test(fc.design, fc.curves["em"], fc.curves["token_acc"],
+    return emergence_tests.schaeffer_test(fc.design, fc.curves["exact_match"], fc.curves["token_acc"],
                                   fc.tokens_per_size, n_problems=fc.n_problems)
 
 
@@ -150,12 +150,12 @@ def test_smooth_trend_with_huge_seed_spread_is_too_imprecise_to_call_metric_indu
     res = _schaeffer(_records(LOG2_N, lambda x: 1.0 - 0.7 * (x - 12), seed_sd=1.5, rng_seed=3))
     assert res.verdict != "metric-induced", res.reason
     t = res.table
-    assert ((t["em_lo"] >= 0) & (t["em_hi"] <= 1)).all()  # share CIs stay inside [0, 1]
+    assert ((t["exact_match_lo"] >= 0) & (t["exact_match_hi"] <= 1)).all()  # share CIs stay inside [0, 1]
 
 
 def test_verdict_sentence_carries_the_verdict_and_its_numbers():
     res = _schaeffer(_records(LOG2_N, lambda x: 1.0 - 0.7 * (x - 12)))
-    fc_em = res.table["em"].to_numpy()
+    fc_em = res.table["exact_match"].to_numpy()
     sh = emergence_tests.monotone_sharpness(LOG2_N, fc_em)
     s = emergence_tests.verdict_sentence("add5", "zoo", res, sh)
     assert s.startswith("add5 (zoo): exact match's sharpness is")
@@ -255,7 +255,7 @@ def test_log_budget_fit_on_a_flat_window_is_no_fit():
     from evalharness.analysis import fit_log_budget
 
     flat = pd.DataFrame({"problem_id": np.repeat(np.arange(4), 3), "budget": [16, 32, 64] * 4,
-                         "correct": np.repeat([1.0, 0.0, 1.0, 0.0], 3)})
+                         "exact_match": np.repeat([1.0, 0.0, 1.0, 0.0], 3)})
     fit = fit_log_budget(flat, n_boot=50)
     # the plateau rule cuts a flat curve to its first budget: a reason, never b = 0
     assert fit.status == "no fit: only 1 unsaturated budgets (need 3)" and np.isnan(fit.b)
@@ -286,7 +286,7 @@ def synthetic_scores(sizes=5, seeds=3, problems=120, seed=0) -> pd.DataFrame:
                     "model_seed": float(s),
                     "family": "zoo", "params": 2.0**log2_n, "task": "add_sweep", "budget": t,
                     "extensions": 0, "problem_id": [f"p{j}" for j in range(problems)],
-                    "sample": 0, "correct": solved & fits, "temperature": 0.0,
+                    "sample": 0, "exact_match": solved & fits, "temperature": 0.0,
                     "difficulty": d.astype(float), "gold_info_acc": hits / 20,
                     "gold_info_len": 20.0, "natural_thinking_tokens": np.where(fits, natural,
                                                                                np.nan),
@@ -316,10 +316,10 @@ def test_analyze_writes_the_seed_schaeffer_and_log_t_tables(seeded):
                  "logt_bucket_fits", "logt_tests", "logt_models", "logt_residuals"):
         assert not getattr(an, name).empty, name
         assert (root / "analysis" / f"{name}.csv").exists()
-    em = an.seed_curves[an.seed_curves["metric"] == "em"]
+    em = an.seed_curves[an.seed_curves["metric"] == "exact_match"]
     assert len(em) == 5 and (em["n_seeds"] == 3).all()
     assert (em["ci_lo"] <= em["mean"]).all() and (em["mean"] <= em["ci_hi"]).all()
-    assert len(an.seed_points[an.seed_points["metric"] == "em"]) == 15
+    assert len(an.seed_points[an.seed_points["metric"] == "exact_match"]) == 15
     assert an.verdicts["token_metric"].tolist() == ["gold_info_acc"]
     assert (an.sharpness["sharpness"].dropna() <= 1).all()
 
@@ -392,8 +392,8 @@ def test_report_prints_no_fit_with_its_reason_for_flat_pass_at_k():
 
 def _emergence_of(records: pd.DataFrame) -> pd.DataFrame:
     """The analysis emergence table (one row per checkpoint) of `_records` rows."""
-    g = records.assign(em=records["correct"].astype(float)).groupby("model", sort=False)
-    out = g.agg(size=("size", "first"), params=("params", "first"), em=("em", "mean"),
+    g = records.assign(exact_match=records["exact_match"].astype(float)).groupby("model", sort=False)
+    out = g.agg(size=("size", "first"), params=("params", "first"), em=("exact_match", "mean"),
                 gold_info_acc=("gold_info_acc", "mean")).reset_index()
     return out.assign(family="f", task="t", log2_params=np.log2(out["params"]))
 
@@ -404,7 +404,7 @@ def test_sharpness_table_has_a_ci_over_seeds_and_problems():
     smooth = lambda x: 1.0 - 0.9 * (x - 12)  # noqa: E731
     rec = _records(LOG2_N, smooth, problems=200).assign(family="f", task="t")
     sh = sharpness_table(_emergence_of(rec), rec, n_boot=200)
-    em = sh[sh["metric"] == "em"].iloc[0]
+    em = sh[sh["metric"] == "exact_match"].iloc[0]
     assert em["status"] == "ok" and em["sharpness_ci_boot"] >= 150
     assert em["sharpness_lo"] <= em["sharpness"] <= em["sharpness_hi"]
     assert 0 <= em["sharpness_lo"] < em["sharpness_hi"] <= 1
@@ -412,7 +412,7 @@ def test_sharpness_table_has_a_ci_over_seeds_and_problems():
     # fewer problems and one seed per size: a wider interval that says what it resamples
     few = _records(LOG2_N, smooth, problems=25, seeds=1, rng_seed=1).assign(family="f", task="t")
     r = sharpness_table(_emergence_of(few), few, n_boot=200)
-    r = r[r["metric"] == "em"].iloc[0]
+    r = r[r["metric"] == "exact_match"].iloc[0]
     assert r["sharpness_ci_resamples"] == "problems only (one seed per size)"
     assert r["sharpness_hi"] - r["sharpness_lo"] > em["sharpness_hi"] - em["sharpness_lo"]
     # without records (an old caller) the table still builds, with no CI
@@ -436,7 +436,7 @@ def test_emergence_span_is_not_opened_by_one_weak_checkpoint():
     # one seed per size; the size just before the jump is a weak checkpoint (0.1 after 0.3):
     # the narrowest (below 20%, above 80%) pair would be 2^15 -> 2^16, one doubling
     em = pd.DataFrame({"model": [f"m{i}" for i in range(5)], "size": [f"m{i}" for i in range(5)],
-                       "log2_params": [13.0, 14, 15, 16, 17], "em": [0.05, 0.3, 0.1, 0.85, 0.9],
+                       "log2_params": [13.0, 14, 15, 16, 17], "exact_match": [0.05, 0.3, 0.1, 0.85, 0.9],
                        "ref_token_acc": [0.5, 0.6, 0.65, 0.8, 0.85]}).assign(family="f", task="t")
     sp = span_table(em.assign(params=2.0 ** em["log2_params"]))
     row = sp[sp["metric"] == "ref_token_acc"].iloc[0]
@@ -447,9 +447,9 @@ def test_emergence_span_is_not_opened_by_one_weak_checkpoint():
     for _, r in em.iterrows():
         for s, d in enumerate((-0.05, 0.0, 0.05)):
             rows.append({**r.to_dict(), "model": f"{r['model']}-s{s}",
-                         "em": float(np.clip(r["em"] + d, 0, 1))})
+                         "exact_match": float(np.clip(r["exact_match"] + d, 0, 1))})
     seeded = pd.DataFrame(rows)
-    seeded.loc[seeded["model"] == "m3-s0", "em"] = 0.0  # one weak checkpoint at 2^16
+    seeded.loc[seeded["model"] == "m3-s0", "exact_match"] = 0.0  # one weak checkpoint at 2^16
     sp = span_table(seeded.assign(params=2.0 ** seeded["log2_params"]))
     row = sp[sp["metric"] == "ref_token_acc"].iloc[0]
     # mean at 2^16 = (0 + 0.85 + 0.9) / 3 = 0.58: the climb ends at 2^17, not 2^16
@@ -467,13 +467,13 @@ def test_the_report_shows_the_sharpness_ci_and_what_it_resamples():
     rec = _records(LOG2_N, smooth, problems=200).assign(family="f", task="t")
     emergence = _emergence_of(rec)
     sh = sharpness_table(emergence, rec, n_boot=100)
-    for col in ("budget", "n_samples", "em", "pred_em_ref", "ref_token_acc", "ref_logprob_sum",
+    for col in ("budget", "n_samples", "exact_match", "pred_exact_match_ref", "ref_token_acc", "ref_logprob_sum",
                 "ref_logprob_mean", "edit_distance"):
         if col not in emergence:
             emergence[col] = 128 if col in ("budget", "n_samples") else np.nan
     an = SimpleNamespace(emergence=emergence, sharpness=sh, rules={"sharpness": "rule"})
     (table,) = [t for t in emergence_views(an, "t") if "sharpness" in t.caption]
-    em = sh[sh["metric"] == "em"].iloc[0]
+    em = sh[sh["metric"] == "exact_match"].iloc[0]
     row = next(r for r in table.rows if r[0] == "exact match")
     assert table.columns[2] == "95% CI"
     assert row[2] == f"[{100 * em['sharpness_lo']:.0f}%, {100 * em['sharpness_hi']:.0f}%]"

@@ -43,7 +43,7 @@ def test_multiple_choice_acc_is_argmax_of_prompt_option_logprobs_like_lm_eval():
 def test_brier_is_nan_only_without_options_and_a_letter_reference_grades_a_letter_answer():
     df = pd.DataFrame([_rows(answer="The answer is (B).", reference="B")])
     s = score_records(df, "choice")
-    assert s["pred"][0] == "B" and bool(s["correct"][0])
+    assert s["pred"][0] == "B" and bool(s["exact_match"][0])
     assert np.isnan(s["brier"][0]) and np.isnan(s["acc"][0])
 
 
@@ -57,14 +57,14 @@ def test_error_records_are_flagged_and_not_counted_as_missing_answers():
     assert s["finish_reason"].tolist() == ["error: prompt too long (600 > 512)", "length", "stop"]
     assert s["error"].tolist() == [True, False, False]
     assert s["no_answer"].tolist() == [False, True, False]
-    assert s["correct"].tolist() == [False, False, True]
+    assert s["exact_match"].tolist() == [False, False, True]
 
 
 def test_registry_defines_every_score_column_once_and_marks_emergence_metrics():
     assert SCORE_COLUMNS[-len(COLUMNS):] == list(COLUMNS)
     assert len(set(SCORE_COLUMNS)) == len(SCORE_COLUMNS)
     assert {"ref_token_acc", "edit_distance", "gold_token_acc"} <= set(EMERGENCE_COLUMNS)
-    assert "correct" not in EMERGENCE_COLUMNS
+    assert "exact_match" not in EMERGENCE_COLUMNS
 
 
 def test_a_choice_answer_given_as_the_option_text_counts_as_that_option():
@@ -73,4 +73,4 @@ def test_a_choice_answer_given_as_the_option_text_counts_as_that_option():
     options = {"q1": ["58047", "58146", "58147", "57147"], "q2": ["13", "14", "15", "16"]}
     s = score_records(df, "choice", options=options)
     assert s["pred"].tolist() == ["C", None]
-    assert s["correct"].tolist() == [True, False]
+    assert s["exact_match"].tolist() == [True, False]

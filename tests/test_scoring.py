@@ -275,7 +275,7 @@ def test_score_records_computes_every_column_by_hand():
     assert list(scores.columns) == SCORE_COLUMNS
     first, second, third = (scores.iloc[i] for i in range(3))
 
-    assert first["pred"] == "12" and bool(first["correct"])
+    assert first["pred"] == "12" and bool(first["exact_match"])
     assert first["ref_len"] == 2
     assert first["ref_logprob_sum"] == pytest.approx(-1.5)
     assert first["ref_logprob_mean"] == pytest.approx(-0.75)
@@ -285,11 +285,11 @@ def test_score_records_computes_every_column_by_hand():
     assert first["answer_logprob_mean"] == pytest.approx(-0.2)
     assert np.isnan(first["brier"]) and np.isnan(first["gold_token_acc"])
 
-    assert second["pred"] is None and not bool(second["correct"])
+    assert second["pred"] is None and not bool(second["exact_match"])
     assert second["edit_distance"] == 2 and np.isnan(second["answer_logprob_mean"])
     assert np.isnan(second["natural_thinking_tokens"]) and bool(second["cut"])
 
-    assert third["pred"] == "13" and not bool(third["correct"])
+    assert third["pred"] == "13" and not bool(third["exact_match"])
     assert third["edit_distance"] == 1  # [6, 8] -> [6, 7]
     assert third["gold_think_acc"] == pytest.approx(0.75)
     assert third["gold_answer_acc"] == pytest.approx(0.5)
@@ -308,7 +308,7 @@ def test_score_records_brier_for_multiple_choice():
         ]
     )
     scores = score_records(rows, "choice")
-    assert scores["correct"].tolist() == [True, False, False]
+    assert scores["exact_match"].tolist() == [True, False, False]
     assert scores["brier"].iloc[0] == pytest.approx(0.3**2 + 0.2**2 + 0.1**2)
     assert scores["brier"].iloc[1] == pytest.approx(0.7**2 + 0.2**2 + 0.9**2)
     assert np.isnan(scores["brier"].iloc[2])

@@ -62,7 +62,7 @@ def points(rng, checkpoints=CHECKPOINTS, seeds=2, same=None) -> pd.DataFrame:
                     "problem_id": [f"p{i}" for i in range(PROBLEMS)], "model": ck.split("@")[0],
                     "checkpoint": ck, "seed": float(s), "config": f"{ck} T={t} n=1 greedy",
                     "budget": t, "n": 1, "decoding": "greedy", "params": n, "tokens": d,
-                    "train_flops": 6 * n * d, "acc": y, "flops": 2 * n * t}))
+                    "train_flops": 6 * n * d, "maj_at_n": y, "flops": 2 * n * t}))
     return pd.concat(rows, ignore_index=True)
 
 
@@ -207,7 +207,7 @@ def score_rows() -> pd.DataFrame:
                                 "model": f"zoo/arith-h{h}-s{seed}{tag}"
                                 + (f" [{spec}]" if spec else ""),
                                 "task": "add5", "problem_id": f"add5-{p}", "sample": s,
-                                "budget": 32, "extensions": 0, "correct": right,
+                                "budget": 32, "extensions": 0, "exact_match": right,
                                 "pred": str(s if not right else 1), "prompt_tokens": 10,
                                 "generated_tokens": 20, "params": n,
                                 "family": "zoo/arith" + tag, "size": size,
@@ -255,10 +255,10 @@ def test_a_mixed_results_table_never_pools_decodings_specs_or_problem_sets(mixed
     # every measured configuration keeps its own accuracy: greedy 3/4 or 1, sampled 0, the
     # other spec 1/2
     main = grid[grid["family"] == "zoo/arith"]
-    assert set(main.loc[main["decoding"] == "greedy", "accuracy"]) == {0.75, 1.0}
-    assert set(main.loc[main["decoding"] != "greedy", "accuracy"]) == {0.0}
+    assert set(main.loc[main["decoding"] == "greedy", "maj_at_n"]) == {0.75, 1.0}
+    assert set(main.loc[main["decoding"] != "greedy", "maj_at_n"]) == {0.0}
     other = grid[grid["family"] != "zoo/arith"]
-    assert set(other["accuracy"]) == {0.5}
+    assert set(other["maj_at_n"]) == {0.5}
     # greedy and sampled runs saw different problems: one block each, each stating its set
     sets = set(ans.loc[ans["family"] == "zoo/arith", "problem_set"])
     assert sets == {"all 40 problems", "20 of 40 problems"}

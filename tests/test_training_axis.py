@@ -33,10 +33,10 @@ def test_every_checkpoint_is_read_at_one_budget_and_greedy(frame):
 
 def test_seed_means_per_size_and_token_level_with_intervals(tables):
     points, curves = tables
-    main = curves[(curves["family"] == "zoo/arith") & (curves["metric"] == "em")]
+    main = curves[(curves["family"] == "zoo/arith") & (curves["metric"] == "exact_match")]
     assert len(main) == SIZES.size * TOKENS.size
     assert (main["n_seeds"] == SEEDS).all()
-    pts = points[(points["family"] == "zoo/arith") & (points["metric"] == "em")]
+    pts = points[(points["family"] == "zoo/arith") & (points["metric"] == "exact_match")]
     # the curve is the mean of its seeds' checkpoints
     one = main.sort_values(["params", "train_tokens"]).iloc[-1]
     seeds = pts[(pts["size"] == one["size"]) & np.isclose(pts["train_tokens"], one["train_tokens"])]
@@ -81,7 +81,7 @@ def test_plots_and_report_refuse_an_unknown_x_axis(tmp_path, command):
 
 def test_sharpness_is_read_along_training_and_across_sizes_with_intervals(frame):
     *_, sharp = training_tables(frame, n_boot=200)
-    main = sharp[(sharp["family"] == "zoo/arith") & (sharp["metric"] == "em")]
+    main = sharp[(sharp["family"] == "zoo/arith") & (sharp["metric"] == "exact_match")]
     along = main[main["axis"] == "train_flops"]
     across = main[main["axis"] == "params"]
     assert len(along) == SIZES.size and len(across) == TOKENS.size

@@ -33,7 +33,7 @@ def results(tmp_path_factory):
 def test_exact_match_rises_with_thinking_budget_over_a_decade(results):
     _, scores = results
     df = scores[scores["task"] == "add_sweep"]
-    em = df.groupby("budget")["correct"].mean()
+    em = df.groupby("budget")["exact_match"].mean()
     print("EM vs T (arith-h128-s0, add_sweep):", em.round(3).to_dict())
     assert em[128] - em[8] > 0.5
     steps = np.diff(em.loc[[8, 16, 32, 64, 128]].to_numpy())
@@ -48,10 +48,10 @@ def test_every_seed_of_every_size_is_scored_and_the_seed_tables_follow_the_recor
         f"zoo/arith-{s}": 3 for s in sizes}
     assert add5["gold_info_acc"].notna().all() and add5["scratch_edit_distance"].notna().all()
     an = analyze(scores)
-    curves = an.seed_curves[(an.seed_curves["task"] == "add5") & (an.seed_curves["metric"] == "em")]
+    curves = an.seed_curves[(an.seed_curves["task"] == "add5") & (an.seed_curves["metric"] == "exact_match")]
     assert len(curves) == len(sizes) and (curves["n_seeds"] == 3).all()
     # the seed mean is the mean of the per-seed exact matches, each computed from the records
-    per_seed = add5.groupby(["size", "model_seed"])["correct"].mean().groupby("size").mean()
+    per_seed = add5.groupby(["size", "model_seed"])["exact_match"].mean().groupby("size").mean()
     got = curves.set_index("size")["mean"]
     assert np.allclose(got.loc[per_seed.index], per_seed.to_numpy(), atol=1e-9)
     assert (curves["ci_lo"] <= curves["mean"] + 1e-12).all()

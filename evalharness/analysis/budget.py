@@ -108,7 +108,7 @@ def fit_log_budget(
     are percentiles over `n_boot` resamples of problems; the rule for which budgets count as
     unsaturated is in the result's `rule`.
     """
-    matrix = per_problem.groupby(["problem_id", "budget"])["correct"].mean().unstack("budget")
+    matrix = per_problem.groupby(["problem_id", "budget"])["exact_match"].mean().unstack("budget")
     values = matrix.to_numpy(dtype=float)
     point = np.nanmean(values, axis=0)
     reps = bootstrap_means(values, n_boot, seed)
@@ -124,7 +124,7 @@ def fit_log_budget(
 def thinking_stats(df: pd.DataFrame) -> pd.DataFrame:
     g = df.groupby(POINT, sort=True, observed=True)
     stats = g.agg(
-        n_samples=("correct", "size"),
+        n_samples=("exact_match", "size"),
         think_mean=("thinking_tokens", "mean"),
         cut_rate=("cut", "mean"),
         tokens_mean=("tokens", "mean"),
@@ -151,7 +151,7 @@ def logt_tables(pp: pd.DataFrame, df: pd.DataFrame, n_boot: int, alpha: float,
     buckets_rows, fit_rows, test_rows, model_rows, resid_rows = [], [], [], [], []
     for key, cur in pp[pp["model"].isin(greedy)].groupby(CURVE, sort=True, observed=True):
         ident = dict(zip(CURVE, key, strict=True))
-        wide = cur.pivot_table(index="problem_id", columns="budget", values="acc")
+        wide = cur.pivot_table(index="problem_id", columns="budget", values="exact_match")
         budgets = wide.columns.to_numpy(dtype=float)
         if (budgets > 0).sum() < MIN_POINTS:
             continue
@@ -184,7 +184,7 @@ def logt_tables(pp: pd.DataFrame, df: pd.DataFrame, n_boot: int, alpha: float,
             acc_b = np.nanmean(sub, axis=0)
             for t, a in zip(budgets, acc_b, strict=True):
                 buckets_rows.append({**ident, "bucket": b, "bucket_source": source,
-                                     "budget": t, "accuracy": a, "n_problems": len(sub)})
+                                     "budget": t, "exact_match": a, "n_problems": len(sub)})
             pos = budgets > 0
             step = monotone_sharpness(np.log2(budgets[pos]), acc_b[pos], sigmoid=False)
             row = {**ident, "bucket": b, "bucket_source": source, "n_problems": len(sub),

@@ -373,7 +373,7 @@ def paired_blocks(points: pd.DataFrame) -> list[Block]:
         slot = sub.groupby("model")["seed"].transform(lambda x: pd.factorize(x, sort=True)[0])
         acc = np.full((int(slot.max()) + 1, len(ids), len(meta)), np.nan)
         flops = np.full_like(acc, np.nan)
-        acc[slot.to_numpy(), row, col] = sub["acc"].to_numpy(float)
+        acc[slot.to_numpy(), row, col] = sub["maj_at_n"].to_numpy(float)
         flops[slot.to_numpy(), row, col] = sub["flops"].to_numpy(float)
         blocks.append(Block(ids, meta, acc, flops, meta["model"].to_numpy(),
                             describe_ids(ids, every, difficulty)))
@@ -454,7 +454,7 @@ def cheapest_configs(
             row.update(status="ok", model=uniq[win], config=meta["config"].iloc[ci],
                        runs=meta["runs"].iloc[ci] if "runs" in meta else None,
                        budget=meta["budget"].iloc[ci], n=int(meta["n"].iloc[ci]),
-                       flops=best[0, win], accuracy=acc_b[0, ci], seeds=seeds,
+                       flops=best[0, win], maj_at_n=acc_b[0, ci], seeds=seeds,
                        seed_accuracies=spread)
             winners = np.argmin(best[1:], axis=1)
             none = ~np.isfinite(best[1:].min(axis=1))

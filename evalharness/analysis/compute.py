@@ -70,7 +70,7 @@ def compute_table(pp: pd.DataFrame, ks: list[int], thinking: pd.DataFrame,
                     rows.append({
                         **dict(zip(POINT, key, strict=True)), "n": k, **where,
                         "params": params, "flops": per_sample * k, "flops_2n": simple * k,
-                        "flops_rule": rule, "accuracy": row[f"maj@{k}"],
+                        "flops_rule": rule, "maj_at_n": row[f"maj@{k}"],
                         "pass_at_n": row[f"pass@{k}"], "best_of_n": row[f"bok@{k}"],
                     })
     out = pd.DataFrame(rows)
@@ -79,7 +79,7 @@ def compute_table(pp: pd.DataFrame, ks: list[int], thinking: pd.DataFrame,
     out["on_frontier"] = False
     for _, idx in out.groupby(["task", "problem_set"]).groups.items():
         out.loc[idx, "on_frontier"] = pareto_frontier(
-            out.loc[idx, "flops"], out.loc[idx, "accuracy"]
+            out.loc[idx, "flops"], out.loc[idx, "maj_at_n"]
         )
     return out
 
@@ -96,7 +96,7 @@ def _exchange_cells(pp: pd.DataFrame, df: pd.DataFrame, ks: list[int]) -> list[t
     out = []
     greedy = pp[pp["greedy"].astype(bool)]
     for (family, task), g in greedy.groupby(["family", "task"], sort=True):
-        cells = g.assign(level=g["budget"].astype(float), y=g["acc"])
+        cells = g.assign(level=g["budget"].astype(float), y=g["exact_match"])
         out.append((family, task, "budget", "", cells))
     sampled = pp[~pp["greedy"].astype(bool)]
     for (family, task, budget, temp), g in sampled.groupby(
@@ -174,7 +174,7 @@ def _buy_points(pp: pd.DataFrame, df: pd.DataFrame, ks: list[int]) -> pd.DataFra
             "seed": g["model"].map(meta["seed"]).to_numpy(float),
             "config": (ckpt + " T=" + g["budget"].astype(str) + ext + f" n={k} "
                        + g["model"].map(meta["decoding"])).to_numpy(),
-            "budget": g["budget"].to_numpy(), "n": k, "acc": g[col].to_numpy(float),
+            "budget": g["budget"].to_numpy(), "n": k, "maj_at_n": g[col].to_numpy(float),
             "flops": g["flops"].to_numpy(float) * k, "difficulty": np.nan,
             "run_id": g["model"].map(meta["runs"]).to_numpy(),
             "params": g["model"].map(meta["params"]).to_numpy(float),

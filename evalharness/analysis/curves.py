@@ -14,7 +14,7 @@ from evalharness.stats import bootstrap_means, column_intervals
 def curve_tables(pp: pd.DataFrame, ks: list[int], n_boot: int, alpha: float, seed: int | None):
     """Accuracy / coverage tables and fits for every curve, from one resample set per curve."""
     budget_rows, coverage_rows, fit_rows, cov_fit_rows = [], [], [], []
-    metric_cols = ["acc"] + [f"{m}@{k}" for k in ks for m in ("pass", "maj", "bok")]
+    metric_cols = ["exact_match"] + [f"{m}@{k}" for k in ks for m in ("pass", "maj", "bok")]
     for curve_key, cur in pp.groupby(CURVE, sort=True, observed=True):
         ident = dict(zip(CURVE, curve_key, strict=True))
         wide = cur.set_index(["problem_id", "budget"])[metric_cols].unstack("budget")
@@ -27,16 +27,16 @@ def curve_tables(pp: pd.DataFrame, ks: list[int], n_boot: int, alpha: float, see
         budgets = np.sort(cur["budget"].unique())
         n_problems = int(cur["problem_id"].nunique())
         for b in budgets:
-            i = col[("acc", b)]
+            i = col[("exact_match", b)]
             nb = int(cur.loc[cur["budget"] == b, "problem_id"].nunique())
             budget_rows.append(
                 {
                     **ident,
                     "budget": b,
                     "n_problems": nb,
-                    "accuracy": point[i],
-                    "acc_lo": lo[i],
-                    "acc_hi": hi[i],
+                    "exact_match": point[i],
+                    "exact_match_lo": lo[i],
+                    "exact_match_hi": hi[i],
                 }
             )
             k_here = [k for k in ks if (f"pass@{k}", b) in col]
@@ -49,7 +49,7 @@ def curve_tables(pp: pd.DataFrame, ks: list[int], n_boot: int, alpha: float, see
             pass_idx = [col[(f"pass@{k}", b)] for k in k_here]
             cov = fit_coverage_from(np.asarray(k_here), point[pass_idx], reps[:, pass_idx], alpha)
             cov_fit_rows.append({**ident, "budget": b, **flatten(cov)})
-        acc_idx = [col[("acc", b)] for b in budgets]
+        acc_idx = [col[("exact_match", b)] for b in budgets]
         # the fit compares budgets, so it reads only the problems every budget saw
         common = ~np.isnan(values[:, acc_idx]).any(axis=1)
         f_point, f_reps = point[acc_idx], reps[:, acc_idx]

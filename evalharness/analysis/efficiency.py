@@ -48,7 +48,7 @@ METRICS = {
     "t_stable": "mean T*_stable: the smallest budget from which every larger budget is "
                 "correct (units correct at the largest budget)",
     "natural_correct": "share of units whose natural answer (thinking ended by itself) is "
-                       "correct",
+                       "correct (exact match)",
     "censored": "share of units whose thinking did not end (by its end marker) within the "
                 "largest budget (L_nat > T_max: not in the L_nat-based metrics)",
     "overthinking_tokens": "mean L_nat - N*_stable over units solved at their natural end "
@@ -95,7 +95,7 @@ def unit_needs(df: pd.DataFrame) -> pd.DataFrame:
     """One row per (model, task, extensions, problem, sample): the grid it was swept on and
     its budget needs (see the module docstring). `df`: prepared score rows."""
     keys = CURVE + ["problem_id", "sample"]
-    d = df[keys + ["budget", "correct", "thinking_tokens", "natural_thinking_tokens"]]
+    d = df[keys + ["budget", "exact_match", "thinking_tokens", "natural_thinking_tokens"]]
     gid = d.groupby(keys, sort=True, observed=True, dropna=False).ngroup().to_numpy()
     budget = d["budget"].to_numpy(float)
     order = np.lexsort((budget, gid))
@@ -105,7 +105,7 @@ def unit_needs(df: pd.DataFrame) -> pd.DataFrame:
     uid = np.cumsum(new) - 1
     rank = np.arange(u.size) - start[uid]
     count = np.diff(np.append(start, u.size))
-    correct = d["correct"].to_numpy(bool)
+    correct = d["exact_match"].to_numpy(bool)
     used = d["thinking_tokens"].to_numpy(float)
     nat = pd.to_numeric(d["natural_thinking_tokens"], errors="coerce").to_numpy(float)
     big = np.iinfo(np.int64).max
@@ -157,8 +157,8 @@ def _rescued(df: pd.DataFrame, units: pd.DataFrame) -> np.ndarray:
         return out
     key = ["model", "task", "problem_id", "sample"]
     base = units.loc[units["extensions"] == 0, key + ["natural_tokens"]]
-    m = ext[key + ["budget", "correct"]].merge(base, on=key, how="inner")
-    hit = m[m["correct"].astype(bool) & (m["budget"] > m["natural_tokens"])]
+    m = ext[key + ["budget", "exact_match"]].merge(base, on=key, how="inner")
+    hit = m[m["exact_match"].astype(bool) & (m["budget"] > m["natural_tokens"])]
     rescued = set(map(tuple, hit[key].itertuples(index=False)))
     have = set(ext["model"])
     idx = units.index[(units["extensions"] == 0) & units["model"].isin(have)]
@@ -321,7 +321,7 @@ def oracle_choice(acc: np.ndarray, kind: str) -> np.ndarray:
 def _matrices(rows: pd.DataFrame, budgets: list[float]):
     """Per problem (sorted ids): accuracy and thinking tokens at each budget, averaged over
     samples; the problems' first-budget answer log p (mean over samples)."""
-    acc = rows.pivot_table(index="problem_id", columns="budget", values="correct",
+    acc = rows.pivot_table(index="problem_id", columns="budget", values="exact_match",
                            aggfunc="mean", observed=True)[budgets]
     tok = rows.pivot_table(index="problem_id", columns="budget", values="thinking_tokens",
                            aggfunc="mean", observed=True)[budgets]
@@ -392,7 +392,7 @@ def allocation_tables(df: pd.DataFrame, units: pd.DataFrame, n_boot: int, alpha:
 
 def _point(a: np.ndarray, t: np.ndarray, alpha: float) -> dict:
     (alo, tlo), (ahi, thi) = column_intervals(np.column_stack([a[1:], t[1:]]), alpha)
-    return {"accuracy": a[0], "acc_lo": alo, "acc_hi": ahi, "tokens": t[0], "tokens_lo": tlo,
+    return {"exact_match": a[0], "exact_match_lo": alo, "exact_match_hi": ahi, "tokens": t[0], "tokens_lo": tlo,
             "tokens_hi": thi}
 
 
@@ -402,9 +402,9 @@ def _headline(ua, ut, pa, pt, t_best: float, alpha: float) -> dict:
         ratio = ut / pt
     dlo, dhi = percentile_interval(diff[1:], alpha)
     rlo, rhi = percentile_interval(ratio[1:], alpha)
-    row = {"uniform_budget": t_best, "uniform_accuracy": ua[0], "uniform_tokens": ut[0],
-           "predicted_accuracy": pa[0], "predicted_tokens": pt[0], "acc_diff": diff[0],
-           "acc_diff_lo": dlo, "acc_diff_hi": dhi, "token_ratio": ratio[0], "ratio_lo": rlo,
+    row = {"uniform_budget": t_best, "uniform_exact_match": ua[0], "uniform_tokens": ut[0],
+           "predicted_exact_match": pa[0], "predicted_tokens": pt[0], "exact_match_diff": diff[0],
+           "exact_match_diff_lo": dlo, "exact_match_diff_hi": dhi, "token_ratio": ratio[0], "ratio_lo": rlo,
            "ratio_hi": rhi}
     if not math.isfinite(ratio[0]) or ut[0] <= 0:
         row["status"] = "not identifiable: the uniform best budget spends no thinking tokens"
@@ -500,7 +500,7 @@ def seq_vs_par(pp: pd.DataFrame, ks: list[int], df: pd.DataFrame, n_boot: int, a
             continue
         before = len(rows)
         sp = pp[pp["model"].isin(set(seq["model"])) & (pp["task"] == task)]
-        seq_acc = sp.pivot_table(index="problem_id", columns="budget", values="acc")
+        seq_acc = sp.pivot_table(index="problem_id", columns="budget", values="exact_match")
         seq_fl = sp.pivot_table(index="problem_id", columns="budget", values="flops")
         runs = g.groupby("model")["run_id"].agg(lambda r: ";".join(sorted(set(map(str, r)))))
         diff = g.groupby("problem_id")["difficulty"].first()

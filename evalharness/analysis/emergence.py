@@ -37,7 +37,7 @@ def emergence_metrics() -> tuple[str, ...]:
     """The metrics with a sharpness row: exact match, the registry's sharpness columns
     (scoring.columns, in registry order), and the derived predictions."""
     named = tuple(n for n, e in emergence_columns().items() if e.sharpness)
-    return ("em", "ref_exact", *named, "pred_em_ref", "pred_em_gold")
+    return ("exact_match", "ref_exact", *named, "pred_exact_match_ref", "pred_exact_match_gold")
 
 
 def span_metrics() -> tuple[str, ...]:
@@ -168,9 +168,9 @@ def emergence_table(scores: pd.DataFrame) -> pd.DataFrame:
 
     Means are over records (one per problem x sample). ``ref_exact`` is the share of records
     whose every reference token is the argmax under teacher forcing. Predicted EMs assume
-    independent tokens: ``pred_em_ref`` = p^L with p the token-pooled reference accuracy and
-    L the mean reference length; ``pred_em_gold`` the same over all gold tokens (thinking +
-    answer) and ``pred_em_gold_answer`` over the gold answer tokens only.
+    independent tokens: ``pred_exact_match_ref`` = p^L with p the token-pooled reference accuracy and
+    L the mean reference length; ``pred_exact_match_gold`` the same over all gold tokens (thinking +
+    answer) and ``pred_exact_match_gold_answer`` over the gold answer tokens only.
     """
     return emergence_rows(prepare(scores))
 
@@ -233,8 +233,8 @@ def emergence_rows(df: pd.DataFrame) -> pd.DataFrame:
         model_seed=("model_seed", "first"),
         budget=("budget", "first"),
         n_problems=("problem_id", "nunique"),
-        n_samples=("correct", "size"),
-        em=("correct", "mean"),
+        n_samples=("exact_match", "size"),
+        exact_match=("exact_match", "mean"),
         ref_exact=("ref_exact", "mean"),
         **per_size,
         _ref_hits=("_ref_hits", "sum"),
@@ -251,11 +251,11 @@ def emergence_rows(df: pd.DataFrame) -> pd.DataFrame:
         p_ref = out.pop("_ref_hits") / out.pop("_ref_tokens")
         p_gold = out.pop("_gold_hits") / out.pop("_gold_tokens")
         p_ans = out.pop("_gold_ans_hits") / out.pop("_gold_ans_tokens")
-        out["pred_em_ref"] = p_ref ** out["ref_len"]
-        out["pred_em_gold"] = p_gold ** (out["gold_answer_len"] + out["gold_think_len"])
-        out["pred_em_gold_answer"] = p_ans ** out["gold_answer_len"]
+        out["pred_exact_match_ref"] = p_ref ** out["ref_len"]
+        out["pred_exact_match_gold"] = p_gold ** (out["gold_answer_len"] + out["gold_think_len"])
+        out["pred_exact_match_gold_answer"] = p_ans ** out["gold_answer_len"]
         out.insert(4, "log2_params", np.log2(out["params"]))
-    for name in ("pred_em_gold", "pred_em_gold_answer"):
+    for name in ("pred_exact_match_gold", "pred_exact_match_gold_answer"):
         out.loc[out["gold_n"] == 0, name] = np.nan
     return out.sort_values(["family", "task", "params"]).reset_index(drop=True)
 
@@ -265,7 +265,7 @@ def _size_replicates(rec: pd.DataFrame, metrics: list[str], n_boot: int, alpha: 
     """Joint bootstrap replicates (problems once for all sizes, seeds within a size) of the
     per-size mean of each record metric of one (family, task): metric -> n_boot x sizes, the
     sizes in `design` order (by params)."""
-    rec = rec.assign(em=rec["correct"].astype(float))
+    rec = rec.assign(exact_match=rec["exact_match"].astype(float))
     if "ref_token_acc" in rec:
         rec = rec.assign(ref_exact=(rec["ref_token_acc"] == 1).astype(float))
     ckpt = rec.groupby("model", sort=False).agg(size=("size", "first"), params=("params", "mean"))
@@ -367,7 +367,7 @@ def span_table(emergence: pd.DataFrame, lo: float = 0.2, hi: float = 0.8) -> pd.
         for metric in span_metrics():
             if metric not in fam or fam[metric].notna().sum() < 2:
                 continue
-            span = emergence_span(fam["log2_params"], fam["em"], fam[metric], lo, hi)
+            span = emergence_span(fam["log2_params"], fam["exact_match"], fam[metric], lo, hi)
             if span is None:
                 continue
             k = seeds[(seeds.index >= span.lo_log2_params) & (seeds.index <= span.hi_log2_params)]
@@ -420,7 +420,7 @@ def seed_tables(df: pd.DataFrame, n_boot: int, alpha: float, seed: int | None):
         fc = family_curves(g, acc, length, extras, n_boot, alpha, seed)
         d = fc.design
         ident = {"family": family, "task": task}
-        names = {"em": "em", "token_acc": fc.metric}
+        names = {"exact_match": "exact_match", "token_acc": fc.metric}
         for key, c in fc.curves.items():
             if key == "token_acc" and metric is None:
                 continue
@@ -437,20 +437,20 @@ def seed_tables(df: pd.DataFrame, n_boot: int, alpha: float, seed: int | None):
                                "size": d.sizes[d.size_of[j]], "model_seed": seeds.get(model),
                                "params": 2.0 ** d.log2_params[d.size_of[j]],
                                "value": c.per_seed[j]})
-        res = schaeffer_test(d, fc.curves["em"], fc.curves["token_acc"],
+        res = schaeffer_test(d, fc.curves["exact_match"], fc.curves["token_acc"],
                                      fc.tokens_per_size, alpha, fc.metric if metric else "",
                                      fc.n_problems)
         if metric is None:
             res = SchaefferResult("undetermined", "no per-token accuracy of the gold "
                                           "target or answer in the scores", res.table)
-        sharp = monotone_sharpness(d.log2_params, fc.curves["em"].mean)
+        sharp = monotone_sharpness(d.log2_params, fc.curves["exact_match"].mean)
         summary = {"l_eff": res.l_eff, "l_eff_lo": res.l_eff_lo, "l_eff_hi": res.l_eff_hi,
                    "token_slope": res.slope, "token_slope_lo": res.slope_lo,
                    "token_slope_hi": res.slope_hi, "token_metric": res.metric}
         tests.append(res.table.assign(**ident, **summary, verdict=res.verdict))
         verdicts.append({**ident, "verdict": res.verdict, "reason": res.reason,
                          "sentence": verdict_sentence(task, str(family), res, sharp),
-                         "em_sharpness": sharp.value, "em_sharpness_fit": sharp.fit or
+                         "exact_match_sharpness": sharp.value, "exact_match_sharpness_fit": sharp.fit or
                          sharp.status, "n_sizes": len(d.sizes),
                          "max_seeds": int(d.n_seeds.max()), **summary})
 

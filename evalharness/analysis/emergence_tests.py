@@ -390,7 +390,7 @@ def schaeffer_test(
     has_err = (1 - acc.mean) > floor  # sizes with at least one token error
     a_bonf = alpha / max(n, 1)
     table = pd.DataFrame({"size": design.sizes, "log2_params": x, "params": 2.0**x,
-                          "em": em.mean, "em_lo": em.ci_lo, "em_hi": em.ci_hi,
+                          "exact_match": em.mean, "exact_match_lo": em.ci_lo, "exact_match_hi": em.ci_hi,
                           "token_error": 1 - acc.mean, "has_token_errors": has_err})
 
     def undetermined(why: str) -> SchaefferResult:
@@ -514,7 +514,7 @@ def verdict_sentence(task: str, family: str, res: SchaefferResult, sharp: Sharpn
 class FamilyCurves:
     design: SeedDesign
     models: tuple[str, ...]  # checkpoint per row of the matrices
-    curves: dict[str, SizeCurve]  # "em", "token_acc" (token-pooled), "token_logprob", ...
+    curves: dict[str, SizeCurve]  # "exact_match", "token_acc" (token-pooled), "token_logprob", ...
     tokens_per_size: np.ndarray  # informative tokens scored per size (full data)
     metric: str  # the per-token accuracy column used
     n_problems: int
@@ -541,8 +541,8 @@ def family_curves(
     size_index = {s: i for i, s in enumerate(sizes.index)}
     design = design_from(sizes.index, np.log2(sizes.to_numpy(float)),
                          ckpt.loc[order, "size"].map(size_index).to_numpy())
-    cols = ["correct", "_hits", len_col, "_one", *extra_means]
-    g = df.assign(correct=df["correct"].astype(float)).groupby(["model", "problem_id"])[cols]
+    cols = ["exact_match", "_hits", len_col, "_one", *extra_means]
+    g = df.assign(exact_match=df["exact_match"].astype(float)).groupby(["model", "problem_id"])[cols]
     mean = g.mean()
     problems = mean.index.get_level_values("problem_id").unique()
 
@@ -552,12 +552,12 @@ def family_curves(
 
     present = np.isfinite(mat("_one")).astype(float)
     wp, ws = size_seed_weights(design, len(problems), n_boot, seed)
-    curves = {"em": size_curve(design, mat("correct"), present, wp, ws, alpha)}
+    curves = {"exact_match": size_curve(design, mat("exact_match"), present, wp, ws, alpha)}
     hits, toks = mat("_hits"), mat(len_col)
     curves["token_acc"] = size_curve(design, hits, np.where(np.isfinite(hits), toks, 0), wp, ws,
                                      alpha)
     # both are shares: mean ± t·SE over 3 seeds can leave [0, 1]; the interval is clipped to it
-    for key in ("em", "token_acc"):
+    for key in ("exact_match", "token_acc"):
         c = curves[key]
         curves[key] = dataclasses.replace(c, ci_lo=np.clip(c.ci_lo, 0, 1), ci_hi=np.clip(c.ci_hi, 0, 1))
     for c in extra_means:

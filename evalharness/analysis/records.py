@@ -35,7 +35,7 @@ def k_grid(n: int) -> list[int]:
 
 
 _NEEDED = POINT + [
-    "problem_id", "sample", "pred", "correct", "thinking_tokens", "cut", "prompt_tokens",
+    "problem_id", "sample", "pred", "exact_match", "thinking_tokens", "cut", "prompt_tokens",
     "generated_tokens", "ref_len", "ref_token_acc", "ref_logprob_mean", "ref_logprob_sum",
     "ref_prob", "edit_distance", "answer_logprob_mean", "gold_think_acc", "gold_answer_acc",
     "gold_token_acc", "gold_answer_logprob", "gold_answer_len", "gold_think_len",
@@ -71,7 +71,7 @@ def prepare(scores: pd.DataFrame) -> pd.DataFrame:
     df["family"] = df["family"].astype(str) + np.where(spec != "", " [" + spec + "]", "")
     df["params"] = pd.to_numeric(df["params"], errors="coerce").astype(float)
     df["extensions"] = df["extensions"].fillna(0).astype(np.int64)
-    df["correct"] = df["correct"].astype(bool)
+    df["exact_match"] = df["exact_match"].astype(bool)
     df["tokens"] = df["prompt_tokens"].astype(float) + df["generated_tokens"].astype(float)
     # A greedy sweep and a best-of-N run of one model are different curves, never pooled into
     # one point: sampled runs are labelled by their sampling settings.
@@ -113,7 +113,7 @@ def vote_classes(df: pd.DataFrame) -> np.ndarray:
         dtype=object,
     )[inverse.reshape(-1)]
     codes, _ = pd.factorize(canon)
-    return np.where(df["correct"].to_numpy(), 0, np.where(codes < 0, -1, codes + 1))
+    return np.where(df["exact_match"].to_numpy(), 0, np.where(codes < 0, -1, codes + 1))
 
 
 def majority_columns(gid: np.ndarray, votes: np.ndarray, n: np.ndarray, ks: list[int]):
@@ -182,8 +182,8 @@ def per_problem_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, list[int]]:
     first = np.unique(gid, return_index=True)[1]
     out = df.iloc[first][keys].reset_index(drop=True)
     n = np.bincount(gid)
-    c = np.bincount(gid, weights=df["correct"].to_numpy(dtype=float))
-    out["n"], out["c"], out["acc"] = n, c, c / n
+    c = np.bincount(gid, weights=df["exact_match"].to_numpy(dtype=float))
+    out["n"], out["c"], out["exact_match"] = n, c, c / n
     out["tokens"] = np.bincount(gid, weights=df["tokens"].to_numpy()) / n
     if "flops" in df:  # mean inference FLOPs of one sample of this problem
         out["flops"] = np.bincount(gid, weights=df["flops"].to_numpy(dtype=float)) / n
@@ -191,7 +191,7 @@ def per_problem_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, list[int]]:
     pk = pass_at_k(n[:, None], c[:, None], np.asarray(ks)[None, :])  # NaN where k > n
     maj = majority_columns(gid, vote_classes(df), n, ks)
     bok = best_of_columns(
-        gid, df["answer_logprob_mean"].to_numpy(dtype=float), df["correct"].to_numpy(), n, ks
+        gid, df["answer_logprob_mean"].to_numpy(dtype=float), df["exact_match"].to_numpy(), n, ks
     )
     cols = {}
     for j, k in enumerate(ks):

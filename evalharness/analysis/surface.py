@@ -134,7 +134,7 @@ def surface_table(pp: pd.DataFrame, df: pd.DataFrame, n_boot: int = 1000,
     pp = pp[pp["extensions"] == pp.groupby("model")["extensions"].transform("min")]
     rows = []
     for (family, task), g in pp.groupby(["family", "task"], sort=True):
-        res = fit_surface3(g.assign(level=g["budget"].astype(float), y=g["acc"],
+        res = fit_surface3(g.assign(level=g["budget"].astype(float), y=g["exact_match"],
                                     tokens=g["d_tokens"]), n_boot, alpha, seed)
         runs = ";".join(sorted({r for s in g["run_id"] for r in s.split(";")}))
         rows.append({"family": family, "task": task, **res, "problems": res["n_problems"],

@@ -145,7 +145,7 @@ def _block_rows(block: Block, attrs: pd.DataFrame, targets: Sequence[float],
             win = int(np.argmin(total[0]))
             a = at.iloc[int(arg[0, win])]
             wins = np.argmin(total[1:], axis=1)
-            row.update(status="ok", **_config_fields(a), accuracy=float(acc_b[0, arg[0, win]]),
+            row.update(status="ok", **_config_fields(a), maj_at_n=float(acc_b[0, arg[0, win]]),
                        inference_flops=float(best[0, win]), cost=float(total[0, win]),
                        flip_rate=float(np.mean((wins != win)
                                                | ~np.isfinite(total[1:].min(axis=1)))))
@@ -242,7 +242,7 @@ def grid_rows(points: pd.DataFrame) -> pd.DataFrame:
         g = g[g["problem_id"].isin(common)]
         if g.empty:
             continue
-        per_seed = g.groupby(["config", "seed"], dropna=False)["acc"].mean()
+        per_seed = g.groupby(["config", "seed"], dropna=False)["maj_at_n"].mean()
         acc = per_seed.groupby("config").mean()
         runs = ({"runs": ("run_id", lambda r: ";".join(sorted({x for s in r
                                                                for x in str(s).split(";")})))}
@@ -250,7 +250,7 @@ def grid_rows(points: pd.DataFrame) -> pd.DataFrame:
         a = g.groupby("config").agg(
             params=("params", "first"), tokens=("tokens", "mean"), budget=("budget", "first"),
             n=("n", "first"), seeds=("seed", "nunique"), **runs)
-        rows.append(a.assign(accuracy=acc, decoding=dec, problems=len(common)).reset_index())
+        rows.append(a.assign(maj_at_n=acc, decoding=dec, problems=len(common)).reset_index())
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 
 

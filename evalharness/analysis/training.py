@@ -118,8 +118,8 @@ def training_tables(df: pd.DataFrame, n_boot: int = 1000, alpha: float = 0.05,
         if g["train_tokens"].nunique() < 2:
             continue
         metric = _token_metric(g)
-        g = g.assign(em=g["correct"].astype(float))
-        cols = ["em"] + ([metric] if metric else [])
+        g = g.assign(exact_match=g["exact_match"].astype(float))
+        cols = ["exact_match"] + ([metric] if metric else [])
         ckpt = g.groupby("model", sort=True).agg(
             size=("law_size", "first"), model_seed=("model_seed", "first"),
             params=("params", "first"), train_tokens=("train_tokens", "first"),
@@ -143,7 +143,7 @@ def training_tables(df: pd.DataFrame, n_boot: int = 1000, alpha: float = 0.05,
             with np.errstate(invalid="ignore", divide="ignore"):
                 point = val.sum(1) / have.sum(1)
                 reps = (wp @ val.T) / (wp @ have.T)  # B x checkpoints
-            name = "em" if m == "em" else m
+            name = "exact_match" if m == "exact_match" else m
             for i, model in enumerate(ckpt.index):
                 r = ckpt.loc[model]
                 pts.append({"family": family, "task": task, "metric": name, "model": model,

@@ -62,12 +62,12 @@ def plot_accuracy_vs_budget(
             x = bax.x(g["budget"])
             sampled = bool(split_model(m)[1])
             (h,) = ax.plot(
-                x, g["accuracy"], marker="s" if sampled else "o", ms=4, lw=1.1 if sampled else 1.6,
+                x, g["exact_match"], marker="s" if sampled else "o", ms=4, lw=1.1 if sampled else 1.6,
                 color=colors[m], label=model_label(m, params),
             )
             handles.append(h)
-            if {"acc_lo", "acc_hi"} <= set(g.columns):
-                ax.fill_between(x, g["acc_lo"], g["acc_hi"], color=colors[m], alpha=0.14, lw=0)
+            if {"exact_match_lo", "exact_match_hi"} <= set(g.columns):
+                ax.fill_between(x, g["exact_match_lo"], g["exact_match_hi"], color=colors[m], alpha=0.14, lw=0)
             fit = _fit_row(fits, m)
             why = _no_fit_reason(fits, m) if fit is None else None
             if why:
@@ -82,7 +82,7 @@ def plot_accuracy_vs_budget(
                     )
                     handles.append(h)
         bax.apply(ax)
-        ax.set_ylabel("accuracy (exact match, share of problems)")
+        ax.set_ylabel("exact match (share of problems)")
         ax.set_ylim(-0.02, 1.02)
         fig.suptitle(figure_title("Accuracy vs thinking budget", family, task))
         ax.legend(

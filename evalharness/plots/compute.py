@@ -142,14 +142,14 @@ def plot_flops_frontier(
                         g = g[g["n"] == nval]
                     if g.empty:
                         continue
-                    ax.scatter(g["flops"], g["accuracy"], color=size_color[split_model(m)[0]],
+                    ax.scatter(g["flops"], g["maj_at_n"], color=size_color[split_model(m)[0]],
                                marker=markers[nval], s=32, alpha=0.9, edgecolors="white",
                                linewidths=0.5, zorder=2)
             log_x(ax, sci_label, float(fx_all.min()) / 1.4, float(fx_all.max()) * 1.4)
             ax.set_ylim(-0.02, 1.06)
             front = _frontier(pts)
             if not front.empty:
-                fx, fy = front["flops"].to_numpy(float), front["accuracy"].to_numpy(float)
+                fx, fy = front["flops"].to_numpy(float), front["maj_at_n"].to_numpy(float)
                 ax.step(np.r_[fx, float(pts["flops"].max())], np.r_[fy, fy[-1]], where="post",
                         color="crimson", lw=1.6, alpha=0.8, zorder=1, label="Pareto frontier")
                 ax.scatter(fx, fy, s=95, facecolors="none", edgecolors="crimson", lw=1.3,
@@ -163,7 +163,7 @@ def plot_flops_frontier(
             handles += [Line2D([], [], ls="none", marker=markers[nval], color="0.4",
                                label=f"n = {nval:g}") for nval in ns]
         axes[0].set_ylabel(
-            "accuracy (majority vote of n samples)" if len(ns) > 1 else "accuracy (exact match)"
+            "exact match (majority vote of n samples)" if len(ns) > 1 else "exact match"
         )
         only = sets[0][0] if len(sets) == 1 else ""
         extra = f" — on {only}" if only and not only.startswith("all ") else ""
@@ -179,9 +179,9 @@ def _frontier(pts: pd.DataFrame) -> pd.DataFrame:
     if "on_frontier" in pts:
         f = pts[pts["on_frontier"].astype(bool)]
     else:  # compute it: strictly better accuracy than every cheaper point
-        s = pts.sort_values(["flops", "accuracy"], ascending=[True, False])
-        best = s["accuracy"].cummax().shift(fill_value=-math.inf)
-        f = s[s["accuracy"] > best]
+        s = pts.sort_values(["flops", "maj_at_n"], ascending=[True, False])
+        best = s["maj_at_n"].cummax().shift(fill_value=-math.inf)
+        f = s[s["maj_at_n"] > best]
     return f.sort_values("flops")
 
 
@@ -207,7 +207,7 @@ def _label_frontier(ax, front: pd.DataFrame, multi_n: bool) -> None:
     fig.draw_without_rendering()  # run the layout so that pixel positions are (nearly) final
     renderer = fig.canvas.get_renderer()
     box = ax.get_window_extent(renderer)
-    pts = ax.transData.transform(front[["flops", "accuracy"]].to_numpy(float))
+    pts = ax.transData.transform(front[["flops", "maj_at_n"]].to_numpy(float))
     taken = [mpl.transforms.Bbox.from_bounds(x - 5, y - 5, 10, 10) for x, y in pts]
     spots = [((-7, 6), "right", "bottom"), ((7, -6), "left", "top"),
              ((-7, -6), "right", "top"), ((7, 6), "left", "bottom"),
@@ -222,7 +222,7 @@ def _label_frontier(ax, front: pd.DataFrame, multi_n: bool) -> None:
             text += f" n={n0:g}" if n0 == n1 else f" n={n0:g}…{n1:g}"
         for offset, ha, va in spots:
             ann = ax.annotate(
-                text, (r0["flops"], r0["accuracy"]), xytext=offset, textcoords="offset points",
+                text, (r0["flops"], r0["maj_at_n"]), xytext=offset, textcoords="offset points",
                 ha=ha, va=va, fontsize=7.5, color="0.1", zorder=4,
                 bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.8),
             )
@@ -262,7 +262,7 @@ def fit_region(fit: Mapping, points: pd.DataFrame | None = None) -> np.ndarray |
     elif points is not None and not points.empty:
         from evalharness.analysis.buy import plateau_cut
 
-        curves = points.assign(level=points["budget"].astype(float), y=points["accuracy"])
+        curves = points.assign(level=points["budget"].astype(float), y=points["maj_at_n"])
         used = pd.concat([plateau_cut(g) for _, g in curves.groupby("model", sort=True)])
     else:
         return None
@@ -324,7 +324,7 @@ def plot_iso_accuracy(
             cs = ax.contour(2**mx, 2**my, z, levels=list(levels), cmap=cmap, norm=norm,
                             linewidths=1.4)
             ax.clabel(cs, fmt=lambda v: f"{100 * v:.0f}%", fontsize=8)
-        acc = pts["accuracy"].to_numpy(float)
+        acc = pts["maj_at_n"].to_numpy(float)
         sc = ax.scatter(2 ** x[inside], 2 ** y[inside], c=acc[inside], cmap=cmap, norm=norm,
                         s=60, edgecolors="0.2", linewidths=0.6, zorder=3,
                         label="measured, used by the fit")

@@ -42,7 +42,7 @@ def headline_config(analysis, task: str) -> pd.Series | None:
         return None
     params = analysis_params(analysis)
     # a saturated configuration (uniform best >= 98%) leaves little to allocate: shown last
-    h = h.assign(_room=h["uniform_accuracy"] < 0.98,
+    h = h.assign(_room=h["uniform_exact_match"] < 0.98,
                  _g=h["decoding"] == "greedy", _e=-h["extensions"].astype(float),
                  _p=h["model"].map(lambda m: finite_or(params.get(m), -1.0)),
                  _t=h["predictor"].str.startswith("task"))
@@ -95,29 +95,29 @@ def plot_allocation(alloc: pd.DataFrame, *, title: str) -> Figure:
     with mpl.rc_context(STYLE):
         fig, (ax,) = new_figure(6.4, 4.6)
         uni = alloc[alloc["policy"] == "uniform"].sort_values("tokens")
-        ax.errorbar(uni["tokens"], uni["accuracy"],
-                    yerr=[uni["accuracy"] - uni["acc_lo"], uni["acc_hi"] - uni["accuracy"]],
+        ax.errorbar(uni["tokens"], uni["exact_match"],
+                    yerr=[uni["exact_match"] - uni["exact_match_lo"], uni["exact_match_hi"] - uni["exact_match"]],
                     color="0.3", marker="o", ms=4, lw=1.4, capsize=2, label="uniform budget")
         for _, r in uni.iterrows():
-            ax.annotate(r["setting"], (r["tokens"], r["accuracy"]), fontsize=7,
+            ax.annotate(r["setting"], (r["tokens"], r["exact_match"]), fontsize=7,
                         xytext=(3, -9), textcoords="offset points", color="0.4")
         colors = mpl.colormaps["tab10"]
         pred = alloc[alloc["policy"] == "predicted"]
         for j, (name, g) in enumerate(pred.groupby("predictor", sort=True)):
             g = g.sort_values("tokens")
-            ax.errorbar(g["tokens"], g["accuracy"],
-                        yerr=[g["accuracy"] - g["acc_lo"], g["acc_hi"] - g["accuracy"]],
+            ax.errorbar(g["tokens"], g["exact_match"],
+                        yerr=[g["exact_match"] - g["exact_match_lo"], g["exact_match_hi"] - g["exact_match"]],
                         color=colors(j), marker="s", ms=3.5, lw=1.2, capsize=2,
                         label=f"predicted ({name}), cross-fitted")
         for kind, marker in (("oracle_stable", "*"), ("oracle_first", "P")):
             o = alloc[alloc["policy"] == kind]
             if not o.empty:
-                ax.errorbar(o["tokens"], o["accuracy"],
-                            yerr=[o["accuracy"] - o["acc_lo"], o["acc_hi"] - o["accuracy"]],
+                ax.errorbar(o["tokens"], o["exact_match"],
+                            yerr=[o["exact_match"] - o["exact_match_lo"], o["exact_match_hi"] - o["exact_match"]],
                             color="crimson", marker=marker, ms=9, ls="none", capsize=2,
                             label=kind.replace("_", " (T*_") + ")")
         ax.set_xlabel("mean thinking tokens spent per problem")
-        ax.set_ylabel("accuracy")
+        ax.set_ylabel("exact match")
         ax.set_title(title)
         add_legend(ax, loc="lower right")
     return fig

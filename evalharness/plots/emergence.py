@@ -42,10 +42,10 @@ class Panel:
 
 # by key, in figure order; a column naming another key gets a panel of its own after these
 PANELS: dict[str, Panel] = {
-    "em": Panel("Exact match", "exact match (share of samples)", (-0.02, 1.02), (
-        ("em", "observed", "obs"),
-        ("pred_em_ref", "predicted: (per-token acc)^L, answer", "pred"),
-        ("pred_em_gold", "predicted: (per-token acc)^L, gold trace", "pred2"),
+    "exact_match": Panel("Exact match", "exact match (share of samples)", (-0.02, 1.02), (
+        ("exact_match", "observed", "obs"),
+        ("pred_exact_match_ref", "predicted: (per-token acc)^L, answer", "pred"),
+        ("pred_exact_match_gold", "predicted: (per-token acc)^L, gold trace", "pred2"),
     )),
     "token_acc": Panel("Per-token accuracy (teacher-forced)",
                        "per-token accuracy (argmax = reference)"),
@@ -131,7 +131,7 @@ def plot_emergence(
     is in its legend; whether a jump is metric-induced is the Schaeffer test's call.
 
     `emergence`: analysis ``emergence`` rows of one (family, task), one per checkpoint (params,
-    size, em, pred_em_ref, ref_token_acc, ref_logprob_sum, optional gold_* columns, budget).
+    size, em, pred_exact_match_ref, ref_token_acc, ref_logprob_sum, optional gold_* columns, budget).
     `sharpness`: analysis ``sharpness`` rows of the same (family, task), or metric -> share."""
     sh = sharpness_of(sharpness)
     e = emergence[np.isfinite(emergence["params"].astype(float))].sort_values("params")
@@ -167,7 +167,7 @@ def plot_emergence(
                         edgecolors="white",
                         linewidths=0.6,
                         label="dots: checkpoints; lines: seed mean per size"
-                        if multi and col == "em" else None,
+                        if multi and col == "exact_match" else None,
                     )
                     for xi, yi in zip(x, y, strict=True):
                         if math.isfinite(yi) and len(x) <= 6:  # more: crowded; see the ticks
@@ -231,7 +231,7 @@ def plot_seed_emergence(
     drawn.
 
     `seed_curves` / `seed_points` / `schaeffer`: the analysis tables of one (family, task)."""
-    metrics = [m for m in dict.fromkeys(seed_curves["metric"]) if m in ("em",) or
+    metrics = [m for m in dict.fromkeys(seed_curves["metric"]) if m in ("exact_match",) or
                m.endswith("_acc")][:2]
     style = {0: dict(color="0.15"), 1: dict(color="tab:blue")}
     pred = _schaeffer_prediction(schaeffer)
@@ -244,7 +244,7 @@ def plot_seed_emergence(
             c = seed_curves[seed_curves["metric"] == metric].sort_values("params")
             x = c["params"].to_numpy(float)
             several = (seeds.loc[c.index] >= 2).to_numpy() if len(c) else np.zeros(0, bool)
-            label = "exact match" if metric == "em" else f"per-token accuracy ({metric})"
+            label = "exact match" if metric == "exact_match" else f"per-token accuracy ({metric})"
             for ax, err in ((lin, False), (log, True)):
                 def tr(v, err=err):
                     v = np.asarray(v, float)
@@ -268,7 +268,7 @@ def plot_seed_emergence(
                     ax.fill_between(x, np.minimum(lo, hi), np.maximum(lo, hi), alpha=0.15, lw=0,
                                     **style[i])
                     banded = True
-                if metric == "em" and pred is not None:
+                if metric == "exact_match" and pred is not None:
                     ax.plot(pred["params"], tr(pred["em_pred"]), ls="--", color="tab:red",
                             lw=1.3, label="predicted EM = p^L_eff (smooth per-token trend)")
         for ax, ylab in ((lin, "value (share)"), (log, "error = 1 − value (log scale)")):

@@ -94,7 +94,7 @@ def plot_training_emergence(curves: pd.DataFrame, points: pd.DataFrame, axes: tu
     sizes = curves.groupby("size")["params"].first().sort_values()
     colors = model_colors(sizes.to_dict())
     metrics = list(dict.fromkeys(curves["metric"]))
-    styles = {m: ("-" if m == "em" else "--") for m in metrics}
+    styles = {m: ("-" if m == "exact_match" else "--") for m in metrics}
     for ax, axis in zip(axs, axes, strict=True):
         col = X_COLUMN[axis]
         if axis == "params":
@@ -104,7 +104,7 @@ def plot_training_emergence(curves: pd.DataFrame, points: pd.DataFrame, axes: tu
                 for k in lv.index:
                     c = curves[(curves["metric"] == m) & (curves["token_level"] == k)]
                     c = c.sort_values(col)
-                    lab = f"D = {sci_label(lv[k])}" if m == "em" else None
+                    lab = f"D = {sci_label(lv[k])}" if m == "exact_match" else None
                     ax.plot(c[col], c["mean"], styles[m], color=shades[str(k)], lw=1.3,
                             label=lab, marker="o", ms=3)
                     ax.fill_between(c[col], c["ci_lo"], c["ci_hi"], color=shades[str(k)],
@@ -113,7 +113,7 @@ def plot_training_emergence(curves: pd.DataFrame, points: pd.DataFrame, axes: tu
             for m in metrics:
                 for size, n in sizes.items():
                     c = curves[(curves["metric"] == m) & (curves["size"] == size)].sort_values(col)
-                    lab = f"{size} ({format_params(n)})" if m == "em" else None
+                    lab = f"{size} ({format_params(n)})" if m == "exact_match" else None
                     ax.plot(c[col], c["mean"], styles[m], color=colors[size], lw=1.5, label=lab,
                             marker="o", ms=3)
                     ax.fill_between(c[col], c["ci_lo"], c["ci_hi"], color=colors[size],
@@ -127,7 +127,7 @@ def plot_training_emergence(curves: pd.DataFrame, points: pd.DataFrame, axes: tu
         ax.xaxis.set_major_formatter(lambda v, _: sci_label(v))
         ax.set_xlabel(X_LABELS[axis])
         ax.legend(frameon=False, fontsize=7, loc="upper left")
-    axs[0].set_ylabel("exact match (solid) / " + " / ".join(m for m in metrics if m != "em")
+    axs[0].set_ylabel("exact match (solid) / " + " / ".join(m for m in metrics if m != "exact_match")
                       + " (dashed)")
     fig.suptitle(f"Emergence over training — {family} · task {task}")
     return fig

@@ -74,7 +74,7 @@ def _panel(ax, cells: pd.DataFrame, x: str, y: str, xlabel: str, ylabel: str,
            targets: tuple[float, ...]) -> None:
     """Measured accuracies (colour) on log axes and, where a 2 x 2 block of neighbouring
     cells was measured, the contours at the targets (never through unmeasured cells)."""
-    wide = cells.pivot_table(index=y, columns=x, values="accuracy", aggfunc="mean")
+    wide = cells.pivot_table(index=y, columns=x, values="maj_at_n", aggfunc="mean")
     xs, ys = wide.columns.to_numpy(float), wide.index.to_numpy(float)
     X, Y = np.meshgrid(xs, ys)
     Z = np.ma.masked_invalid(wide.to_numpy(float))
@@ -93,7 +93,7 @@ def _panel(ax, cells: pd.DataFrame, x: str, y: str, xlabel: str, ylabel: str,
         (ax.set_xlim if axis is ax.xaxis else ax.set_ylim)(ticks.min() / pad, ticks.max() * pad)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.figure.colorbar(sc, ax=ax, label="accuracy", shrink=0.8)
+    ax.figure.colorbar(sc, ax=ax, label="exact match (majority of n)", shrink=0.8)
 
 
 def contour_panels(grid: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:

@@ -74,8 +74,8 @@ def accuracy_table(an, task: str) -> Table:
         for t in budgets:
             if t in g.index:
                 r = g.loc[t]
-                cells.append(f"{100 * r['accuracy']:.1f} [{100 * r['acc_lo']:.0f}–"
-                             f"{100 * r['acc_hi']:.0f}]")
+                cells.append(f"{100 * r['exact_match']:.1f} [{100 * r['exact_match_lo']:.0f}–"
+                             f"{100 * r['exact_match_hi']:.0f}]")
             else:
                 cells.append("")
         rows.append([m, pl.format_params(params.get(m)), *cells])
@@ -141,7 +141,7 @@ def logt_views(an, task: str) -> list:
         budgets = sorted(bk["budget"].unique())
         rows = []
         for b, g in bk.groupby("bucket", sort=True):
-            acc = g.set_index("budget")["accuracy"]
+            acc = g.set_index("budget")["exact_match"]
             f = bf.loc[b] if b in bf.index else None
             rows.append([b, int(g["n_problems"].iloc[0]),
                          *[fmt_pct(acc.get(t), 0) for t in budgets],

@@ -33,11 +33,11 @@ def frontier_table(an, task: str) -> Table:
     # one frontier per problem set: points are compared only on the problems they share
     rows = [[r["_set"], fmt_flops(r["flops"]), r["model"] + _ext_tag(r),
              pl.format_params(r["params"]), f"{r['budget']:g}", int(r["n"]),
-             fmt_pct(r["accuracy"]), fmt_pct(r.get("pass_at_n"))]
+             fmt_pct(r["maj_at_n"]), fmt_pct(r.get("pass_at_n"))]
             for _, r in f.iterrows()]
     rule = an.rules.get("flops", "") if hasattr(an, "rules") else ""
     return Table(
-        ["problems", "FLOPs / problem", "model", "params", "T", "n", "accuracy", "pass@n"], rows,
+        ["problems", "FLOPs / problem", "model", "params", "T", "n", "exact match (maj@n)", "pass@n"], rows,
         numeric={1, 3, 4, 5, 6, 7}, caption=f"Compute frontier per problem set — task {task}",
         note=f"{rule}." if rule else "",
     )
@@ -92,7 +92,7 @@ def cheapest_table(an, task: str) -> Table:
         seeds = int(r.get("seeds", 0) or 0)
         spread = f"{seeds}: {r['seed_accuracies']}" if seeds > 1 else "1 (no seed spread)"
         rows.append([where, fmt_pct(r["target"], 0), str(r["config"]), spread,
-                     fmt_flops(r["flops"]), fmt_pct(r["accuracy"]), run or "–",
+                     fmt_flops(r["flops"]), fmt_pct(r["maj_at_n"]), run or "–",
                      fmt_ci(r.get("margin"), r.get("margin_lo"), r.get("margin_hi")),
                      fmt_pct(r["flip_rate"], 0)])
     rule = an.rules.get("cheapest", "") if hasattr(an, "rules") else ""

@@ -110,7 +110,7 @@ def allocation_table(an, task: str) -> Table:
             f"T={r['uniform_budget']:g}: {fmt_pct(r['uniform_accuracy'])}, "
             f"{fmt_num(r['uniform_tokens'])} tok",
             f"{fmt_pct(r['predicted_accuracy'])}, {fmt_num(r['predicted_tokens'])} tok",
-            fmt_ci(r["acc_diff"], r["acc_diff_lo"], r["acc_diff_hi"], fmt_pts),
+            fmt_ci(r["exact_match_diff"], r["exact_match_diff_lo"], r["exact_match_diff_hi"], fmt_pts),
             fmt_ci(r["token_ratio"], r["ratio_lo"], r["ratio_hi"], _times),
             int(_num(r["problems"])), r["verdict"],
         ])
@@ -182,7 +182,7 @@ def efficiency_headline(an, task: str) -> list[str]:
         f"{say('falls_with_budget', fmt_pct)} of problems."
     ]
     acc = f"{fmt_pct(pick['uniform_accuracy'])} at T={pick['uniform_budget']:g}"
-    diff = fmt_ci(pick["acc_diff"], pick["acc_diff_lo"], pick["acc_diff_hi"], fmt_pts)
+    diff = fmt_ci(pick["exact_match_diff"], pick["exact_match_diff_lo"], pick["exact_match_diff_hi"], fmt_pts)
     ratio = fmt_ci(pick["token_ratio"], pick["ratio_lo"], pick["ratio_hi"], _times)
     if pick["verdict"] == "does not reach":
         out.append(f"A budget per difficulty bucket ({pick['predictor']}), chosen on the other "

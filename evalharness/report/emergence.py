@@ -15,10 +15,10 @@ from evalharness.scoring.columns import COLUMNS, Emergence, emergence_columns
 
 # analysis-derived metrics; labels of score columns come from the scoring registry
 _DERIVED_NAMES = {
-    "em": "exact match",
+    "exact_match": "exact match",
     "ref_exact": "all reference tokens argmax",
-    "pred_em_ref": "predicted EM, (per-token acc)^L",
-    "pred_em_gold": "predicted EM over gold trace",
+    "pred_exact_match_ref": "predicted EM, (per-token acc)^L",
+    "pred_exact_match_gold": "predicted EM over gold trace",
 }
 
 
@@ -55,11 +55,11 @@ def emergence_views(an, task: str) -> list[Table]:
         rows = []
         for _, r in g.iterrows():
             row = [r["model"], pl.format_params(r["params"]), f"{r['budget']:g}",
-                   int(r["n_samples"]), fmt_pct(r["em"]), fmt_pct(r["pred_em_ref"])]
+                   int(r["n_samples"]), fmt_pct(r["exact_match"]), fmt_pct(r["pred_exact_match_ref"])]
             row += [(fmt_pct if view.report_fmt == "pct" else fmt_num)(r[name])
                     for name, view in shown]
             if gold:
-                row += [fmt_pct(r["pred_em_gold"])]
+                row += [fmt_pct(r["pred_exact_match_gold"])]
             rows.append(row)
         out.append(Table(
             cols, rows, numeric=set(range(1, len(cols))),
@@ -144,7 +144,7 @@ def seed_views(an, task: str) -> list:
                                  an.rules.get("schaeffer", "") if hasattr(an, "rules") else ""))
         metrics = list(dict.fromkeys(g["metric"]))
         wide = {m: g[g["metric"] == m].set_index("size") for m in metrics}
-        em = wide["em"].sort_values("params")
+        em = wide["exact_match"].sort_values("params")
         rows = []
         for size, r in em.iterrows():
             row = [size, pl.format_params(r["params"]), int(r["n_seeds"]), _mean_sd_ci(r),
@@ -169,7 +169,7 @@ def seed_views(an, task: str) -> list:
         t = t.sort_values("params")
         r0 = t.iloc[0]
         srows = [[r["size"], pl.format_params(r["params"]),
-                  fmt_ci(r["em"], r["em_lo"], r["em_hi"]), fmt_num(r["token_error"]),
+                  fmt_ci(r["exact_match"], r["exact_match_lo"], r["exact_match_hi"]), fmt_num(r["token_error"]),
                   fmt_num(r["p_fit"]), fmt_ci(r["em_pred"], r["em_pred_lo"], r["em_pred_hi"]),
                   fmt_ci(r["em_minus_pred"], r["em_minus_pred_lo"], r["em_minus_pred_hi"]),
                   fmt_ci(r["resid"], r["resid_lo"], r["resid_hi"])]

@@ -140,7 +140,7 @@ def _drill_run(run: pd.Series, picks: list[str], scores: pd.DataFrame,
     samples = samples[samples["sample"] < DRILL_SAMPLES]
     keys = ["problem_id", "sample", "budget", "extensions"]
     sc = scores[scores["run_id"] == run["run_id"]][
-        keys + ["pred", "correct", "ref_token_acc", "ref_logprob_sum"]
+        keys + ["pred", "exact_match", "ref_token_acc", "ref_logprob_sum"]
     ]
     samples = samples.assign(problem_id=samples["problem_id"].astype(str))
     sc = sc.assign(problem_id=sc["problem_id"].astype(str))
@@ -155,7 +155,7 @@ def _drill_run(run: pd.Series, picks: list[str], scores: pd.DataFrame,
         marks = " ".join(
             f'<span class="{"ok" if c is True or c == 1 else "bad"}" title="T={t:g}">'
             f"{'✓' if c is True or c == 1 else '✗'}</span>"
-            for t, c in zip(s0["budget"], s0["correct"], strict=True)
+            for t, c in zip(s0["budget"], s0["exact_match"], strict=True)
         )
         prompt = prompts.get((run["task"], pid))
         body = [
@@ -168,7 +168,7 @@ def _drill_run(run: pd.Series, picks: list[str], scores: pd.DataFrame,
         ]
         rows = []
         for _, r in g.iterrows():
-            ok = r["correct"] is True or r["correct"] == 1
+            ok = r["exact_match"] is True or r["exact_match"] == 1
             rows.append(
                 f"<tr><td class=num>{esc(r['sample'])}</td><td class=num>{esc(f'{r.budget:g}')}"
                 f"{esc(_ext_tag(r))}</td><td class=num>{esc(r['thinking_tokens'])}</td>"
@@ -182,7 +182,7 @@ def _drill_run(run: pd.Series, picks: list[str], scores: pd.DataFrame,
         body.append(
             '<div class="tablewrap"><table class="drill"><thead><tr><th class=num>sample</th>'
             "<th class=num>T</th><th class=num>thinking tokens</th><th>thinking ended</th>"
-            "<th>answer (raw)</th><th>extracted</th><th>correct</th>"
+            "<th>answer (raw)</th><th>extracted</th><th>exact match</th>"
             "<th class=num>ref token acc</th><th class=num>log p(ref)</th></tr></thead><tbody>"
             + "".join(rows)
             + "</tbody></table></div>"

@@ -247,7 +247,7 @@ def run_table(results_dir: Path, scores: pd.DataFrame | None = None) -> pd.DataF
             n=int(g["sample"].max() + 1) if len(g) else 0,
             records=len(g), errors=int(g["error"].sum()), no_answer=int(g["no_answer"].sum()),
             grade_timeouts=int(g["grade_timeout"].sum()) if "grade_timeout" in g else 0,
-            exact_match=float(g["correct"].mean()) if len(g) else float("nan"),
+            exact_match=float(g["exact_match"].mean()) if len(g) else float("nan"),
             **state,
         ))
     return pd.DataFrame(rows)

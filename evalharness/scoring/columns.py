@@ -261,7 +261,7 @@ def _no_answer(ctx: _Context) -> np.ndarray:
     return (pd.isna(ctx.out["pred"]).to_numpy() & ~ctx.out["error"].to_numpy(dtype=bool))
 
 
-@column("correct", "exact match", version="2")
+@column("exact_match", "exact match", version="2")
 def _correct(ctx: _Context) -> np.ndarray:
     # grade each distinct (prediction, reference) pair once
     p_codes, p_uniq = pd.factorize(ctx.out["pred"])
