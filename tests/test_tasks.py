@@ -128,6 +128,68 @@ def test_synthetic_references_grade_correct():
             )
 
 
+def test_chat_arith_loads_with_its_generator_and_references():
+    from evalharness import synth
+    from evalharness.analysis.buy import DIFFICULTY
+
+    t = load_task("chat_arith")
+    rows = synth.chat_arith_rows()
+    assert [p.id for p in t.problems] == [r["id"] for r in rows]
+    assert len({p.id for p in t.problems}) == synth.CHAT_ARITH_SIZE
+    assert t.answer_type == "integer" and t.answer_regex and not t.answer_fallback
+    assert t.max_answer_tokens >= 32
+    for p in t.problems:
+        a, sym, b = re.fullmatch(r"What is (\d+) ([+-]) (\d+)\?", p.meta["question"]).groups()
+        assert int(p.reference) == (int(a) + int(b) if sym == "+" else int(a) - int(b)) >= 0
+        assert len(b) == 1 and len(a) == p.meta["digits"]
+        assert p.prompt.startswith(p.meta["question"])
+        # the prompt asks for the `cot` format's end marker, so a natural end is detected
+        assert "Therefore, the final answer is" in p.prompt
+        # the efficiency analysis buckets problems by this difficulty
+        assert DIFFICULTY["chat_arith"](p.id) == p.meta["digits"]
+
+
+def test_chat_arith_file_is_reproducible_from_its_seed(tmp_path):
+    from evalharness import synth
+
+    path = synth.write_chat_arith(tmp_path)
+    assert path.read_bytes() == (REPO / "tasks" / "data" / "chat_arith.jsonl").read_bytes()
+
+
+@pytest.mark.parametrize("answer,want", [
+    # what follows "Therefore, the final answer is" in a record's answer
+    ("42.", "42"), (" 42.\n\n", "42"), ("$42$.", "42"), ("**42**", "42"),
+    ("42, because 40 + 2 = 42.", "42"), ("The answer is 42.", "42"), ("40 + 2 = 42.", "42"),
+    ("8 - 6 = 2", "2"),
+    # no leading number, or one that runs on into an operation: no answer, never the last number
+    ("I cannot tell.", None), ("about 4.5", None), ("4.5", None), ("12 x 3 = 36", None),
+    ("26 + 5 = 8*5 = 40.", None), ("", None),
+])
+def test_chat_arith_regex_is_authoritative(answer, want):
+    sc = scoring()
+    t = load_task("chat_arith", limit=1)
+    assert sc.extract_answer(answer, t.answer_type, t.answer_regex, t.answer_fallback) == want
+
+
+def test_chat_arith_reply_without_an_answer_counts_as_missing_not_wrong_number():
+    import pandas as pd
+
+    from evalharness.scoring import score_records
+
+    t = load_task("chat_arith", limit=1)
+    base = dict(run_id="r", model="m", task="chat_arith", problem_id="add-4+0", sample=0,
+                seed=0, budget=0, extensions=0, thinking_tokens=0,
+                natural_thinking_tokens=None, cut=True, thinking="", answer_ids=[1],
+                answer_logprobs=[-0.1], reference="4", ref_ids=[1], ref_logprobs=[-0.2],
+                ref_hits=[True], prompt_tokens=3, generated_tokens=1, finish_reason="stop",
+                time_s=0.0)
+    df = pd.DataFrame([{**base, "answer": a} for a in ("4.", "The answer is 4.", "It is 4.")])
+    s = score_records(df, t.answer_type, t.answer_regex, fallback=t.answer_fallback)
+    assert s["pred"].tolist()[:2] == ["4", "4"] and s["pred"].isna().tolist()[2]
+    assert s["no_answer"].tolist() == [False, False, True]
+    assert s["correct"].tolist() == [True, True, False]
+
+
 # ---------------------------------------------------------------------------------- real sets
 
 

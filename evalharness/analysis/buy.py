@@ -83,7 +83,7 @@ def register_difficulty(*tasks: str) -> Callable[[DifficultyFn], DifficultyFn]:
     return deco
 
 
-@register_difficulty("add_sweep", "add5", "addition", "mul")
+@register_difficulty("add_sweep", "add5", "addition", "mul", "chat_arith")
 def operand_digits(problem_id: str) -> float:
     """Synthetic arithmetic ids (``add-958+67``): digits of the longer operand."""
     found = _OPERANDS.match(str(problem_id))
