@@ -33,8 +33,6 @@ if TYPE_CHECKING:
 
 TIDY_COLUMNS = ["model", "params", "seed", "task", "budget", "n", "metric", "value", "ci_lo",
                 "ci_hi", "extensions", "run_id"]
-# lm-eval's names for ours: exact match is its `exact_match`; pass@k / maj@k keep their names
-LM_EVAL_METRIC = {"acc": "exact_match"}
 FILTER = "none"  # our answer extraction is the whole pipeline: lm-eval's "no filter" key
 
 
@@ -90,7 +88,7 @@ def _inside(out: Path, path: Path) -> Path:
 def _metrics(pp: pd.DataFrame, n: int) -> list[str]:
     """Exact match, and with n samples per problem pass@k / maj@k at k = n (and 1 < k < n
     where every problem has that many)."""
-    names = ["acc"]
+    names = ["exact_match"]
     ks = sorted(int(c.split("@")[1]) for c in pp.columns if c.startswith("pass@"))
     for k in ks:
         if 1 < k <= n and pp[f"pass@{k}"].notna().all():
@@ -112,7 +110,7 @@ def tidy_table(results: Path, n_boot: int = 1000, alpha: float = 0.05) -> pd.Dat
                 rows.append({
                     "model": m.model, "params": m.params,
                     "seed": m.generation.get("seed"), "task": m.task, "budget": int(budget),
-                    "n": int(g["n"].min()), "metric": LM_EVAL_METRIC.get(metric, metric),
+                    "n": int(g["n"].min()), "metric": metric,
                     "value": ci.estimate, "ci_lo": ci.lo, "ci_hi": ci.hi,
                     "extensions": int(lv), "run_id": m.run_id,
                 })
@@ -167,10 +165,9 @@ def lm_eval_results(m: Manifest, pp: pd.DataFrame, budget: int,
     hib = {}
     for metric in _metrics(g, n_plan):
         v = g[metric].to_numpy(dtype=float)
-        name = LM_EVAL_METRIC.get(metric, metric)
-        res[f"{name},{FILTER}"] = float(np.nanmean(v))
-        res[f"{name}_stderr,{FILTER}"] = _stderr(v)
-        hib[name] = True
+        res[f"{metric},{FILTER}"] = float(np.nanmean(v))
+        res[f"{metric}_stderr,{FILTER}"] = _stderr(v)
+        hib[metric] = True
     n_problems = int(g["problem_id"].nunique())
     n_planned = int((completeness or {}).get("problems") or n_problems)
     few_shot = task.get("few_shot") or 0

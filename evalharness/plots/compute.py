@@ -262,7 +262,7 @@ def fit_region(fit: Mapping, points: pd.DataFrame | None = None) -> np.ndarray |
     elif points is not None and not points.empty:
         from evalharness.analysis.buy import plateau_cut
 
-        curves = points.assign(level=points["budget"].astype(float), y=points["maj_at_n"])
+        curves = points.assign(level=points["budget"].astype(float), y=points["exact_match"])
         used = pd.concat([plateau_cut(g) for _, g in curves.groupby("model", sort=True)])
     else:
         return None
@@ -324,7 +324,7 @@ def plot_iso_accuracy(
             cs = ax.contour(2**mx, 2**my, z, levels=list(levels), cmap=cmap, norm=norm,
                             linewidths=1.4)
             ax.clabel(cs, fmt=lambda v: f"{100 * v:.0f}%", fontsize=8)
-        acc = pts["maj_at_n"].to_numpy(float)
+        acc = pts["exact_match"].to_numpy(float)
         sc = ax.scatter(2 ** x[inside], 2 ** y[inside], c=acc[inside], cmap=cmap, norm=norm,
                         s=60, edgecolors="0.2", linewidths=0.6, zorder=3,
                         label="measured, used by the fit")
