@@ -321,7 +321,7 @@ def test_emergence_panel_reports_sharpness(analysis):
     assert "per-token" in tok_ax.get_ylabel() and "log p" in lp_ax.get_ylabel()
     share = dict(zip(sh["metric"], sh["sharpness"], strict=True))
     legend = " ".join(t.get_text() for t in em_ax.get_legend().get_texts())
-    assert f"{100 * share['em']:.0f}% of rise" in legend
+    assert f"{100 * share['exact_match']:.0f}% of rise" in legend
     assert "predicted" in legend  # the (per-token accuracy)^L overlay
     (pred,) = [ln for ln in em_ax.get_lines() if ln.get_label().startswith("predicted")]
     np.testing.assert_allclose(pred.get_ydata(), em.sort_values("params")["pred_exact_match_ref"])

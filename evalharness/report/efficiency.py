@@ -107,9 +107,9 @@ def allocation_table(an, task: str) -> Table:
             continue
         rows.append([
             _config_label(r), r["decoding"], r["predictor"],
-            f"T={r['uniform_budget']:g}: {fmt_pct(r['uniform_accuracy'])}, "
+            f"T={r['uniform_budget']:g}: {fmt_pct(r['uniform_exact_match'])}, "
             f"{fmt_num(r['uniform_tokens'])} tok",
-            f"{fmt_pct(r['predicted_accuracy'])}, {fmt_num(r['predicted_tokens'])} tok",
+            f"{fmt_pct(r['predicted_exact_match'])}, {fmt_num(r['predicted_tokens'])} tok",
             fmt_ci(r["exact_match_diff"], r["exact_match_diff_lo"], r["exact_match_diff_hi"], fmt_pts),
             fmt_ci(r["token_ratio"], r["ratio_lo"], r["ratio_hi"], _times),
             int(_num(r["problems"])), r["verdict"],
@@ -172,16 +172,23 @@ def efficiency_headline(an, task: str) -> list[str]:
         r = by.get(metric)
         return _cell(r, f) if r is not None else "–"
 
+    def over(metric: str) -> str:  # how many problems a metric rests on (a subset, often)
+        r = by.get(metric)
+        if r is None or not math.isfinite(_num(r.get("measured"))):
+            return ""
+        return f", {int(_num(r['measured']))} of {int(_num(r['problems']))} problems"
+
     who = f"{_config_label(pick)} ({pick['decoding']}, {by['t_stable']['problem_set']})" \
         if "t_stable" in by else _config_label(pick)
     out = [
         f"Thinking efficiency, {who}: on problems it solves at its natural end it thinks "
-        f"{say('overthinking_tokens', fmt_num)} tokens past the budget it needs "
-        f"(token efficiency {say('token_efficiency', fmt_num)}; natural length "
-        f"{say('natural_length', fmt_num)}); more budget turns a right answer wrong on "
+        f"{say('overthinking_tokens', fmt_num)} tokens past the budget it needs"
+        f"{over('overthinking_tokens')} (token efficiency {say('token_efficiency', fmt_num)}"
+        f"{over('token_efficiency')}; natural length {say('natural_length', fmt_num)}"
+        f"{over('natural_length')}); more budget turns a right answer wrong on "
         f"{say('falls_with_budget', fmt_pct)} of problems."
     ]
-    acc = f"{fmt_pct(pick['uniform_accuracy'])} at T={pick['uniform_budget']:g}"
+    acc = f"{fmt_pct(pick['uniform_exact_match'])} at T={pick['uniform_budget']:g}"
     diff = fmt_ci(pick["exact_match_diff"], pick["exact_match_diff_lo"], pick["exact_match_diff_hi"], fmt_pts)
     ratio = fmt_ci(pick["token_ratio"], pick["ratio_lo"], pick["ratio_hi"], _times)
     if pick["verdict"] == "does not reach":
