@@ -471,6 +471,10 @@ def _efficiency(units: pd.DataFrame, metrics: pd.DataFrame, n_boot: int, alpha: 
                 one = single and name in _NEED_A_GRID
                 ok = have > 0 and not one
                 why = ("one budget: the need is not resolved" if one else _WHY[name])
+                if name == "underthinking" and ident.get("extensions", 0) > 0:
+                    # the metric is defined on the level-0 curve (right after a "Wait" past
+                    # the first natural end); a curve that is itself extended has no level above
+                    why = "defined on the level-0 curve of an extend run (see that row)"
                 rows.append({**ident, "bucket": bucket,
                              "bucket_source": source if bucket != "all" else "",
                              "metric": name, "value": point[j] if ok else np.nan,
