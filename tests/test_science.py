@@ -393,7 +393,7 @@ def test_report_prints_no_fit_with_its_reason_for_flat_pass_at_k():
 def _emergence_of(records: pd.DataFrame) -> pd.DataFrame:
     """The analysis emergence table (one row per checkpoint) of `_records` rows."""
     g = records.assign(exact_match=records["exact_match"].astype(float)).groupby("model", sort=False)
-    out = g.agg(size=("size", "first"), params=("params", "first"), em=("exact_match", "mean"),
+    out = g.agg(size=("size", "first"), params=("params", "first"), exact_match=("exact_match", "mean"),
                 gold_info_acc=("gold_info_acc", "mean")).reset_index()
     return out.assign(family="f", task="t", log2_params=np.log2(out["params"]))
 
