@@ -315,6 +315,12 @@ def test_figures_draw_cost_per_kind_and_contours_only_where_data_exist(known):
     # ties), (N, T) at D = 1e6 (4 cells)
     titles = [a.get_title() for a in specs["threeway_contours"].figure.axes if a.get_title()]
     assert titles == ["N × D at T = 32", "N × T at D = " + sci_label(1e6)]
+    # T = 0 (no thinking) has no place on a log axis: left out of the (N, T) panel, drawn
+    with_zero = pd.concat([grid, grid[grid["budget"] == 32].assign(budget=0)])
+    fig = next(s.figure for s in threeway_figures(_view(ans, cross, costs, with_zero))
+               if s.kind == "threeway_contours")
+    nt = [a for a in fig.axes if a.get_title().startswith("N × T")][0]
+    assert 0 not in list(nt.get_yticks()) and np.isfinite(nt.get_ylim()).all()
     # one size only: no axis pair with >= 2 levels of N, so no contour figure at all
     one = grid[grid["params"] == 4e5]
     kinds = {s.kind for s in threeway_figures(_view(ans, cross, costs, one))}

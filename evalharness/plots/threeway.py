@@ -103,9 +103,14 @@ def contour_panels(grid: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     if grid.empty:
         return out
     for fixed, free, name in (("budget", "tokens", "N × D"), ("tokens", "budget", "N × T")):
-        count = grid.groupby(fixed).size()
+        # log axes: a level at 0 (no thinking, T = 0) or unknown has no place on them
+        drawable = grid[(grid["params"] > 0) & (grid[free] > 0)
+                        & np.isfinite(grid[["params", free]].to_numpy(float)).all(axis=1)]
+        if drawable.empty:
+            continue
+        count = drawable.groupby(fixed).size()
         at = count[count == count.max()].index.max()
-        cells = grid[grid[fixed] == at]
+        cells = drawable[drawable[fixed] == at]
         if cells["params"].nunique() >= 2 and cells[free].nunique() >= 2:
             at_s = f"T = {at:g}" if fixed == "budget" else f"D = {sci_label(at)}"
             out.append((f"{name} at {at_s}", cells))
