@@ -131,7 +131,7 @@ def test_report_tables_match_the_analysis(report):
     assert [r[0] for r in em[1:]] == list(FAKE_MODELS)
     em_an = an.emergence.set_index("model")
     for r in em[1:]:
-        assert r[em[0].index("exact match")] == f"{100 * em_an.loc[r[0], 'em']:.1f}%"
+        assert r[em[0].index("exact match")] == f"{100 * em_an.loc[r[0], 'exact_match']:.1f}%"
     sharp = _html_table(page, "Monotone-fit sharpness — arith family")
     names = [r[0] for r in sharp[1:]]
     assert "exact match" in names and "per-token accuracy (answer)" in names
