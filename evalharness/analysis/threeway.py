@@ -86,8 +86,9 @@ def _block_status(block: Block, acc: np.ndarray, alpha: float) -> str:
     best, worst = int(np.nanargmax(point)), int(np.nanargmin(point))
     lo, _ = percentile_interval(acc[1:, best] - acc[1:, worst], alpha)
     if not lo > 0:
-        return (f"not identifiable: accuracy is flat along N, D and T (best minus worst "
-                f"configuration {point[best] - point[worst]:.2g}, CI includes 0)")
+        return (f"not identifiable: the best and the worst configuration are not told apart "
+                f"(best minus worst {point[best] - point[worst]:.2g}, CI includes 0: flat, or "
+                f"seeds and problems too noisy)")
     if not np.any((point > FLOOR) & (point < CEILING)):
         return (f"not identifiable: every configuration is at <= {FLOOR:g} or >= {CEILING:g} "
                 "accuracy (a step: the target is crossed between measured levels)")
