@@ -206,13 +206,17 @@ def add_mc_rows(n: int = ADD_MC_SIZE, seed: int = ADD_MC_SEED) -> list[dict]:
     return rows
 
 
-def write_add_mc(directory: Path) -> Path:
+def _write_rows(directory: Path, name: str, rows: Iterable[dict]) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "add_mc.jsonl"
+    path = directory / name
     with open(path, "w") as f:
-        for row in add_mc_rows():
+        for row in rows:
             f.write(json.dumps(row) + "\n")
     return path
+
+
+def write_add_mc(directory: Path) -> Path:
+    return _write_rows(directory, "add_mc.jsonl", add_mc_rows())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -249,9 +253,4 @@ def chat_arith_rows(n: int = CHAT_ARITH_SIZE, seed: int = CHAT_ARITH_SEED) -> li
 
 
 def write_chat_arith(directory: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "chat_arith.jsonl"
-    with open(path, "w") as f:
-        for row in chat_arith_rows():
-            f.write(json.dumps(row) + "\n")
-    return path
+    return _write_rows(directory, "chat_arith.jsonl", chat_arith_rows())

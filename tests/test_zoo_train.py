@@ -33,11 +33,9 @@ def _final_sha(out: Path) -> str:
     return json.loads((out / SIZE.name / "zoo_entry.json").read_text())["sha256"]
 
 
-def test_an_interrupted_training_resumes_to_the_same_weights(tmp_path, monkeypatch, tiny_checks):
-    whole = train.train_one(SIZE, TINY, tmp_path / "whole", set())
-    assert whole["step"] == 6 and [c["step"] for c in whole["checkpoints"]] == [3]
-
-    # interrupted after step 4: past the kept checkpoint (3) and one periodic state save (4)
+def _interrupt_after_four(monkeypatch):
+    """Training dies (Ctrl-C) at its fifth batch, past one periodic state save (every 2
+    steps); returns the real batch stream, to put back for the resumed run."""
     monkeypatch.setattr(train, "STATE_EVERY", 2)
     real_batches = train.batches
 
@@ -48,6 +46,15 @@ def test_an_interrupted_training_resumes_to_the_same_weights(tmp_path, monkeypat
             yield batch
 
     monkeypatch.setattr(train, "batches", dies_after_four)
+    return real_batches
+
+
+def test_an_interrupted_training_resumes_to_the_same_weights(tmp_path, monkeypatch, tiny_checks):
+    whole = train.train_one(SIZE, TINY, tmp_path / "whole", set())
+    assert whole["step"] == 6 and [c["step"] for c in whole["checkpoints"]] == [3]
+
+    # interrupted after step 4: past the kept checkpoint (3) and one periodic state save (4)
+    real_batches = _interrupt_after_four(monkeypatch)
     state = tmp_path / "state"
     with pytest.raises(KeyboardInterrupt):
         train.train_one(SIZE, TINY, tmp_path / "resumed", set(), state_dir=state)
@@ -67,16 +74,7 @@ def test_a_state_saved_without_its_head_count_resumes_from_its_weights_shape(
     """States written before they recorded "heads" resume when their weights have the asked
     shape, and another shape starts afresh rather than failing to load."""
     torch = __import__("torch")
-    monkeypatch.setattr(train, "STATE_EVERY", 2)
-    real_batches = train.batches
-
-    def dies_after_four(*args, **kwargs):
-        for i, batch in enumerate(real_batches(*args, **kwargs)):
-            if i == 4:
-                raise KeyboardInterrupt
-            yield batch
-
-    monkeypatch.setattr(train, "batches", dies_after_four)
+    real_batches = _interrupt_after_four(monkeypatch)
     state = tmp_path / "state"
     with pytest.raises(KeyboardInterrupt):
         train.train_one(SIZE, TINY, tmp_path / "a", set(), state_dir=state)
