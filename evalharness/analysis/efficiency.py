@@ -49,8 +49,10 @@ METRICS = {
                 "correct (units correct at the largest budget)",
     "natural_correct": "share of units whose natural answer (thinking ended by itself) is "
                        "correct (exact match)",
-    "censored": "share of units whose thinking did not end (by its end marker) within the "
-                "largest budget (L_nat > T_max: not in the L_nat-based metrics)",
+    "censored": "share of units with no observed natural end: the thinking did not close with "
+                "its end marker within the largest budget — it ran past it (L_nat > T_max), or "
+                "the reply stopped without the marker (a chat model's end-of-sequence) — so they "
+                "are not in the L_nat-based metrics",
     "overthinking_tokens": "mean L_nat - N*_stable over units solved at their natural end "
                            "(N*_stable = thinking tokens used at T*_stable = "
                            "min(T*_stable, L_nat))",
