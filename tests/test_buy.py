@@ -237,3 +237,13 @@ def test_answer_paragraph_states_the_computed_rate_or_why_it_is_not_identifiable
     assert f"misses measured cells by up to {ok.max_residual:.2f} accuracy" in text
     assert ok.seeds_max >= 1 and 0 <= ok.max_residual < 0.5
     assert answer("other task", pd.DataFrame(rows), cheap, pd.DataFrame()) == ""
+
+
+def test_two_outcomes_for_one_problem_configuration_and_seed_are_refused():
+    """A cell holds one outcome: a second row (two specs under one configuration label) would
+    silently overwrite the first, so pairing refuses it and says which cell."""
+    points = cost_points(np.random.default_rng(7), 20)
+    twice = pd.concat([points, points.iloc[:3].assign(maj_at_n=1.0)], ignore_index=True)
+    with pytest.raises(ValueError, match="share a .problem, configuration, seed.*small T=16"):
+        cheapest_configs(twice, targets=(0.8,), n_boot=20)
+    assert len(cheapest_configs(points, targets=(0.8,), n_boot=20)) == 1

@@ -169,7 +169,9 @@ def records(rng) -> pd.DataFrame:
                             "gold_token_acc": math.exp(-per_token),
                             "prompt_tokens": 10, "generated_tokens": 20,
                             "params": N[i], "family": "zoo/arith" + tag,
-                            "size": f"zoo/arith-h{sz}{tag}", "model_seed": float(seed),
+                            # as the score loader labels them, a spec's size names its spec
+                            "size": f"zoo/arith-h{sz}{tag}" + (f" [{spec}]" if spec else ""),
+                            "model_seed": float(seed),
                             "train_tokens": D[i], "temperature": temp, "spec_label": spec,
                             "gold_think_logprob": -nll[0, i, p] * 0.8,
                             "gold_answer_logprob": -nll[0, i, p] * 0.2,

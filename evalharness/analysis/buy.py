@@ -346,6 +346,14 @@ def paired_blocks(points: pd.DataFrame) -> list[Block]:
     """
     pts = points if "seed" in points else points.assign(seed=0)
     pts = pts.assign(seed=pts["seed"].fillna(-1))
+    dup = pts.duplicated(["problem_id", *CONFIG_KEY, "seed"], keep=False)
+    if dup.any():
+        # one cell holds one outcome: two rows would silently overwrite each other (two specs
+        # under one configuration label, say) and the comparison would read whichever came last
+        first = pts.loc[dup].iloc[0]
+        raise ValueError(f"{int(dup.sum())} rows share a (problem, configuration, seed): e.g. "
+                         f"{first['problem_id']} of {first['config']} seed {first['seed']:g}; "
+                         "specs or runs of one configuration must be told apart before pairing")
     every = np.sort(pts["problem_id"].unique())
     difficulty = (pts.groupby("problem_id")["difficulty"].first()
                   if "difficulty" in pts else None)
