@@ -187,7 +187,7 @@ def test_chat_arith_reply_without_an_answer_counts_as_missing_not_wrong_number()
     s = score_records(df, t.answer_type, t.answer_regex, fallback=t.answer_fallback)
     assert s["pred"].tolist()[:2] == ["4", "4"] and s["pred"].isna().tolist()[2]
     assert s["no_answer"].tolist() == [False, False, True]
-    assert s["correct"].tolist() == [True, True, False]
+    assert s["exact_match"].tolist() == [True, True, False]
 
 
 # ---------------------------------------------------------------------------------- real sets

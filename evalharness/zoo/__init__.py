@@ -69,6 +69,16 @@ def _ref(m: dict, final: bool) -> ModelRef:
                     seed=m.get("seed"), step=m.get("step"))
 
 
+def _stepped_entry(folder: str) -> bool:
+    """Whether `folder` is a checkpoint of a training that records its steps (v3 on): a folder
+    of the package zoo (no step recorded) stays a plain local model, as it always was."""
+    path = Path(folder) / "zoo_entry.json"
+    try:
+        return path.is_file() and "step" in json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+
+
 def checkpoint_ref(folder: str) -> ModelRef:
     """A zoo-trained checkpoint folder given by path (``zoo_v3/heads8/arith-h64-s1`` or one of
     its ``steps/stepNNNNN``): its own ``zoo_entry.json`` gives its parameters, training tokens
@@ -161,7 +171,7 @@ def resolve_models(spec: str) -> list[ModelRef]:
             if revision is not None:
                 out.append(ModelRef(name, hub, revision=revision, step=_step_of(revision)))
                 continue
-            if (Path(name) / "zoo_entry.json").is_file():
+            if _stepped_entry(name):
                 out.append(checkpoint_ref(name))
                 continue
             path, gguf, sha = resolve_local(name)
