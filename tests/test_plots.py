@@ -164,7 +164,7 @@ def _check_labelled(fig):
 # ----------------------------------------------------------------------------- make_plots
 
 
-def test_make_plots_writes_every_applicable_figure(fake_results, tmp_path):
+def test_make_plots_writes_every_applicable_figure(fake_results, analysis, tmp_path):
     from evalharness.plots import make_plots
 
     paths = make_plots(fake_results, tmp_path / "plots")
@@ -190,7 +190,8 @@ def test_make_plots_writes_every_applicable_figure(fake_results, tmp_path):
         else:
             assert b"<svg" in data[:2000]
     # default output folder is results/plots
-    assert {p.parent for p in make_plots(fake_results)} == {fake_results / "plots"}
+    default = make_plots(fake_results, analysis=analysis)
+    assert {p.parent for p in default} == {fake_results / "plots"}
 
 
 def test_make_plots_skips_figures_that_do_not_apply(tmp_path):
@@ -215,7 +216,7 @@ def test_single_budget_task_has_no_budget_figures(tmp_path):
                      "flops_frontier_add_sweep"}
 
 
-def test_make_plots_removes_its_stale_figures_only(fake_results, tmp_path):
+def test_make_plots_removes_its_stale_figures_only(fake_results, analysis, tmp_path):
     from evalharness.plots import make_plots
 
     out = tmp_path / "plots"
@@ -224,7 +225,7 @@ def test_make_plots_removes_its_stale_figures_only(fake_results, tmp_path):
     mine = out / "my_own_figure.png"
     stale.write_bytes(b"old")
     mine.write_bytes(b"keep")
-    make_plots(fake_results, out)
+    make_plots(fake_results, out, analysis=analysis)
     assert not stale.exists() and mine.read_bytes() == b"keep"
 
 

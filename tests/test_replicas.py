@@ -54,7 +54,7 @@ def _eval(results, engine, replicas, **sweep):
     from evalharness.runner import EvalOptions, run_eval
 
     opts = EvalOptions(models="zoo/arith-h128-s0", task="add_sweep", budgets=(4, 16, 64), **sweep,
-                       engine=engine, results=results, limit=40, replicas=replicas,
+                       engine=engine, results=results, limit=16, replicas=replicas,
                        engine_options={"dtype": "float32"}, progress=False)
     return run_eval(opts, log=lambda *_: None)
 
@@ -97,7 +97,7 @@ def test_two_vllm_replicas_match_the_in_process_engine(largest, vllm_pool, ray_s
         assert eng.name == "vllm" and eng.max_model_len == 512
         tok = eng.tokenizer
         reqs = [GenRequest(tok.encode(render_prompt(p, FORMATS["zoo"], tok)), 60)
-                for p in task.problems[:64]]
+                for p in task.problems[:24]]
         got = eng.generate(reqs)
         pairs = [(r.prompt_ids, c[0].token_ids) for r, c in zip(reqs, got, strict=True)]
         scores = eng.score(pairs)
