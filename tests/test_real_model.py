@@ -30,7 +30,7 @@ GSM8K = SHARED_DATA / "gsm8k" / "test.jsonl"
 MATH500 = SHARED_DATA / "math500" / "test.jsonl"
 needs_data = pytest.mark.skipif(not (GSM8K.exists() and MATH500.exists()),
                                 reason=f"benchmark files not found under {SHARED_DATA}")
-N_GREEDY, GREEDY_TOKENS = 16, 64
+N_GREEDY, GREEDY_TOKENS = 8, 64
 TOL = 1e-4
 
 

@@ -31,9 +31,11 @@ def report(tmp_path_factory):
     man["notes"] = MANIFEST_INJECTION
     man_path.write_text(json.dumps(man))
     # every problem in the drill-down, so the injected answer is certainly shown
-    html_path, md_path = make_report(root, drill_problems=100)
+    scores = load_scores(root)
+    an = analyze(scores)
+    html_path, md_path = make_report(root, scores=scores, analysis=an, drill_problems=100)
     assert html_path == root / "report.html" and md_path == root / "summary.md"
-    return root, html_path.read_text(), md_path.read_text(), analyze(load_scores(root))
+    return root, html_path.read_text(), md_path.read_text(), an
 
 
 def test_html_is_self_contained_with_every_figure(report):
