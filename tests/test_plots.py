@@ -164,10 +164,19 @@ def _check_labelled(fig):
 # ----------------------------------------------------------------------------- make_plots
 
 
-def test_make_plots_writes_every_applicable_figure(fake_results, analysis, tmp_path):
+def test_make_plots_writes_every_applicable_figure_and_removes_only_its_stale_ones(
+        fake_results, analysis):
     from evalharness.plots import make_plots
 
-    paths = make_plots(fake_results, tmp_path / "plots")
+    out = fake_results / "plots"  # the default output folder is results/plots
+    out.mkdir(exist_ok=True)
+    stale = out / "emergence_gone-family_gone-task.png"
+    mine = out / "my_own_figure.png"
+    stale.write_bytes(b"old")
+    mine.write_bytes(b"keep")
+    paths = make_plots(fake_results, analysis=analysis)
+    assert not stale.exists() and mine.read_bytes() == b"keep"
+    assert {p.parent for p in paths} == {out}
     names = sorted(p.name for p in paths)
     stems = [
         "accuracy_vs_budget_add_sweep",
@@ -189,9 +198,7 @@ def test_make_plots_writes_every_applicable_figure(fake_results, analysis, tmp_p
             assert data[:8] == b"\x89PNG\r\n\x1a\n"
         else:
             assert b"<svg" in data[:2000]
-    # default output folder is results/plots
-    default = make_plots(fake_results, analysis=analysis)
-    assert {p.parent for p in default} == {fake_results / "plots"}
+    mine.unlink()
 
 
 def test_make_plots_skips_figures_that_do_not_apply(tmp_path):
@@ -214,19 +221,6 @@ def test_single_budget_task_has_no_budget_figures(tmp_path):
     names = {p.stem for p in make_plots(root)}
     assert names == {"emergence_arith_add_sweep", "emergence_seeds_arith_add_sweep",
                      "flops_frontier_add_sweep"}
-
-
-def test_make_plots_removes_its_stale_figures_only(fake_results, analysis, tmp_path):
-    from evalharness.plots import make_plots
-
-    out = tmp_path / "plots"
-    out.mkdir()
-    stale = out / "emergence_gone-family_gone-task.png"
-    mine = out / "my_own_figure.png"
-    stale.write_bytes(b"old")
-    mine.write_bytes(b"keep")
-    make_plots(fake_results, out, analysis=analysis)
-    assert not stale.exists() and mine.read_bytes() == b"keep"
 
 
 def test_make_plots_on_empty_results_writes_nothing(tmp_path):

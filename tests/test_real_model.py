@@ -30,20 +30,20 @@ GSM8K = SHARED_DATA / "gsm8k" / "test.jsonl"
 MATH500 = SHARED_DATA / "math500" / "test.jsonl"
 needs_data = pytest.mark.skipif(not (GSM8K.exists() and MATH500.exists()),
                                 reason=f"benchmark files not found under {SHARED_DATA}")
-N_GREEDY, GREEDY_TOKENS = 8, 64
+N_GREEDY, GREEDY_TOKENS, N_SCORE = 8, 64, 12
 TOL = 1e-4
 
 
 @pytest.fixture(scope="module")
 def gsm8k():
-    return load_task("gsm8k", data_file=str(GSM8K), limit=N_GREEDY)
+    return load_task("gsm8k", data_file=str(GSM8K), limit=N_SCORE)
 
 
 @pytest.fixture(scope="module")
 def chat_prompts(hf_real, gsm8k):
     tok = hf_real.tokenizer
     fmt = detect_format(tok)
-    texts = [render_prompt(p, fmt, tok) for p in gsm8k.problems]
+    texts = [render_prompt(p, fmt, tok) for p in gsm8k.problems[:N_GREEDY]]
     # the template writes its own specials; the runner encodes chat prompts the same way
     return [tok.encode(t, add_special_tokens=False) for t in texts]
 
@@ -210,7 +210,7 @@ def test_cot_forced_answers_end_at_the_first_blank_line_on_both_engines(hf_real,
 
     fmt = detect_format(hf_real.tokenizer)
     assert fmt.answer_stop == ("\n\n",)
-    problems, prompts = gsm8k.problems[:6], chat_prompts[:6]
+    problems, prompts = gsm8k.problems[:4], chat_prompts[:4]
     meta = {"run_id": "t", "model": "smollm2", "task": "gsm8k"}
     cfg = SweepConfig((0, 16), max_answer_tokens=64)
 
@@ -221,7 +221,7 @@ def test_cot_forced_answers_end_at_the_first_blank_line_on_both_engines(hf_real,
     vllm = vllm_pool.get(real_model.path)
     stopped, by_hf = sweep(vllm, fmt), sweep(hf_real, fmt)
     free = sweep(vllm, replace(fmt, answer_stop=()))
-    assert set(stopped) == set(by_hf) == set(free) and len(stopped) == 12
+    assert set(stopped) == set(by_hf) == set(free) and len(stopped) == 8
     for key, r in stopped.items():
         assert r.answer_ids == by_hf[key].answer_ids, f"{key}: engines stop differently"
         assert r.finish_reason == by_hf[key].finish_reason
@@ -240,7 +240,7 @@ def test_cot_forced_answers_end_at_the_first_blank_line_on_both_engines(hf_real,
 def score_pairs(gsm8k) -> list[tuple[str, str]]:
     """(context, continuation) strings: GSM8K questions with gold, wrong and odd continuations."""
     out = []
-    for k, p in enumerate(gsm8k.problems[:12]):
+    for k, p in enumerate(gsm8k.problems[:N_SCORE]):
         gold = p.meta.get("solution") or f"The answer is {p.reference}."
         cont = [f" {gold[:80]}", f" The answer is {int(p.reference) + 1}.", "\n\n" + p.reference]
         out.append((f"Question: {p.prompt}\nAnswer:", cont[k % 3]))

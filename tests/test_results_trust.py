@@ -291,7 +291,7 @@ def test_an_unwritable_results_folder_is_one_line_and_a_full_disk_resumes(tmp_pa
 @pytest.mark.slow
 def test_kill_9_at_a_random_moment_then_rerun_gives_the_uninterrupted_records(tmp_path):
     args = [sys.executable, "-m", "evalharness.cli", "eval", "--model", MODEL, "--task",
-            "add_sweep", "--limit", "120", "--budgets", "0,8,16,32,64", "--no-score",
+            "add_sweep", "--limit", "60", "--budgets", "0,8,16,32,64", "--no-score",
             "--no-progress"]
     killed, clean = tmp_path / "killed", tmp_path / "clean"
     proc = subprocess.Popen([*args, "--results", str(killed)], stdout=subprocess.DEVNULL,
