@@ -16,7 +16,7 @@ from evalharness.scoring import load_scores
 from evalharness.zoo import zoo_manifest
 
 runner = CliRunner()
-LIMIT = 50  # add5 problems per checkpoint: 33 checkpoints x 50 problems
+LIMIT = 24  # add5 problems per checkpoint: 33 checkpoints x 24 problems
 
 
 @pytest.fixture(scope="module")

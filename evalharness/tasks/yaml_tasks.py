@@ -27,7 +27,9 @@ each).
 
 from __future__ import annotations
 
+import copy
 import csv
+import functools
 import json
 import os
 import re
@@ -101,12 +103,19 @@ def _yaml_files() -> list[Path]:
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        cfg = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+        cfg = copy.deepcopy(_parse_yaml(path.read_text(encoding="utf-8-sig")))
     except (OSError, yaml.YAMLError) as e:
         raise TaskLoadError(f"cannot read task file {path}: {e}") from e
     if not isinstance(cfg, dict) or not cfg.get("name"):
         raise TaskLoadError(f"task file {path} is not a mapping with a 'name'")
     return cfg
+
+
+@functools.lru_cache(maxsize=128)
+def _parse_yaml(text: str) -> Any:
+    # Every task lookup reads every task file (the name -> file registry); parsing them was
+    # most of a dry run's time. Keyed on the text itself, so an edited file is parsed anew.
+    return yaml.safe_load(text)
 
 
 def _registry() -> dict[str, Path]:
