@@ -395,13 +395,14 @@ def zoo_train(
     steps: int = typer.Option(None, help="Override the recipe's step count (for quick trials)."),
     out: Path = typer.Option(None, help="Output folder (default: the package's zoo folder)."),
     recipe_name: str = typer.Option("v2", "--recipe", help="Training recipe: v2 (the shipped zoo) or v3 (width-scaled LR, held LR, length-grouped batches, 8 heads, 5 checkpoints)."),
-    sizes: str = typer.Option("", help="Widths to train, comma-separated (e.g. 96,128); default every width."),
+    sizes: str = typer.Option("", help="Widths to train, comma-separated (e.g. 96,128); default every width that is a multiple of the heads."),
     seeds: str = typer.Option("", help="Seeds to train, comma-separated; default 0,1,2."),
     state_dir: Path = typer.Option(None, "--state-dir", help="Keep optimiser state here at every checkpoint, so an interrupted training resumes."),
     heads: int = typer.Option(None, min=1, max=64, help="Attention heads (of size 32) at every width: one attention shape for the whole family (default: the recipe's, 4 for v2, 8 for v3)."),
 ) -> None:
-    """Train the zoo from a recipe (11 sizes x 3 seeds; see docs/zoo.md for the wall time on 2
-    cores) and write its manifest. Checkpoints already trained with the recipe are kept."""
+    """Train the zoo from a recipe (every width the head count divides: 11 for v2's 4 heads,
+    9 for v3's 8; x 3 seeds; see docs/zoo.md for the wall time on 2 cores) and write its
+    manifest. Checkpoints already trained with the recipe are kept."""
     from dataclasses import replace
 
     from evalharness.zoo import ZOO_DIR
@@ -421,10 +422,17 @@ def zoo_train(
         raise typer.BadParameter(f"unknown recipe {recipe_name!r}; choose from {', '.join(recipes)}")
     recipe = recipes[recipe_name]
     recipe = recipe if steps is None else replace(recipe, steps=steps)
-    widths = [int(w) for w in sizes.split(",") if w.strip()] or list(WIDTHS)
+    n_heads = heads or DEFAULT_HEADS[recipe_name]
+    widths = [int(w) for w in sizes.split(",") if w.strip()]
+    # transformers' Llama refuses a width that is not a multiple of the head count (even with
+    # head_dim set): refuse it here, before hours of training, not in a worker at its turn
+    if bad := [w for w in widths if w % n_heads]:
+        raise typer.BadParameter(f"widths {', '.join(map(str, bad))} are not multiples of "
+                                 f"{n_heads} heads (transformers' Llama needs that); "
+                                 "choose other --sizes or --heads", param_hint="--sizes")
+    widths = widths or [w for w in WIDTHS if w % n_heads == 0]
     seed_list = [int(x) for x in seeds.split(",") if x.strip()] or list(SEEDS)
-    chosen = [Size(w, s, heads=heads or DEFAULT_HEADS[recipe_name]) for s in seed_list
-              for w in widths]
+    chosen = [Size(w, s, heads=n_heads) for s in seed_list for w in widths]
     for m in train_zoo(out or ZOO_DIR, TASKS_DATA, recipe, chosen, jobs=jobs, state_dir=state_dir):
         typer.echo(f"{m['name']:>22} {m['params']:>9,} params  loss {m['final_loss']:.4f}")
 

@@ -170,3 +170,24 @@ def test_terminating_the_trainer_stops_its_workers(tmp_path):
             if p.is_running():
                 p.kill()
         proc.kill()
+
+
+def test_widths_the_head_count_cannot_divide_are_refused_before_any_training(tmp_path,
+                                                                              monkeypatch):
+    from typer.testing import CliRunner
+
+    from evalharness import cli
+    from evalharness.zoo import train
+
+    started = []
+    monkeypatch.setattr(train, "train_zoo", lambda *a, **k: started.append(a[3]) or [])
+    res = CliRunner().invoke(cli.app, ["zoo", "train", "--recipe", "v3", "--sizes", "24,20,12",
+                                       "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "20, 12 are not multiples of 8 heads" in res.output
+    assert not started
+    # without --sizes, v3's 8 heads train every width they divide; v2's 4 heads all eleven
+    for recipe, n in (("v3", 9), ("v2", 11)):
+        res = CliRunner().invoke(cli.app, ["zoo", "train", "--recipe", recipe, "--seeds", "0",
+                                           "--out", str(tmp_path)])
+        assert res.exit_code == 0, res.output
+        assert len(started[-1]) == n and all(s.hidden % s.heads == 0 for s in started[-1])
