@@ -427,9 +427,10 @@ def zoo_train(
     # transformers' Llama refuses a width that is not a multiple of the head count (even with
     # head_dim set): refuse it here, before hours of training, not in a worker at its turn
     if bad := [w for w in widths if w % n_heads]:
-        raise typer.BadParameter(f"widths {', '.join(map(str, bad))} are not multiples of "
-                                 f"{n_heads} heads (transformers' Llama needs that); "
-                                 "choose other --sizes or --heads", param_hint="--sizes")
+        what = (f"widths {', '.join(map(str, bad))} are not multiples" if len(bad) > 1
+                else f"width {bad[0]} is not a multiple")
+        raise typer.BadParameter(f"{what} of {n_heads} heads (transformers' Llama needs "
+                                 "that); choose other --sizes or --heads", param_hint="--sizes")
     widths = widths or [w for w in WIDTHS if w % n_heads == 0]
     seed_list = [int(x) for x in seeds.split(",") if x.strip()] or list(SEEDS)
     chosen = [Size(w, s, heads=n_heads) for s in seed_list for w in widths]
